@@ -28,7 +28,7 @@ class _Subcommand(Protocol):
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("aigw_cli.compile_cmd", "compile AIPolicy/ModelRoute YAML into a bundle"),
     "validate": ("aigw_cli.compile_cmd", "validate AIPolicy/ModelRoute YAML"),
-    "crds": ("aigw_cli.compile_cmd", "print the CustomResourceDefinitions generated from the models"),
+    "crds": ("aigw_cli.crds_cmd", "print the CustomResourceDefinitions generated from the models"),
 }
 
 

@@ -1,1 +1,80 @@
-"""TODO"""
+"""The aigw contract: typed models of the AIPolicy and ModelRoute resources, and of the
+compiled policy bundle that the operator writes and the sidecar reads.
+
+This package is the bottom layer: it imports neither the operator nor the sidecar, nor any
+Kubernetes or HTTP library. See ``errors`` for the error tree.
+"""
+
+from .bundle import (
+    BUNDLE_FORMAT_VERSION,
+    MAX_BUNDLE_BYTES,
+    Bundle,
+    BundlePolicy,
+    BundleRoute,
+    compute_content_hash,
+    parse_bundle,
+)
+from .compiler import compile_bundle
+from .errors import (
+    BundleError,
+    CompileError,
+    ContractError,
+    InvalidBundle,
+    Problem,
+    SourceError,
+    UnsupportedBundleFormat,
+)
+from .loader import SourceDocument, load_paths, parse_documents
+from .policy import (
+    AIPolicySpec,
+    Budget,
+    BudgetPeriod,
+    DataClassification,
+    EnforcementMode,
+    ExhaustionAction,
+    FailMode,
+    LimitScope,
+    UseCase,
+)
+from .resources import API_VERSION, GROUP, VERSION, AIPolicy, Condition, ModelRoute
+from .route import Backend, ErrorClass, ModelRouteSpec, Provider
+
+__all__ = [
+    "API_VERSION",
+    "BUNDLE_FORMAT_VERSION",
+    "GROUP",
+    "MAX_BUNDLE_BYTES",
+    "VERSION",
+    "AIPolicy",
+    "AIPolicySpec",
+    "Backend",
+    "Budget",
+    "BudgetPeriod",
+    "Bundle",
+    "BundleError",
+    "BundlePolicy",
+    "BundleRoute",
+    "CompileError",
+    "Condition",
+    "ContractError",
+    "DataClassification",
+    "EnforcementMode",
+    "ErrorClass",
+    "ExhaustionAction",
+    "FailMode",
+    "InvalidBundle",
+    "LimitScope",
+    "ModelRoute",
+    "ModelRouteSpec",
+    "Problem",
+    "Provider",
+    "SourceDocument",
+    "SourceError",
+    "UnsupportedBundleFormat",
+    "UseCase",
+    "compile_bundle",
+    "compute_content_hash",
+    "load_paths",
+    "parse_bundle",
+    "parse_documents",
+]

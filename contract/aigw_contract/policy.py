@@ -1,0 +1,357 @@
+"""The AIPolicy spec: who may call which routes, for which use cases, within which limits.
+
+A policy governs the pods its selector matches in its namespace. It grants tenants and use
+cases; each use case says which routes it may use, which tools and data classifications are
+allowed, per-request limits, rate limits, periodic budgets, cache, redaction,
+prompt-injection and audit settings. The enforcement mode decides whether a violation is
+only recorded (observe), allowed with a warning (warn) or blocked (enforce).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from ._base import USD, Model, Name
+
+__all__ = [
+    "AIPolicySpec",
+    "AuditSettings",
+    "Budget",
+    "BudgetPeriod",
+    "CacheSettings",
+    "DataClassification",
+    "EnforcementMode",
+    "ExactCache",
+    "ExhaustionAction",
+    "FailMode",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "LimitScope",
+    "PromptInjection",
+    "PromptInjectionMode",
+    "RateLimits",
+    "Redaction",
+    "RedactionMode",
+    "RedactionProfile",
+    "RequestLimits",
+    "SemanticCache",
+    "UseCase",
+]
+
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317)]
+LabelValue = Annotated[str, StringConstraints(max_length=63)]
+ToolName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.:-]{1,64}$")]
+
+
+class EnforcementMode(StrEnum):
+    """What happens when a request violates the policy."""
+
+    OBSERVE = "observe"
+    WARN = "warn"
+    ENFORCE = "enforce"
+
+
+class FailMode(StrEnum):
+    """What to do when shared state (Redis) cannot be reached."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class DataClassification(StrEnum):
+    """Sensitivity of the data in a request (header X-AIGW-Data-Classification)."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+
+class LimitScope(StrEnum):
+    """Which counter a limit or budget shares: per tenant, per app or per use case."""
+
+    TENANT = "tenant"
+    APP = "app"
+    USE_CASE = "useCase"
+
+
+class BudgetPeriod(StrEnum):
+    """Calendar-aligned budget window, in UTC (weeks start on Monday)."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class ExhaustionAction(StrEnum):
+    """What happens once a budget is spent."""
+
+    DENY = "deny"
+    FALLBACK = "fallback"
+
+
+class RedactionProfile(StrEnum):
+    """Which detectors redaction runs."""
+
+    OFF = "off"
+    SECRETS = "secrets"
+    PII = "pii"
+    STRICT = "strict"
+
+
+class RedactionMode(StrEnum):
+    """What redaction does with a match."""
+
+    MASK = "mask"
+    HASH = "hash"
+    BLOCK = "block"
+
+
+class PromptInjectionMode(StrEnum):
+    """What prompt-injection detection does with a suspicious message."""
+
+    OFF = "off"
+    WARN = "warn"
+    BLOCK = "block"
+
+
+class LabelSelectorRequirement(Model):
+    """A label selector requirement, as in Kubernetes."""
+
+    key: LabelKey
+    """The label key."""
+    operator: Annotated[str, StringConstraints(pattern=r"^(In|NotIn|Exists|DoesNotExist)$")]
+    """One of In, NotIn, Exists, DoesNotExist."""
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+    """Values for In and NotIn; empty for Exists and DoesNotExist."""
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> Self:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs values")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+
+class LabelSelector(Model):
+    """Which pods a policy governs. Empty selects every pod in the namespace."""
+
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    """Labels a pod must carry, all of them."""
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    """Requirements a pod's labels must meet, all of them."""
+
+
+class RequestLimits(Model):
+    """Per-request constraints. Request headers may tighten them, never loosen them."""
+
+    max_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Upper bound of output tokens; a larger or missing max_tokens is clamped to it."""
+    max_cost_usd: USD | None = None
+    """Largest estimated cost of one request (prompt + max output at the backend's prices)."""
+    max_latency_ms: int | None = Field(default=None, ge=1, le=3_600_000)
+    """Deadline of the whole request, retries and fallbacks included."""
+
+
+class RateLimits(Model):
+    """Short-window limits, enforced across every sidecar sharing the state store."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1, le=100_000_000)
+    """Requests per minute."""
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=10_000_000_000)
+    """Tokens (prompt + output) per minute; reserved before the call, reconciled after."""
+    concurrency: int | None = Field(default=None, ge=1, le=1_000_000)
+    """Requests in flight at once."""
+    scope: LimitScope = LimitScope.USE_CASE
+    """Which counter the limits share: tenant, app or useCase."""
+
+
+class Budget(Model):
+    """A periodic spending cap in tokens and/or money."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.tokens) || has(self.costUSD)",
+                    "message": "a budget needs tokens or costUSD",
+                },
+                {
+                    "rule": "self.onExhausted != 'fallback' || has(self.fallbackRoute)",
+                    "message": "onExhausted: fallback needs fallbackRoute",
+                },
+                {
+                    "rule": "self.onExhausted == 'fallback' || !has(self.fallbackRoute)",
+                    "message": "fallbackRoute is only used with onExhausted: fallback",
+                },
+            ]
+        }
+    )
+
+    name: Name
+    """Name of the budget, unique within the use case (it names the counter)."""
+    period: BudgetPeriod
+    """Window: day, week or month, calendar-aligned in UTC."""
+    tokens: int | None = Field(default=None, ge=1, le=10**15)
+    """Tokens (prompt + output) allowed per period."""
+    cost_usd: USD | None = None
+    """US dollars allowed per period, as a decimal string."""
+    scope: LimitScope = LimitScope.TENANT
+    """Which counter the budget shares: tenant, app or useCase."""
+    on_exhausted: ExhaustionAction = ExhaustionAction.DENY
+    """deny (429 budget_exceeded) or fallback to fallbackRoute."""
+    fallback_route: Name | None = None
+    """The ModelRoute served once the budget is spent (onExhausted: fallback)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.tokens is None and self.cost_usd is None:
+            raise ValueError("a budget needs tokens or costUSD")
+        if self.on_exhausted is ExhaustionAction.FALLBACK and not self.fallback_route:
+            raise ValueError("onExhausted: fallback needs fallbackRoute")
+        if self.on_exhausted is ExhaustionAction.DENY and self.fallback_route:
+            raise ValueError("fallbackRoute is only used with onExhausted: fallback")
+        return self
+
+
+class ExactCache(Model):
+    """Exact-match response cache (key over every output-affecting parameter, per tenant)."""
+
+    enabled: bool = False
+    """Whether exact caching is on."""
+    ttl_seconds: int = Field(default=300, ge=1, le=604_800)
+    """How long a cached response is served."""
+
+
+class SemanticCache(Model):
+    """Opt-in cache of answers to similar prompts."""
+
+    enabled: bool = False
+    """Whether semantic caching is on."""
+    threshold: float = Field(default=0.95, ge=0.5, le=1.0)
+    """Minimum cosine similarity for a hit."""
+    ttl_seconds: int = Field(default=300, ge=1, le=604_800)
+    """How long a cached response is served."""
+
+
+class CacheSettings(Model):
+    """Response caching. Never applies to restricted data."""
+
+    exact: ExactCache = Field(default_factory=ExactCache)
+    """Exact-match cache."""
+    semantic: SemanticCache = Field(default_factory=SemanticCache)
+    """Semantic cache."""
+
+
+class Redaction(Model):
+    """Redaction of secrets and personal data in prompts and answers."""
+
+    profile: RedactionProfile = RedactionProfile.SECRETS
+    """Detectors to run: off, secrets, pii or strict."""
+    mode: RedactionMode = RedactionMode.MASK
+    """mask, hash, or block the request."""
+
+
+class PromptInjection(Model):
+    """Prompt-injection checks on user and retrieved content."""
+
+    mode: PromptInjectionMode = PromptInjectionMode.WARN
+    """off, warn or block."""
+
+
+class AuditSettings(Model):
+    """What the audit record keeps."""
+
+    store_prompts: bool = False
+    """Whether prompts and answers (after redaction) are stored in audit records."""
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    """How long audit records are kept."""
+
+
+class UseCase(Model):
+    """One use case a workload may claim (header X-AIGW-Use-Case), and its rules."""
+
+    name: Name
+    """Name of the use case, unique within the policy."""
+    routes: list[Name] = Field(min_length=1, max_length=64)
+    """ModelRoutes this use case may call (by name)."""
+    quality_tier: Annotated[str, StringConstraints(min_length=1, max_length=63)] | None = None
+    """Default quality tier when the request names no route."""
+    tools: list[ToolName] | None = Field(default=None, max_length=256)
+    """Function/tool names the request may declare. Omit to allow any; [] allows none."""
+    data_classifications: list[DataClassification] = Field(
+        default_factory=lambda: [DataClassification.PUBLIC, DataClassification.INTERNAL],
+        max_length=4,
+    )
+    """Data classifications this use case may send."""
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+    """Per-request limits."""
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    """Requests/min, tokens/min and concurrency."""
+    budgets: list[Budget] = Field(default_factory=list, max_length=8)
+    """Periodic token and cost budgets."""
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    """Response caching."""
+    redaction: Redaction = Field(default_factory=Redaction)
+    """Redaction of prompts and answers."""
+    prompt_injection: PromptInjection = Field(default_factory=PromptInjection)
+    """Prompt-injection checks."""
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    """Audit record settings."""
+
+    @model_validator(mode="after")
+    def _unique_budget_names(self) -> Self:
+        names = [b.name for b in self.budgets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"budget names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+class AIPolicySpec(Model):
+    """Desired state of an AIPolicy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.useCases.all(u, self.useCases.exists_one(v, v.name == u.name))",
+                    "message": "use case names must be unique",
+                },
+                {
+                    "rule": "!has(self.defaultUseCase) || "
+                    "self.useCases.exists(u, u.name == self.defaultUseCase)",
+                    "message": "defaultUseCase must name one of useCases",
+                },
+            ]
+        }
+    )
+
+    mode: EnforcementMode = EnforcementMode.ENFORCE
+    """observe (record only), warn (allow with X-AIGW-Warning) or enforce (block)."""
+    selector: LabelSelector = Field(default_factory=LabelSelector)
+    """Pods this policy governs; the most specific matching policy wins."""
+    tenant: Name | None = None
+    """Default tenant of requests; defaults to the namespace."""
+    additional_tenants: list[Name] = Field(default_factory=list, max_length=64)
+    """Other tenants a request may claim with X-AIGW-Tenant."""
+    default_use_case: Name | None = None
+    """Use case of requests that name none; defaults to the first use case."""
+    use_cases: list[UseCase] = Field(min_length=1, max_length=64)
+    """Use cases this policy grants."""
+    fail_mode: FailMode = FailMode.CLOSED
+    """When shared state is unreachable: open (allow, count locally) or closed (deny)."""
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        names = [u.name for u in self.use_cases]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"use case names must be unique: {', '.join(duplicates)}")
+        if self.default_use_case is not None and self.default_use_case not in names:
+            raise ValueError(f"defaultUseCase {self.default_use_case!r} is not one of useCases")
+        return self
