@@ -31,7 +31,8 @@ tools: deps
 	@bash e2e/build-tools.sh
 
 demo: venv
-	$(BIN)/aigw demo
+	$(BIN)/aigw validate examples/quickstart
+	$(BIN)/aigw compile examples/quickstart | $(BIN)/python -m json.tool
 
 lint: venv
 	$(BIN)/ruff check .

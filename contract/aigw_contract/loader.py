@@ -44,9 +44,11 @@ class _StrictLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
             raise yaml.constructor.ConstructorError(
-                None, None, "YAML aliases are not allowed", event.start_mark
+                None,
+                None,
+                "YAML aliases are not allowed",
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]
             )
         return super().compose_node(parent, index)
 
