@@ -119,7 +119,7 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
      _edit("policy", lambda d: _set(_uc(d)["rateLimits"], "requestsPerMinute", -5)),
      "spec.useCases[0].rateLimits.requestsPerMinute: Input should be greater than or equal to 1"),
     ("all weights zero",
-     _edit("route", lambda d: [_set(b, "weight", 0) for b in d["spec"]["backends"]]),
+     _edit("route", lambda d: [b.update(weight=0) for b in d["spec"]["backends"]]),
      "spec: at least one backend must have weight > 0"),
     ("dangling fallback", _edit("route", lambda d: _set(d["spec"], "fallback", ["nope"])),
      "fallback names undeclared backends: nope"),
