@@ -1,0 +1,139 @@
+"""Injectable faults: what can go wrong with a provider, and how a test asks for it.
+
+A test (or the benchmark) needs the fake to misbehave on purpose: answer 429 with
+``Retry-After``, stall before the first byte or between stream chunks, cut a stream mid-way,
+leave usage out, or answer a fixed text (for output-redaction tests). A fault reaches the fake
+two ways, because a proxy in between may not forward arbitrary headers:
+
+* request headers, read per request (``X-Fake-Status``, ``X-Fake-Retry-After``,
+  ``X-Fake-Latency-Ms``, ``X-Fake-Chunk-Latency-Ms``, ``X-Fake-Cut-After-Chunks``,
+  ``X-Fake-Omit-Usage``, ``X-Fake-Reply``);
+* the control API, ``POST /_fake/faults``, which queues faults for the next model requests.
+
+When both apply, the queued fault is taken first and the headers override it field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["HEADER_PREFIX", "Fault", "FaultQueue"]
+
+HEADER_PREFIX = "x-fake-"
+
+_INT_FIELDS = ("status", "latency_ms", "chunk_latency_ms", "cut_after_chunks")
+_STR_FIELDS = ("retry_after", "reply", "error_message")
+_BOOL_FIELDS = ("omit_usage",)
+_HEADER_TO_FIELD = {
+    "x-fake-status": "status",
+    "x-fake-retry-after": "retry_after",
+    "x-fake-latency-ms": "latency_ms",
+    "x-fake-chunk-latency-ms": "chunk_latency_ms",
+    "x-fake-cut-after-chunks": "cut_after_chunks",
+    "x-fake-omit-usage": "omit_usage",
+    "x-fake-reply": "reply",
+    "x-fake-error-message": "error_message",
+}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """How the next answer should misbehave. The default instance means "behave".
+
+    ``status``: answer this HTTP status with the provider's error body instead of a result.
+    ``retry_after``: value of the ``Retry-After`` header on that error (seconds, as text).
+    ``latency_ms``: wait this long before the first byte (status line) is sent.
+    ``chunk_latency_ms``: wait this long between stream events.
+    ``cut_after_chunks``: close the connection after this many stream events, without the
+    final events; on a non-streaming request, close it without any answer.
+    ``omit_usage``: leave token usage out of the answer (and of the final stream events).
+    ``reply``: answer exactly this text instead of the echo.
+    ``error_message``: the message of the error body (with ``status``).
+    """
+
+    status: int | None = None
+    retry_after: str | None = None
+    latency_ms: int = 0
+    chunk_latency_ms: int = 0
+    cut_after_chunks: int | None = None
+    omit_usage: bool = False
+    reply: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Fault:
+        """Builds a fault from the control API's JSON; raises ``ValueError`` on bad input."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        return cls(**{name: _coerce(name, value) for name, value in data.items()})
+
+    def with_headers(self, headers: Mapping[str, str]) -> Fault:
+        """This fault with the ``X-Fake-*`` request headers applied over it."""
+        overrides: dict[str, Any] = {}
+        for header, value in headers.items():
+            name = _HEADER_TO_FIELD.get(header.lower())
+            if name is not None:
+                overrides[name] = _coerce(name, value)
+        return dataclasses.replace(self, **overrides) if overrides else self
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(name: str, value: object) -> Any:
+    if name in _INT_FIELDS:
+        if value is None and name in ("status", "cut_after_chunks"):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"fault field {name!r} must be an integer")
+        number = int(value)
+        if number < 0:
+            raise ValueError(f"fault field {name!r} must not be negative")
+        return number
+    if name in _BOOL_FIELDS:
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in _TRUE
+    if name in _STR_FIELDS:
+        return None if value is None else str(value)
+    raise ValueError(f"unknown fault field {name!r}")
+
+
+class FaultQueue:
+    """Faults queued by the control API, each consumed by one model request.
+
+    Thread-safe: tests may queue from another thread than the one serving the fake.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Fault] = deque()
+
+    def push(self, fault: Fault, count: int = 1) -> int:
+        """Queues ``fault`` for the next ``count`` requests; returns how many are queued."""
+        with self._lock:
+            self._queue.extend([fault] * count)
+            return len(self._queue)
+
+    def pop(self) -> Fault:
+        """The fault for this request: the next queued one, or "behave"."""
+        with self._lock:
+            return self._queue.popleft() if self._queue else _BEHAVE
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+
+_BEHAVE = Fault()
