@@ -30,6 +30,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("aigw_cli.compile_cmd", "validate AIPolicy/ModelRoute YAML"),
     "crds": ("aigw_cli.crds_cmd", "print the CustomResourceDefinitions generated from the models"),
     "fake-provider": ("aigw_cli.fake_provider_cmd", "serve the fake LLM provider (tests, bench)"),
+    "operator": (
+        "aigw_cli.operator_cmd",
+        "run the operator: bundle compiler and injection webhook",
+    ),
 }
 
 

@@ -1,0 +1,142 @@
+"""``aigw operator``: run the operator, in a cluster or outside it with a kubeconfig.
+
+Flags and the environment become an ``OperatorSettings`` here, and nowhere else. Environment
+variables (the chart sets them): KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT (in a pod),
+AIGW_OPERATOR_NAMESPACE, AIGW_WATCH_NAMESPACES (comma-separated), AIGW_POD_NAME (the peering
+priority is derived from it when not given: replicas of one Deployment need distinct ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aigw_operator import OperatorError
+from aigw_operator import settings as s
+from aigw_operator.app import run as run_operator
+
+__all__ = ["add_arguments", "run", "settings_from_args"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG, else in-cluster)")
+    add("--context", help="kubeconfig context (default: its current context)")
+    add("--namespace", action="append", default=[], help="namespace to watch (repeat; all)")
+    add("--operator-namespace", help="the operator's own namespace (default aigw-system)")
+    add("--peering-name", default="aigw-operator", help="kopf peering object; '' = standalone")
+    add("--priority", type=int, help="peering priority, distinct per replica (default: hashed)")
+    add("--peering-lifetime", type=int, default=60, help="seconds until a silent peer is dead")
+    add("--health-host", default="0.0.0.0", help="address of /healthz, /readyz, /metrics")  # noqa: S104
+    add("--health-port", type=int, default=8080)
+    add("--no-webhook", action="store_true", help="do not serve the injection webhook")
+    add("--webhook-host", default="0.0.0.0")  # noqa: S104
+    add("--webhook-port", type=int, default=9443)
+    add("--webhook-cert-dir", type=Path, default=Path("/tmp/aigw-webhook-certs"))  # noqa: S108
+    add("--webhook-san", action="append", default=[], help="SAN of generated certificates")
+    add("--webhook-configuration", help="MutatingWebhookConfiguration to give a generated CA")
+    add("--sidecar-image", default="ghcr.io/aigw/aigw:0.1.0")
+    add("--sidecar-version", default="0.1.0")
+    add("--sidecar-port", type=int, default=15400)
+    add("--sidecar-admin-port", type=int, default=15401)
+    add("--native-sidecar", choices=["auto", "always", "never"], default="auto")
+    add("--sidecar-cpu-request", default="50m")
+    add("--sidecar-memory-request", default="64Mi")
+    add("--sidecar-cpu-limit", default="1")
+    add("--sidecar-memory-limit", default="256Mi")
+    add("--keep-revisions", type=int, default=5, help="history ConfigMaps kept per namespace")
+    add("--debounce-seconds", type=float, default=0.15)
+    add("--max-delay-seconds", type=float, default=1.0)
+    add("--log-level", default="INFO")
+
+
+def _priority(args: argparse.Namespace) -> int:
+    if args.priority is not None:
+        return int(args.priority)
+    identity = os.environ.get("AIGW_POD_NAME") or f"{os.uname().nodename}-{os.getpid()}"
+    return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:3], "big") + 1
+
+
+def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
+    """Flags + environment -> OperatorSettings."""
+    kubeconfig = args.kubeconfig or (
+        Path(os.environ["KUBECONFIG"]) if os.environ.get("KUBECONFIG") else None
+    )
+    host, port = (
+        os.environ.get("KUBERNETES_SERVICE_HOST"),
+        os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
+    )
+    namespaces = list(args.namespace) or [
+        n for n in os.environ.get("AIGW_WATCH_NAMESPACES", "").split(",") if n
+    ]
+    operator_namespace = (
+        args.operator_namespace or os.environ.get("AIGW_OPERATOR_NAMESPACE") or "aigw-system"
+    )
+    return s.OperatorSettings(
+        kube=s.KubeSettings(
+            kubeconfig=kubeconfig,
+            context=args.context,
+            in_cluster_host=f"https://{host}:{port}" if host else None,
+        ),
+        namespaces=tuple(namespaces),
+        operator_namespace=operator_namespace,
+        sidecar=s.SidecarSettings(
+            image=args.sidecar_image,
+            version=args.sidecar_version,
+            port=args.sidecar_port,
+            admin_port=args.sidecar_admin_port,
+            native=args.native_sidecar,
+            resources=s.Resources(
+                cpu_request=args.sidecar_cpu_request,
+                memory_request=args.sidecar_memory_request,
+                cpu_limit=args.sidecar_cpu_limit,
+                memory_limit=args.sidecar_memory_limit,
+            ),
+        ),
+        webhook=s.WebhookSettings(
+            enabled=not args.no_webhook,
+            host=args.webhook_host,
+            port=args.webhook_port,
+            cert_dir=args.webhook_cert_dir,
+            sans=tuple(args.webhook_san) or ("127.0.0.1", "localhost"),
+            configuration_name=args.webhook_configuration,
+        ),
+        bundles=s.BundleSettings(
+            keep_revisions=args.keep_revisions,
+            debounce_seconds=args.debounce_seconds,
+            max_delay_seconds=args.max_delay_seconds,
+        ),
+        peering=s.PeeringSettings(
+            name=args.peering_name or None,
+            priority=_priority(args),
+            lifetime_seconds=args.peering_lifetime,
+        ),
+        health_host=args.health_host,
+        health_port=args.health_port,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    settings = settings_from_args(args)
+    logging.getLogger("aigw_operator").info(
+        "aigw operator: %s, peering %s priority %d",
+        f"namespaces {', '.join(settings.namespaces)}" if settings.namespaces else "cluster-wide",
+        settings.peering.name or "(standalone)",
+        settings.peering.priority,
+    )
+    try:
+        asyncio.run(run_operator(settings))
+    except OperatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

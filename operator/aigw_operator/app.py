@@ -1,0 +1,181 @@
+"""Assembling and running the operator: kopf handlers, the webhook, health and metrics.
+
+kopf does the watching, peering and dispatching; this module wires it to the reconciler,
+without kopf's process-wide registry (each run builds its own, so tests can start several).
+Handlers are ``on.event`` handlers: the namespace is recompiled from scratch on any event of
+any of its resources (creation, update, deletion, and the initial listing, which is also
+what a standby replica sees when it takes over), so nothing is stored on the objects (no
+finalizers that would block deletion while the operator is down, no progress annotations).
+Only the replica that holds the peering compiles; every replica serves the webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import socket
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from aigw_contract import GROUP, VERSION
+
+from . import names
+from .certs import ensure_certificates
+from .debounce import Debouncer
+from .errors import ApiError
+from .kube import Credentials, KubeClient, load_credentials
+from .metrics import Metrics
+from .reconcile import Reconciler
+from .settings import OperatorSettings, SidecarSettings
+from .webhook import SecretsCache, health_app, server_ssl_context, webhook_app
+
+__all__ = ["build_registry", "kopf_settings", "run"]
+
+logger = logging.getLogger(__name__)
+NATIVE_SIDECAR_MINOR = 29
+"""SidecarContainers is on by default from Kubernetes 1.29."""
+
+
+def _connection_info(creds: Credentials) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(
+        server=creds.server,
+        ca_path=str(creds.ca_file) if creds.ca_file else None,
+        insecure=creds.insecure or None,
+        token=creds.current_token(),
+        scheme="Bearer" if creds.current_token() else None,
+        certificate_path=str(creds.cert_file) if creds.cert_file else None,
+        private_key_path=str(creds.key_file) if creds.key_file else None,
+    )
+
+
+def build_registry(creds: Credentials, debouncer: Debouncer) -> kopf.OperatorRegistry:
+    """kopf handlers: log in with our credentials, and recompile on any resource event."""
+    registry = kopf.OperatorRegistry()
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return _connection_info(creds)
+
+    def changed(namespace: str | None, **_: Any) -> None:
+        if namespace:
+            debouncer.trigger(namespace)
+
+    kopf.on.login(registry=registry)(login)
+    for plural in ("aipolicies", "modelroutes"):
+        kopf.on.event(GROUP, VERSION, plural, id=f"recompile-{plural}", registry=registry)(changed)
+    return registry
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    """kopf's settings: our own Events and webhook, no CRD scanning (no RBAC for it)."""
+    kopf_cfg = kopf.OperatorSettings()
+    kopf_cfg.posting.enabled = False
+    kopf_cfg.scanning.disabled = True
+    kopf_cfg.admission.server = None
+    kopf_cfg.admission.managed = None
+    kopf_cfg.peering.lifetime = settings.peering.lifetime_seconds
+    kopf_cfg.watching.server_timeout = 300
+    kopf_cfg.networking.request_timeout = 60
+    return kopf_cfg
+
+
+async def _native_sidecars(client: KubeClient, sidecar: SidecarSettings) -> bool:
+    if sidecar.native != "auto":
+        return sidecar.native == "always"
+    version = await client.request("GET", "/version")
+    minor = int("".join(ch for ch in str(version.get("minor", "0")) if ch.isdigit()) or 0)
+    return int(version.get("major", 0)) > 1 or minor >= NATIVE_SIDECAR_MINOR
+
+
+async def _patch_ca_bundle(client: KubeClient, name: str, ca: bytes) -> None:
+    path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
+    config = await client.request("GET", path)
+    value = base64.b64encode(ca).decode()
+    ops = [
+        {"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": value}
+        for i in range(len(config.get("webhooks") or []))
+    ]
+    await client.request("PATCH", path, body=ops, content_type="application/json-patch+json")
+    logger.info("patched the caBundle of MutatingWebhookConfiguration %s", name)
+
+
+async def _start_site(app: web.Application, host: str, port: int, **kwargs: Any) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, **kwargs).start()
+    return runner
+
+
+async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set or SIGINT/SIGTERM (in the main thread)."""
+    creds = load_credentials(settings.kube)
+    instance = f"{socket.gethostname()}-{os.getpid()}"
+    metrics = Metrics()
+    ready = {"webhook": not settings.webhook.enabled, "operator": False}
+    runners: list[web.AppRunner] = []
+    async with KubeClient(creds) as client:
+        reconciler = Reconciler(client, settings.bundles, metrics, instance=instance)
+        debouncer = Debouncer(
+            reconciler.reconcile,
+            quiet=settings.bundles.debounce_seconds,
+            max_delay=settings.bundles.max_delay_seconds,
+        )
+        try:
+            runners.append(
+                await _start_site(
+                    health_app(metrics, ready=ready), settings.health_host, settings.health_port
+                )
+            )
+            if settings.webhook.enabled:
+                runners.append(await _start_webhook(settings, client, metrics))
+                ready["webhook"] = True
+            ready_flag = asyncio.Event()
+
+            async def mark_ready() -> None:
+                await ready_flag.wait()
+                ready["operator"] = True
+
+            marker = asyncio.create_task(mark_ready())
+            try:
+                await kopf.operator(
+                    registry=build_registry(creds, debouncer),
+                    settings=kopf_settings(settings),
+                    clusterwide=not settings.namespaces,
+                    namespaces=list(settings.namespaces),
+                    standalone=settings.peering.name is None,
+                    peering_name=settings.peering.name,
+                    priority=settings.peering.priority,
+                    stop_flag=stop,
+                    ready_flag=ready_flag,
+                )
+            finally:
+                marker.cancel()
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+
+
+async def _start_webhook(
+    settings: OperatorSettings, client: KubeClient, metrics: Metrics
+) -> web.AppRunner:
+    hook = settings.webhook
+    files, generated = ensure_certificates(hook.cert_dir, hook.sans)
+    if generated and hook.configuration_name and files.ca is not None:
+        try:
+            await _patch_ca_bundle(client, hook.configuration_name, files.ca.read_bytes())
+        except ApiError as exc:
+            logger.error("cannot patch the webhook configuration's caBundle: %s", exc)
+    native = await _native_sidecars(client, settings.sidecar)
+    logger.info(
+        "webhook on %s:%d (%s sidecars, %s certificates) for %s",
+        hook.host,
+        hook.port,
+        "native" if native else "container",
+        "generated" if generated else "supplied",
+        names.SIDECAR_NAME,
+    )
+    app = webhook_app(settings.sidecar, native=native, cache=SecretsCache(client), metrics=metrics)
+    return await _start_site(app, hook.host, hook.port, ssl_context=server_ssl_context(files))

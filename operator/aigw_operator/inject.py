@@ -1,0 +1,261 @@
+"""Sidecar injection as a pure function: a Pod (as admitted) + settings -> a JSONPatch.
+
+The webhook server only parses the AdmissionReview, looks up the namespace's provider
+Secrets, and calls :func:`plan_injection`; everything about *what* a pod gets lives here and
+is tested against golden files without a cluster. The rules:
+
+* inject when the pod is labelled ``aigw.dev/inject: "true"``, or its namespace is labelled
+  ``aigw.dev/injection: enabled`` (the webhook configuration tells the server which); never
+  when the pod says ``aigw.dev/inject: "false"``, uses hostNetwork, or was injected already
+  (the status annotation, or a container called ``aigw-sidecar``): re-admission is a no-op;
+* the sidecar is a native sidecar (an init container with ``restartPolicy: Always``, first,
+  so other init containers can use it) where the cluster supports it, else a container;
+* only the sidecar mounts the bundle ConfigMap and the provider Secrets;
+* app containers get ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` pointing at the sidecar,
+  unless the pod opts out or the container sets them itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import names
+from .settings import SidecarSettings
+
+__all__ = [
+    "Decision",
+    "InjectionPlan",
+    "decide",
+    "plan_injection",
+    "sidecar_container",
+]
+
+JsonPatch = list[dict[str, Any]]
+_BUNDLE_VOLUME = "aigw-bundle"
+_PODINFO_VOLUME = "aigw-podinfo"
+_TMP_VOLUME = "aigw-tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether to inject, and why (logged and counted by the webhook)."""
+
+    inject: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionPlan:
+    """The outcome for one pod: the decision and the patch (empty when not injecting)."""
+
+    decision: Decision
+    patch: JsonPatch
+
+
+def _labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
+    return pod.get("metadata", {}).get("labels") or {}
+
+
+def _annotations(pod: Mapping[str, Any]) -> Mapping[str, str]:
+    return pod.get("metadata", {}).get("annotations") or {}
+
+
+def decide(pod: Mapping[str, Any], *, namespace_enabled: bool) -> Decision:
+    """Apply the injection rules to a pod."""
+    label = _labels(pod).get(names.LABEL_INJECT)
+    spec = pod.get("spec", {})
+    if label == "false":
+        return Decision(False, "opted-out")
+    if label != "true" and not namespace_enabled:
+        return Decision(False, "not-selected")
+    if spec.get("hostNetwork"):
+        return Decision(False, "host-network")
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    if names.ANNOTATION_INJECTION_STATUS in _annotations(pod) or any(
+        c.get("name") == names.SIDECAR_NAME for c in containers
+    ):
+        return Decision(False, "already-injected")
+    return Decision(True, "pod-label" if label == "true" else "namespace-label")
+
+
+def _secret_volume(secret: str) -> str:
+    # Volume names are DNS-1123 labels of at most 63 characters; Secret names may be longer.
+    return f"aigw-secret-{secret}"[:63].rstrip("-")
+
+
+def sidecar_container(
+    settings: SidecarSettings, secrets: Sequence[str], *, native: bool
+) -> dict[str, Any]:
+    """The sidecar container (or native sidecar init container)."""
+    res = settings.resources
+
+    def field_env(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+
+    def probe(path: str, failure_threshold: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": settings.admin_port},
+            "periodSeconds": 2 if path.endswith("ready") else 10,
+            "timeoutSeconds": 1,
+            "failureThreshold": failure_threshold,
+        }
+
+    mounts: list[dict[str, Any]] = [
+        {"name": _BUNDLE_VOLUME, "mountPath": names.BUNDLE_MOUNT, "readOnly": True},
+        {"name": _PODINFO_VOLUME, "mountPath": names.PODINFO_MOUNT, "readOnly": True},
+        {"name": _TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir of its own
+    ]
+    mounts += [
+        {
+            "name": _secret_volume(secret),
+            "mountPath": f"{names.SECRETS_DIR}/{secret}",
+            "readOnly": True,
+        }
+        for secret in secrets
+    ]
+    container: dict[str, Any] = {
+        "name": names.SIDECAR_NAME,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": list(settings.command),
+        "args": [
+            f"--bundle={names.BUNDLE_FILE}",
+            f"--port={settings.port}",
+            f"--admin-port={settings.admin_port}",
+            f"--secrets-dir={names.SECRETS_DIR}",
+        ],
+        "ports": [
+            {"name": "aigw-proxy", "containerPort": settings.port, "protocol": "TCP"},
+            {"name": "aigw-admin", "containerPort": settings.admin_port, "protocol": "TCP"},
+        ],
+        "env": [
+            field_env(names.ENV_POD_NAMESPACE, "metadata.namespace"),
+            field_env(names.ENV_POD_NAME, "metadata.name"),
+            field_env(names.ENV_SERVICE_ACCOUNT, "spec.serviceAccountName"),
+            {"name": names.ENV_LABELS_FILE, "value": names.LABELS_FILE},
+        ],
+        "resources": {
+            "requests": {"cpu": res.cpu_request, "memory": res.memory_request},
+            "limits": {"cpu": res.cpu_limit, "memory": res.memory_limit},
+        },
+        "volumeMounts": mounts,
+        "startupProbe": probe("/aigw/ready", 30),
+        "readinessProbe": probe("/aigw/ready", 3),
+        "livenessProbe": probe("/aigw/healthz", 3),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.user_id,
+            "runAsGroup": settings.user_id,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if native:
+        container["restartPolicy"] = "Always"
+    return container
+
+
+def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        # Not optional: without a bundle the sidecar cannot govern, so the pod waits for one.
+        {"name": _BUNDLE_VOLUME, "configMap": {"name": names.POINTER_NAME}},
+        {
+            "name": _PODINFO_VOLUME,
+            "downwardAPI": {
+                "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+            },
+        },
+        {"name": _TMP_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+    ]
+    # Optional: a Secret for a backend that is not used yet must not keep the pod from starting;
+    # the sidecar answers calls to that backend with an authentication error instead.
+    volumes += [
+        {
+            "name": _secret_volume(secret),
+            "secret": {"secretName": secret, "optional": True, "defaultMode": 0o440},
+        }
+        for secret in secrets
+    ]
+    return volumes
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _append(patch: JsonPatch, path: str, present: bool, items: Sequence[Any]) -> None:
+    """Append items to the array at path, creating it when absent."""
+    if not items:
+        return
+    if not present:
+        patch.append({"op": "add", "path": path, "value": list(items)})
+        return
+    patch.extend({"op": "add", "path": f"{path}/-", "value": item} for item in items)
+
+
+def _base_url_env(settings: SidecarSettings) -> list[tuple[str, str]]:
+    base = f"http://127.0.0.1:{settings.port}"
+    return [("OPENAI_BASE_URL", f"{base}/v1"), ("ANTHROPIC_BASE_URL", base)]
+
+
+def plan_injection(
+    pod: Mapping[str, Any],
+    settings: SidecarSettings,
+    *,
+    namespace_enabled: bool,
+    native: bool,
+    secrets: Sequence[str] = (),
+) -> InjectionPlan:
+    """Decide, and build the JSONPatch that injects the sidecar into ``pod``."""
+    decision = decide(pod, namespace_enabled=namespace_enabled)
+    if not decision.inject:
+        return InjectionPlan(decision, [])
+    secrets = sorted(set(secrets))
+    spec = pod.get("spec", {})
+    patch: JsonPatch = []
+    sidecar = sidecar_container(settings, secrets, native=native)
+    if native:
+        if spec.get("initContainers"):
+            patch.append({"op": "add", "path": "/spec/initContainers/0", "value": sidecar})
+        else:
+            patch.append({"op": "add", "path": "/spec/initContainers", "value": [sidecar]})
+    else:
+        _append(patch, "/spec/containers", True, [sidecar])
+    _append(patch, "/spec/volumes", bool(spec.get("volumes")), _volumes(secrets))
+
+    env_containers: list[str] = []
+    if _annotations(pod).get(names.ANNOTATION_INJECT_ENV) != "false":
+        for index, container in enumerate(spec.get("containers") or []):
+            existing = {e.get("name") for e in container.get("env") or []}
+            env = [{"name": n, "value": v} for n, v in _base_url_env(settings) if n not in existing]
+            _append(patch, f"/spec/containers/{index}/env", bool(container.get("env")), env)
+            if env:
+                env_containers.append(str(container.get("name")))
+
+    status = {
+        "version": settings.version,
+        "image": settings.image,
+        "container": names.SIDECAR_NAME,
+        "mode": "native" if native else "container",
+        "reason": decision.reason,
+        "secrets": secrets,
+        "baseURLEnv": env_containers,
+    }
+    value = json.dumps(status, sort_keys=True, separators=(",", ":"))
+    if _annotations(pod):
+        path = f"/metadata/annotations/{_escape(names.ANNOTATION_INJECTION_STATUS)}"
+        patch.append({"op": "add", "path": path, "value": value})
+    else:
+        patch.append(
+            {
+                "op": "add",
+                "path": "/metadata/annotations",
+                "value": {names.ANNOTATION_INJECTION_STATUS: value},
+            }
+        )
+    return InjectionPlan(decision, patch)

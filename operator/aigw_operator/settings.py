@@ -1,0 +1,125 @@
+"""The operator's settings: frozen, documented, passed explicitly (kopf style).
+
+``aigw operator`` builds these from flags and the environment (read there and nowhere else);
+tests build them directly. Nothing in the operator reads the environment or a global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "BundleSettings",
+    "KubeSettings",
+    "OperatorSettings",
+    "PeeringSettings",
+    "Resources",
+    "SidecarSettings",
+    "WebhookSettings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Requests and limits of the injected sidecar container."""
+
+    cpu_request: str = "50m"
+    memory_request: str = "64Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "256Mi"
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarSettings:
+    """What the webhook injects."""
+
+    image: str = "ghcr.io/aigw/aigw:0.1.0"
+    """Container image of the sidecar (the aigw image; its entry point is ``aigw``)."""
+    version: str = "0.1.0"
+    """Sidecar version recorded in the pod's injection-status annotation."""
+    command: tuple[str, ...] = ("aigw", "sidecar")
+    """Command the sidecar container runs; the bundle/port flags are appended as args."""
+    port: int = 15400
+    """Loopback port of the proxy the app containers call."""
+    admin_port: int = 15401
+    """Port of /aigw/status, /aigw/healthz, /aigw/ready and /metrics."""
+    user_id: int = 65532
+    """Non-root uid and gid the sidecar runs as."""
+    resources: Resources = field(default_factory=Resources)
+    image_pull_policy: str = "IfNotPresent"
+    native: Literal["auto", "always", "never"] = "auto"
+    """Native sidecar (init container with restartPolicy Always): auto = if the apiserver is
+    v1.29 or newer, where the SidecarContainers feature is on by default."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """The mutating admission webhook server, served by every replica."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"  # noqa: S104 - the apiserver must reach every replica
+    port: int = 9443
+    cert_dir: Path = Path("/tmp/aigw-webhook-certs")  # noqa: S108 - overridden in the chart
+    """Holds tls.crt/tls.key (and ca.crt). Supplied from outside (chart, cert-manager) when
+    present; otherwise generated at startup with ``cryptography``."""
+    sans: tuple[str, ...] = ("127.0.0.1", "localhost")
+    """Subject alternative names of a generated serving certificate (IPs or DNS names)."""
+    configuration_name: str | None = None
+    """MutatingWebhookConfiguration whose caBundle the operator patches after generating
+    certificates; None when the caBundle is managed outside (chart, cert-manager)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BundleSettings:
+    """Compilation and history of the namespace bundles."""
+
+    keep_revisions: int = 5
+    """History ConfigMaps kept for rollback and audit (the one in force is always kept)."""
+    debounce_seconds: float = 0.15
+    """Quiet time after a change before compiling: a burst of edits gives one bundle."""
+    max_delay_seconds: float = 1.0
+    """Longest a change waits while edits keep arriving."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeeringSettings:
+    """kopf peering: only the live replica with the highest priority compiles."""
+
+    name: str | None = "aigw-operator"
+    """KopfPeering (ClusterKopfPeering when cluster-wide) object name; None = standalone."""
+    priority: int = 0
+    """Distinct per replica: equal priorities pause every replica."""
+    lifetime_seconds: int = 60
+    """A replica that stops sending keep-alives is presumed dead after this long."""
+
+
+@dataclass(frozen=True, slots=True)
+class KubeSettings:
+    """How to reach the apiserver."""
+
+    kubeconfig: Path | None = None
+    """A kubeconfig file (outside the cluster); None = the in-cluster service account."""
+    context: str | None = None
+    in_cluster_host: str | None = None
+    """``https://host:port`` of the apiserver in the cluster (from KUBERNETES_SERVICE_*)."""
+    service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """Everything ``aigw operator`` needs."""
+
+    kube: KubeSettings = field(default_factory=KubeSettings)
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty = cluster-wide."""
+    operator_namespace: str = "aigw-system"
+    """Where the operator runs (namespaced peering object, its own Events)."""
+    sidecar: SidecarSettings = field(default_factory=SidecarSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    bundles: BundleSettings = field(default_factory=BundleSettings)
+    peering: PeeringSettings = field(default_factory=PeeringSettings)
+    health_host: str = "0.0.0.0"  # noqa: S104 - kubelet probes and Prometheus scrape it
+    health_port: int = 8080
+    """Serves /healthz, /readyz and /metrics."""
