@@ -177,5 +177,6 @@ async def _start_webhook(
         "generated" if generated else "supplied",
         names.SIDECAR_NAME,
     )
-    app = webhook_app(settings.sidecar, native=native, cache=SecretsCache(client), metrics=metrics)
+    cache = SecretsCache(client)
+    app = webhook_app(settings.sidecar, native=native, secrets=cache.secrets, metrics=metrics)
     return await _start_site(app, hook.host, hook.port, ssl_context=server_ssl_context(files))

@@ -16,10 +16,11 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -66,7 +67,7 @@ class SecretsCache:
                         if b.credential_secret_ref is not None
                     }
                 )
-        except (ApiError, BundleError) as exc:
+        except (ApiError, BundleError, aiohttp.ClientError) as exc:
             logger.warning("namespace %s: no provider secrets from the bundle: %s", namespace, exc)
         self._entries[namespace] = (now, found)
         return found
@@ -91,7 +92,11 @@ def _request(review: Any) -> Mapping[str, Any]:
 
 
 def webhook_app(
-    sidecar: SidecarSettings, *, native: bool, cache: SecretsCache, metrics: Metrics
+    sidecar: SidecarSettings,
+    *,
+    native: bool,
+    secrets: Callable[[str], Awaitable[list[str]]],
+    metrics: Metrics,
 ) -> web.Application:
     """The admission webhook application."""
 
@@ -110,9 +115,12 @@ def webhook_app(
         namespace_enabled = request.query.get("selected-by") == "namespace"
         plan = plan_injection(pod, sidecar, namespace_enabled=namespace_enabled, native=native)
         if plan.decision.inject:
-            secrets = await cache.secrets(namespace)
             plan = plan_injection(
-                pod, sidecar, namespace_enabled=namespace_enabled, native=native, secrets=secrets
+                pod,
+                sidecar,
+                namespace_enabled=namespace_enabled,
+                native=native,
+                secrets=await secrets(namespace),
             )
         metrics.admissions.labels(plan.decision.reason).inc()
         metrics.admission_seconds.observe(time.perf_counter() - started)

@@ -1,0 +1,125 @@
+"""The injection rules and the exact pod the webhook produces (golden files)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from aigw_operator import SidecarSettings
+from aigw_operator.inject import decide, plan_injection
+
+Patcher = Callable[[Any, list[dict[str, Any]]], Any]
+Golden = Callable[[str, Any], None]
+SETTINGS = SidecarSettings(image="registry.example/aigw:0.1.0", version="0.1.0")
+
+
+def pod(labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "app-", "namespace": "team-a", "labels": labels or {}},
+        "spec": {
+            "containers": [
+                {"name": "app", "image": "app:1", "env": [{"name": "LOG_LEVEL", "value": "info"}]},
+                {"name": "worker", "image": "worker:1"},
+            ],
+            **spec,
+        },
+    }
+
+
+LABELLED = {"app": "support-assistant", "aigw.dev/inject": "true"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "namespace_enabled", "spec", "expected"),
+    [
+        (LABELLED, False, {}, "pod-label"),
+        ({"app": "x"}, True, {}, "namespace-label"),
+        ({"app": "x"}, False, {}, "not-selected"),
+        ({"aigw.dev/inject": "false"}, True, {}, "opted-out"),
+        (LABELLED, False, {"hostNetwork": True}, "host-network"),
+        (LABELLED, False, {"initContainers": [{"name": "aigw-sidecar"}]}, "already-injected"),
+    ],
+)
+def test_decisions(
+    labels: dict[str, str], namespace_enabled: bool, spec: dict[str, Any], expected: str
+) -> None:
+    decision = decide(pod(labels, **spec), namespace_enabled=namespace_enabled)
+    assert decision.reason == expected
+    assert decision.inject == (expected in ("pod-label", "namespace-label"))
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "container"])
+def test_injected_pod_matches_golden(native: bool, json_patch: Patcher, golden: Golden) -> None:
+    original = pod(LABELLED)
+    plan = plan_injection(
+        original, SETTINGS, namespace_enabled=False, native=native, secrets=["provider-keys"]
+    )
+    injected = json_patch(original, plan.patch)
+    golden(f"pod-{'native' if native else 'container'}", injected)
+    # Only the sidecar sees the bundle and the Secrets; the apps see the base URLs.
+    containers = injected["spec"]["containers"]
+    apps = [c for c in containers if c["name"] != "aigw-sidecar"]
+    assert all("volumeMounts" not in c for c in apps)
+    assert all(
+        {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"} <= {e["name"] for e in c["env"]} for c in apps
+    )
+
+
+def test_reinjection_is_a_no_op(json_patch: Patcher) -> None:
+    original = pod(LABELLED)
+    first = plan_injection(original, SETTINGS, namespace_enabled=True, native=True)
+    injected = json_patch(original, first.patch)
+    again = plan_injection(injected, SETTINGS, namespace_enabled=True, native=True)
+    assert again.decision.reason == "already-injected"
+    assert again.patch == []
+    status = json.loads(injected["metadata"]["annotations"]["aigw.dev/injection-status"])
+    assert status["version"] == "0.1.0"
+    assert status["mode"] == "native"
+
+
+def test_existing_arrays_are_appended_to_and_user_env_wins(json_patch: Patcher) -> None:
+    original = pod(
+        LABELLED,
+        initContainers=[{"name": "migrate", "image": "m:1"}],
+        volumes=[{"name": "data", "emptyDir": {}}],
+    )
+    original["metadata"]["annotations"] = {"team": "a"}
+    original["spec"]["containers"][0]["env"].append({"name": "OPENAI_BASE_URL", "value": "x"})
+    before = copy.deepcopy(original)
+    plan = plan_injection(original, SETTINGS, namespace_enabled=False, native=True)
+    injected = json_patch(original, plan.patch)
+    assert original == before  # the input is never mutated
+    assert [c["name"] for c in injected["spec"]["initContainers"]] == ["aigw-sidecar", "migrate"]
+    assert injected["spec"]["volumes"][0]["name"] == "data"
+    app_env = {e["name"]: e["value"] for e in injected["spec"]["containers"][0]["env"]}
+    assert app_env["OPENAI_BASE_URL"] == "x"
+    assert app_env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:15400"
+    assert injected["metadata"]["annotations"]["team"] == "a"
+
+
+def test_env_opt_out(json_patch: Patcher) -> None:
+    original = pod(LABELLED)
+    original["metadata"]["annotations"] = {"aigw.dev/inject-base-url-env": "false"}
+    injected = json_patch(
+        original, plan_injection(original, SETTINGS, namespace_enabled=False, native=True).patch
+    )
+    assert injected["spec"]["containers"][0]["env"] == [{"name": "LOG_LEVEL", "value": "info"}]
+    assert "env" not in injected["spec"]["containers"][1]
+    assert injected["spec"]["initContainers"][0]["name"] == "aigw-sidecar"
+
+
+def test_long_secret_names_give_valid_volume_names(json_patch: Patcher) -> None:
+    original = pod(LABELLED)
+    secret = "s" * 253
+    plan = plan_injection(
+        original, SETTINGS, namespace_enabled=False, native=True, secrets=[secret]
+    )
+    volumes = json_patch(original, plan.patch)["spec"]["volumes"]
+    assert all(len(v["name"]) <= 63 for v in volumes)
+    assert any(v.get("secret", {}).get("secretName") == secret for v in volumes)
