@@ -7,11 +7,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aigw_operator.webhookconfig import webhook_configuration
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -58,3 +68,173 @@ def json_patch() -> JsonPatcher:
 def golden() -> GoldenChecker:
     """check_golden, as a fixture."""
     return check_golden
+
+
+# --- the real control plane: the operator as its ServiceAccount, with the chart's RBAC -------
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATOR_NS = "aigw-system"
+WEBHOOK_CONFIG = "aigw-sidecar-injector"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll until probe() is truthy; the timeout only bounds a hang (it asserts no speed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class OperatorProcess:
+    """One ``aigw operator`` process, run as the chart's ServiceAccount."""
+
+    kubeconfig: Path
+    workdir: Path
+    priority: int
+    webhook: bool
+    health_port: int = field(default_factory=_free_port)
+    webhook_port: int = field(default_factory=_free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"operator-{self.priority}.log"
+
+    def start(self) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "aigw_cli.main",
+            "operator",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--operator-namespace={OPERATOR_NS}",
+            f"--priority={self.priority}",
+            "--peering-lifetime=30",
+            "--health-host=127.0.0.1",
+            f"--health-port={self.health_port}",
+            "--webhook-host=127.0.0.1",
+            f"--webhook-port={self.webhook_port}",
+            f"--webhook-cert-dir={self.workdir / 'certs'}",
+            "--webhook-san=127.0.0.1",
+            f"--webhook-configuration={WEBHOOK_CONFIG}",
+            "--sidecar-image=registry.invalid/aigw:0.1.0",
+        ]
+        if not self.webhook:
+            argv.append("--no-webhook")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(f"operator {self.priority} ready", self.ready, timeout=90)
+
+    def ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited:\n{self.log.read_text()[-4000:]}")
+        try:
+            url = f"http://127.0.0.1:{self.health_port}/readyz"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        url = f"http://127.0.0.1:{self.health_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@dataclass
+class AigwCluster:
+    """The control plane prepared as the chart would: CRDs, RBAC, peering, webhook config."""
+
+    plane: Any
+    sa_kubeconfig: Path
+    operator: OperatorProcess
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return str(self.plane.kubectl(*args, input=input).stdout)
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", *args, "-o", "json")))
+
+
+def _sa_kubeconfig(plane: Any, path: Path) -> Path:
+    token = plane.kubectl(
+        "-n", OPERATOR_NS, "create", "token", "aigw-operator", "--duration=4h"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "aigw",
+                "cluster": {"server": plane.server, "certificate-authority": str(plane.ca_cert)},
+            }
+        ],
+        "users": [{"name": "aigw-operator", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "aigw", "user": "aigw-operator"}}],
+        "current-context": "sa",
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="session")
+def aigw_cluster(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """CRDs and the chart's RBAC applied, one operator running as its ServiceAccount."""
+    workdir = tmp_path_factory.mktemp("operator")
+    plane = control_plane
+    plane.kubectl("apply", "-f", str(REPO / "crds"), "-f", str(REPO / "charts/aigw/crds"))
+    plane.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    plane.kubectl("create", "namespace", OPERATOR_NS)
+    rendered = plane.run(
+        "helm", "template", "aigw", str(REPO / "charts/aigw"), "--namespace", OPERATOR_NS
+    ).stdout
+    plane.kubectl("apply", "-f", "-", input=rendered)
+    config = webhook_configuration(
+        name=WEBHOOK_CONFIG,
+        ca_bundle=b"",
+        url="https://127.0.0.1:1",  # replaced below, once the port is known
+        excluded_namespaces=("kube-system", OPERATOR_NS),
+        failure_policy="Fail",
+    )
+    operator = OperatorProcess(
+        _sa_kubeconfig(plane, workdir / "sa.kubeconfig"), workdir, priority=100, webhook=True
+    )
+    for hook in config["webhooks"]:
+        url = hook["clientConfig"]["url"].replace(":1/", f":{operator.webhook_port}/")
+        hook["clientConfig"] = {"url": url}
+    plane.kubectl("apply", "-f", "-", input=json.dumps(config))
+    operator.start()
+    cluster = AigwCluster(plane, operator.kubeconfig, operator)
+    yield cluster
+    operator.stop()
+    plane.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")

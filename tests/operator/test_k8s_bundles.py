@@ -1,0 +1,220 @@
+"""The bundle flow against the real apiserver, the operator running with the chart's RBAC.
+
+Order matters within this module (apply, edit, delete, burst, invalid); each test leaves the
+namespace in a known state for the next. Propagation times are measured and printed (run with
+``-s``), never asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aigw_contract import parse_bundle
+from aigw_operator import KubeSettings
+from aigw_operator.kube import KubeClient, load_credentials
+
+pytestmark = pytest.mark.k8s
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "team-a"
+POLICIES = f"/apis/aigw.dev/v1alpha1/namespaces/{NS}/aipolicies"
+POINTER = f"/api/v1/namespaces/{NS}/configmaps/aigw-bundle"
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    return value
+
+
+def pointer(cluster: Any) -> dict[str, Any] | None:
+    result = cluster.plane.kubectl(
+        "-n", NS, "get", "configmap", "aigw-bundle", "-o", "json", check=False
+    )
+    return None if result.returncode else dict(json.loads(result.stdout))
+
+
+def revision(cm: dict[str, Any] | None) -> int:
+    return int(cm["metadata"]["annotations"]["aigw.dev/revision"]) if cm else 0
+
+
+def conditions(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (body.get("status") or {}).get("conditions") or []}
+
+
+async def set_max_tokens(client: KubeClient, value: int) -> None:
+    """Patch support-assistant's first use case to maxTokens=value (lists merge as a whole)."""
+    body = await client.request("GET", f"{POLICIES}/support-assistant")
+    use_case = body["spec"]["useCases"][0]
+    use_case["limits"]["maxTokens"] = value
+    await client.merge_patch(f"{POLICIES}/support-assistant", {"spec": {"useCases": [use_case]}})
+
+
+def admin(cluster: Any) -> KubeClient:
+    return KubeClient(load_credentials(KubeSettings(kubeconfig=cluster.plane.kubeconfig)))
+
+
+def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any) -> None:
+    aigw_cluster.kubectl("create", "namespace", NS)
+    aigw_cluster.kubectl(
+        "apply", "-f", str(REPO / "examples/secrets"), "-f", str(REPO / "examples/quickstart")
+    )
+    cm = wait_for("the pointer ConfigMap", lambda: pointer(aigw_cluster))
+    bundle = parse_bundle(cm["data"]["bundle.json"])  # what the sidecar's loader runs
+    assert bundle.revision == revision(cm) >= 1
+    assert [p.name for p in bundle.policies] == ["report-summarizer", "support-assistant"]
+    assert [r.name for r in bundle.routes] == ["chat", "chat-economy"]
+    history = aigw_cluster.get("-n", NS, "configmap", f"aigw-bundle-{bundle.revision}")
+    assert history["immutable"] is True
+    assert history["data"] == cm["data"]
+
+    def ready() -> bool:
+        items = aigw_cluster.get("-n", NS, "aipolicies,modelroutes")["items"]
+        return len(items) == 4 and all(
+            conditions(i).get("Ready", {}).get("status") == "True"
+            and i["status"].get("bundleRevision") == bundle.revision
+            for i in items
+        )
+
+    wait_for("every resource Ready in the bundle's revision", ready)
+    policy = aigw_cluster.get("-n", NS, "aipolicy", "support-assistant")
+    assert policy["status"]["observedGeneration"] == policy["metadata"]["generation"]
+    assert policy["status"]["tenant"] == "acme"
+    assert conditions(policy)["Valid"]["status"] == "True"
+
+
+def test_an_edit_publishes_a_new_revision(aigw_cluster: Any) -> None:
+    async def measure() -> list[float]:
+        times: list[float] = []
+        async with admin(aigw_cluster) as client:
+            for i in range(5):
+                before = await client.request("GET", POINTER)
+                started = time.perf_counter()
+                await set_max_tokens(client, 1000 + i)
+                while True:
+                    now = await client.request("GET", POINTER)
+                    if revision(now) > revision(before):
+                        break
+                    await asyncio.sleep(0.005)
+                times.append(time.perf_counter() - started)
+                bundle = parse_bundle(now["data"]["bundle.json"])
+                assert bundle.policies[1].use_cases[0].limits.max_tokens == 1000 + i
+        return times
+
+    times = asyncio.run(measure())
+    print(
+        f"\npropagation (edit accepted -> new pointer ConfigMap), 5 edits: "
+        f"median {statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms"
+    )
+
+
+def test_unchanged_content_writes_no_revision(aigw_cluster: Any) -> None:
+    before = revision(pointer(aigw_cluster))
+    runs = aigw_cluster.operator.metric("aigw_operator_reconciles_total", result="unchanged")
+    aigw_cluster.kubectl("-n", NS, "label", "aipolicy", "support-assistant", "touched=yes")
+    wait_for(
+        "a reconcile",
+        lambda: (
+            aigw_cluster.operator.metric("aigw_operator_reconciles_total", result="unchanged")
+            > runs
+        ),
+    )
+    assert revision(pointer(aigw_cluster)) == before
+
+
+def test_a_deleted_policy_leaves_the_bundle(aigw_cluster: Any) -> None:
+    before = revision(pointer(aigw_cluster))
+    aigw_cluster.kubectl("-n", NS, "delete", "aipolicy", "report-summarizer")
+
+    def newer() -> dict[str, Any] | None:
+        cm = pointer(aigw_cluster)
+        return cm if revision(cm) > before else None
+
+    cm = wait_for("a new revision", newer)
+    bundle = parse_bundle(cm["data"]["bundle.json"])
+    assert [p.name for p in bundle.policies] == ["support-assistant"]
+
+
+def test_100_rapid_edits_give_few_revisions_and_the_last_is_correct(aigw_cluster: Any) -> None:
+    before = revision(pointer(aigw_cluster))
+
+    async def burst() -> float:
+        async with admin(aigw_cluster) as client:
+            started = time.perf_counter()
+            for i in range(1, 101):
+                await set_max_tokens(client, i)
+            return time.perf_counter() - started
+
+    took = asyncio.run(burst())
+
+    def settled() -> dict[str, Any] | None:
+        cm = pointer(aigw_cluster)
+        if cm is None:
+            return None
+        bundle = parse_bundle(cm["data"]["bundle.json"])
+        return cm if bundle.policies[0].use_cases[0].limits.max_tokens == 100 else None
+
+    cm = wait_for("the last edit in force", settled)
+    published = revision(cm) - before
+    print(f"\n100 edits in {took:.2f}s -> {published} revisions")
+    assert 1 <= published <= 15
+    history = aigw_cluster.get("-n", NS, "configmaps", "-l", "aigw.dev/bundle=history")["items"]
+    assert len(history) <= 5  # garbage-collected down to --keep-revisions
+    assert f"aigw-bundle-{revision(cm)}" in {h["metadata"]["name"] for h in history}
+
+
+def test_an_invalid_policy_is_reported_and_the_bundle_stays(aigw_cluster: Any) -> None:
+    before = pointer(aigw_cluster)
+    bad = """
+apiVersion: aigw.dev/v1alpha1
+kind: AIPolicy
+metadata: {name: bad-policy, namespace: team-a}
+spec:
+  selector: {matchLabels: {app: bad}}
+  useCases:
+    - name: chat
+      routes: [no-such-route]
+"""
+    aigw_cluster.kubectl("apply", "-f", "-", input=bad)
+
+    def invalid() -> dict[str, Any] | None:
+        body = aigw_cluster.get("-n", NS, "aipolicy", "bad-policy")
+        valid = conditions(body).get("Valid", {})
+        return valid if valid.get("status") == "False" else None
+
+    valid = wait_for("Valid=False", invalid)
+    assert valid["reason"] == "InvalidReference"
+    assert "no-such-route" in valid["message"]
+    events = wait_for(
+        "a Warning Event",
+        lambda: aigw_cluster.get(
+            "-n", NS, "events", "--field-selector", "involvedObject.name=bad-policy"
+        )["items"],
+    )
+    assert {(e["type"], e["reason"]) for e in events} == {("Warning", "InvalidReference")}
+    after = pointer(aigw_cluster)
+    assert after is not None
+    assert before is not None
+    assert after["data"] == before["data"]  # the previous bundle stays in force
+    route = aigw_cluster.get("-n", NS, "modelroute", "chat")
+    assert conditions(route)["Ready"]["reason"] == "BundleBlocked"
+
+    aigw_cluster.kubectl("-n", NS, "delete", "aipolicy", "bad-policy")
+    wait_for(
+        "Ready again",
+        lambda: (
+            conditions(aigw_cluster.get("-n", NS, "modelroute", "chat"))["Ready"]["status"]
+            == "True"
+        ),
+    )

@@ -1,0 +1,71 @@
+"""Two operator replicas: only the one with the higher priority compiles; stopping it hands
+over to the other (kopf peering, both as the chart's ServiceAccount)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.k8s
+
+NS = "team-ha"
+POLICY = """
+apiVersion: aigw.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: chat, namespace: team-ha}
+spec:
+  backends:
+    - {name: small, provider: openai-compatible, model: m%d, baseURL: http://vllm:8000/v1}
+"""
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def revision(cluster: Any) -> int:
+    result = cluster.plane.kubectl(
+        "-n",
+        NS,
+        "get",
+        "configmap",
+        "aigw-bundle",
+        "-o",
+        "jsonpath={.metadata.annotations.aigw\\.dev/revision}",
+        check=False,
+    )
+    return int(result.stdout) if result.returncode == 0 and result.stdout else 0
+
+
+def test_only_the_leader_compiles_and_stopping_it_hands_over(aigw_cluster: Any) -> None:
+    leader = aigw_cluster.operator
+    standby = type(leader)(leader.kubeconfig, leader.workdir, priority=50, webhook=False)
+    standby.start()
+    try:
+        aigw_cluster.kubectl("create", "namespace", NS)
+        aigw_cluster.kubectl("apply", "-f", "-", input=POLICY % 1)
+        wait_for("revision 1", lambda: revision(aigw_cluster) == 1)
+        aigw_cluster.kubectl("apply", "-f", "-", input=POLICY % 2)
+        wait_for("revision 2", lambda: revision(aigw_cluster) == 2)
+        assert standby.metric("aigw_operator_reconciles_total", result="published") == 0
+        assert standby.metric("aigw_operator_reconciles_total", result="unchanged") == 0
+
+        leader.stop()
+        aigw_cluster.kubectl("apply", "-f", "-", input=POLICY % 3)
+        wait_for("revision 3 by the standby", lambda: revision(aigw_cluster) == 3)
+        assert standby.metric("aigw_operator_reconciles_total", result="published") >= 1
+    finally:
+        if leader.process is None:
+            leader.start()  # the other tests of the session keep their operator
+        standby.stop()
+    log = standby.log.read_text()
+    assert "Pausing operations" in log
+    assert "Resuming operations" in log

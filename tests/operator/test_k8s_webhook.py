@@ -1,0 +1,169 @@
+"""Injection by the real apiserver calling the operator's webhook over TLS.
+
+The apiserver reaches the webhook at https://127.0.0.1:<port> with the CA the operator
+generated and patched into the MutatingWebhookConfiguration itself (as its ServiceAccount).
+Deployments' Pods are created by the controller manager and run by KWOK.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.k8s
+
+Golden = Callable[[str, Any], None]
+NS = "team-a"  # has a bundle whose routes reference the Secret provider-keys
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+    return value
+
+
+def deployment(name: str, namespace: str, labels: dict[str, str]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name, **labels}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "app",
+                                "image": "registry.invalid/app:1",
+                                "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                            }
+                        ]
+                    },
+                },
+            },
+        }
+    )
+
+
+def pods(cluster: Any, namespace: str, app: str, count: int = 2) -> list[dict[str, Any]]:
+    def found() -> list[dict[str, Any]] | None:
+        items = cluster.get("-n", namespace, "pods", "-l", f"app={app}")["items"]
+        return items if len(items) >= count else None
+
+    return list(wait_for(f"{count} pods of {app}", found))
+
+
+def sidecars(pod: dict[str, Any]) -> list[str]:
+    spec = pod["spec"]
+    every = spec.get("initContainers", []) + spec["containers"]
+    return [c["name"] for c in every if c["name"] == "aigw-sidecar"]
+
+
+def normalized(pod: dict[str, Any]) -> dict[str, Any]:
+    """The pod without what differs between runs (names, uids, nodes, token volume names)."""
+    meta = pod["metadata"]
+    labels = {k: v for k, v in meta["labels"].items() if k != "pod-template-hash"}
+    spec = json.loads(json.dumps(pod["spec"]))
+    spec.pop("nodeName", None)
+    token = next(v["name"] for v in spec["volumes"] if v["name"].startswith("kube-api-access-"))
+    text = json.dumps(spec).replace(token, "kube-api-access-XXXXX")
+    return {
+        "metadata": {"labels": labels, "annotations": meta.get("annotations", {})},
+        "spec": json.loads(text),
+    }
+
+
+def test_a_labelled_deployment_is_injected_exactly_once(aigw_cluster: Any, golden: Golden) -> None:
+    aigw_cluster.kubectl(
+        "apply", "-f", "-", input=deployment("labelled", NS, {"aigw.dev/inject": "true"})
+    )
+    for pod in pods(aigw_cluster, NS, "labelled"):
+        assert sidecars(pod) == ["aigw-sidecar"]
+        status = json.loads(pod["metadata"]["annotations"]["aigw.dev/injection-status"])
+        assert (status["mode"], status["secrets"]) == ("native", ["provider-keys"])
+    golden("k8s-labelled-pod", normalized(pod))
+
+
+def test_an_unlabelled_deployment_is_untouched(aigw_cluster: Any) -> None:
+    aigw_cluster.kubectl("apply", "-f", "-", input=deployment("plain", NS, {}))
+    for pod in pods(aigw_cluster, NS, "plain"):
+        assert sidecars(pod) == []
+        assert "aigw.dev/injection-status" not in pod["metadata"].get("annotations", {})
+        assert all("OPENAI_BASE_URL" not in json.dumps(c) for c in pod["spec"]["containers"])
+
+
+def test_namespace_injection_and_the_opt_out(aigw_cluster: Any) -> None:
+    aigw_cluster.kubectl("create", "namespace", "team-b")
+    aigw_cluster.kubectl("label", "namespace", "team-b", "aigw.dev/injection=enabled")
+    aigw_cluster.kubectl("apply", "-f", "-", input=deployment("by-namespace", "team-b", {}))
+    aigw_cluster.kubectl(
+        "apply", "-f", "-", input=deployment("opted-out", "team-b", {"aigw.dev/inject": "false"})
+    )
+    for pod in pods(aigw_cluster, "team-b", "by-namespace"):
+        assert sidecars(pod) == ["aigw-sidecar"]
+        status = json.loads(pod["metadata"]["annotations"]["aigw.dev/injection-status"])
+        assert status["reason"] == "namespace-label"
+        assert status["secrets"] == []  # team-b has no bundle, hence no provider Secrets
+    for pod in pods(aigw_cluster, "team-b", "opted-out"):
+        assert sidecars(pod) == []
+
+
+def test_readmitting_an_injected_pod_does_not_inject_twice(aigw_cluster: Any) -> None:
+    injected = pods(aigw_cluster, NS, "labelled")[0]
+    again: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "readmitted",
+            "namespace": NS,
+            "labels": {"app": "readmitted", "aigw.dev/inject": "true"},
+            "annotations": injected["metadata"]["annotations"],
+        },
+        "spec": {
+            k: v
+            for k, v in injected["spec"].items()
+            if k not in ("nodeName", "volumes", "containers", "initContainers")
+        }
+        | {
+            "initContainers": injected["spec"]["initContainers"],
+            "containers": injected["spec"]["containers"],
+            "volumes": [
+                v for v in injected["spec"]["volumes"] if not v["name"].startswith("kube-api")
+            ],
+        },
+    }
+    for container in again["spec"]["initContainers"] + again["spec"]["containers"]:
+        container["volumeMounts"] = [
+            m for m in container.get("volumeMounts", []) if not m["name"].startswith("kube-api")
+        ]
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(again))
+    pod = aigw_cluster.get("-n", NS, "pod", "readmitted")
+    assert sidecars(pod) == ["aigw-sidecar"]
+    env = [e["name"] for e in pod["spec"]["containers"][0]["env"]]
+    assert env.count("OPENAI_BASE_URL") == 1
+
+
+def test_kube_system_is_never_touched(aigw_cluster: Any) -> None:
+    aigw_cluster.kubectl("label", "namespace", "kube-system", "aigw.dev/injection=enabled")
+    try:
+        aigw_cluster.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=deployment("system", "kube-system", {"aigw.dev/inject": "true"}),
+        )
+        for pod in pods(aigw_cluster, "kube-system", "system"):
+            assert sidecars(pod) == []
+    finally:
+        aigw_cluster.kubectl("label", "namespace", "kube-system", "aigw.dev/injection-")
+        aigw_cluster.kubectl("-n", "kube-system", "delete", "deployment", "system")
