@@ -16,6 +16,8 @@ import base64
 import logging
 import os
 import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -59,7 +61,8 @@ def build_registry(creds: Credentials, debouncer: Debouncer) -> kopf.OperatorReg
     def login(**_: Any) -> kopf.ConnectionInfo:
         return _connection_info(creds)
 
-    def changed(namespace: str | None, **_: Any) -> None:
+    async def changed(namespace: str | None, **_: Any) -> None:
+        # async: kopf runs sync handlers in a thread pool, and the debouncer lives in the loop.
         if namespace:
             debouncer.trigger(namespace)
 
@@ -111,7 +114,11 @@ async def _start_site(app: web.Application, host: str, port: int, **kwargs: Any)
 
 async def run(settings: OperatorSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or SIGINT/SIGTERM (in the main thread)."""
-    creds = load_credentials(settings.kube)
+    with tempfile.TemporaryDirectory(prefix="aigw-operator-") as scratch:
+        await _run(settings, load_credentials(settings.kube, Path(scratch)), stop)
+
+
+async def _run(settings: OperatorSettings, creds: Credentials, stop: asyncio.Event | None) -> None:
     instance = f"{socket.gethostname()}-{os.getpid()}"
     metrics = Metrics()
     ready = {"webhook": not settings.webhook.enabled, "operator": False}

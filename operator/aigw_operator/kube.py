@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +87,13 @@ def _from_kubeconfig(path: Path, context: str | None, scratch: Path) -> Credenti
     )
 
 
-def load_credentials(settings: KubeSettings, scratch: Path | None = None) -> Credentials:
-    """Credentials from the kubeconfig in settings, or the in-cluster service account."""
+def load_credentials(settings: KubeSettings, scratch: Path) -> Credentials:
+    """Credentials from the kubeconfig in settings, or the in-cluster service account.
+
+    Certificates and keys embedded in the kubeconfig are written into ``scratch`` (a private
+    temporary directory the caller removes), because ``ssl`` and kopf load them from files.
+    """
     if settings.kubeconfig is not None:
-        scratch = scratch or Path(tempfile.mkdtemp(prefix="aigw-kube-"))
         return _from_kubeconfig(settings.kubeconfig, settings.context, scratch)
     if not settings.in_cluster_host:
         raise ConfigError("not in a cluster (no KUBERNETES_SERVICE_HOST): pass --kubeconfig")

@@ -62,7 +62,10 @@ async def set_max_tokens(client: KubeClient, value: int) -> None:
 
 
 def admin(cluster: Any) -> KubeClient:
-    return KubeClient(load_credentials(KubeSettings(kubeconfig=cluster.plane.kubeconfig)))
+    scratch = cluster.operator.workdir / "admin-credentials"
+    scratch.mkdir(mode=0o700, exist_ok=True)
+    settings = KubeSettings(kubeconfig=cluster.plane.kubeconfig)
+    return KubeClient(load_credentials(settings, scratch))
 
 
 def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any) -> None:
