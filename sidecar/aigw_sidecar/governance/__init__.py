@@ -1,0 +1,66 @@
+"""Governance: who may call what, within which limits, counted across every replica.
+
+Pure logic and state stores, no HTTP: the sidecar's pipeline steps call into it.
+:class:`Governor` runs identify → authorize → constrain (:meth:`Governor.admit`), reserves
+against rate limits and budgets (:meth:`Governor.limit`) and settles after the call
+(:meth:`Governor.settle`). State lives in a :class:`MemoryStore` (one pod) or a
+:class:`RedisStore` (shared by every sidecar). See each module's docstring for the why.
+"""
+
+from .clock import Clock, ManualClock, SystemClock
+from .decisions import Decision, Denied, DenyKind, Verdict
+from .governor import (
+    Admission,
+    BundleView,
+    GovernanceSettings,
+    Governor,
+    Grant,
+    Usage,
+)
+from .identity import Identity, PodIdentity, PolicyIndex
+from .memory_store import MemoryStore
+from .money import NANO, Prices, format_usd
+from .observer import NullObserver, Observer
+from .redis_store import RedisStore
+from .status import budget_status
+from .store import Counter, CounterKind, ReserveResult, Store, StoreUnavailable
+from .tokens import BpeCounter, EstimateCounter, TokenCounter, count_prompt
+from .windows import Window, window_at
+
+__all__ = [
+    "NANO",
+    "Admission",
+    "BpeCounter",
+    "BundleView",
+    "Clock",
+    "Counter",
+    "CounterKind",
+    "Decision",
+    "Denied",
+    "DenyKind",
+    "EstimateCounter",
+    "GovernanceSettings",
+    "Governor",
+    "Grant",
+    "Identity",
+    "ManualClock",
+    "MemoryStore",
+    "NullObserver",
+    "Observer",
+    "PodIdentity",
+    "PolicyIndex",
+    "Prices",
+    "RedisStore",
+    "ReserveResult",
+    "Store",
+    "StoreUnavailable",
+    "SystemClock",
+    "TokenCounter",
+    "Usage",
+    "Verdict",
+    "Window",
+    "budget_status",
+    "count_prompt",
+    "format_usd",
+    "window_at",
+]

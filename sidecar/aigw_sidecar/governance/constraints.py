@@ -1,0 +1,127 @@
+"""Per-request constraints: clamp ``max_tokens``, estimate cost, bound the deadline.
+
+The policy's ``limits`` set ceilings; request headers (``X-AIGW-Max-Cost-USD``,
+``X-AIGW-Max-Latency-Ms``) and the body's ``max_tokens`` can only lower them: the effective
+value is always the minimum. Policy ceilings follow the enforcement mode (under observe or
+warn an over-limit request goes out unchanged and the decision is recorded); a caller's own
+header limits are always honoured, since the caller asked for them.
+
+The cost estimate is the worst case the reservation holds: prompt tokens (estimated) plus
+the output bound, at the dearest backend of the route, in integer nano-USD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aigw_contract import EnforcementMode, UseCase
+
+from .decisions import Decision, Denied, DenyKind
+from .money import Prices, format_usd, parse_usd, usd_to_nano
+
+__all__ = ["Constraints", "constrain", "requested_max_tokens"]
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """What the constrain step decided for one request."""
+
+    prompt_tokens: int
+    """Estimated prompt tokens."""
+    max_output_tokens: int
+    """Output bound the reservation assumes."""
+    clamp_to: int | None
+    """A ``max_tokens`` the sidecar must write into the request body (None: leave it)."""
+    estimated_cost_nusd: int
+    """Worst-case cost in nano-USD."""
+    deadline_ms: int | None
+    """Deadline of the whole request in milliseconds from its start."""
+    decisions: tuple[Decision, ...] = ()
+
+
+def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
+    """The output bound a request body asks for (OpenAI's two spellings, Anthropic's one)."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def constrain(
+    use_case: UseCase,
+    mode: EnforcementMode,
+    *,
+    prompt_tokens: int,
+    requested_output: int | None,
+    prices: Prices,
+    default_max_output: int,
+    header_max_cost: str | None = None,
+    header_max_latency: str | None = None,
+) -> Constraints:
+    """Apply the use case's request limits and the caller's header limits."""
+    enforce = mode is EnforcementMode.ENFORCE
+    limits = use_case.limits
+    decisions: list[Decision] = []
+    clamp_to: int | None = None
+    output = requested_output if requested_output is not None else default_max_output
+    if limits.max_tokens is not None and (
+        requested_output is None or requested_output > limits.max_tokens
+    ):
+        if enforce:
+            clamp_to = output = limits.max_tokens
+        elif requested_output is not None:  # a missing max_tokens is not worth a warning
+            decisions.append(
+                Decision.for_mode(
+                    mode,
+                    "constrain",
+                    "max_tokens_clamped",
+                    f"max_tokens {requested_output} exceeds the policy's {limits.max_tokens}",
+                )
+            )
+    cost = prices.cost(prompt_tokens, output)
+
+    caller_cost: int | None = None
+    if header_max_cost is not None:
+        caller_cost = parse_usd(header_max_cost)
+        if caller_cost is None:
+            raise Denied(
+                DenyKind.INVALID_REQUEST,
+                "X-AIGW-Max-Cost-USD must be a non-negative decimal number",
+                code="invalid_header",
+            )
+    if caller_cost is not None and cost > caller_cost:
+        raise Denied(
+            DenyKind.COST_LIMIT_EXCEEDED,
+            f"estimated cost {format_usd(cost)} USD exceeds X-AIGW-Max-Cost-USD",
+            code="cost_limit_exceeded",
+        )
+    if limits.max_cost_usd is not None and cost > usd_to_nano(limits.max_cost_usd):
+        message = (
+            f"estimated cost {format_usd(cost)} USD exceeds the policy's "
+            f"{limits.max_cost_usd} USD per request"
+        )
+        if enforce:
+            raise Denied(DenyKind.COST_LIMIT_EXCEEDED, message, code="cost_limit_exceeded")
+        decisions.append(Decision.for_mode(mode, "constrain", "cost_limit_exceeded", message))
+
+    deadline: int | None = limits.max_latency_ms if enforce else None
+    if header_max_latency is not None:
+        text = header_max_latency.strip()
+        if not text.isdigit() or int(text) < 1:
+            raise Denied(
+                DenyKind.INVALID_REQUEST,
+                "X-AIGW-Max-Latency-Ms must be a positive integer",
+                code="invalid_header",
+            )
+        deadline = int(text) if deadline is None else min(deadline, int(text))
+    return Constraints(
+        prompt_tokens=prompt_tokens,
+        max_output_tokens=output,
+        clamp_to=clamp_to,
+        estimated_cost_nusd=cost,
+        deadline_ms=deadline,
+        decisions=tuple(decisions),
+    )

@@ -1,0 +1,397 @@
+"""The governance engine: identify, authorize, constrain, limit before the call; settle after.
+
+One :class:`Governor` lives in the sidecar process; one :class:`BundleView` per loaded
+bundle holds what can be computed once (the policy governing this pod, route prices), so
+the per-request work is a few dictionary look-ups, one token estimate and, when the use case
+has limits or budgets, one store round trip to reserve and one to settle.
+
+Reserve the worst case, settle to the truth. :meth:`Governor.limit` reserves prompt
+estimate + output bound (tokens) and the worst-case cost against every rate limit and
+budget atomically; :meth:`Governor.settle` adjusts them to the provider's usage (or the
+counted stream, or nothing for a failed call) and ends the concurrency lease. Both are
+idempotent per sidecar-generated request id (never a client-supplied one, which a client
+could replay to skip counting).
+
+Shared state down: the policy's ``failMode`` decides. ``open`` counts in this pod's memory
+meanwhile (a per-pod bound is better than none); ``closed`` refuses under enforce. Either
+way a metric and a log line say which happened. Settlements that cannot reach the store
+wait in a bounded queue and are replayed after the next successful reservation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aigw_contract import Bundle, EnforcementMode, ExhaustionAction, FailMode
+
+from .authorize import authorize, declared_tools
+from .clock import Clock, SystemClock
+from .constraints import Constraints, constrain, requested_max_tokens
+from .decisions import Decision, Denied, DenyKind, Verdict
+from .identity import Identity, PodIdentity, PolicyIndex
+from .memory_store import MemoryStore
+from .money import Prices, route_worst_prices
+from .observer import NullObserver, Observer
+from .plan import Role, Unit, build_counters, denial, settled_amount, tag_of
+from .store import Counter, Store, StoreUnavailable
+from .tokens import EstimateCounter, TokenCounter, count_prompt
+
+__all__ = [
+    "Admission",
+    "BundleView",
+    "GovernanceSettings",
+    "Governor",
+    "Grant",
+    "Usage",
+]
+
+log = logging.getLogger("aigw.governance")
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceSettings:
+    """Tunables of the engine (policy comes from the bundle, not from here)."""
+
+    default_max_output_tokens: int = 4096
+    """Output bound assumed when neither the request nor the policy sets one."""
+    default_data_classification: str = "internal"
+    """Classification of a request without ``X-AIGW-Data-Classification``."""
+    max_request_seconds: float = 600.0
+    """Longest a request can hold a concurrency lease when it sets no deadline."""
+    record_ttl_seconds: int = 3_600
+    """How long a reservation waits for its settlement before it stays counted."""
+    pending_settlements: int = 10_000
+    """Settlements kept for replay while the store is unreachable; older ones are dropped."""
+
+
+class BundleView:
+    """What one bundle means for this pod, computed once per bundle."""
+
+    __slots__ = ("backend_prices", "bundle", "index", "route_prices")
+
+    def __init__(self, bundle: Bundle, pod: PodIdentity) -> None:
+        self.bundle = bundle
+        self.index = PolicyIndex(bundle, pod)
+        self.route_prices = {r.name: route_worst_prices(r.backends) for r in bundle.routes}
+        self.backend_prices = {
+            (r.name, b.name): Prices.of(b.pricing) for r in bundle.routes for b in r.backends
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call consumed: provider-reported, or counted from the stream."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request that passed identify, authorize and constrain."""
+
+    request_id: str
+    identity: Identity
+    route: str
+    constraints: Constraints
+    prices: Prices
+    """Worst-case prices of the route, used when the serving backend is not known."""
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def mode(self) -> EnforcementMode:
+        return self.identity.policy.mode
+
+    @property
+    def warnings(self) -> list[str]:
+        """Messages for ``X-AIGW-Warning`` (warn mode only)."""
+        return [d.message for d in self.decisions if d.verdict is Verdict.WARNED]
+
+
+@dataclass(slots=True)
+class Grant:
+    """A reservation held for the duration of a call."""
+
+    admission: Admission
+    store: Store | None
+    counters: list[Counter]
+    roles: list[Role]
+    levels: tuple[float, ...]
+    degraded_to: str | None = None
+    """The fallback route a spent budget sent this request to."""
+    settled: bool = False
+
+    def budget_remaining(self) -> tuple[int | None, int | None]:
+        """Smallest remaining (tokens, nano-USD) over this request's budgets."""
+        tokens: int | None = None
+        money: int | None = None
+        for counter, role, level in zip(self.counters, self.roles, self.levels, strict=True):
+            if role.budget is None:
+                continue
+            left = max(0, counter.limit - int(level))
+            if role.unit is Unit.TOKENS:
+                tokens = left if tokens is None else min(tokens, left)
+            else:
+                money = left if money is None else min(money, left)
+        return tokens, money
+
+
+class Governor:
+    """Runs the governance steps for every request of one sidecar."""
+
+    def __init__(
+        self,
+        pod: PodIdentity,
+        store: Store,
+        *,
+        settings: GovernanceSettings | None = None,
+        clock: Clock | None = None,
+        counter: TokenCounter | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.pod = pod
+        self.store = store
+        self.settings = settings or GovernanceSettings()
+        self.clock: Clock = clock or SystemClock()
+        self.counter: TokenCounter = counter or EstimateCounter()
+        self.observer: Observer = observer or NullObserver()
+        self.local: Store = store if isinstance(store, MemoryStore) else MemoryStore()
+        self._pending: deque[tuple[Store, str, str, list[Counter], list[int], float]] = deque(
+            maxlen=self.settings.pending_settlements
+        )
+
+    def view(self, bundle: Bundle) -> BundleView:
+        """Precompute what a newly loaded bundle means for this pod."""
+        return BundleView(bundle, self.pod)
+
+    # -- before the call -------------------------------------------------------------------
+
+    def admit(
+        self,
+        view: BundleView,
+        *,
+        request_id: str,
+        body: Mapping[str, Any],
+        route: str,
+        headers: Mapping[str, str],
+    ) -> Admission:
+        """Identify, authorize and constrain; raise :class:`Denied` when enforced checks fail.
+
+        ``headers`` holds the ``X-AIGW-*`` request headers (any case-insensitive mapping);
+        the body's ``metadata`` may carry ``tenant`` and ``use_case`` as well.
+        """
+        meta = body.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        tenant = headers.get("X-AIGW-Tenant") or _str(meta.get("tenant"))
+        use_case = headers.get("X-AIGW-Use-Case") or _str(meta.get("use_case"))
+        policy = view.index.policy
+        mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
+        identity = view.index.identify(tenant, use_case, enforce=mode is EnforcementMode.ENFORCE)
+        decisions = [
+            Decision.for_mode(mode, "identify", "claim_not_granted", v) for v in identity.violations
+        ]
+        decisions += authorize(
+            identity.use_case,
+            mode,
+            route=route,
+            tools=declared_tools(body),
+            classification=headers.get("X-AIGW-Data-Classification")
+            or self.settings.default_data_classification,
+        )
+        prices = view.route_prices.get(route) or _free()
+        constraints = constrain(
+            identity.use_case,
+            mode,
+            prompt_tokens=count_prompt(body, self.counter),
+            requested_output=requested_max_tokens(body),
+            prices=prices,
+            default_max_output=self.settings.default_max_output_tokens,
+            header_max_cost=headers.get("X-AIGW-Max-Cost-USD"),
+            header_max_latency=headers.get("X-AIGW-Max-Latency-Ms"),
+        )
+        decisions += constraints.decisions
+        return Admission(request_id, identity, route, constraints, prices, decisions)
+
+    async def limit(self, view: BundleView, admission: Admission) -> Grant:
+        """Reserve the worst case against every rate limit and budget of the use case."""
+        identity = admission.identity
+        enforce = admission.mode is EnforcementMode.ENFORCE
+        now = self.clock.now()
+        deadline = admission.constraints.deadline_ms
+        lease = deadline / 1000.0 if deadline is not None else self.settings.max_request_seconds
+        degraded: frozenset[str] = frozenset()
+        while True:
+            counters, roles = build_counters(
+                identity,
+                admission.constraints,
+                now=now,
+                lease_seconds=lease + 5.0,
+                enforce=enforce,
+                degraded=degraded,
+            )
+            if not counters:
+                return Grant(admission, None, counters, roles, ())
+            store, result = await self._reserve(identity, admission, counters, now, enforce)
+            if result.ok:
+                self._record_over(admission, counters, roles, result.over)
+                grant = Grant(admission, store, counters, roles, result.levels)
+                if degraded:
+                    grant.degraded_to = admission.route
+                return grant
+            counter, role = counters[result.failed], roles[result.failed]
+            budget = role.budget
+            if (
+                budget is not None
+                and budget.on_exhausted is ExhaustionAction.FALLBACK
+                and budget.fallback_route is not None
+                and budget.name not in degraded
+            ):
+                # Degrade: the spent budget keeps counting but stops refusing.
+                self.observer.limit_decision(counter.name, "fallback")
+                log.info(
+                    "budget %s spent: request %s degrades to route %s",
+                    budget.name,
+                    admission.request_id,
+                    budget.fallback_route,
+                )
+                degraded |= {budget.name}
+                admission.route = budget.fallback_route
+                admission.prices = view.route_prices.get(budget.fallback_route) or _free()
+                admission.constraints = _reprice(admission.constraints, admission.prices)
+                continue
+            self.observer.limit_decision(counter.name, Verdict.BLOCKED.value)
+            raise denial(counter, role, result.retry_after, now)
+
+    async def _reserve(
+        self,
+        identity: Identity,
+        admission: Admission,
+        counters: list[Counter],
+        now: float,
+        enforce: bool,
+    ) -> tuple[Store, Any]:
+        tag = tag_of(identity)
+        ttl = self.settings.record_ttl_seconds
+        try:
+            result = await self.store.reserve(tag, admission.request_id, counters, now, ttl)
+        except StoreUnavailable as exc:
+            fail_mode = identity.policy.fail_mode
+            if fail_mode is FailMode.CLOSED and enforce:
+                self.observer.state_unavailable("reserve", "fail_closed")
+                log.error(
+                    "state store unreachable (%s): policy %s fails closed, request %s refused",
+                    exc,
+                    identity.policy.name,
+                    admission.request_id,
+                )
+                raise Denied(
+                    DenyKind.STATE_UNAVAILABLE,
+                    "shared rate-limit and budget state is unreachable; the policy fails closed",
+                    code="state_unavailable",
+                    retry_after=1,
+                ) from exc
+            outcome = "fail_open" if fail_mode is FailMode.OPEN else "fail_closed_not_enforced"
+            self.observer.state_unavailable("reserve", outcome)
+            log.warning(
+                "state store unreachable (%s): policy %s %s, counting in this pod only "
+                "for request %s",
+                exc,
+                identity.policy.name,
+                outcome.replace("_", " "),
+                admission.request_id,
+            )
+            if fail_mode is FailMode.CLOSED:
+                admission.decisions.append(
+                    Decision.for_mode(
+                        admission.mode,
+                        "limit",
+                        "state_unavailable",
+                        "shared state unreachable: the policy would fail closed",
+                    )
+                )
+            result = await self.local.reserve(tag, admission.request_id, counters, now, ttl)
+            return self.local, result
+        if self._pending and self.store is not self.local:
+            await self._replay()
+        return self.store, result
+
+    def _record_over(
+        self,
+        admission: Admission,
+        counters: list[Counter],
+        roles: list[Role],
+        over: tuple[int, ...],
+    ) -> None:
+        for i in over:
+            budget = roles[i].budget
+            if budget is not None and budget.on_exhausted is ExhaustionAction.FALLBACK:
+                continue  # a degraded budget: already decided, keeps counting
+            code = "budget_exceeded" if budget is not None else "rate_limited"
+            message = f"{counters[i].name} limit {counters[i].limit} exceeded"
+            decision = Decision.for_mode(admission.mode, "limit", code, message)
+            admission.decisions.append(decision)
+            self.observer.limit_decision(counters[i].name, decision.verdict.value)
+
+    # -- after the call --------------------------------------------------------------------
+
+    async def settle(self, grant: Grant, usage: Usage | None, prices: Prices | None = None) -> None:
+        """Reconcile a grant with what the call consumed; ``usage=None`` releases it.
+
+        ``prices`` are the serving backend's (the route's worst case when unknown).
+        Settling twice does nothing the second time.
+        """
+        if grant.settled or grant.store is None:
+            grant.settled = True
+            return
+        grant.settled = True
+        tokens = usage.total if usage is not None else 0
+        cost = 0
+        if usage is not None:
+            price = prices or grant.admission.prices
+            cost = price.cost(usage.prompt_tokens, usage.completion_tokens)
+        actual = [settled_amount(role, tokens, cost) for role in grant.roles]
+        tag = tag_of(grant.admission.identity)
+        now = self.clock.now()
+        rid = grant.admission.request_id
+        try:
+            levels = await grant.store.reconcile(tag, rid, grant.counters, actual, now)
+        except StoreUnavailable as exc:
+            self.observer.state_unavailable("settle", "deferred")
+            log.warning("state store unreachable (%s): settlement of %s deferred", exc, rid)
+            self._pending.append((grant.store, tag, rid, grant.counters, actual, now))
+            return
+        if levels is not None:
+            grant.levels = levels
+
+    async def _replay(self) -> None:
+        # Entries are taken off the queue before awaiting, so concurrent replays never
+        # settle one twice; a failure puts the entry back and stops.
+        while self._pending:
+            entry = self._pending.popleft()
+            store, tag, rid, counters, actual, when = entry
+            try:
+                await store.reconcile(tag, rid, counters, actual, max(when, self.clock.now()))
+            except StoreUnavailable:
+                self._pending.appendleft(entry)
+                return
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _free() -> Prices:
+    return Prices(0, 0)
+
+
+def _reprice(constraints: Constraints, prices: Prices) -> Constraints:
+    cost = prices.cost(constraints.prompt_tokens, constraints.max_output_tokens)
+    return replace(constraints, estimated_cost_nusd=cost)

@@ -1,0 +1,39 @@
+"""What the engine reports as it decides: the hook metrics and logs hang on.
+
+The engine knows nothing of Prometheus; the sidecar passes an :class:`Observer` that turns
+these calls into counters (``aigw_state_unavailable_total{operation,outcome}``,
+``aigw_limit_decisions_total{counter,verdict}``). Label values are bounded: operations,
+outcomes and verdicts are fixed words and counter names come from the policy (``budget:x``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["NullObserver", "Observer"]
+
+
+class Observer(Protocol):
+    """Receives governance events."""
+
+    def state_unavailable(self, operation: str, outcome: str) -> None:
+        """The state store was unreachable during ``operation`` (reserve/settle); ``outcome``
+        is fail_open, fail_closed, fail_closed_not_enforced or deferred."""
+        ...
+
+    def limit_decision(self, counter: str, verdict: str) -> None:
+        """A limit or budget refused (blocked), would have (warned/observed) or degraded
+        the request to its fallback route (fallback)."""
+        ...
+
+
+class NullObserver:
+    """Reports nothing."""
+
+    __slots__ = ()
+
+    def state_unavailable(self, operation: str, outcome: str) -> None:
+        return None
+
+    def limit_decision(self, counter: str, verdict: str) -> None:
+        return None

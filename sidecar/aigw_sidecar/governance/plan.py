@@ -1,0 +1,211 @@
+"""Which counters one request reserves against, built from its use case's limits.
+
+Counter keys (all under the request's ``{namespace:tenant}`` hash tag)::
+
+    aigw:{ns:tenant}:rl:<scope>:rpm            requests/min bucket
+    aigw:{ns:tenant}:rl:<scope>:tpm            tokens/min bucket
+    aigw:{ns:tenant}:cc:<scope>                concurrency leases
+    aigw:{ns:tenant}:bu:<budget>:<scope>:<window>:tok|usd   budget totals per window
+
+``<scope>`` is ``t`` (whole tenant), ``a.<app>`` or ``u.<use case>``, as the limit's
+``scope`` says. Use cases of one tenant that declare the same budget name with the same
+scope share its counter, each checking its own limit. A counter's role says what it
+measures, so the governor can turn amounts, refusals and levels into settlements, errors
+and headers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aigw_contract import Budget, LimitScope
+
+from .constraints import Constraints
+from .decisions import Denied, DenyKind
+from .identity import Identity
+from .money import usd_to_nano
+from .store import Counter, CounterKind
+from .windows import window_at
+
+__all__ = [
+    "Role",
+    "Unit",
+    "build_counters",
+    "denial",
+    "scope_id",
+    "settled_amount",
+    "tag_of",
+]
+
+
+class Unit(StrEnum):
+    """What a counter measures."""
+
+    REQUESTS = "requests"
+    TOKENS = "tokens"
+    LEASES = "leases"
+    NANO_USD = "nano_usd"
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """What a counter is for."""
+
+    unit: Unit
+    budget: Budget | None = None
+
+
+def tag_of(identity: Identity) -> str:
+    """The hash tag of every key of this identity: namespace and tenant."""
+    return f"{identity.namespace}:{identity.tenant}"
+
+
+def scope_id(scope: LimitScope, identity: Identity) -> str:
+    """The part of a key that says which requests share a counter."""
+    if scope is LimitScope.TENANT:
+        return "t"
+    if scope is LimitScope.APP:
+        return "a." + identity.app
+    return "u." + identity.use_case.name
+
+
+def build_counters(
+    identity: Identity,
+    constraints: Constraints,
+    *,
+    now: float,
+    lease_seconds: float,
+    enforce: bool,
+    degraded: frozenset[str] = frozenset(),
+) -> tuple[list[Counter], list[Role]]:
+    """The counters of one request and their roles, in a fixed order.
+
+    ``degraded`` names budgets already spent whose ``onExhausted: fallback`` sent the
+    request to the fallback route: they keep counting but no longer refuse.
+    """
+    prefix = f"aigw:{{{tag_of(identity)}}}:"
+    tokens = constraints.prompt_tokens + constraints.max_output_tokens
+    counters: list[Counter] = []
+    roles: list[Role] = []
+    rate = identity.use_case.rate_limits
+    rscope = scope_id(rate.scope, identity)
+    if rate.requests_per_minute is not None:
+        rpm = rate.requests_per_minute
+        counters.append(
+            Counter(
+                CounterKind.BUCKET,
+                f"{prefix}rl:{rscope}:rpm",
+                rpm,
+                1,
+                rpm / 60.0,
+                enforce,
+                "requests_per_minute",
+            )
+        )
+        roles.append(Role(Unit.REQUESTS))
+    if rate.tokens_per_minute is not None:
+        tpm = rate.tokens_per_minute
+        counters.append(
+            Counter(
+                CounterKind.BUCKET,
+                f"{prefix}rl:{rscope}:tpm",
+                tpm,
+                tokens,
+                tpm / 60.0,
+                enforce,
+                "tokens_per_minute",
+            )
+        )
+        roles.append(Role(Unit.TOKENS))
+    if rate.concurrency is not None:
+        counters.append(
+            Counter(
+                CounterKind.LEASE,
+                f"{prefix}cc:{rscope}",
+                rate.concurrency,
+                1,
+                now + lease_seconds,
+                enforce,
+                "concurrency",
+            )
+        )
+        roles.append(Role(Unit.LEASES))
+    for budget in identity.use_case.budgets:
+        window = window_at(budget.period, now)
+        base = f"{prefix}bu:{budget.name}:{scope_id(budget.scope, identity)}:{window.label}"
+        checks = enforce and budget.name not in degraded
+        if budget.tokens is not None:
+            counters.append(
+                Counter(
+                    CounterKind.TOTAL,
+                    base + ":tok",
+                    budget.tokens,
+                    tokens,
+                    window.end,
+                    checks,
+                    f"budget:{budget.name}:tokens",
+                )
+            )
+            roles.append(Role(Unit.TOKENS, budget))
+        if budget.cost_usd is not None:
+            counters.append(
+                Counter(
+                    CounterKind.TOTAL,
+                    base + ":usd",
+                    usd_to_nano(budget.cost_usd),
+                    constraints.estimated_cost_nusd,
+                    window.end,
+                    checks,
+                    f"budget:{budget.name}:usd",
+                )
+            )
+            roles.append(Role(Unit.NANO_USD, budget))
+    return counters, roles
+
+
+def settled_amount(role: Role, tokens: int, cost: int) -> int:
+    """What a counter settles to: the request itself, its tokens, its cost; leases end."""
+    if role.unit is Unit.REQUESTS:
+        return 1
+    if role.unit is Unit.LEASES:
+        return 0
+    if role.unit is Unit.TOKENS:
+        return tokens
+    return cost
+
+
+def denial(counter: Counter, role: Role, retry_after: float, now: float) -> Denied:
+    """The error a refused counter becomes, with an accurate Retry-After."""
+    never = retry_after < 0
+    budget = role.budget
+    if budget is not None:
+        return Denied(
+            DenyKind.BUDGET_EXCEEDED,
+            f"request is larger than budget {budget.name!r}"
+            if never
+            else f"budget {budget.name!r} ({budget.period.value}) is spent",
+            code="budget_exceeded",
+            retry_after=max(1, math.ceil(counter.param - now)),
+        )
+    if counter.kind is CounterKind.LEASE:
+        return Denied(
+            DenyKind.RATE_LIMITED,
+            f"concurrency limit {counter.limit} reached",
+            code="concurrency_limited",
+            retry_after=1,
+        )
+    if never:
+        return Denied(
+            DenyKind.RATE_LIMITED,
+            f"request needs {counter.amount} against a {counter.name} limit of {counter.limit}",
+            code="request_too_large_for_limit",
+            retry_after=60,
+        )
+    return Denied(
+        DenyKind.RATE_LIMITED,
+        f"{counter.name} limit {counter.limit} reached",
+        code="rate_limited",
+        retry_after=max(1, math.ceil(retry_after)),
+    )

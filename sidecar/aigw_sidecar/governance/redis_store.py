@@ -1,0 +1,152 @@
+"""Counters in Redis, shared by every sidecar of a tenant: one EVALSHA per operation.
+
+The scripts are registered with redis-py's script helper, which calls EVALSHA and, when the
+server answers NOSCRIPT (a restarted or failed-over Redis), loads the script and retries, so
+a Redis that comes back needs no sidecar restart. redis-py's pool opens fresh connections
+after failures by itself.
+
+Unreachable Redis: any connection error or timeout becomes :class:`StoreUnavailable`, and
+the store stays "down" for ``retry_interval`` seconds, answering at once without network
+I/O, so a dead Redis costs requests nothing while the policy's fail mode applies; the
+first call after the interval probes it again.
+
+Use a *blocking* connection pool (:meth:`RedisStore.from_url` builds one): redis-py's default
+pool raises ConnectionError("Too many connections") when more requests are in flight than it
+has connections, which would look like an unreachable Redis and trip the fail mode under a
+burst. The blocking pool makes the burst wait for a connection instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from .redis_scripts import RECONCILE, RESERVE
+from .store import Counter, CounterKind, ReserveResult, StoreUnavailable, record_key
+
+__all__ = ["RedisStore"]
+
+_UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError, OSError)
+
+
+class RedisStore:
+    """Counters in a (possibly clustered) Redis."""
+
+    name = "redis"
+
+    def __init__(self, client: Redis, *, retry_interval: float = 0.5) -> None:
+        self._client = client
+        self._reserve = client.register_script(RESERVE)
+        self._reconcile = client.register_script(RECONCILE)
+        self._retry_interval = retry_interval
+        self._down_until = 0.0
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        max_connections: int = 32,
+        timeout: float = 0.5,
+        retry_interval: float = 0.5,
+    ) -> RedisStore:
+        """A store with a blocking pool; ``timeout`` bounds connecting, each command, and the
+        wait for a free connection, so an unreachable Redis is noticed within it."""
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+        )
+        return cls(Redis(connection_pool=pool), retry_interval=retry_interval)
+
+    @property
+    def client(self) -> Redis:
+        """The underlying client (closed by whoever created it)."""
+        return self._client
+
+    async def _run(self, script: Any, keys: list[str], args: list[str]) -> list[bytes]:
+        # Monotonic time: the back-off must not depend on the injectable wall clock.
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("redis is unreachable (retrying shortly)")
+        try:
+            result: list[bytes] = await script(keys=keys, args=args)
+        except _UNREACHABLE as exc:
+            self._down_until = time.monotonic() + self._retry_interval
+            raise StoreUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+        return result
+
+    async def reserve(
+        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, record_ttl: int
+    ) -> ReserveResult:
+        keys = [record_key(tag, request_id)]
+        args = [repr(now), request_id, str(record_ttl)]
+        for c in counters:
+            keys.append(c.key)
+            args += [
+                c.kind.value,
+                str(c.limit),
+                str(c.amount),
+                repr(c.param),
+                "1" if c.enforce else "0",
+            ]
+        raw = await self._run(self._reserve, keys, args)
+        status = raw[0]
+        over = tuple(int(i) for i in raw[3].split(b",")) if raw[3] else ()
+        return ReserveResult(
+            ok=status != b"0",
+            failed=int(raw[1]),
+            retry_after=float(raw[2]),
+            levels=tuple(float(v) for v in raw[4:]),
+            over=over,
+            duplicate=status == b"2",
+        )
+
+    async def reconcile(
+        self,
+        tag: str,
+        request_id: str,
+        counters: Sequence[Counter],
+        actual: Sequence[int],
+        now: float,
+    ) -> tuple[float, ...] | None:
+        keys = [record_key(tag, request_id)]
+        args = [repr(now), request_id]
+        for c, amount in zip(counters, actual, strict=True):
+            keys.append(c.key)
+            delta = -1 if c.kind is CounterKind.LEASE else amount - c.amount
+            args += [c.kind.value, str(delta), repr(c.param)]
+        raw = await self._run(self._reconcile, keys, args)
+        if raw[0] == b"0":
+            return None
+        return tuple(float(v) for v in raw[1:])
+
+    async def read(self, counters: Sequence[Counter], now: float) -> tuple[float, ...]:
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("redis is unreachable (retrying shortly)")
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for c in counters:
+                    if c.kind is CounterKind.BUCKET:
+                        pipe.hmget(c.key, ["l", "t"])
+                    elif c.kind is CounterKind.LEASE:
+                        pipe.zcount(c.key, f"({now!r}", "+inf")
+                    else:
+                        pipe.get(c.key)
+                replies = await pipe.execute()
+        except _UNREACHABLE as exc:
+            self._down_until = time.monotonic() + self._retry_interval
+            raise StoreUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+        levels: list[float] = []
+        for c, reply in zip(counters, replies, strict=True):
+            if c.kind is CounterKind.BUCKET:
+                level = float(reply[0] or 0) - max(0.0, now - float(reply[1] or now)) * c.param
+                levels.append(max(0.0, level))
+            else:
+                levels.append(float(reply or 0))
+        return tuple(levels)

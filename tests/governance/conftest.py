@@ -1,0 +1,185 @@
+"""Fixtures of the governance tests: a real redis-server, bundles built from policy dicts,
+and a store fixture that runs the same test against memory and Redis state."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+from redis.asyncio import Redis
+
+from aigw_contract import Bundle, compile_bundle, parse_documents
+from aigw_sidecar.governance import MemoryStore, RedisStore, Store
+
+Doc = dict[str, Any]
+BundleFactory = Callable[..., Bundle]
+NAMESPACE = "team-a"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A redis-server on a free loopback port, in its own directory; stoppable mid-test."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (bash .ci/system-deps.sh installs it)")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert self.proc is None
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--logfile",
+                str(self.workdir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
+        try:
+            for _ in range(400):
+                try:
+                    if client.ping():
+                        return
+                except redis.ConnectionError:
+                    time.sleep(0.025)
+            pytest.fail(f"redis-server did not answer on port {self.port}")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def flush(self) -> None:
+        client = redis.Redis(host="127.0.0.1", port=self.port)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test alone (tests that stop and restart it)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def async_client(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """The same test against each state store."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.flush()
+    client = async_client(server.url)
+    yield RedisStore(client)
+    await client.aclose()
+
+
+def route(name: str, input_price: str = "1.00", output_price: str = "2.00") -> Doc:
+    return {
+        "apiVersion": "aigw.dev/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "backends": [
+                {
+                    "name": "main",
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "baseURL": "http://127.0.0.1:9/v1",
+                    "pricing": {
+                        "inputPerMillionTokensUSD": input_price,
+                        "outputPerMillionTokensUSD": output_price,
+                    },
+                }
+            ]
+        },
+    }
+
+
+def policy(name: str, spec: Doc) -> Doc:
+    return {
+        "apiVersion": "aigw.dev/v1alpha1",
+        "kind": "AIPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": spec,
+    }
+
+
+def make_bundle(*docs: Doc) -> Bundle:
+    """A bundle of these resources, plus routes ``chat`` and ``cheap`` unless given."""
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "ModelRoute"}
+    extra = [route(n, p, q) for n, p, q in (("chat", "1.00", "2.00"), ("cheap", "0.10", "0.20"))]
+    all_docs = list(docs) + [r for r in extra if r["metadata"]["name"] not in names]
+    parsed, problems = parse_documents(yaml.safe_dump_all(all_docs).encode(), "test")
+    assert not problems, problems
+    return compile_bundle(
+        [d.resource for d in parsed],
+        namespace=NAMESPACE,
+        generated_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def bundle_of() -> Callable[..., Bundle]:
+    """``bundle_of(spec, name=..., routes=...)``: a bundle with one policy (or several docs)."""
+
+    def build(*specs: Doc, routes: tuple[Doc, ...] = ()) -> Bundle:
+        docs = [s if "kind" in s else policy(f"p{i}", s) for i, s in enumerate(specs)]
+        return make_bundle(*docs, *routes)
+
+    return build

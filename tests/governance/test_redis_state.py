@@ -1,0 +1,129 @@
+"""Redis state: key layout (hash tags, TTLs), fail modes while Redis is down, recovery."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from aigw_contract import Bundle
+from aigw_sidecar.governance import (
+    Denied,
+    DenyKind,
+    Governor,
+    ManualClock,
+    PodIdentity,
+    RedisStore,
+    Usage,
+)
+
+POD = PodIdentity("team-a", "sa", {"app": "support"})
+BODY: dict[str, Any] = {
+    "model": "chat",
+    "max_tokens": 91,
+    "messages": [{"role": "user", "content": "hello"}],
+}
+LIMITS: dict[str, Any] = {
+    "name": "reply",
+    "routes": ["chat"],
+    "rateLimits": {"requestsPerMinute": 100, "tokensPerMinute": 10_000, "concurrency": 10},
+    "budgets": [
+        {"name": "d", "period": "day", "tokens": 1000, "scope": "app"},
+        {"name": "m", "period": "month", "costUSD": "5", "scope": "useCase"},
+    ],
+}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def state_unavailable(self, operation: str, outcome: str) -> None:
+        self.events.append((operation, outcome))
+
+    def limit_decision(self, counter: str, verdict: str) -> None:
+        self.events.append((counter, verdict))
+
+
+def governor(url: str, clock: ManualClock, recorder: Recorder | None = None) -> Governor:
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    return Governor(POD, RedisStore(client, retry_interval=0.0), clock=clock, observer=recorder)
+
+
+async def run(gov: Governor, bundle: Bundle, rid: str, tenant: str = "team-a") -> Any:
+    view = gov.view(bundle)
+    admission = gov.admit(
+        view, request_id=rid, body=BODY, route="chat", headers={"X-AIGW-Tenant": tenant}
+    )
+    return await gov.limit(view, admission)
+
+
+async def test_keys_share_one_cluster_slot_and_all_expire(
+    redis_server: Any, bundle_of: Callable[..., Bundle]
+) -> None:
+    redis_server.flush()
+    clock = ManualClock(2_000_000_000.0)
+    gov = governor(redis_server.url, clock)
+    bundle = bundle_of({"useCases": [LIMITS], "additionalTenants": ["globex"]})
+    grant = await run(gov, bundle, "a")
+    await run(gov, bundle, "b", tenant="globex")
+    await gov.settle(grant, Usage(10, 10))
+    sync = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        keys = sorted(str(k) for k in sync.keys("*"))
+        assert keys, "nothing was written"
+        for tenant in ("team-a", "globex"):
+            mine = [k for k in keys if k.startswith(f"aigw:{{team-a:{tenant}}}:")]
+            assert len(mine) >= 4
+            assert len({key_slot(k.encode()) for k in mine}) == 1
+        assert all(k.startswith("aigw:{team-a:") for k in keys)
+        assert all(sync.ttl(k) > 0 for k in keys), {k: sync.ttl(k) for k in keys}
+        assert any(":a.support:" in k for k in keys)
+        assert any(":u.reply:" in k for k in keys)
+    finally:
+        sync.close()
+        await gov.store.client.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+async def test_redis_down_follows_the_fail_mode_and_recovers_without_restart(
+    own_redis: Any,
+    bundle_of: Callable[..., Bundle],
+    fail_mode: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock(2_000_000_000.0)
+    recorder = Recorder()
+    gov = governor(own_redis.url, clock, recorder)
+    bundle = bundle_of({"useCases": [LIMITS], "failMode": fail_mode})
+    before = await run(gov, bundle, "before")
+    assert before.store is gov.store
+
+    own_redis.stop()
+    caplog.set_level(logging.WARNING, logger="aigw.governance")
+    await gov.settle(before, Usage(5, 5))  # cannot reach Redis: deferred, not lost
+    assert recorder.events[-1] == ("settle", "deferred")
+    if fail_mode == "closed":
+        with pytest.raises(Denied) as info:
+            await run(gov, bundle, "during")
+        assert (info.value.kind, info.value.retry_after) == (DenyKind.STATE_UNAVAILABLE, 1)
+        assert recorder.events[-1] == ("reserve", "fail_closed")
+        assert "fails closed" in caplog.text
+    else:
+        during = await run(gov, bundle, "during")
+        assert during.store is gov.local  # counted in this pod meanwhile
+        assert recorder.events[-1] == ("reserve", "fail_open")
+        assert "fail open" in caplog.text
+        await gov.settle(during, Usage(1, 1))
+
+    own_redis.start()  # same port, empty, scripts gone (NOSCRIPT is handled)
+    after = await run(gov, bundle, "after")
+    assert after.store is gov.store
+    assert after.levels[0] == 1.0  # the requests/min bucket counts in Redis again
+    second = await run(gov, bundle, "after-2")
+    assert second.levels[0] == 2.0
+    await gov.store.client.aclose()
