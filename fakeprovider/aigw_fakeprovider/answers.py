@@ -90,10 +90,9 @@ def truncate(parts: list[str], limit: object) -> tuple[list[str], bool]:
     return parts, False
 
 
-def short_id(prefix: str, *seeds: object) -> str:
-    """A stable identifier such as ``chatcmpl-3f2a...`` derived from the seeds."""
-    digest = hashlib.sha256("\x1f".join(map(str, seeds)).encode()).hexdigest()
-    return f"{prefix}{digest[:24]}"
+def short_id(prefix: str, seq: int) -> str:
+    """A stable identifier such as ``chatcmpl-0000...2a`` derived from the request number."""
+    return f"{prefix}{seq:024x}"
 
 
 class ToolCall:

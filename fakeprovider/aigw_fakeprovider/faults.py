@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HEADER_PREFIX", "Fault", "FaultQueue"]
-
-HEADER_PREFIX = "x-fake-"
+__all__ = ["Fault", "FaultQueue"]
 
 _INT_FIELDS = ("status", "latency_ms", "chunk_latency_ms", "cut_after_chunks")
 _STR_FIELDS = ("retry_after", "reply", "error_message")
@@ -75,11 +73,14 @@ class Fault:
         return cls(**{name: _coerce(name, value) for name, value in data.items()})
 
     def with_headers(self, headers: Mapping[str, str]) -> Fault:
-        """This fault with the ``X-Fake-*`` request headers applied over it."""
+        """This fault with the ``X-Fake-*`` request headers applied over it.
+
+        ``headers`` must look names up case-insensitively (aiohttp's request headers do).
+        """
         overrides: dict[str, Any] = {}
-        for header, value in headers.items():
-            name = _HEADER_TO_FIELD.get(header.lower())
-            if name is not None:
+        for header, name in _HEADER_TO_FIELD.items():
+            value = headers.get(header)
+            if value is not None:
                 overrides[name] = _coerce(name, value)
         return dataclasses.replace(self, **overrides) if overrides else self
 

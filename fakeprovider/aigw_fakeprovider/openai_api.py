@@ -155,7 +155,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         parts, truncated = truncate_pieces(pieces(reply_text(last, call.fault.reply)), limit)
         finish = "length" if truncated else "stop"
     head = {
-        "id": short_id("chatcmpl-", call.seq, body["model"]),
+        "id": short_id("chatcmpl-", call.seq),
         "created": int(time.time()),
         "model": body["model"],
         "system_fingerprint": "fp_aigw_fake",
