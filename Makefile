@@ -53,7 +53,7 @@ cluster-down: venv
 	@$(BIN)/python -m aigw_e2e.cluster down
 
 bench: venv deps
-	$(BIN)/python -m bench
+	$(BIN)/python bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
