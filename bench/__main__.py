@@ -111,9 +111,10 @@ def _machine(litellm: bool) -> dict[str, Any]:
 
 
 def _measure(target: Target, env: BenchEnv, plan: Plan) -> dict[str, Any]:
-    body = json.dumps(CHAT).encode()
+    chat = {**CHAT, "model": target.model}
+    body = json.dumps(chat).encode()
     stream_body = json.dumps(
-        {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+        {**chat, "stream": True, "stream_options": {"include_usage": True}}
     ).encode()
     row: dict[str, Any] = {"label": target.label}
 
@@ -166,7 +167,7 @@ def _line(result: LoadResult) -> str:
 def _profile(target: Target, env: BenchEnv, plan: Plan, out: Path) -> str | None:
     if not target.pid or not plan.profile_s:
         return None
-    body = json.dumps(CHAT).encode()
+    body = json.dumps({**CHAT, "model": target.model}).encode()
     load = threading.Thread(
         target=run_wrk,
         args=(target.url, body, target.headers),

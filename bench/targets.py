@@ -61,13 +61,17 @@ class BenchEnv:
 
 @dataclass(frozen=True)
 class Target:
-    """One thing to load: where to send requests, with which headers, and which process."""
+    """One thing to load: where to send requests, with which headers, and which process.
+
+    ``model`` is what the client asks for: the provider's model, or the aigw route name.
+    """
 
     key: str
     label: str
     url: str
     headers: dict[str, str]
     pid: int | None
+    model: str = MODEL
 
 
 @contextlib.contextmanager
@@ -152,12 +156,79 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
             "LITELLM_LOG": "ERROR",
             "LITELLM_MODE": "PRODUCTION",
         }
+    elif key in ("aigw", "aigw-full"):
+        if "sidecar" not in _subcommands():
+            raise RuntimeError("`aigw sidecar` is not in this checkout yet")
+        bundle, secrets = _aigw_files(env, upstream_url, full=key == "aigw-full")
+        admin = free_port()
+        command = [env.python, "-m", "aigw_cli.main", "sidecar", "--bundle", str(bundle)]
+        command += ["--port", str(port), "--admin-port", str(admin), "--admin-host", "127.0.0.1"]
+        command += ["--secrets-dir", str(secrets), "--log-level", "WARNING"]
+        label = "aigw sidecar, no policy work" if key == "aigw" else "aigw sidecar, full pipeline"
+        headers, proc_env, model = app_headers, None, ROUTE
     else:
         raise ValueError(f"unknown target {key!r}")
+    if key not in ("aigw", "aigw-full"):
+        model = MODEL
     with Proc(key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env) as proc:
         url = f"{base}/v1/chat/completions"
-        wait_until_answers(proc, url, env.probe_body, headers, within=180)
-        yield Target(key, label, url, headers, proc.pid)
+        probe = env.probe_body.replace(f'"{MODEL}"'.encode(), f'"{model}"'.encode())
+        wait_until_answers(proc, url, probe, headers, within=180)
+        yield Target(key, label, url, headers, proc.pid, model)
+
+
+def _subcommands() -> dict[str, tuple[str, str]]:
+    from aigw_cli.main import SUBCOMMANDS  # noqa: PLC0415 - only to see what exists
+
+    return SUBCOMMANDS
+
+
+ROUTE = "chat"
+_NAMESPACE = "bench"
+
+
+def _aigw_files(env: BenchEnv, upstream_url: str, *, full: bool) -> tuple[Path, Path]:
+    """Compiles the bench bundle with ``aigw compile`` and writes the provider key file."""
+    secrets = env.work / "secrets"
+    (secrets / "provider-keys").mkdir(parents=True, exist_ok=True)
+    (secrets / "provider-keys" / "openai").write_text(UPSTREAM_KEY)
+    route = f"""apiVersion: aigw.dev/v1alpha1
+kind: ModelRoute
+metadata: {{name: {ROUTE}, namespace: {_NAMESPACE}}}
+spec:
+  backends:
+    - name: fake
+      provider: openai
+      model: {MODEL}
+      baseURL: {upstream_url}/v1
+      credentialSecretRef: {{name: provider-keys, key: openai}}
+      pricing: {{inputPerMillionTokensUSD: "0.15", outputPerMillionTokensUSD: "0.60"}}
+"""
+    policy = f"""apiVersion: aigw.dev/v1alpha1
+kind: AIPolicy
+metadata: {{name: bench, namespace: {_NAMESPACE}}}
+spec:
+  useCases:
+    - name: default
+      routes: [{ROUTE}]
+"""
+    if full:
+        policy += FULL_USE_CASE
+    source = env.work / ("aigw-full.yaml" if full else "aigw.yaml")
+    source.write_text(route + "---\n" + policy)
+    bundle = env.work / ("bundle-full.json" if full else "bundle.json")
+    compile_command = [env.python, "-m", "aigw_cli.main", "compile", str(source), "-o", str(bundle)]
+    subprocess.run(compile_command, check=True, capture_output=True, timeout=60)
+    return bundle, secrets
+
+
+FULL_USE_CASE = """      limits: {maxTokens: 1024, maxCostUSD: "1.00", maxLatencyMs: 30000}
+      rateLimits: {requestsPerMinute: 100000000, tokensPerMinute: 1000000000, concurrency: 1024}
+      budgets:
+        - {name: daily-tokens, period: day, tokens: 1000000000000}
+        - {name: monthly-spend, period: month, costUSD: "1000000.00"}
+"""
+"""Every step switched on, with limits far above what the run can reach (nothing is denied)."""
 
 
 def _base_env() -> dict[str, str]:
