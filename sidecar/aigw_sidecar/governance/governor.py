@@ -36,7 +36,7 @@ from .identity import Identity, PodIdentity, PolicyIndex
 from .memory_store import MemoryStore
 from .money import Prices, route_worst_prices
 from .observer import NullObserver, Observer
-from .plan import Role, Unit, build_counters, denial, settled_amount, tag_of
+from .plan import PlanCache, Role, Unit, denial, settled_amount, tag_of
 from .store import Counter, Store, StoreUnavailable
 from .tokens import EstimateCounter, TokenCounter, count_prompt
 
@@ -71,11 +71,12 @@ class GovernanceSettings:
 class BundleView:
     """What one bundle means for this pod, computed once per bundle."""
 
-    __slots__ = ("backend_prices", "bundle", "index", "route_prices")
+    __slots__ = ("backend_prices", "bundle", "index", "plans", "route_prices")
 
     def __init__(self, bundle: Bundle, pod: PodIdentity) -> None:
         self.bundle = bundle
         self.index = PolicyIndex(bundle, pod)
+        self.plans = PlanCache()
         self.route_prices = {r.name: route_worst_prices(r.backends) for r in bundle.routes}
         self.backend_prices = {
             (r.name, b.name): Prices.of(b.pricing) for r in bundle.routes for b in r.backends
@@ -229,7 +230,7 @@ class Governor:
         lease = deadline / 1000.0 if deadline is not None else self.settings.max_request_seconds
         degraded: frozenset[str] = frozenset()
         while True:
-            counters, roles = build_counters(
+            counters, roles = view.plans.counters(
                 identity,
                 admission.constraints,
                 now=now,

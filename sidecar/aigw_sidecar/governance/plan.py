@@ -30,6 +30,7 @@ from .store import Counter, CounterKind
 from .windows import window_at
 
 __all__ = [
+    "PlanCache",
     "Role",
     "Unit",
     "build_counters",
@@ -209,3 +210,66 @@ def denial(counter: Counter, role: Role, retry_after: float, now: float) -> Deni
         code="rate_limited",
         retry_after=max(1, math.ceil(retry_after)),
     )
+
+
+class PlanCache:
+    """Counters of each (tenant, use case, mode, degraded budgets), built once per window.
+
+    Keys, limits and budget windows only change when a window rolls over or the bundle is
+    reloaded (a new cache comes with every :class:`BundleView`), so the hot path only fills
+    in the amounts of the request. Size is bounded by the policy: tenants it grants times
+    its use cases.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[
+            tuple[str, str, bool, frozenset[str]], tuple[float, list[Counter], list[Role]]
+        ] = {}
+
+    def counters(
+        self,
+        identity: Identity,
+        constraints: Constraints,
+        *,
+        now: float,
+        lease_seconds: float,
+        enforce: bool,
+        degraded: frozenset[str] = frozenset(),
+    ) -> tuple[list[Counter], list[Role]]:
+        """Same result as :func:`build_counters`, from the cached templates."""
+        key = (identity.tenant, identity.use_case.name, enforce, degraded)
+        entry = self._entries.get(key)
+        if entry is None or now >= entry[0]:
+            templates, roles = build_counters(
+                identity, _ZERO, now=now, lease_seconds=0.0, enforce=enforce, degraded=degraded
+            )
+            ends = [c.param for c in templates if c.kind is CounterKind.TOTAL]
+            entry = (min(ends, default=math.inf), templates, roles)
+            self._entries[key] = entry
+        _, templates, roles = entry
+        tokens = constraints.prompt_tokens + constraints.max_output_tokens
+        cost = constraints.estimated_cost_nusd
+        lease_until = now + lease_seconds
+        counters: list[Counter] = []
+        for template, role in zip(templates, roles, strict=True):
+            unit = role.unit
+            if unit is Unit.TOKENS:
+                amount, param = tokens, template.param
+            elif unit is Unit.NANO_USD:
+                amount, param = cost, template.param
+            elif unit is Unit.LEASES:
+                amount, param = 1, lease_until
+            else:
+                amount, param = 1, template.param
+            counters.append(
+                Counter(
+                    template.kind, template.key, template.limit, amount, param,
+                    template.enforce, template.name,
+                )
+            )  # fmt: skip
+        return counters, roles
+
+
+_ZERO = Constraints(0, 0, None, 0, None)

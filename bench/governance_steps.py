@@ -1,0 +1,164 @@
+"""Added latency of the governance steps per request, with memory and with Redis state.
+
+Runs identify + authorize + constrain (``Governor.admit``), the reservation
+(``Governor.limit``) and the settlement (``Governor.settle``) for one request at a time,
+many times, on a policy with requests/min, tokens/min, concurrency and a day token budget
+and a month money budget (5 counters: the realistic heavy case), and prints microseconds
+per request. Redis runs on loopback: its figures include one round trip per reserve and one
+per settle. Starts its own redis-server on a free port unless --redis-url is given.
+
+    .venv/bin/python bench/governance_steps.py [--iterations 20000] [--redis-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from redis import ConnectionError as RedisConnectionError
+from redis import Redis as SyncRedis
+
+from aigw_contract import compile_bundle, parse_documents
+from aigw_sidecar.governance import Governor, MemoryStore, PodIdentity, RedisStore, Store, Usage
+
+POD = PodIdentity("team-a", "sa", {"app": "support"})
+BODY: dict[str, Any] = {
+    "model": "chat",
+    "max_tokens": 256,
+    "messages": [
+        {"role": "system", "content": "You are a helpful support assistant. Be brief."},
+        {"role": "user", "content": "Where is my order 12345? It was due last Tuesday. " * 4},
+    ],
+}
+HEADERS = {"X-AIGW-Tenant": "acme", "X-AIGW-Use-Case": "reply"}
+
+
+def bundle(limits: bool) -> Any:
+    use_case: dict[str, Any] = {"name": "reply", "routes": ["chat"], "limits": {"maxTokens": 512}}
+    if limits:
+        use_case["rateLimits"] = {
+            "requestsPerMinute": 10**8, "tokensPerMinute": 10**10, "concurrency": 10**6,
+        }  # fmt: skip
+        use_case["budgets"] = [
+            {"name": "daily", "period": "day", "tokens": 10**15},
+            {"name": "monthly", "period": "month", "costUSD": "999999999", "scope": "useCase"},
+        ]
+    docs = [
+        {"apiVersion": "aigw.dev/v1alpha1", "kind": "AIPolicy",
+         "metadata": {"name": "support", "namespace": "team-a"},
+         "spec": {"tenant": "acme", "selector": {"matchLabels": {"app": "support"}},
+                  "useCases": [use_case]}},
+        {"apiVersion": "aigw.dev/v1alpha1", "kind": "ModelRoute",
+         "metadata": {"name": "chat", "namespace": "team-a"},
+         "spec": {"backends": [{"name": "main", "provider": "openai", "model": "gpt-4o-mini",
+                                "baseURL": "http://127.0.0.1:9/v1",
+                                "pricing": {"inputPerMillionTokensUSD": "0.15",
+                                            "outputPerMillionTokensUSD": "0.60"}}]}},
+    ]  # fmt: skip
+    parsed, problems = parse_documents(yaml.safe_dump_all(docs).encode(), "bench")
+    assert not problems
+    return compile_bundle([d.resource for d in parsed], namespace="team-a",
+                          generated_at=datetime.now(UTC))  # fmt: skip
+
+
+async def measure(store: Store, limits: bool, iterations: int) -> tuple[list[float], float]:
+    """Wall-clock microseconds of each request, and CPU microseconds per request (the CPU
+    figure is what this process spent, so it is less disturbed by other load on the box)."""
+    governor = Governor(POD, store)
+    view = governor.view(bundle(limits))
+    samples: list[float] = []
+    usage = Usage(80, 120)
+    cpu_start = 0.0
+    for i in range(iterations + iterations // 10):
+        if i == iterations // 10:
+            cpu_start = time.process_time()
+        start = time.perf_counter_ns()
+        admission = governor.admit(view, request_id=f"b{i}", body=BODY, route="chat",
+                                   headers=HEADERS)  # fmt: skip
+        grant = await governor.limit(view, admission)
+        await governor.settle(grant, usage)
+        elapsed = (time.perf_counter_ns() - start) / 1000
+        if i >= iterations // 10:  # the first tenth warms up
+            samples.append(elapsed)
+    return samples, (time.process_time() - cpu_start) * 1e6 / iterations
+
+
+def report(name: str, measured: tuple[list[float], float]) -> None:
+    samples, cpu = measured
+    samples.sort()
+    p50 = samples[len(samples) // 2]
+    p99 = samples[int(len(samples) * 0.99)]
+    print(f"{name:<44} n={len(samples):>6}  mean {statistics.fmean(samples):8.1f} us"
+          f"  p50 {p50:8.1f} us  p99 {p99:8.1f} us  cpu {cpu:7.1f} us/req")  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], str] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    probe = SyncRedis.from_url(url)
+    try:
+        for _ in range(400):
+            try:
+                probe.ping()
+                break
+            except RedisConnectionError:
+                time.sleep(0.025)
+    finally:
+        probe.close()
+    return server, url
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=20_000)
+    parser.add_argument("--redis-url")
+    args = parser.parse_args()
+    report("memory, no limits (admit only)", await measure(MemoryStore(), False, args.iterations))
+    report("memory, 5 counters (admit+reserve+settle)",
+           await measure(MemoryStore(), True, args.iterations))  # fmt: skip
+    server: subprocess.Popen[bytes] | None = None
+    url = args.redis_url
+    with tempfile.TemporaryDirectory() as workdir:
+        if url is None:
+            started = start_redis(workdir)
+            if started is None:
+                print("redis-server not installed: skipping the Redis figures")
+                return
+            server, url = started
+        try:
+            store = RedisStore.from_url(url)
+            n = max(1000, args.iterations // 4)
+            report("redis, 5 counters (admit+reserve+settle)", await measure(store, True, n))
+            await store.client.aclose()
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
