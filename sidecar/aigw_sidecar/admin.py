@@ -1,0 +1,56 @@
+"""The admin port: probes, Prometheus metrics and the bundle status.
+
+Served on its own port (not the loopback-only API port) so the kubelet and Prometheus can
+reach it; it never needs auth and carries no credentials (issue: "/metrics suddenly behind
+auth so scrapes broke"). ``/readyz`` is ready only once a valid bundle is loaded and until
+shutdown starts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .keys import DRAINING, METRICS, STORE
+
+__all__ = ["add_admin_routes"]
+
+
+def _json(value: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(value), content_type="application/json")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    if request.app[DRAINING].active:
+        return _json({"ready": False, "reason": "shutting down"}, 503)
+    if request.app[STORE].current is None:
+        return _json({"ready": False, "reason": "no valid bundle loaded"}, 503)
+    return _json({"ready": True})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def _status(request: web.Request) -> web.Response:
+    status = request.app[STORE].status()
+    status["draining"] = request.app[DRAINING].active
+    status["now"] = time.time()
+    return _json(status)
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/aigw/status", _status)

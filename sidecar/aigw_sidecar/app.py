@@ -1,0 +1,93 @@
+"""Building the two aiohttp applications of a sidecar: the API and the admin port.
+
+:func:`create_apps` wires one :class:`~aigw_sidecar.bundle_store.BundleStore`, one
+:class:`~aigw_sidecar.metrics.Metrics` and one RNG into both. The API app's ``cleanup_ctx``
+owns the lifecycle: first the bundle (initial load, then the reload watcher task), then the
+pooled upstream :class:`aiohttp.ClientSession` and the pipeline built on it. Tests start the
+apps in-process with :class:`aiohttp.web.AppRunner`; ``aigw sidecar`` with
+:mod:`aigw_sidecar.server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from . import handlers
+from .admin import add_admin_routes
+from .bundle_store import BundleStore
+from .keys import DRAINING, METRICS, PIPELINE, RNG, SETTINGS, STORE, Draining
+from .metrics import Metrics
+from .middleware import error_middleware
+from .pipeline import Pipeline, Step
+from .settings import SidecarSettings
+from .steps import default_steps
+
+__all__ = ["StepsFactory", "create_apps"]
+
+StepsFactory = Callable[[aiohttp.ClientSession, random.Random, Metrics], Sequence[Step]]
+
+
+async def _bundle_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    if store.current is None:
+        await store.reload()
+    watcher = asyncio.create_task(store.watch(app[SETTINGS].reload_interval_s))
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+
+
+def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        connector = aiohttp.TCPConnector(
+            limit=settings.upstream_pool_size, keepalive_timeout=30, ttl_dns_cache=60
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=True,
+            trust_env=False,
+            skip_auto_headers=("User-Agent",),
+        )
+        app[PIPELINE] = Pipeline(steps(session, app[RNG], app[METRICS]))
+        yield
+        await session.close()
+
+    return ctx
+
+
+def create_apps(
+    settings: SidecarSettings,
+    *,
+    rng: random.Random | None = None,
+    steps: StepsFactory = default_steps,
+) -> tuple[web.Application, web.Application]:
+    """The API application and the admin application, sharing one store and registry."""
+    metrics = Metrics()
+    store = BundleStore(settings.bundle_path, settings.secrets_dir, metrics)
+    draining = Draining()
+    rng = rng if rng is not None else random.Random(settings.seed)  # noqa: S311 - not crypto
+
+    api = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    admin = web.Application()
+    for app in (api, admin):
+        app[SETTINGS] = settings
+        app[STORE] = store
+        app[METRICS] = metrics
+        app[DRAINING] = draining
+    api[RNG] = rng
+    api.cleanup_ctx.append(_bundle_ctx)
+    api.cleanup_ctx.append(_upstream_ctx(steps))
+    api.router.add_post("/v1/chat/completions", handlers.chat_completions)
+    api.router.add_post("/v1/embeddings", handlers.embeddings)
+    api.router.add_get("/v1/models", handlers.list_models)
+    api.router.add_post("/v1/messages", handlers.messages)
+    add_admin_routes(admin)
+    return api, admin

@@ -1,0 +1,45 @@
+"""Typed keys of the state kept on the aiohttp application and request objects."""
+
+from __future__ import annotations
+
+import random
+
+from aiohttp import web
+
+from .bundle_store import BundleStore
+from .context import RequestContext
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .settings import SidecarSettings
+
+__all__ = [
+    "CONTEXT",
+    "DRAINING",
+    "METRICS",
+    "PIPELINE",
+    "REQUEST_ID",
+    "RNG",
+    "SETTINGS",
+    "STORE",
+    "Draining",
+]
+
+
+class Draining:
+    """Set once SIGTERM arrived: ``/readyz`` then says not ready."""
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = False
+
+
+SETTINGS = web.AppKey("aigw_settings", SidecarSettings)
+STORE = web.AppKey("aigw_store", BundleStore)
+METRICS = web.AppKey("aigw_metrics", Metrics)
+PIPELINE = web.AppKey("aigw_pipeline", Pipeline)
+RNG = web.AppKey("aigw_rng", random.Random)
+DRAINING = web.AppKey("aigw_draining", Draining)
+
+REQUEST_ID = web.RequestKey("aigw_request_id", str)
+CONTEXT = web.RequestKey("aigw_context", RequestContext)

@@ -1,0 +1,93 @@
+"""Prometheus metrics of one sidecar, in a registry of its own (never the global one).
+
+Labels are bounded: route and backend names come from the loaded bundle (a request naming an
+unknown route is counted under ``route=""``), status is the HTTP status, error type is one
+of the fixed error types (or ""). Never a user, tenant id, prompt or credential.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+)  # fmt: skip
+
+
+class Metrics:
+    """The sidecar's collectors."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "aigw_requests",
+            "API requests answered, by route, HTTP status and error type.",
+            ["route", "status", "error_type"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "aigw_request_duration_seconds",
+            "Time from request to the last byte of the answer.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "aigw_upstream_duration_seconds",
+            "Time of an upstream attempt until its response headers (time to first byte).",
+            ["route", "backend"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_attempts = Counter(
+            "aigw_upstream_attempts",
+            "Upstream attempts, by outcome (ok or an error type).",
+            ["route", "backend", "outcome"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "aigw_tokens",
+            "Tokens used, by kind (prompt, completion).",
+            ["route", "backend", "kind"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "aigw_cost_usd",
+            "Cost of calls at the backends' prices, in US dollars.",
+            ["route", "backend"],
+            registry=r,
+        )
+        self.in_flight = Gauge("aigw_requests_in_flight", "API requests in progress.", registry=r)
+        self.bundle_reloads = Counter(
+            "aigw_bundle_reloads",
+            "Bundle loads, by result (ok, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.bundle_revision = Gauge(
+            "aigw_bundle_revision", "Revision of the loaded bundle (-1: none).", registry=r
+        )
+        self.bundle_revision.set(-1)
+        self.bundle_loaded_timestamp = Gauge(
+            "aigw_bundle_loaded_timestamp_seconds",
+            "Unix time the loaded bundle was loaded.",
+            registry=r,
+        )
+        self._request_children: dict[tuple[str, int, str], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+
+    def count_request(self, route: str, status: int, error_type: str, seconds: float) -> None:
+        key = (route, status, error_type)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self.requests.labels(route, str(status), error_type)
+            self._request_children[key] = child
+        child.inc()
+        latency = self._latency_children.get(route)
+        if latency is None:
+            latency = self.request_seconds.labels(route)
+            self._latency_children[route] = latency
+        latency.observe(seconds)

@@ -1,0 +1,119 @@
+"""The one middleware: request id, in-flight gauge, request metrics, and errors -> responses.
+
+Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
+rendered in the caller's API shape (Anthropic on ``/v1/messages``, OpenAI elsewhere) with
+``Retry-After`` when it has one; aiohttp's own HTTP errors (unknown path, wrong method, body
+too large) become the matching typed error; anything else is a bug: logged with the request
+id, answered with a generic 500 that carries no detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import (
+    BodyTooLarge,
+    EndpointNotFound,
+    InvalidRequest,
+    MethodNotAllowed,
+    SidecarError,
+    anthropic_error_body,
+    openai_error_body,
+)
+from .keys import CONTEXT, METRICS, REQUEST_ID, STORE
+from .metrics import Metrics
+
+__all__ = ["error_middleware", "error_response", "new_request_id"]
+
+_log = logging.getLogger(__name__)
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def new_request_id(request: web.Request) -> str:
+    """The caller's ``X-Request-Id`` if it is sane, else a fresh one."""
+    given = request.headers.get("X-Request-Id")
+    if given and _GOOD_ID.match(given):
+        return given
+    return "req_" + secrets.token_hex(12)
+
+
+def error_response(request: web.Request, error: SidecarError) -> web.Response:
+    """``error`` as a response in the shape of the endpoint the caller used."""
+    request_id = request.get(REQUEST_ID, "")
+    if request.path == "/v1/messages":
+        body = anthropic_error_body(error, request_id)
+    else:
+        body = openai_error_body(error, request_id)
+    response = web.Response(status=error.status, body=body, content_type="application/json")
+    headers = response.headers
+    headers["X-AIGW-Request-Id"] = request_id
+    if error.retry_after is not None and error.status in (429, 503):
+        headers["Retry-After"] = str(error.retry_after)
+    config = request.app[STORE].current
+    if config is not None:
+        headers["X-AIGW-Policy-Version"] = config.policy_version
+    ctx = request.get(CONTEXT)
+    if ctx is not None:
+        headers.update(ctx.response_headers)
+    return response
+
+
+def _from_http(exc: web.HTTPException) -> SidecarError:
+    if exc.status == 404:
+        return EndpointNotFound(
+            "no such endpoint; see /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages"
+        )
+    if exc.status == 405:
+        return MethodNotAllowed("method not allowed on this endpoint")
+    if exc.status == 413:
+        return BodyTooLarge("the request body is too large")
+    return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")
+
+
+def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
+    ctx = request.get(CONTEXT)
+    route = ctx.route.name if ctx is not None and ctx.route is not None else ""
+    if ctx is not None and not error and isinstance(ctx.error, SidecarError):
+        error = ctx.error.type  # a stream that failed after its 200 was sent
+    metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    request[REQUEST_ID] = new_request_id(request)
+    began = asyncio.get_running_loop().time()
+    metrics.in_flight.inc()
+    status, error_type = 500, "upstream_error"
+    try:
+        try:
+            response = await handler(request)
+        except SidecarError as exc:
+            response = error_response(request, exc)
+            error_type = exc.type
+        except web.HTTPException as exc:
+            mapped = _from_http(exc)
+            response = error_response(request, mapped)
+            error_type = mapped.type
+        except (asyncio.CancelledError, ConnectionResetError):
+            error_type = "client_disconnected"
+            status = 499
+            raise
+        except Exception:  # noqa: BLE001 - a bug becomes a bare 500, logged
+            _log.exception("unexpected error in request %s", request[REQUEST_ID])
+            response = error_response(
+                request, SidecarError("internal error in the gateway", code="internal_error")
+            )
+        else:
+            error_type = ""
+        status = response.status
+        return response
+    finally:
+        metrics.in_flight.dec()
+        _record(metrics, request, status, error_type, began)

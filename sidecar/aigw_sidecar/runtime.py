@@ -1,0 +1,236 @@
+"""The runtime config: a bundle compiled once, at load, into what the hot path needs.
+
+The bundle's pydantic models are a good contract and a poor hot path. On every (re)load
+:func:`build_runtime` turns a validated :class:`~aigw_contract.Bundle` into plain, immutable
+objects so that a request does only dict lookups: per route a backend table with cumulative
+weights for the weighted choice and the timeouts in seconds; per backend the upstream URLs,
+the credential headers (read from the mounted Secret files now, not per request), the
+adapter, and prices as integer femto-USD per token (exact integer cost arithmetic).
+
+Credentials are held in fields excluded from ``repr`` and never put in logs, status or
+errors. A backend whose credential file is missing stays in the config, marked unusable; the
+problem (never the value) is listed in ``warnings`` and shown in ``/aigw/status``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from urllib.parse import quote
+
+import orjson
+
+from aigw_contract import Backend, Bundle, BundleRoute, Provider
+
+from .adapters import ADAPTERS, Adapter
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "FEMTO_PER_USD",
+    "RuntimeBackend",
+    "RuntimeConfig",
+    "RuntimeRoute",
+    "build_runtime",
+    "format_usd",
+]
+
+ANTHROPIC_VERSION = "2023-06-01"
+FEMTO_PER_USD = 10**15
+_PRICE_SCALE = Decimal(10**9)  # USD per million tokens -> femto-USD per token
+
+
+def format_usd(femto: int) -> str:
+    """An amount of femto-USD as a decimal string with nano-dollar precision."""
+    return f"{femto // FEMTO_PER_USD}.{(femto % FEMTO_PER_USD) // 10**6:09d}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeBackend:
+    """One backend, ready to call."""
+
+    name: str
+    provider: Provider
+    model: str
+    adapter: Adapter = field(repr=False)
+    chat_url: str = field(repr=False)
+    embeddings_url: str | None = field(repr=False)
+    headers: Mapping[str, str] = field(repr=False)
+    """Request headers including the credential. Never log."""
+    secret: str | None = field(repr=False)
+    """The credential itself, kept only to scrub it from provider error messages."""
+    input_femto_per_token: int
+    output_femto_per_token: int
+    credential_problem: str | None = None
+    """Why the backend cannot be used (its credential file is missing), or None."""
+
+    def cost_femto(self, prompt_tokens: int, completion_tokens: int) -> int:
+        return (
+            prompt_tokens * self.input_femto_per_token
+            + completion_tokens * self.output_femto_per_token
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeRoute:
+    """One route: its backends and how to pick and call them."""
+
+    name: str
+    backends: tuple[RuntimeBackend, ...]
+    weighted: tuple[RuntimeBackend, ...]
+    """Backends with weight > 0, in bundle order."""
+    cumulative: tuple[int, ...]
+    """Running sums of the weights of ``weighted``."""
+    connect_s: float
+    request_s: float
+    idle_s: float
+    spec: BundleRoute = field(repr=False)
+    """The route as the bundle has it (retry, fallback, circuit breaker for later steps)."""
+
+    def pick(self, rng: random.Random) -> RuntimeBackend:
+        """A weighted-random backend among those with weight > 0."""
+        if len(self.weighted) == 1:
+            return self.weighted[0]
+        point = rng.random() * self.cumulative[-1]
+        return self.weighted[bisect.bisect_right(self.cumulative, point)]
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """Everything the request path reads, built from one bundle."""
+
+    bundle: Bundle = field(repr=False)
+    revision: int
+    content_hash: str
+    policy_version: str
+    """``<revision>.<first 12 hex of the content hash>``: the X-AIGW-Policy-Version header."""
+    routes: Mapping[str, RuntimeRoute]
+    models_openai: bytes
+    """Pre-rendered ``GET /v1/models`` body (OpenAI shape)."""
+    models_anthropic: bytes
+    """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
+    warnings: tuple[str, ...] = ()
+
+
+def _read_secret(secrets_dir: Path, backend: Backend) -> tuple[str | None, str | None]:
+    ref = backend.credential_secret_ref
+    if ref is None:
+        return None, None
+    path = secrets_dir / ref.name / ref.key
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None, f"credential {ref.name}/{ref.key} of backend {backend.name} is not readable"
+    if not value or any(c in value for c in "\r\n\0"):
+        return None, f"credential {ref.name}/{ref.key} of backend {backend.name} is malformed"
+    return value, None
+
+
+def _urls(backend: Backend) -> tuple[str, str | None]:
+    base = backend.base_url.rstrip("/")
+    if backend.provider is Provider.ANTHROPIC:
+        return (base + "/messages" if base.endswith("/v1") else base + "/v1/messages"), None
+    if backend.provider is Provider.AZURE_OPENAI:
+        deployment = f"{base}/openai/deployments/{quote(backend.model, safe='')}"
+        query = f"?api-version={quote(backend.api_version or '', safe='')}"
+        return f"{deployment}/chat/completions{query}", f"{deployment}/embeddings{query}"
+    return base + "/chat/completions", base + "/embeddings"
+
+
+def _headers(provider: Provider, secret: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if provider is Provider.ANTHROPIC:
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if secret:
+            headers["x-api-key"] = secret
+    elif provider is Provider.AZURE_OPENAI:
+        if secret:
+            headers["api-key"] = secret
+    elif secret:
+        headers["Authorization"] = f"Bearer {secret}"
+    return headers
+
+
+def _backend(backend: Backend, secrets_dir: Path) -> RuntimeBackend:
+    secret, problem = _read_secret(secrets_dir, backend)
+    chat_url, embeddings_url = _urls(backend)
+    return RuntimeBackend(
+        name=backend.name,
+        provider=backend.provider,
+        model=backend.model,
+        adapter=ADAPTERS[backend.provider],
+        chat_url=chat_url,
+        embeddings_url=embeddings_url,
+        headers=MappingProxyType(_headers(backend.provider, secret)),
+        secret=secret,
+        input_femto_per_token=int(backend.pricing.input_per_million_tokens_usd * _PRICE_SCALE),
+        output_femto_per_token=int(backend.pricing.output_per_million_tokens_usd * _PRICE_SCALE),
+        credential_problem=problem,
+    )
+
+
+def _route(route: BundleRoute, secrets_dir: Path) -> RuntimeRoute:
+    backends = tuple(_backend(b, secrets_dir) for b in route.backends)
+    weights = [b.weight for b in route.backends]
+    weighted = tuple(rb for rb, w in zip(backends, weights, strict=True) if w > 0)
+    cumulative: list[int] = []
+    total = 0
+    for weight in weights:
+        if weight > 0:
+            total += weight
+            cumulative.append(total)
+    return RuntimeRoute(
+        name=route.name,
+        backends=backends,
+        weighted=weighted,
+        cumulative=tuple(cumulative),
+        connect_s=route.timeouts.connect_ms / 1000,
+        request_s=route.timeouts.request_ms / 1000,
+        idle_s=route.timeouts.idle_ms / 1000,
+        spec=route,
+    )
+
+
+def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
+    """Compile a validated bundle; reads the credential files it references."""
+    routes = {r.name: _route(r, secrets_dir) for r in bundle.routes}
+    warnings = tuple(
+        b.credential_problem for r in routes.values() for b in r.backends if b.credential_problem
+    )
+    created = int(bundle.generated_at.timestamp())
+    models_openai = orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "aigw"}
+                for name in routes
+            ],
+        }
+    )
+    stamp = bundle.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    names = list(routes)
+    models_anthropic = orjson.dumps(
+        {
+            "data": [
+                {"id": n, "type": "model", "display_name": n, "created_at": stamp} for n in names
+            ],
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+    )
+    digest = bundle.content_hash.removeprefix("sha256:")[:12]
+    return RuntimeConfig(
+        bundle=bundle,
+        revision=bundle.revision,
+        content_hash=bundle.content_hash,
+        policy_version=f"{bundle.revision}.{digest}",
+        routes=MappingProxyType(routes),
+        models_openai=models_openai,
+        models_anthropic=models_anthropic,
+        warnings=warnings,
+    )

@@ -1,0 +1,44 @@
+"""The sidecar's settings: one frozen dataclass, built once by ``aigw sidecar`` from flags and
+the environment (the only place either is read) and passed explicitly from there on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_SECRETS_DIR", "SidecarSettings"]
+
+DEFAULT_SECRETS_DIR = Path("/var/run/aigw/secrets")
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarSettings:
+    """How one sidecar process runs."""
+
+    bundle_path: Path
+    """The mounted bundle file (kubelet layout: ``dir/bundle.json -> ..data/bundle.json``)."""
+    port: int = 8787
+    """API port. It binds ``host`` only: the app reaches it over the pod's loopback."""
+    admin_port: int = 8788
+    """Admin port: /metrics, /healthz, /readyz, /aigw/status."""
+    host: str = "127.0.0.1"
+    """API bind address. Loopback, so nothing outside the pod can use the sidecar's keys."""
+    admin_host: str = "0.0.0.0"  # noqa: S104 - probes and Prometheus scrape from outside the pod
+    """Admin bind address."""
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
+    """Where provider Secrets are mounted: ``<secrets_dir>/<secret name>/<key>``."""
+    reload_interval_s: float = 1.0
+    """How often the bundle path is polled for a new bundle."""
+    drain_timeout_s: float = 25.0
+    """On SIGTERM, how long requests in flight may take to finish."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body accepted (413 above it)."""
+    max_header_bytes: int = 8190
+    """Largest request line and header field (aiohttp's parser refuses longer ones)."""
+    max_headers: int = 100
+    """Most header fields in one request."""
+    upstream_pool_size: int = 256
+    """Keep-alive connections kept open to providers, in total."""
+    seed: int | None = None
+    """Seed of the backend-choice RNG (tests, reproducible canaries); None: from the OS."""
