@@ -1,0 +1,327 @@
+"""The official SDKs against the real sidecar, with the fake provider upstream."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import openai
+import pytest
+
+from .conftest import APP_KEY, CANARY_ANTHROPIC, CANARY_OPENAI, Gateway
+
+HELLO = [{"role": "user", "content": "hello there"}]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+async def test_chat_non_streaming(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HELLO)
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "Echo: hello there"
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens > 0
+    headers = raw.headers
+    assert headers["x-aigw-route"] == "chat"
+    assert headers["x-aigw-backend"] == "primary"
+    assert headers["x-aigw-policy-version"].startswith("1.")
+    assert headers["x-aigw-request-id"]
+    expected = (
+        completion.usage.prompt_tokens * 1_500_000_000
+        + completion.usage.completion_tokens * 6_000_000_000
+    )
+    assert headers["x-aigw-cost-usd"] == f"0.{expected // 10**6:09d}"
+    sent = gateway.oai_fake.recorder.last
+    assert sent.path == "/v1/chat/completions"
+    assert sent.body["model"] == "gpt-4o-mini"
+    assert sent.header("authorization") == f"Bearer {CANARY_OPENAI}"
+    assert APP_KEY not in json.dumps(sent.headers)
+
+
+async def test_chat_streaming_with_and_without_usage(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        stream = await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+        chunks = [chunk async for chunk in stream]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == "Echo: hello there"
+        assert all(c.choices for c in chunks), "no usage chunk unless asked for"
+        assert gateway.oai_fake.recorder.last.body["stream_options"] == {"include_usage": True}
+
+        stream = await client.chat.completions.create(
+            model="chat", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 3
+
+
+async def test_embeddings(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        result = await client.embeddings.create(model="embed", input=["one", "two"])
+    assert len(result.data) == 2
+    assert len(result.data[0].embedding) > 10
+    assert gateway.oai_fake.recorder.last.body["model"] == "text-embedding-3-small"
+
+
+async def test_embeddings_on_anthropic_route_is_a_clear_400(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.embeddings.create(model="claude", input="x")
+    assert caught.value.code == "unsupported_operation"
+
+
+async def test_models_list_in_both_shapes(gateway: Gateway) -> None:
+    names = ["azure", "chat", "claude", "embed", "slow"]
+    async with gateway.openai() as client:
+        models = [m.id async for m in client.models.list()]
+    assert models == names
+    async with gateway.anthropic() as claude:
+        page = await claude.models.list()
+    assert [m.id for m in page.data] == names
+
+
+async def test_azure_backend(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        completion = await client.chat.completions.create(model="azure", messages=HELLO)
+    assert completion.choices[0].message.content == "Echo: hello there"
+    sent = gateway.oai_fake.recorder.last
+    assert sent.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert sent.query == {"api-version": "2024-10-21"}
+    assert sent.header("api-key") == CANARY_OPENAI
+    assert sent.header("authorization") is None
+
+
+async def test_anthropic_sdk_served_by_openai_backend(gateway: Gateway) -> None:
+    async with gateway.anthropic() as claude:
+        message = await claude.messages.create(
+            model="chat",
+            max_tokens=100,
+            system="be brief",
+            messages=[{"role": "user", "content": "hello there"}],
+        )
+        assert message.content[0].type == "text"
+        assert message.content[0].text == "Echo: hello there"
+        assert message.stop_reason == "end_turn"
+        assert message.usage.output_tokens == 3
+        sent = gateway.oai_fake.recorder.last.body
+        assert sent["messages"][0] == {"role": "system", "content": "be brief"}
+        assert sent["max_tokens"] == 100
+
+        async with claude.messages.stream(
+            model="chat", max_tokens=100, messages=[{"role": "user", "content": "stream me"}]
+        ) as stream:
+            text = await stream.get_final_text()
+            final = await stream.get_final_message()
+    assert text == "Echo: stream me"
+    assert final.usage.output_tokens == 3
+    assert final.stop_reason == "end_turn"
+
+
+async def test_openai_sdk_served_by_anthropic_backend(gateway: Gateway) -> None:
+    messages = [{"role": "system", "content": "be brief"}, *HELLO]
+    async with gateway.openai() as client:
+        completion = await client.chat.completions.create(model="claude", messages=messages)
+        assert completion.choices[0].message.content == "Echo: hello there"
+        assert completion.choices[0].finish_reason == "stop"
+        assert completion.usage is not None
+        assert completion.usage.completion_tokens == 3
+        sent = gateway.claude_fake.recorder.last
+        assert sent.path == "/v1/messages"
+        assert sent.header("x-api-key") == CANARY_ANTHROPIC
+        assert sent.body["system"] == [{"type": "text", "text": "be brief"}]
+        assert sent.body["model"] == "claude-sonnet-4-5"
+
+        stream = await client.chat.completions.create(
+            model="claude", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Echo: hello there"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == "stop"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 3
+
+
+async def test_openai_tool_calls_round_trip_through_anthropic(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        first = await client.chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+            tools=[WEATHER_TOOL],
+        )
+        choice = first.choices[0]
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.tool_calls
+        call = choice.message.tool_calls[0]
+        assert call.function.name == "get_weather"
+        assert isinstance(json.loads(call.function.arguments), dict)
+        sent_tools = gateway.claude_fake.recorder.last.body["tools"]
+        assert sent_tools[0]["name"] == "get_weather"
+        assert sent_tools[0]["input_schema"]["required"] == ["city"]
+
+        second = await client.chat.completions.create(
+            model="claude",
+            messages=[
+                {"role": "user", "content": "weather in Paris?"},
+                {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+                {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+            ],
+            tools=[WEATHER_TOOL],
+        )
+        assert second.choices[0].message.content == "Echo: sunny"
+        sent = gateway.claude_fake.recorder.last.body["messages"]
+        assert sent[1]["content"][0]["type"] == "tool_use"
+        assert sent[1]["content"][0]["id"] == call.id
+        assert sent[2]["content"][0] == {
+            "type": "tool_result",
+            "tool_use_id": call.id,
+            "content": "sunny",
+        }
+
+        stream = await client.chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+            tools=[WEATHER_TOOL],
+            stream=True,
+        )
+        chunks = [chunk async for chunk in stream]
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or ()]
+    assert deltas[0].function is not None
+    assert deltas[0].function.name == "get_weather"
+    arguments = "".join((d.function.arguments or "") for d in deltas if d.function)
+    assert json.loads(arguments) == json.loads(call.function.arguments)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+
+
+async def test_anthropic_tool_use_round_trip_through_openai(gateway: Gateway) -> None:
+    tool = {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "input_schema": WEATHER_TOOL["function"]["parameters"],  # type: ignore[index]
+    }
+    async with gateway.anthropic() as claude:
+        first = await claude.messages.create(
+            model="chat",
+            max_tokens=200,
+            tools=[tool],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+        )
+        assert first.stop_reason == "tool_use"
+        use = next(b for b in first.content if b.type == "tool_use")
+        assert use.name == "get_weather"
+        assert isinstance(use.input, dict)
+        second = await claude.messages.create(
+            model="chat",
+            max_tokens=200,
+            tools=[tool],  # type: ignore[list-item]
+            messages=[
+                {"role": "user", "content": "weather in Paris?"},
+                {"role": "assistant", "content": [use.model_dump()]},  # type: ignore[list-item]
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "rain"}],
+                },
+            ],
+        )
+        assert second.content[0].type == "text"
+        assert second.content[0].text == "Echo: rain"
+        sent = gateway.oai_fake.recorder.last.body["messages"]
+        assert sent[1]["tool_calls"][0]["id"] == use.id
+        assert sent[2] == {"role": "tool", "tool_call_id": use.id, "content": "rain"}
+
+        async with claude.messages.stream(
+            model="chat",
+            max_tokens=200,
+            tools=[tool],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": "weather in Paris?"}],
+        ) as stream:
+            final = await stream.get_final_message()
+    streamed = next(b for b in final.content if b.type == "tool_use")
+    assert streamed.name == "get_weather"
+    assert streamed.input == use.input
+    assert final.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize(
+    ("status", "openai_error", "anthropic_error"),
+    [
+        (429, openai.RateLimitError, anthropic.RateLimitError),
+        (400, openai.BadRequestError, anthropic.BadRequestError),
+        (500, openai.InternalServerError, anthropic.InternalServerError),
+        (503, openai.InternalServerError, anthropic.ServiceUnavailableError),
+        (401, openai.InternalServerError, anthropic.InternalServerError),
+    ],
+)
+async def test_provider_errors_surface_as_sdk_exceptions(
+    gateway: Gateway,
+    status: int,
+    openai_error: type[openai.APIStatusError],
+    anthropic_error: type[anthropic.APIStatusError],
+) -> None:
+    for fake in (gateway.oai_fake, gateway.claude_fake):
+        fake.queue_fault(status=status, retry_after="7", count=4)
+    for route in ("chat", "claude"):
+        async with gateway.openai() as client:
+            with pytest.raises(openai_error) as caught:
+                await client.chat.completions.create(model=route, messages=HELLO)
+        body = caught.value.body
+        assert isinstance(body, dict)
+        assert set(body) >= {"type", "code", "message", "request_id"}
+        if status == 429:
+            assert caught.value.response.headers["retry-after"] == "7"
+            assert body["type"] == "rate_limited"
+        async with gateway.anthropic() as claude:
+            with pytest.raises(anthropic_error) as caught_a:
+                await claude.messages.create(model=route, max_tokens=10, messages=HELLO)  # type: ignore[arg-type]
+        assert CANARY_OPENAI not in caught_a.value.message
+        assert CANARY_ANTHROPIC not in caught_a.value.message
+        assert "127.0.0.1" not in caught_a.value.message
+
+
+async def test_unknown_route_and_timeout(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.chat.completions.create(model="gpt-5", messages=HELLO)
+        assert missing.value.code == "model_not_found"
+        gateway.oai_fake.queue_fault(latency_ms=1000)
+        with pytest.raises(openai.InternalServerError) as slow:
+            await client.chat.completions.create(model="slow", messages=HELLO)
+        assert slow.value.status_code == 504
+        assert slow.value.code == "upstream_timeout"
+    async with gateway.anthropic() as claude:
+        gateway.oai_fake.queue_fault(latency_ms=1000)
+        with pytest.raises(anthropic.GatewayTimeoutError):
+            await claude.messages.create(model="slow", max_tokens=10, messages=HELLO)  # type: ignore[arg-type]
+
+
+async def test_stream_cut_by_provider_surfaces_as_error(gateway: Gateway) -> None:
+    gateway.oai_fake.queue_fault(cut_after_chunks=2)
+    async with gateway.openai() as client:
+        stream = await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+        with pytest.raises(openai.APIError):
+            async for _ in stream:
+                pass
+
+
+async def test_missing_stream_usage_is_estimated(gateway: Gateway) -> None:
+    gateway.oai_fake.queue_fault(omit_usage=True)
+    async with gateway.openai() as client:
+        stream = await client.chat.completions.create(
+            model="chat", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    status = await gateway.status()
+    assert status["ready"] is True
