@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "aigw_cli.operator_cmd",
         "run the operator: bundle compiler and injection webhook",
     ),
+    "sidecar": ("aigw_cli.sidecar_cmd", "run the data-plane proxy beside a workload"),
 }
 
 

@@ -137,7 +137,9 @@ class Gateway:
 
 def standard_docs(oai: FakeProvider, claude: FakeProvider) -> list[dict[str, Any]]:
     docs = [
-        route("chat", [backend("primary", "openai", oai.openai_base_url, "gpt-4o-mini", key="openai")]),
+        route(
+            "chat", [backend("primary", "openai", oai.openai_base_url, "gpt-4o-mini", key="openai")]
+        ),
         route(
             "claude",
             [backend("sonnet", "anthropic", claude.base_url, "claude-sonnet-4-5", key="anthropic")],
@@ -157,7 +159,11 @@ def standard_docs(oai: FakeProvider, claude: FakeProvider) -> list[dict[str, Any
         ),
         route(
             "embed",
-            [backend("small", "openai", oai.openai_base_url, "text-embedding-3-small", key="openai")],
+            [
+                backend(
+                    "small", "openai", oai.openai_base_url, "text-embedding-3-small", key="openai"
+                )
+            ],
         ),
         route(
             "slow",

@@ -7,11 +7,18 @@ import json
 import anthropic
 import openai
 import pytest
+from anthropic.types import MessageParam, ToolParam
+from openai.types.chat import (
+    ChatCompletionMessageFunctionToolCall,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
 
 from .conftest import APP_KEY, CANARY_ANTHROPIC, CANARY_OPENAI, Gateway
 
-HELLO = [{"role": "user", "content": "hello there"}]
-WEATHER_TOOL = {
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
+CLAUDE_HELLO: list[MessageParam] = [{"role": "user", "content": "hello there"}]
+WEATHER_TOOL: ChatCompletionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -129,7 +136,10 @@ async def test_anthropic_sdk_served_by_openai_backend(gateway: Gateway) -> None:
 
 
 async def test_openai_sdk_served_by_anthropic_backend(gateway: Gateway) -> None:
-    messages = [{"role": "system", "content": "be brief"}, *HELLO]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hello there"},
+    ]
     async with gateway.openai() as client:
         completion = await client.chat.completions.create(model="claude", messages=messages)
         assert completion.choices[0].message.content == "Echo: hello there"
@@ -165,6 +175,7 @@ async def test_openai_tool_calls_round_trip_through_anthropic(gateway: Gateway) 
         assert choice.finish_reason == "tool_calls"
         assert choice.message.tool_calls
         call = choice.message.tool_calls[0]
+        assert isinstance(call, ChatCompletionMessageFunctionToolCall)
         assert call.function.name == "get_weather"
         assert isinstance(json.loads(call.function.arguments), dict)
         sent_tools = gateway.claude_fake.recorder.last.body["tools"]
@@ -175,7 +186,20 @@ async def test_openai_tool_calls_round_trip_through_anthropic(gateway: Gateway) 
             model="claude",
             messages=[
                 {"role": "user", "content": "weather in Paris?"},
-                {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {
+                                "name": call.function.name,
+                                "arguments": call.function.arguments,
+                            },
+                        }
+                    ],
+                },
                 {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
             ],
             tools=[WEATHER_TOOL],
@@ -198,6 +222,7 @@ async def test_openai_tool_calls_round_trip_through_anthropic(gateway: Gateway) 
         )
         chunks = [chunk async for chunk in stream]
     deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or ()]
+    assert deltas
     assert deltas[0].function is not None
     assert deltas[0].function.name == "get_weather"
     arguments = "".join((d.function.arguments or "") for d in deltas if d.function)
@@ -206,16 +231,20 @@ async def test_openai_tool_calls_round_trip_through_anthropic(gateway: Gateway) 
 
 
 async def test_anthropic_tool_use_round_trip_through_openai(gateway: Gateway) -> None:
-    tool = {
+    tool: ToolParam = {
         "name": "get_weather",
         "description": "Weather in a city",
-        "input_schema": WEATHER_TOOL["function"]["parameters"],  # type: ignore[index]
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
     }
     async with gateway.anthropic() as claude:
         first = await claude.messages.create(
             model="chat",
             max_tokens=200,
-            tools=[tool],  # type: ignore[list-item]
+            tools=[tool],
             messages=[{"role": "user", "content": "weather in Paris?"}],
         )
         assert first.stop_reason == "tool_use"
@@ -225,10 +254,15 @@ async def test_anthropic_tool_use_round_trip_through_openai(gateway: Gateway) ->
         second = await claude.messages.create(
             model="chat",
             max_tokens=200,
-            tools=[tool],  # type: ignore[list-item]
+            tools=[tool],
             messages=[
                 {"role": "user", "content": "weather in Paris?"},
-                {"role": "assistant", "content": [use.model_dump()]},  # type: ignore[list-item]
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": use.id, "name": use.name, "input": use.input}
+                    ],
+                },
                 {
                     "role": "user",
                     "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "rain"}],
@@ -244,7 +278,7 @@ async def test_anthropic_tool_use_round_trip_through_openai(gateway: Gateway) ->
         async with claude.messages.stream(
             model="chat",
             max_tokens=200,
-            tools=[tool],  # type: ignore[list-item]
+            tools=[tool],
             messages=[{"role": "user", "content": "weather in Paris?"}],
         ) as stream:
             final = await stream.get_final_message()
@@ -284,7 +318,7 @@ async def test_provider_errors_surface_as_sdk_exceptions(
             assert body["type"] == "rate_limited"
         async with gateway.anthropic() as claude:
             with pytest.raises(anthropic_error) as caught_a:
-                await claude.messages.create(model=route, max_tokens=10, messages=HELLO)  # type: ignore[arg-type]
+                await claude.messages.create(model=route, max_tokens=10, messages=CLAUDE_HELLO)
         assert CANARY_OPENAI not in caught_a.value.message
         assert CANARY_ANTHROPIC not in caught_a.value.message
         assert "127.0.0.1" not in caught_a.value.message
@@ -303,7 +337,7 @@ async def test_unknown_route_and_timeout(gateway: Gateway) -> None:
     async with gateway.anthropic() as claude:
         gateway.oai_fake.queue_fault(latency_ms=1000)
         with pytest.raises(anthropic.GatewayTimeoutError):
-            await claude.messages.create(model="slow", max_tokens=10, messages=HELLO)  # type: ignore[arg-type]
+            await claude.messages.create(model="slow", max_tokens=10, messages=CLAUDE_HELLO)
 
 
 async def test_stream_cut_by_provider_surfaces_as_error(gateway: Gateway) -> None:

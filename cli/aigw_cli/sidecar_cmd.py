@@ -1,0 +1,97 @@
+"""``aigw sidecar``: run the data plane beside a workload.
+
+Flags win over environment variables, which win over defaults. This ``run`` is the one place
+the sidecar process reads its environment (``AIGW_*``, set by the injection webhook); the
+result is a frozen :class:`aigw_sidecar.SidecarSettings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+_ENV = {
+    "bundle": "AIGW_BUNDLE_PATH",
+    "port": "AIGW_PORT",
+    "admin_port": "AIGW_ADMIN_PORT",
+    "secrets_dir": "AIGW_SECRETS_DIR",
+    "drain_timeout": "AIGW_DRAIN_TIMEOUT_S",
+    "reload_interval": "AIGW_RELOAD_INTERVAL_S",
+    "max_body_bytes": "AIGW_MAX_BODY_BYTES",
+    "log_level": "AIGW_LOG_LEVEL",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", type=Path, help=f"bundle file (env {_ENV['bundle']})")
+    parser.add_argument("--port", type=int, help=f"API port, loopback only (env {_ENV['port']})")
+    parser.add_argument(
+        "--admin-port", type=int, help=f"admin port (env {_ENV['admin_port']}; default 8788)"
+    )
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help=f"where provider Secrets are mounted (env {_ENV['secrets_dir']})",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        help=f"seconds to drain on SIGTERM (env {_ENV['drain_timeout']})",
+    )
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        help=f"bundle poll interval in seconds (env {_ENV['reload_interval']})",
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, help=f"largest request body (env {_ENV['max_body_bytes']})"
+    )
+    parser.add_argument("--log-level", help=f"logging level (env {_ENV['log_level']}; INFO)")
+
+
+def _pick(args: argparse.Namespace, name: str) -> str | None:
+    value = getattr(args, name)
+    if value is not None:
+        return str(value)
+    return os.environ.get(_ENV[name]) or None
+
+
+def run(args: argparse.Namespace) -> int:
+    from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
+    from aigw_sidecar import run as serve  # noqa: PLC0415
+
+    bundle = _pick(args, "bundle")
+    if bundle is None:
+        print("error: --bundle (or AIGW_BUNDLE_PATH) is required", file=sys.stderr)
+        return 2
+    overrides: dict[str, object] = {}
+    try:
+        for name, field, kind in (
+            ("port", "port", int),
+            ("admin_port", "admin_port", int),
+            ("drain_timeout", "drain_timeout_s", float),
+            ("reload_interval", "reload_interval_s", float),
+            ("max_body_bytes", "max_body_bytes", int),
+        ):
+            raw = _pick(args, name)
+            if raw is not None:
+                overrides[field] = kind(raw)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secrets_dir = _pick(args, "secrets_dir")
+    if secrets_dir is not None:
+        overrides["secrets_dir"] = Path(secrets_dir)
+    level = (_pick(args, "log_level") or "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    settings = SidecarSettings(bundle_path=Path(bundle), **overrides)  # type: ignore[arg-type]
+    return serve(settings)
