@@ -96,6 +96,11 @@ def _content_parts(content: Any, where: str) -> None:
 
 
 def _tools(body: Json) -> None:
+    choice = body.get("tool_choice")
+    if choice is not None and not (
+        (isinstance(choice, str) and choice in _TOOL_CHOICES) or isinstance(choice, dict)
+    ):
+        raise _bad("'tool_choice' must be none, auto, required or an object")
     tools = body.get("tools")
     if tools is None:
         return
@@ -108,11 +113,6 @@ def _tools(body: Json) -> None:
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
             raise _bad(f"tools[{index}].function.parameters must be an object")
-    choice = body.get("tool_choice")
-    if choice is not None and not (
-        (isinstance(choice, str) and choice in _TOOL_CHOICES) or isinstance(choice, dict)
-    ):
-        raise _bad("'tool_choice' must be none, auto, required or an object")
 
 
 def _messages(body: Json) -> None:

@@ -28,6 +28,10 @@ CANARY_OPENAI = "sk-canary-openai-5b1e0d9f"
 CANARY_ANTHROPIC = "sk-ant-canary-77c2a4e1"
 APP_KEY = "app-key-must-not-travel"
 NAMESPACE = "team-a"
+HELLO_BODY: dict[str, Any] = {
+    "model": "chat",
+    "messages": [{"role": "user", "content": "hello there"}],
+}
 
 
 def backend(
@@ -205,6 +209,7 @@ def sidecar_settings(bundle_path: Path, secrets_dir: Path, **overrides: Any) -> 
         "reload_interval_s": 0.02,
         "drain_timeout_s": 5.0,
         "seed": 7,
+        "max_body_bytes": 100_000,
     }
     values.update(overrides)
     return SidecarSettings(**values)
