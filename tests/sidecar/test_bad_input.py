@@ -23,6 +23,19 @@ def chat(**fields: Any) -> bytes:
     return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
 
 
+def embed(**fields: Any) -> bytes:
+    return json.dumps({"model": "embed", **fields}).encode()
+
+
+def anth(**fields: Any) -> bytes:
+    body: dict[str, Any] = {"model": "chat", "max_tokens": 5, "messages": USER}
+    body.update(fields)
+    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+
+
+NON_UTF8 = b'{"model": "chat\xff\xfe", "messages": []}'
+HUGE = chat(messages=[{"role": "user", "content": "x" * 200_000}])
+
 # (id, method, path, body bytes, expected status, expected error code or None)
 CASES: list[tuple[str, str, str, bytes, int, str | None]] = [
     ("malformed-json", "POST", CHAT, b'{"model": "chat", "messages": [', 400, "invalid_json"),
@@ -30,7 +43,7 @@ CASES: list[tuple[str, str, str, bytes, int, str | None]] = [
     ("json-array", "POST", CHAT, b"[1, 2, 3]", 400, "invalid_json"),
     ("json-string", "POST", CHAT, b'"hello"', 400, "invalid_json"),
     ("nan-literal", "POST", CHAT, b'{"model": "chat", "temperature": NaN}', 400, "invalid_json"),
-    ("non-utf8", "POST", CHAT, b'{"model": "chat\xff\xfe", "messages": []}', 400, "invalid_encoding"),
+    ("non-utf8", "POST", CHAT, NON_UTF8, 400, "invalid_encoding"),
     ("deep-nesting", "POST", CHAT, b"[" * 5000 + b"]" * 5000, 400, "invalid_json"),
     ("missing-model", "POST", CHAT, chat(model=...), 400, "missing_field"),
     ("model-not-string", "POST", CHAT, chat(model=123), 400, "invalid_field"),
@@ -69,7 +82,7 @@ CASES: list[tuple[str, str, str, bytes, int, str | None]] = [
     ("tools-shape", "POST", CHAT, chat(tools=[{"type": "function"}]), 400, "invalid_field"),
     ("tool-choice", "POST", CHAT, chat(tool_choice="maybe"), 400, "invalid_field"),
     ("stop-too-many", "POST", CHAT, chat(stop=["a", "b", "c", "d", "e"]), 400, "invalid_field"),
-    ("huge-body", "POST", CHAT, chat(messages=[{"role": "user", "content": "x" * 200_000}]), 413, "body_too_large"),
+    ("huge-body", "POST", CHAT, HUGE, 413, "body_too_large"),
     (
         "bad-tool-arguments-to-anthropic",
         "POST",
@@ -86,18 +99,32 @@ CASES: list[tuple[str, str, str, bytes, int, str | None]] = [
         400,
         "invalid_tool_call",
     ),
-    ("embed-missing-input", "POST", EMBED, b'{"model": "embed"}', 400, "missing_field"),
-    ("embed-mixed-input", "POST", EMBED, b'{"model": "embed", "input": ["a", 1]}', 400, None),
-    ("embed-empty-list", "POST", EMBED, b'{"model": "embed", "input": []}', 400, None),
-    ("embed-encoding", "POST", EMBED, b'{"model": "embed", "input": "a", "encoding_format": "hex"}', 400, None),
-    ("messages-missing-max-tokens", "POST", MESSAGES, b'{"model": "chat", "messages": [{"role": "user", "content": "x"}]}', 400, "missing_field"),
-    ("messages-system-role", "POST", MESSAGES, b'{"model": "chat", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}', 400, None),
-    ("messages-block-no-type", "POST", MESSAGES, b'{"model": "chat", "max_tokens": 5, "messages": [{"role": "user", "content": [{"text": "x"}]}]}', 400, None),
-    ("messages-unknown-route", "POST", MESSAGES, b'{"model": "nope", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}', 404, None),
+    ("embed-missing-input", "POST", EMBED, embed(), 400, "missing_field"),
+    ("embed-mixed-input", "POST", EMBED, embed(input=["a", 1]), 400, None),
+    ("embed-empty-list", "POST", EMBED, embed(input=[]), 400, None),
+    ("embed-encoding", "POST", EMBED, embed(input="a", encoding_format="hex"), 400, None),
+    ("messages-missing-max-tokens", "POST", MESSAGES, anth(max_tokens=...), 400, "missing_field"),
+    (
+        "messages-system-role",
+        "POST",
+        MESSAGES,
+        anth(messages=[{"role": "system", "content": "x"}]),
+        400,
+        None,
+    ),
+    (
+        "messages-block-no-type",
+        "POST",
+        MESSAGES,
+        anth(messages=[{"role": "user", "content": [{"text": "x"}]}]),
+        400,
+        None,
+    ),
+    ("messages-unknown-route", "POST", MESSAGES, anth(model="nope"), 404, "model_not_found"),
     ("get-on-post-endpoint", "GET", CHAT, b"", 405, "method_not_allowed"),
     ("unknown-path", "POST", "/v2/chat", chat(), 404, "unknown_endpoint"),
     ("models-post", "POST", "/v1/models", b"{}", 405, "method_not_allowed"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(

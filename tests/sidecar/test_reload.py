@@ -64,10 +64,12 @@ async def test_kubelet_symlink_swap(
         status = await gateway.wait_status(lambda s: s["bundle"]["revision"] == 2)
         assert "extra" in status["bundle"]["routes"]
         assert status["lastReloadError"] is None
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{gateway.url}/v1/chat/completions", json=HELLO_BODY) as r:
-                assert r.status == 200
-                assert r.headers["X-AIGW-Policy-Version"].startswith("2.")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{gateway.url}/v1/chat/completions", json=HELLO_BODY) as r,
+        ):
+            assert r.status == 200
+            assert r.headers["X-AIGW-Policy-Version"].startswith("2.")
 
 
 def _corrupt(data: bytes) -> bytes:

@@ -44,7 +44,7 @@ async def test_client_disconnect_while_waiting_cancels_upstream(gateway: Gateway
         pending = asyncio.ensure_future(
             session.post(f"{gateway.url}/v1/chat/completions", json=HELLO_BODY)
         )
-        await gateway.oai_fake.recorder.wait_for(lambda ex: bool(ex))
+        await gateway.oai_fake.recorder.wait_for(bool)
         pending.cancel()
         with pytest.raises(asyncio.CancelledError):
             await pending
