@@ -138,6 +138,9 @@ class Gateway:
                     return status
                 await asyncio.sleep(0.02)
 
+    async def wait_revision(self, revision: int) -> dict[str, Any]:
+        return await self.wait_status(lambda s: s["bundle"]["revision"] == revision)
+
 
 def standard_docs(oai: FakeProvider, claude: FakeProvider) -> list[dict[str, Any]]:
     docs = [

@@ -174,7 +174,7 @@ async def test_fifty_reloads_under_steady_traffic(gateway: Gateway) -> None:
         tasks = [asyncio.create_task(client(session, i % 2 == 1)) for i in range(4)]
         for revision in range(2, 52):
             gateway.write_bundle(bundle_bytes(gateway.docs, revision=revision))
-            await gateway.wait_status(lambda s, r=revision: s["bundle"]["revision"] == r)
+            await gateway.wait_revision(revision)
         done.set()
         await asyncio.gather(*tasks)
     status = await gateway.status()
