@@ -19,6 +19,7 @@ _ENV = {
     "bundle": "AIGW_BUNDLE_PATH",
     "port": "AIGW_PORT",
     "admin_port": "AIGW_ADMIN_PORT",
+    "admin_host": "AIGW_ADMIN_HOST",
     "secrets_dir": "AIGW_SECRETS_DIR",
     "drain_timeout": "AIGW_DRAIN_TIMEOUT_S",
     "reload_interval": "AIGW_RELOAD_INTERVAL_S",
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help=f"API port, loopback only (env {_ENV['port']})")
     parser.add_argument(
         "--admin-port", type=int, help=f"admin port (env {_ENV['admin_port']}; default 8788)"
+    )
+    parser.add_argument(
+        "--admin-host", help=f"admin bind address (env {_ENV['admin_host']}; default 0.0.0.0)"
     )
     parser.add_argument(
         "--secrets-dir",
@@ -84,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    admin_host = _pick(args, "admin_host")
+    if admin_host is not None:
+        overrides["admin_host"] = admin_host
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
