@@ -57,7 +57,7 @@ async def test_sigterm_drains_in_flight_requests_and_exits_zero(
             in_flight = asyncio.ensure_future(
                 session.post(f"http://127.0.0.1:{api}/v1/chat/completions", json=HELLO_BODY)
             )
-            await oai_fake.recorder.wait_for(lambda ex: bool(ex), within=10)
+            await oai_fake.recorder.wait_for(bool, within=10)
             process.send_signal(signal.SIGTERM)
             async with await in_flight as response:
                 assert response.status == 200
