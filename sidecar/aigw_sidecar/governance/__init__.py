@@ -21,6 +21,7 @@ from .identity import Identity, PodIdentity, PolicyIndex
 from .memory_store import MemoryStore
 from .money import NANO, Prices, format_usd
 from .observer import NullObserver, Observer
+from .prometheus import PrometheusObserver
 from .redis_store import RedisStore
 from .status import budget_status
 from .store import Counter, CounterKind, ReserveResult, Store, StoreUnavailable
@@ -50,6 +51,7 @@ __all__ = [
     "PodIdentity",
     "PolicyIndex",
     "Prices",
+    "PrometheusObserver",
     "RedisStore",
     "ReserveResult",
     "Store",

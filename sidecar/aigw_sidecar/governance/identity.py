@@ -29,7 +29,8 @@ __all__ = ["Identity", "PodIdentity", "PolicyIndex", "selector_matches", "specif
 class PodIdentity:
     """The workload the sidecar sits beside (downward API values, via settings)."""
 
-    namespace: str
+    namespace: str | None = None
+    """None: the bundle's namespace (the bundle mounted into a pod is its namespace's)."""
     service_account: str = "default"
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -82,14 +83,15 @@ def specificity(selector: LabelSelector) -> int:
 class PolicyIndex:
     """The policy governing one pod under one bundle, with its use cases by name."""
 
-    __slots__ = ("_tenants", "_use_cases", "pod", "policy")
+    __slots__ = ("_tenants", "_use_cases", "namespace", "pod", "policy")
 
     def __init__(self, bundle: Bundle, pod: PodIdentity) -> None:
         self.pod = pod
+        self.namespace = pod.namespace or bundle.namespace
         matching = [
             p
             for p in bundle.policies
-            if bundle.namespace == pod.namespace and selector_matches(p.selector, pod.labels)
+            if bundle.namespace == self.namespace and selector_matches(p.selector, pod.labels)
         ]
         matching.sort(key=lambda p: (-specificity(p.selector), p.name))
         self.policy: BundlePolicy | None = matching[0] if matching else None
@@ -109,7 +111,7 @@ class PolicyIndex:
         if policy is None:
             raise Denied(
                 DenyKind.PERMISSION_DENIED,
-                f"no AIPolicy in namespace {self.pod.namespace!r} governs this workload",
+                f"no AIPolicy in namespace {self.namespace!r} governs this workload",
                 code="no_policy",
             )
         violations: list[str] = []
@@ -135,7 +137,7 @@ class PolicyIndex:
             violations.append(f"use case {name!r} not granted")
             spec = self._use_cases[policy.default_use_case]
         return Identity(
-            namespace=self.pod.namespace,
+            namespace=self.namespace,
             tenant=chosen_tenant,
             app=self.pod.app,
             policy=policy,
