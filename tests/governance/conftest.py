@@ -116,17 +116,21 @@ def async_client(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-py"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """The same test against each state store."""
+    """The same test against each state store: memory, Redis through the lean client, and
+    Redis through redis-py (the client used for TLS and Redis Cluster)."""
     if request.param == "memory":
         yield MemoryStore()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     server.flush()
-    client = async_client(server.url)
-    yield RedisStore(client)
-    await client.aclose()
+    if request.param == "redis":
+        redis_store = RedisStore.from_url(server.url)
+    else:
+        redis_store = RedisStore(async_client(server.url))
+    yield redis_store
+    await redis_store.client.aclose()
 
 
 def route(name: str, input_price: str = "1.00", output_price: str = "2.00") -> Doc:

@@ -17,17 +17,18 @@ from pathlib import Path
 
 from aigw_contract import parse_bundle
 from aigw_sidecar.governance import Denied, Governor, ManualClock, PodIdentity, RedisStore, Usage
+from aigw_sidecar.governance.resp import RespClient
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
 BODY = {"model": "chat", "max_tokens": 91, "messages": [{"role": "user", "content": "hello"}]}
 
 
 async def main(url: str, bundle_bytes: bytes, requests: int, now: float) -> None:
-    store = RedisStore.from_url(url, max_connections=16, timeout=5.0)
-    client = store.client
+    client = RespClient(url, timeout=5.0)
+    store = RedisStore(client)
     governor = Governor(POD, store, clock=ManualClock(now))
     view = governor.view(parse_bundle(bundle_bytes))
-    await client.ping()
+    await client.command("PING")
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     outcomes: Counter[str] = Counter()

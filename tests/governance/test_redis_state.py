@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -50,8 +51,8 @@ class Recorder:
 
 
 def governor(url: str, clock: ManualClock, recorder: Recorder | None = None) -> Governor:
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    return Governor(POD, RedisStore(client, retry_interval=0.0), clock=clock, observer=recorder)
+    store = RedisStore.from_url(url, timeout=0.5, retry_interval=0.0)
+    return Governor(POD, store, clock=clock, observer=recorder)
 
 
 async def run(gov: Governor, bundle: Bundle, rid: str, tenant: str = "team-a") -> Any:
@@ -127,3 +128,20 @@ async def test_redis_down_follows_the_fail_mode_and_recovers_without_restart(
     second = await run(gov, bundle, "after-2")
     assert second.levels[0] == 2.0
     await gov.store.client.aclose()
+
+
+async def test_resp_replies_split_across_reads_reach_the_right_waiters() -> None:
+    from aigw_sidecar.governance.resp import RespError, _Protocol
+
+    loop = asyncio.get_running_loop()
+    protocol = _Protocol()
+    waiters = [loop.create_future() for _ in range(4)]
+    protocol.waiters.extend(waiters)
+    wire = b"*3\r\n$1\r\n1\r\n:-1\r\n$-1\r\n+OK\r\n-NOSCRIPT no script\r\n*0\r\n"
+    for i in range(len(wire)):
+        protocol.data_received(wire[i : i + 1])
+    assert waiters[0].result() == [b"1", -1, None]
+    assert waiters[1].result() == b"OK"
+    assert isinstance(waiters[2].result(), RespError)
+    assert waiters[3].result() == []
+    assert not protocol.buf
