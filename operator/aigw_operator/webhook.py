@@ -3,8 +3,9 @@
 Every replica serves the webhook, leader or not: admission must not wait for an election.
 The apiserver calls ``POST /inject`` from two webhook entries (see
 :func:`webhook_configuration`): one selects pods labelled ``aigw.dev/inject: "true"``, the
-other pods in namespaces labelled ``aigw.dev/injection: enabled`` and passes
-``?selected-by=namespace``; so the server needs no permission to read Namespaces. The only
+other pods in namespaces labelled ``aigw.dev/injection: enabled`` and calls
+``/inject/namespace`` (the apiserver allows no query string in a webhook's path or URL); so
+the server needs no permission to read Namespaces. The only
 read it makes is the namespace's pointer ConfigMap, for the provider Secrets its routes use
 (cached for a few seconds: admission must stay fast).
 """
@@ -112,7 +113,7 @@ def webhook_app(
             metrics.admissions.labels("not-a-pod-create").inc()
             return web.json_response(review_response(admission["uid"], None))
         namespace = str(admission.get("namespace") or pod.get("metadata", {}).get("namespace"))
-        namespace_enabled = request.query.get("selected-by") == "namespace"
+        namespace_enabled = request.path == "/inject/namespace"
         plan = plan_injection(pod, sidecar, namespace_enabled=namespace_enabled, native=native)
         if plan.decision.inject:
             plan = plan_injection(
@@ -134,6 +135,7 @@ def webhook_app(
 
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_post("/inject", inject)
+    app.router.add_post("/inject/namespace", inject)
     return app
 
 

@@ -3,7 +3,8 @@
 The chart renders the same shape from its templates; tests and ``aigw operator`` (outside a
 cluster) build it here. Two webhook entries, because one entry cannot express "the pod is
 labelled OR its namespace is": the apiserver evaluates the selectors, the server learns which
-entry called it from the ``selected-by`` query parameter. Both entries exclude kube-system and
+entry called it from the path, ``/inject`` or ``/inject/namespace`` (the apiserver refuses a
+query string in a webhook's path or URL). Both entries exclude kube-system and
 the operator's own namespace, so a broken webhook can never block the pods that would fix it.
 """
 
@@ -62,7 +63,7 @@ def webhook_configuration(
     """The configuration; the server is ``url`` (``https://host:port``) or a Service
     ``(namespace, name, port)``."""
 
-    def client_config(query: str) -> dict[str, Any]:
+    def client_config(suffix: str) -> dict[str, Any]:
         config: dict[str, Any] = {"caBundle": base64.b64encode(ca_bundle).decode()}
         if service is not None:
             namespace, svc, port = service
@@ -70,10 +71,10 @@ def webhook_configuration(
                 "namespace": namespace,
                 "name": svc,
                 "port": port,
-                "path": f"/inject{query}",
+                "path": f"/inject{suffix}",
             }
         else:
-            config["url"] = f"{(url or '').rstrip('/')}/inject{query}"
+            config["url"] = f"{(url or '').rstrip('/')}/inject{suffix}"
         return config
 
     excluded = {
@@ -100,7 +101,7 @@ def webhook_configuration(
             ),
             _entry(
                 "namespace-label.inject.aigw.dev",
-                client_config("?selected-by=namespace"),
+                client_config("/namespace"),
                 {
                     "matchLabels": {names.LABEL_NAMESPACE_INJECTION: "enabled"},
                     "matchExpressions": [excluded],

@@ -82,7 +82,7 @@ async def test_webhook_over_tls(tmp_path: Path, json_patch: Patcher) -> None:
             async with session.post(url, json=review(unlabelled), ssl=client_ssl) as response:
                 assert "patch" not in (await response.json())["response"]
             async with session.post(
-                url + "?selected-by=namespace", json=review(unlabelled), ssl=client_ssl
+                url + "/namespace", json=review(unlabelled), ssl=client_ssl
             ) as response:
                 assert "patch" in (await response.json())["response"]
             async with session.post(url, data=b"{", ssl=client_ssl) as response:
@@ -137,5 +137,5 @@ def test_webhook_configuration_never_selects_kube_system() -> None:
     urls = [h["clientConfig"]["url"] for h in config["webhooks"]]
     assert urls == [
         "https://127.0.0.1:9443/inject",
-        "https://127.0.0.1:9443/inject?selected-by=namespace",
+        "https://127.0.0.1:9443/inject/namespace",
     ]
