@@ -26,6 +26,13 @@ _ENV = {
     "max_body_bytes": "AIGW_MAX_BODY_BYTES",
     "log_level": "AIGW_LOG_LEVEL",
 }
+# Pod identity, injected by the operator from the downward API (environment only).
+_POD_ENV = {
+    "pod_namespace": "AIGW_POD_NAMESPACE",
+    "pod_name": "AIGW_POD_NAME",
+    "service_account": "AIGW_SERVICE_ACCOUNT",
+}
+_LABELS_FILE_ENV = "AIGW_POD_LABELS_FILE"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +75,7 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
+    from aigw_sidecar.settings import parse_downward_labels  # noqa: PLC0415
 
     bundle = _pick(args, "bundle")
     if bundle is None:
@@ -94,6 +102,16 @@ def run(args: argparse.Namespace) -> int:
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
+    for field, env in _POD_ENV.items():
+        if os.environ.get(env):
+            overrides[field] = os.environ[env]
+    labels_file = os.environ.get(_LABELS_FILE_ENV)
+    if labels_file:
+        try:
+            overrides["pod_labels"] = parse_downward_labels(Path(labels_file).read_text("utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: cannot read {_LABELS_FILE_ENV}={labels_file}: {exc}", file=sys.stderr)
+            return 2
     level = (_pick(args, "log_level") or "INFO").upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),

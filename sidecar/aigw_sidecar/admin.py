@@ -3,7 +3,8 @@
 Served on its own port (not the loopback-only API port) so the kubelet and Prometheus can
 reach it; it never needs auth and carries no credentials (issue: "/metrics suddenly behind
 auth so scrapes broke"). ``/readyz`` is ready only once a valid bundle is loaded and until
-shutdown starts.
+shutdown starts. ``/aigw/healthz`` and ``/aigw/ready`` are the same probes under the paths
+the operator's injected container uses.
 """
 
 from __future__ import annotations
@@ -52,5 +53,7 @@ async def _status(request: web.Request) -> web.Response:
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/aigw/healthz", _healthz)  # the paths the injected probes use
+    app.router.add_get("/aigw/ready", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/aigw/status", _status)

@@ -2,8 +2,9 @@
 
 :func:`create_apps` wires one :class:`~aigw_sidecar.bundle_store.BundleStore`, one
 :class:`~aigw_sidecar.metrics.Metrics` and one RNG into both. The API app's ``cleanup_ctx``
-owns the lifecycle: first the bundle (initial load, then the reload watcher task), then the
-pooled upstream :class:`aiohttp.ClientSession` and the pipeline built on it. Tests start the
+owns the lifecycle: first the pooled upstream :class:`aiohttp.ClientSession` and the pipeline
+built on it, then the bundle (initial load, prepared by the pipeline's steps, then the reload
+watcher task). Tests start the
 apps in-process with :class:`aiohttp.web.AppRunner`; ``aigw sidecar`` with
 :mod:`aigw_sidecar.server`.
 """
@@ -35,6 +36,7 @@ StepsFactory = Callable[[aiohttp.ClientSession, random.Random, Metrics], Sequenc
 
 async def _bundle_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
+    store.preparer = app[PIPELINE].prepare
     if store.current is None:
         await store.reload()
     watcher = asyncio.create_task(store.watch(app[SETTINGS].reload_interval_s))
@@ -83,8 +85,8 @@ def create_apps(
         app[METRICS] = metrics
         app[DRAINING] = draining
     api[RNG] = rng
+    api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
-    api.cleanup_ctx.append(_upstream_ctx(steps))
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)
     api.router.add_post("/v1/embeddings", handlers.embeddings)
     api.router.add_get("/v1/models", handlers.list_models)

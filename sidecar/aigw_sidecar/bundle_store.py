@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,9 @@ class BundleStore:
         self.loads_ok = 0
         self.loads_failed = 0
         self._fingerprint: _Fingerprint | None = None
+        self.preparer: Callable[[RuntimeConfig], None] | None = None
+        """Called with a validated config before it is swapped in (the pipeline's
+        ``prepare``); raising refuses the bundle."""
 
     def _stat(self) -> _Fingerprint | None:
         try:
@@ -101,6 +105,13 @@ class BundleStore:
         if isinstance(result, str):
             return self._refuse(result)
         config = result
+        if self.preparer is not None:
+            try:
+                self.preparer(config)
+            except Exception as exc:  # noqa: BLE001 - any step refusing refuses the bundle
+                return self._refuse(
+                    f"a pipeline step refused the bundle: {type(exc).__name__}: {exc}"
+                )
         self.current = config
         self.loaded_at = time.time()
         self.loads_ok += 1

@@ -53,7 +53,9 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
     response = web.Response(status=error.status, body=body, content_type="application/json")
     headers = response.headers
     headers["X-AIGW-Request-Id"] = request_id
-    if error.retry_after is not None and error.status in (429, 503):
+    if error.status == 429:  # DESIGN: every 429 says when to come back
+        headers["Retry-After"] = str(error.retry_after or 1)
+    elif error.retry_after is not None and error.status == 503:
         headers["Retry-After"] = str(error.retry_after)
     config = request.app[STORE].current
     if config is not None:

@@ -1,9 +1,12 @@
 """The governance pipeline: an ordered list of small steps, each with one job.
 
-A step is a :class:`Step` subclass that overrides any of four hooks::
+A step is a :class:`Step` subclass that overrides any of five hooks::
 
     class MyStep(Step):
         name = "my-step"
+
+        def prepare(self, config):                # once per bundle load, before the swap
+            return MyIndex(config.bundle)         # -> ctx.config.prepared["my-step"]
 
         async def on_request(self, ctx):          # before the call, in pipeline order
             ...                                   # raise a SidecarError to refuse, or set
@@ -14,6 +17,11 @@ A step is a :class:`Step` subclass that overrides any of four hooks::
             ...                                   # (streams: after the last chunk)
         async def on_finish(self, ctx):           # always, once, reverse order, also on
             ...                                   # failure and disconnect (ctx.error)
+
+``prepare`` is how a step precomputes per-bundle state (a policy index, prices) off the
+request path: it runs on the event loop when a new bundle has passed validation; the value
+travels inside the runtime config snapshot, so a request always sees state matching its
+bundle. If ``prepare`` raises, the bundle is refused like an invalid one.
 
 Only hooks a step overrides are called, so an idle hook costs nothing per request or chunk.
 The last step of the default pipeline (:class:`~aigw_sidecar.steps.upstream.CallUpstream`)
@@ -34,6 +42,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import ClassVar
 
 from .context import Json, RequestContext
+from .runtime import RuntimeConfig
 
 __all__ = ["Pipeline", "Step"]
 
@@ -44,6 +53,10 @@ class Step:
     """Base of every pipeline step; every hook is a no-op until overridden."""
 
     name: ClassVar[str] = "step"
+
+    def prepare(self, config: RuntimeConfig) -> object:
+        """Per-bundle state, stored as ``config.prepared[self.name]``; raise to refuse."""
+        return None
 
     async def on_request(self, ctx: RequestContext) -> None:
         """Before the call. Raise to refuse; set ``ctx.response``/``ctx.chunks`` to answer."""
@@ -66,15 +79,21 @@ def _overrides(step: Step, hook: str) -> bool:
 class Pipeline:
     """Runs the steps' hooks in order."""
 
-    __slots__ = ("_chunk", "_finish", "_request", "_response", "steps")
+    __slots__ = ("_chunk", "_finish", "_prepare", "_request", "_response", "steps")
 
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = tuple(steps)
         backwards = self.steps[::-1]
+        self._prepare = tuple(s for s in self.steps if _overrides(s, "prepare"))
         self._request = tuple(s for s in self.steps if _overrides(s, "on_request"))
         self._chunk = tuple(s for s in backwards if _overrides(s, "on_chunk"))
         self._response = tuple(s for s in backwards if _overrides(s, "on_response"))
         self._finish = tuple(s for s in backwards if _overrides(s, "on_finish"))
+
+    def prepare(self, config: RuntimeConfig) -> None:
+        """Every step's per-bundle state, into ``config.prepared`` (before the swap)."""
+        for step in self._prepare:
+            config.prepared[step.name] = step.prepare(config)
 
     async def run(self, ctx: RequestContext) -> None:
         """The request phase; for a complete answer, also its response phase."""

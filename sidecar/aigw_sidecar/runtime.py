@@ -114,6 +114,9 @@ class RuntimeConfig:
     models_anthropic: bytes
     """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
     warnings: tuple[str, ...] = ()
+    prepared: dict[str, object] = field(default_factory=dict, repr=False)
+    """Per-bundle state of pipeline steps (``Step.prepare``), by step name. Filled once, before
+    the config is swapped in, and only read afterwards."""
 
 
 def _read_secret(secrets_dir: Path, backend: Backend) -> tuple[str | None, str | None]:

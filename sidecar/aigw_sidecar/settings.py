@@ -4,10 +4,12 @@ the environment (the only place either is read) and passed explicitly from there
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_SECRETS_DIR", "SidecarSettings"]
+__all__ = ["DEFAULT_SECRETS_DIR", "SidecarSettings", "parse_downward_labels"]
 
 DEFAULT_SECRETS_DIR = Path("/var/run/aigw/secrets")
 
@@ -42,3 +44,26 @@ class SidecarSettings:
     """Keep-alive connections kept open to providers, in total."""
     seed: int | None = None
     """Seed of the backend-choice RNG (tests, reproducible canaries); None: from the OS."""
+    pod_namespace: str | None = None
+    """The pod's namespace (downward API); None: the bundle's namespace."""
+    pod_name: str | None = None
+    """The pod's name (downward API), for logs and audit records."""
+    service_account: str = "default"
+    """The pod's service account (downward API)."""
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """The pod's labels (downward API file, parsed with :func:`parse_downward_labels`)."""
+
+
+def parse_downward_labels(text: str) -> dict[str, str]:
+    """The labels of a downward API ``labels`` file (``key="value"`` lines, Go-quoted)."""
+    labels: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, quoted = line.partition("=")
+        if not sep or not key.strip():
+            continue
+        try:
+            value = json.loads(quoted)
+        except ValueError:
+            value = quoted.strip('"')
+        labels[key.strip()] = str(value)
+    return labels
