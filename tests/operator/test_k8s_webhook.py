@@ -167,3 +167,16 @@ def test_kube_system_is_never_touched(aigw_cluster: Any) -> None:
     finally:
         aigw_cluster.kubectl("label", "namespace", "kube-system", "aigw.dev/injection-")
         aigw_cluster.kubectl("-n", "kube-system", "delete", "deployment", "system")
+
+
+def test_report_admission_latency(aigw_cluster: Any) -> None:
+    """Print the webhook's own answer time (measured, not asserted; DESIGN's p99 target: 10 ms)."""
+    operator = aigw_cluster.operator
+    count = operator.metric("aigw_operator_admission_duration_seconds_count")
+    total = operator.metric("aigw_operator_admission_duration_seconds_sum")
+    within = operator.metric("aigw_operator_admission_duration_seconds_bucket", le="0.01")
+    assert count >= 1
+    print(
+        f"\nwebhook: {count:.0f} admissions, mean {total / count * 1000:.2f} ms, "
+        f"{within / count:.0%} within 10 ms"
+    )
