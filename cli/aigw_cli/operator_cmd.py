@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # kopf logs every handler call at INFO: one line per watch event is noise here.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = settings_from_args(args)
     logging.getLogger("aigw_operator").info(
         "aigw operator: %s, peering %s priority %d",
