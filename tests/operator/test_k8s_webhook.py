@@ -132,7 +132,7 @@ def test_readmitting_an_injected_pod_does_not_inject_twice(aigw_cluster: Any) ->
         "spec": {
             k: v
             for k, v in injected["spec"].items()
-            if k not in ("nodeName", "volumes", "containers", "initContainers")
+            if k not in ("nodeName", "priority", "volumes", "containers", "initContainers")
         }
         | {
             "initContainers": injected["spec"]["initContainers"],
