@@ -18,7 +18,11 @@ kind: ModelRoute
 metadata: {name: chat, namespace: team-ha}
 spec:
   backends:
-    - {name: small, provider: openai-compatible, model: m%d, baseURL: http://vllm:8000/v1}
+    - name: small
+      provider: openai-compatible
+      model: m%d
+      baseURL: http://vllm:8000/v1
+      pricing: {inputPerMillionTokensUSD: "0.02", outputPerMillionTokensUSD: "0.05"}
 """
 
 
