@@ -25,6 +25,7 @@ _ENV = {
     "reload_interval": "AIGW_RELOAD_INTERVAL_S",
     "max_body_bytes": "AIGW_MAX_BODY_BYTES",
     "log_level": "AIGW_LOG_LEVEL",
+    "redis_url": "AIGW_REDIS_URL",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -63,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-body-bytes", type=int, help=f"largest request body (env {_ENV['max_body_bytes']})"
     )
     parser.add_argument("--log-level", help=f"logging level (env {_ENV['log_level']}; INFO)")
+    parser.add_argument(
+        "--redis-url",
+        help=f"shared state for limits and budgets, redis://host:port/db (env "
+        f"{_ENV['redis_url']}; default: this pod's memory)",
+    )
 
 
 def _pick(args: argparse.Namespace, name: str) -> str | None:
@@ -102,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
+    redis_url = _pick(args, "redis_url")
+    if redis_url is not None:
+        overrides["redis_url"] = redis_url
     for field, env in _POD_ENV.items():
         if os.environ.get(env):
             overrides[field] = os.environ[env]

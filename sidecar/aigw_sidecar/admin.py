@@ -15,7 +15,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .keys import DRAINING, METRICS, STORE
+from .governance import budget_status
+from .keys import DRAINING, GOVERN, METRICS, STORE
 
 __all__ = ["add_admin_routes"]
 
@@ -45,6 +46,10 @@ async def _metrics(request: web.Request) -> web.Response:
 
 async def _status(request: web.Request) -> web.Response:
     status = request.app[STORE].status()
+    config = request.app[STORE].current
+    if config is not None:
+        govern = request.app[GOVERN]
+        status["governance"] = await budget_status(govern.governor, govern.view(config.bundle))
     status["draining"] = request.app[DRAINING].active
     status["now"] = time.time()
     return _json(status)

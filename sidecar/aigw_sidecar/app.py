@@ -22,12 +22,13 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .bundle_store import BundleStore
-from .keys import DRAINING, METRICS, PIPELINE, RNG, SETTINGS, STORE, Draining
+from .keys import DRAINING, GOVERN, METRICS, PIPELINE, RNG, SETTINGS, STORE, Draining
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .settings import SidecarSettings
 from .steps import default_steps
+from .steps.govern import build_governor, with_governance
 
 __all__ = ["StepsFactory", "create_apps"]
 
@@ -58,9 +59,12 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
             trust_env=False,
             skip_auto_headers=("User-Agent",),
         )
-        app[PIPELINE] = Pipeline(steps(session, app[RNG], app[METRICS]))
+        app[PIPELINE] = Pipeline(
+            with_governance(steps(session, app[RNG], app[METRICS]), app[GOVERN])
+        )
         yield
         await session.close()
+        await app[GOVERN].governor.aclose()
 
     return ctx
 
@@ -79,7 +83,9 @@ def create_apps(
 
     api = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     admin = web.Application()
+    govern = build_governor(settings, metrics)
     for app in (api, admin):
+        app[GOVERN] = govern
         app[SETTINGS] = settings
         app[STORE] = store
         app[METRICS] = metrics

@@ -11,10 +11,12 @@ from .context import RequestContext
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
+from .steps.govern import Govern
 
 __all__ = [
     "CONTEXT",
     "DRAINING",
+    "GOVERN",
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
@@ -40,6 +42,7 @@ METRICS = web.AppKey("aigw_metrics", Metrics)
 PIPELINE = web.AppKey("aigw_pipeline", Pipeline)
 RNG = web.AppKey("aigw_rng", random.Random)
 DRAINING = web.AppKey("aigw_draining", Draining)
+GOVERN = web.AppKey("aigw_govern", Govern)
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

@@ -52,6 +52,10 @@ class SidecarSettings:
     """The pod's service account (downward API)."""
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     """The pod's labels (downward API file, parsed with :func:`parse_downward_labels`)."""
+    redis_url: str | None = None
+    """Shared state for rate limits and budgets across replicas; None: this pod's memory."""
+    redis_timeout_s: float = 0.5
+    """Bound of connecting to Redis and of each reply; past it the policy's failMode applies."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

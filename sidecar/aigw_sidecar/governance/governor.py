@@ -37,6 +37,7 @@ from .memory_store import MemoryStore
 from .money import Prices, route_worst_prices
 from .observer import NullObserver, Observer
 from .plan import PlanCache, Role, Unit, denial, settled_amount, tag_of
+from .redis_store import RedisStore
 from .store import Counter, Store, StoreUnavailable
 from .tokens import EstimateCounter, TokenCounter, count_prompt
 
@@ -168,6 +169,11 @@ class Governor:
         self._pending: deque[tuple[Store, str, str, list[Counter], list[int], float]] = deque(
             maxlen=self.settings.pending_settlements
         )
+
+    async def aclose(self) -> None:
+        """Close the shared store's connection (the sidecar is shutting down)."""
+        if isinstance(self.store, RedisStore):
+            await self.store.client.aclose()
 
     def view(self, bundle: Bundle) -> BundleView:
         """Precompute what a newly loaded bundle means for this pod."""

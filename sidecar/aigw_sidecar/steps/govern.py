@@ -1,0 +1,224 @@
+"""Steps: governance before the call (identify, authorize, constrain, limit) and its
+settlement after (reconcile usage and cost, streams and failures included).
+
+Before the call :class:`Govern` runs the engine (:mod:`aigw_sidecar.governance`) on the
+canonical request: a refused request raises the matching sidecar error (403
+``permission_denied``, 429 ``rate_limited``/``budget_exceeded`` with ``Retry-After``, 400
+``cost_limit_exceeded``, 503 when shared state is down and the policy fails closed). An
+admitted one gets its ``max_tokens`` clamped, its deadline tightened, its route switched to
+a budget's fallback route when the budget is spent, and the headers ``X-AIGW-Warning``
+(warn mode) and ``X-AIGW-Budget-Remaining-Tokens``/``-USD``.
+
+After the call the reservation is settled exactly once: to the provider's usage; for a
+stream without usage, to the prompt estimate plus the streamed output counted here; for a
+failed call, to nothing (the reservation is released); for a stream cut mid-way, to what
+was streamed. Reservations are keyed by the sidecar's own request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aigw_contract import Bundle
+from aigw_sidecar.context import Decision as AuditDecision
+from aigw_sidecar.context import Json, RequestContext
+from aigw_sidecar.errors import (
+    BudgetExceeded,
+    CostLimitExceeded,
+    InvalidRequest,
+    PermissionDenied,
+    RateLimited,
+    SidecarError,
+    UpstreamUnavailable,
+)
+from aigw_sidecar.governance import (
+    BundleView,
+    Denied,
+    DenyKind,
+    EstimateCounter,
+    Governor,
+    Grant,
+    MemoryStore,
+    PodIdentity,
+    PrometheusObserver,
+    RedisStore,
+    Store,
+    Usage,
+    format_usd,
+)
+from aigw_sidecar.metrics import Metrics
+from aigw_sidecar.pipeline import Step
+from aigw_sidecar.settings import SidecarSettings
+
+__all__ = ["Govern", "build_governor", "error_of", "with_governance"]
+
+_ERRORS: dict[DenyKind, type[SidecarError]] = {
+    DenyKind.INVALID_REQUEST: InvalidRequest,
+    DenyKind.PERMISSION_DENIED: PermissionDenied,
+    DenyKind.RATE_LIMITED: RateLimited,
+    DenyKind.BUDGET_EXCEEDED: BudgetExceeded,
+    DenyKind.COST_LIMIT_EXCEEDED: CostLimitExceeded,
+    DenyKind.STATE_UNAVAILABLE: UpstreamUnavailable,
+}
+_ESTIMATE = EstimateCounter()
+
+
+def error_of(denied: Denied) -> SidecarError:
+    """The sidecar error a governance refusal is rendered as."""
+    return _ERRORS[denied.kind](denied.message, code=denied.code, retry_after=denied.retry_after)
+
+
+@dataclass(slots=True)
+class _Held:
+    grant: Grant
+    view: BundleView
+    """The bundle's view the request started under (a reload mid-request changes nothing)."""
+    output_tokens: int = 0
+    """Streamed output counted here, for providers that report no usage."""
+
+
+class Govern(Step):
+    """Identify, authorize, constrain and reserve; settle when the request is over."""
+
+    name = "govern"
+
+    def __init__(self, governor: Governor, observer: PrometheusObserver | None = None) -> None:
+        self.governor = governor
+        self._observer = observer
+        self._view: tuple[Bundle, BundleView] | None = None
+        self._held: dict[str, _Held] = {}
+
+    def view(self, bundle: Bundle) -> BundleView:
+        """The engine's view of ``bundle``, rebuilt when a new bundle is loaded."""
+        cached = self._view
+        if cached is not None and cached[0] is bundle:
+            return cached[1]
+        view = self.governor.view(bundle)
+        self._view = (bundle, view)
+        return view
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        view = self.view(ctx.config.bundle)
+        try:
+            admission = self.governor.admit(
+                view,
+                request_id=ctx.request_id,
+                body=ctx.body,
+                route=ctx.requested_model,
+                headers=ctx.headers,
+            )
+            constraints = admission.constraints
+            if constraints.clamp_to is not None:
+                key = (
+                    "max_completion_tokens" if "max_completion_tokens" in ctx.body else "max_tokens"
+                )
+                ctx.body[key] = constraints.clamp_to
+            if constraints.deadline_ms is not None:
+                ctx.deadline = min(ctx.deadline, ctx.started + constraints.deadline_ms / 1000)
+            grant = await self.governor.limit(view, admission)
+        except Denied as denied:
+            ctx.decisions.append(
+                AuditDecision(self.name, "deny", f"{denied.code}: {denied.message}")
+            )
+            raise error_of(denied) from None
+        for decision in admission.decisions:
+            ctx.decisions.append(
+                AuditDecision(decision.step, decision.verdict.value, decision.message)
+            )
+            if self._observer is not None:
+                self._observer.decision(decision)
+        if grant.degraded_to is not None:
+            route = ctx.config.routes.get(grant.degraded_to)
+            if route is not None:
+                ctx.route = route
+                ctx.response_headers["X-AIGW-Route"] = route.name
+                ctx.decisions.append(
+                    AuditDecision(self.name, "route", f"budget spent: {route.name}")
+                )
+        headers = ctx.response_headers
+        warnings = admission.warnings
+        if warnings:
+            headers["X-AIGW-Warning"] = "; ".join(warnings)[:1000]
+        _budget_headers(grant, headers)
+        if grant.store is not None:
+            self._held[ctx.request_id] = _Held(grant, view)
+
+    def on_chunk(self, ctx: RequestContext, chunk: Json) -> Json | None:
+        if ctx.usage is None:
+            held = self._held.get(ctx.request_id)
+            if held is not None:
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta")
+                    if delta:
+                        text = delta.get("content")
+                        if text:
+                            held.output_tokens += _ESTIMATE.count(text)
+                        for call in delta.get("tool_calls") or ():
+                            args = (call.get("function") or {}).get("arguments")
+                            if args:
+                                held.output_tokens += _ESTIMATE.count(args)
+        return chunk
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        held = self._held.pop(ctx.request_id, None)
+        if held is None:
+            return
+        usage = ctx.usage
+        if usage is not None and not ctx.usage_estimated:
+            actual = Usage(
+                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            )
+        else:
+            actual = Usage(held.grant.admission.constraints.prompt_tokens, held.output_tokens)
+        await self._settle(ctx, held, actual)
+        if not ctx.stream:
+            _budget_headers(held.grant, ctx.response_headers)
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        held = self._held.pop(ctx.request_id, None)
+        if held is None:
+            return
+        # Not settled by on_response: the call failed or the stream was cut. What was
+        # streamed was produced (and billed); a call that produced nothing is released.
+        if held.output_tokens:
+            prompt = held.grant.admission.constraints.prompt_tokens
+            await self._settle(ctx, held, Usage(prompt, held.output_tokens))
+        else:
+            await self.governor.settle(held.grant, None)
+
+    async def _settle(self, ctx: RequestContext, held: _Held, usage: Usage) -> None:
+        prices = None
+        if ctx.route is not None and ctx.backend is not None:
+            prices = held.view.backend_prices.get((ctx.route.name, ctx.backend.name))
+        await self.governor.settle(held.grant, usage, prices)
+
+
+def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
+    tokens, money = grant.budget_remaining()
+    if tokens is not None:
+        headers["X-AIGW-Budget-Remaining-Tokens"] = str(tokens)
+    if money is not None:
+        headers["X-AIGW-Budget-Remaining-USD"] = format_usd(money)
+
+
+def build_governor(settings: SidecarSettings, metrics: Metrics) -> Govern:
+    """The governance step of one sidecar: its pod identity, state store and metrics."""
+    pod = PodIdentity(
+        settings.pod_namespace, settings.service_account, dict(settings.pod_labels)
+    )
+    store: Store
+    if settings.redis_url:
+        store = RedisStore.from_url(settings.redis_url, timeout=settings.redis_timeout_s)
+    else:
+        store = MemoryStore()
+    observer = PrometheusObserver(metrics.registry)
+    return Govern(Governor(pod, store, observer=observer), observer)
+
+
+def with_governance(steps: Sequence[Step], govern: Govern) -> list[Step]:
+    """``steps`` with governance right after route resolution (first if there is none)."""
+    out = list(steps)
+    names = [s.name for s in out]
+    out.insert(names.index("route") + 1 if "route" in names else 0, govern)
+    return out

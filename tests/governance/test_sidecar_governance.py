@@ -1,0 +1,277 @@
+"""Governance through a real sidecar (in-process) in front of the fake provider.
+
+Enforce blocks with the right error type, status and Retry-After; observe and warn never
+block and record each decision; responses carry warning and remaining-budget headers;
+streams without usage, failed calls and spent budgets are accounted; /aigw/status and
+/metrics show it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from aigw_contract import compile_bundle, parse_documents
+from aigw_fakeprovider import FakeProvider
+from aigw_sidecar import SidecarServer, SidecarSettings
+from aigw_sidecar.governance import EstimateCounter
+
+NAMESPACE = "team-a"
+HELLO: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
+Post = Callable[..., Any]
+
+
+def route(name: str, base_url: str, price: str = "1.00") -> dict[str, Any]:
+    return {
+        "apiVersion": "aigw.dev/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "backends": [
+                {
+                    "name": "main",
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "baseURL": base_url,
+                    "pricing": {
+                        "inputPerMillionTokensUSD": price,
+                        "outputPerMillionTokensUSD": price,
+                    },
+                }
+            ],
+            "retry": {"attempts": 1},
+        },
+    }
+
+
+class Sidecar:
+    def __init__(self, server: SidecarServer, fake: FakeProvider) -> None:
+        self.server = server
+        self.fake = fake
+        self.url = f"http://127.0.0.1:{server.api_port}"
+        self.admin = f"http://127.0.0.1:{server.admin_port}"
+
+    async def post(
+        self, body: dict[str, Any] | None = None, **headers: str
+    ) -> tuple[int, dict[str, str], Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{self.url}/v1/chat/completions",
+                json=body or HELLO,
+                headers={k.replace("_", "-"): v for k, v in headers.items()},
+            ) as response,
+        ):
+            text = await response.text()
+            payload = json.loads(text) if response.content_type == "application/json" else text
+            return response.status, dict(response.headers), payload
+
+    async def get(self, path: str) -> str:
+        async with aiohttp.ClientSession() as session, session.get(self.admin + path) as r:
+            return await r.text()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProvider]:
+    async with FakeProvider("openai") as provider:
+        yield provider
+
+
+@pytest.fixture
+def sidecar_with(tmp_path: Path, fake: FakeProvider) -> Callable[..., Any]:
+    """``async with sidecar_with(policy_spec, **settings) as sidecar``."""
+
+    def make(spec: dict[str, Any], **settings: Any) -> Any:
+        docs = [
+            route("chat", fake.openai_base_url),
+            route("cheap", fake.openai_base_url, "0.10"),
+            {
+                "apiVersion": "aigw.dev/v1alpha1",
+                "kind": "AIPolicy",
+                "metadata": {"name": "app", "namespace": NAMESPACE},
+                "spec": spec,
+            },
+        ]
+        parsed, problems = parse_documents(
+            "\n---\n".join(json.dumps(d) for d in docs).encode(), "t"
+        )
+        assert not problems
+        bundle = compile_bundle(
+            [d.resource for d in parsed], namespace=NAMESPACE,
+            generated_at=datetime(2026, 11, 27, tzinfo=UTC), revision=1,
+        )  # fmt: skip
+        path = tmp_path / "bundle.json"
+        path.write_bytes(bundle.to_json_bytes())
+        values: dict[str, Any] = {
+            "bundle_path": path, "port": 0, "admin_port": 0, "admin_host": "127.0.0.1",
+            "secrets_dir": tmp_path, "reload_interval_s": 0.05, "drain_timeout_s": 2.0,
+            "pod_labels": {"app": "support"}, **settings,
+        }  # fmt: skip
+        return _Running(SidecarServer(SidecarSettings(**values)), fake)
+
+    return make
+
+
+class _Running:
+    def __init__(self, server: SidecarServer, fake: FakeProvider) -> None:
+        self.server = server
+        self.fake = fake
+
+    async def __aenter__(self) -> Sidecar:
+        await self.server.__aenter__()
+        return Sidecar(self.server, self.fake)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.__aexit__(None, None, None)
+
+
+def use_case(**extra: Any) -> dict[str, Any]:
+    return {"name": "reply", "routes": ["chat"], **extra}
+
+
+async def test_enforce_refuses_ungranted_claims_and_routes(sidecar_with: Any) -> None:
+    spec = {"tenant": "acme", "useCases": [use_case()]}
+    async with sidecar_with(spec) as sidecar:
+        status, headers, body = await sidecar.post()
+        assert status == 200
+        assert "X-AIGW-Warning" not in headers
+        status, _, body = await sidecar.post(X_AIGW_Tenant="globex")
+        assert (status, body["error"]["type"], body["error"]["code"]) == (
+            403, "permission_denied", "tenant_not_granted",
+        )  # fmt: skip
+        status, _, body = await sidecar.post({**HELLO, "model": "cheap"})
+        assert (status, body["error"]["code"]) == (403, "route_not_allowed")
+
+
+async def test_rate_limit_429_with_retry_after(sidecar_with: Any) -> None:
+    spec = {"useCases": [use_case(rateLimits={"requestsPerMinute": 2})]}
+    async with sidecar_with(spec) as sidecar:
+        for _ in range(2):
+            assert (await sidecar.post())[0] == 200
+        status, headers, body = await sidecar.post()
+        assert (status, body["error"]["type"]) == (429, "rate_limited")
+        assert 1 <= int(headers["Retry-After"]) <= 30
+        assert len(sidecar.fake.recorder.exchanges) == 2  # the refused one never went out
+
+
+async def test_budget_headers_exhaustion_and_status(sidecar_with: Any) -> None:
+    budget = {"name": "daily", "period": "day", "tokens": 250}
+    spec = {"useCases": [use_case(budgets=[budget])]}
+    async with sidecar_with(spec) as sidecar:
+        status, headers, body = await sidecar.post({**HELLO, "max_tokens": 100})
+        assert status == 200
+        remaining = int(headers["X-AIGW-Budget-Remaining-Tokens"])
+        used = body["usage"]["total_tokens"]
+        assert remaining == 250 - used  # settled to the provider's usage before the answer
+        for _ in range(100):  # each call uses ~10 tokens, each reservation needs 111
+            status, headers, body = await sidecar.post({**HELLO, "max_tokens": 100})
+            if status != 200:
+                break
+        assert (status, body["error"]["type"]) == (429, "budget_exceeded")
+        assert int(headers["Retry-After"]) >= 1
+        status_doc = json.loads(await sidecar.get("/aigw/status"))
+        (row,) = [
+            r for r in status_doc["governance"]["counters"] if r["counter"] == "budget:daily:tokens"
+        ]
+        assert row["limit"] == 250
+        assert 0 <= row["remaining"] < 111  # 111 = one reservation (11 prompt + 100)
+
+
+async def test_max_tokens_clamped_and_cost_limit(sidecar_with: Any) -> None:
+    spec = {"useCases": [use_case(limits={"maxTokens": 50, "maxCostUSD": "0.001"})]}
+    async with sidecar_with(spec) as sidecar:
+        assert (await sidecar.post({**HELLO, "max_tokens": 5000}))[0] == 200
+        assert sidecar.fake.recorder.last.body["max_tokens"] == 50
+        status, _, body = await sidecar.post(X_AIGW_Max_Cost_USD="0.00000001")
+        assert (status, body["error"]["type"]) == (400, "cost_limit_exceeded")
+
+
+@pytest.mark.parametrize("mode", ["observe", "warn"])
+async def test_observe_and_warn_never_block_and_record(sidecar_with: Any, mode: str) -> None:
+    spec = {
+        "mode": mode,
+        "useCases": [use_case(rateLimits={"requestsPerMinute": 1}, tools=[])],
+    }
+    async with sidecar_with(spec) as sidecar:
+        tool_body = {**HELLO, "tools": [{"type": "function", "function": {"name": "rm"}}]}
+        for body in (HELLO, HELLO, tool_body):
+            status, headers, _ = await sidecar.post(body)
+            assert status == 200
+        assert ("X-AIGW-Warning" in headers) is (mode == "warn")
+        verdict = "warned" if mode == "warn" else "observed"
+        metrics = await sidecar.get("/metrics")
+        assert (
+            f'aigw_limit_events_total{{counter="requests_per_minute",verdict="{verdict}"}} 2.0'
+            in metrics
+        )
+        assert f'step="authorize",verdict="{verdict}"' in metrics
+
+
+async def test_stream_without_usage_is_counted(sidecar_with: Any) -> None:
+    budget = {"name": "daily", "period": "day", "tokens": 100_000}
+    async with sidecar_with({"useCases": [use_case(budgets=[budget])]}) as sidecar:
+        sidecar.fake.queue_fault(omit_usage=True)
+        body = {**HELLO, "stream": True, "stream_options": {"include_usage": True}}
+        status, _, text = await sidecar.post(body)
+        assert status == 200
+        assert '"usage"' not in text
+        events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+        pieces = [c["delta"].get("content") for e in events for c in e["choices"]]
+        counted = sum(EstimateCounter().count(p) for p in pieces if p)
+        assert counted > 0
+        status_doc = json.loads(await sidecar.get("/aigw/status"))
+        (row,) = [r for r in status_doc["governance"]["counters"] if r["unit"] == "tokens"]
+        prompt_estimate = 4 + 4 + 3  # "hello there": 11 bytes -> 4, framing 4, priming 3
+        assert row["used"] == prompt_estimate + counted
+
+
+async def test_failed_call_releases_its_reservation(sidecar_with: Any) -> None:
+    budget = {"name": "daily", "period": "day", "tokens": 100_000}
+    async with sidecar_with({"useCases": [use_case(budgets=[budget])]}) as sidecar:
+        sidecar.fake.queue_fault(status=500)
+        status, _, _ = await sidecar.post()
+        assert status >= 500
+        status_doc = json.loads(await sidecar.get("/aigw/status"))
+        assert status_doc["governance"]["counters"][0]["used"] == 0
+
+
+async def test_spent_budget_degrades_to_the_fallback_route(sidecar_with: Any) -> None:
+    budget = {
+        "name": "monthly", "period": "month", "costUSD": "0.000001",
+        "onExhausted": "fallback", "fallbackRoute": "cheap",
+    }  # fmt: skip
+    async with sidecar_with({"useCases": [use_case(budgets=[budget])]}) as sidecar:
+        status, headers, _ = await sidecar.post({**HELLO, "max_tokens": 5000})
+        assert status == 200
+        assert headers["X-AIGW-Route"] == "cheap"
+        assert headers["X-AIGW-Budget-Remaining-USD"].startswith("0.000000")
+
+
+async def test_redis_down_fails_closed_through_the_sidecar(
+    sidecar_with: Any, own_redis: Any
+) -> None:
+    spec = {"failMode": "closed", "useCases": [use_case(rateLimits={"requestsPerMinute": 100})]}
+    async with sidecar_with(spec, redis_url=own_redis.url) as sidecar:
+        assert (await sidecar.post())[0] == 200
+        own_redis.stop()
+        status, headers, body = await sidecar.post()
+        assert (status, body["error"]["type"], headers["Retry-After"]) == (
+            503, "upstream_unavailable", "1",
+        )  # fmt: skip
+        metrics = await sidecar.get("/metrics")
+        assert (
+            'aigw_state_unavailable_total{operation="reserve",outcome="fail_closed"} 1.0' in metrics
+        )
+        own_redis.start()
+        statuses = set()
+        for _ in range(50):  # the store probes Redis again after its short back-off
+            statuses.add((await sidecar.post())[0])
+            if 200 in statuses:
+                break
+        assert 200 in statuses
