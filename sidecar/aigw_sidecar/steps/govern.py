@@ -204,9 +204,7 @@ def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
 
 def build_governor(settings: SidecarSettings, metrics: Metrics) -> Govern:
     """The governance step of one sidecar: its pod identity, state store and metrics."""
-    pod = PodIdentity(
-        settings.pod_namespace, settings.service_account, dict(settings.pod_labels)
-    )
+    pod = PodIdentity(settings.pod_namespace, settings.service_account, dict(settings.pod_labels))
     store: Store
     if settings.redis_url:
         store = RedisStore.from_url(settings.redis_url, timeout=settings.redis_timeout_s)
