@@ -71,6 +71,8 @@ async def shouting(
         return [standard[0], shout, *standard[1:]]
 
     docs = standard_docs(oai_fake, claude_fake)
+    # Governance (always in the pipeline) must let "blocked" through for this step to judge it.
+    docs[-1]["spec"]["additionalTenants"] = ["blocked"]
     path = tmp_path / "bundle.json"
     path.write_bytes(bundle_bytes(docs))
     settings = sidecar_settings(path, write_secrets(tmp_path))
