@@ -31,8 +31,7 @@ tools: deps
 	@bash e2e/build-tools.sh
 
 demo: venv
-	$(BIN)/aigw validate examples/quickstart
-	$(BIN)/aigw compile examples/quickstart | $(BIN)/python -m json.tool
+	$(BIN)/aigw demo
 
 lint: venv
 	$(BIN)/ruff check .

@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the operator: bundle compiler and injection webhook",
     ),
     "sidecar": ("aigw_cli.sidecar_cmd", "run the data-plane proxy beside a workload"),
+    "demo": ("aigw_cli.demo_cmd", "run the local end-to-end demo (fake providers, sidecar, SDKs)"),
 }
 
 

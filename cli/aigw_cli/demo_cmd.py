@@ -1,0 +1,303 @@
+"""``aigw demo``: the local end-to-end demo, on embedded defaults, with nothing to configure.
+
+It runs what a pod would run, as real processes on loopback: two fake providers (OpenAI and
+Anthropic wire formats), and an ``aigw sidecar`` loading a bundle compiled from the
+quickstart examples with every backend pointed at the fakes. Then it talks to the sidecar
+with the official ``openai`` and ``anthropic`` SDKs, unchanged, and shows what the gateway
+did: routing, cost, streaming, translation between providers, error mapping, governance
+decisions and a hot reload of a new policy revision. Every step checks its outcome; the exit
+code is 0 only if all of them behaved as described.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aigw_contract import Bundle, Provider, compile_bundle, load_paths
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+__all__ = ["add_arguments", "run"]
+
+_DEMO_KEYS = {"openai": "sk-demo-openai-upstream", "anthropic": "sk-ant-demo-upstream"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--examples",
+        type=Path,
+        default=Path("examples/quickstart"),
+        help="AIPolicy/ModelRoute YAML to compile (default: examples/quickstart)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _aigw(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aigw_cli.main", *args]
+
+
+def _wait_http(url: str, deadline_s: float = 20.0) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > end:
+                raise
+        time.sleep(0.05)
+
+
+@contextmanager
+def _process(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+        try:
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wire(provider: Provider) -> str:
+    return "anthropic" if provider is Provider.ANTHROPIC else "openai"
+
+
+def _demo_bundle(examples: Path, fakes: dict[str, str], revision: int) -> Bundle:
+    """The examples, with every backend pointed at the local fake of its wire format."""
+    resources = []
+    for document in load_paths([examples]):
+        resource = document.resource
+        if resource.kind == "ModelRoute":
+            backends = [
+                b.model_copy(
+                    update={
+                        "base_url": fakes["anthropic" if b.provider == "anthropic" else "openai"]
+                    }
+                )
+                for b in resource.spec.backends
+            ]
+            resource = resource.model_copy(
+                update={"spec": resource.spec.model_copy(update={"backends": backends})}
+            )
+        resources.append(resource)
+    namespaces = {r.metadata.namespace for r in resources if r.metadata.namespace}
+    namespace = namespaces.pop() if len(namespaces) == 1 else "default"
+    return compile_bundle(
+        resources,
+        namespace=namespace,
+        generated_at=datetime.now(tz=UTC).replace(microsecond=0),
+        revision=revision,
+    )
+
+
+def _write_bundle(path: Path, bundle: Bundle) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(bundle.to_json_bytes())
+    tmp.replace(path)
+
+
+class _Checks:
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def step(self, title: str, action: Callable[[], str]) -> None:
+        print(f"\n== {title}")
+        try:
+            print(f"   ok: {action()}")
+        except Exception as exc:  # noqa: BLE001 - a demo step failing is reported, not fatal
+            self.failed.append(title)
+            print(f"   FAILED: {type(exc).__name__}: {exc}")
+
+
+def _headers_line(headers: Any) -> str:
+    keys = ("x-aigw-route", "x-aigw-backend", "x-aigw-cost-usd", "x-aigw-policy-version")
+    return ", ".join(f"{k[7:]}={headers.get(k)}" for k in keys if headers.get(k) is not None)
+
+
+def _scenarios(base: str, admin: str, fake_openai: str, reload: Callable[[], str]) -> _Checks:
+    import anthropic  # noqa: PLC0415 - dev extra, only the demo client needs the SDKs
+    import openai  # noqa: PLC0415
+
+    client = openai.OpenAI(
+        base_url=f"{base}/v1",
+        api_key="not-a-provider-key",  # the app holds no provider key; the sidecar does
+        max_retries=0,
+        default_headers={"X-AIGW-Use-Case": "support-reply", "X-AIGW-Tenant": "acme"},
+    )
+    claude = anthropic.Anthropic(base_url=base, api_key="not-a-provider-key", max_retries=0)
+    checks = _Checks()
+    hello: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": "Where is my order 1234?"}
+    ]
+
+    def chat() -> str:
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=hello)
+        completion = raw.parse()
+        assert raw.headers["x-aigw-route"] == "chat"
+        return f"{completion.choices[0].message.content!r} [{_headers_line(raw.headers)}]"
+
+    def stream() -> str:
+        started = time.perf_counter()
+        first = None
+        parts = []
+        for chunk in client.chat.completions.create(model="chat", messages=hello, stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                first = first or time.perf_counter()
+                parts.append(chunk.choices[0].delta.content)
+        assert first is not None
+        ttft = (first - started) * 1000
+        return f"{len(parts)} chunks, first token after {ttft:.1f} ms: {''.join(parts)!r}"
+
+    def anthropic_sdk() -> str:
+        message = claude.messages.create(
+            model="chat", max_tokens=64, messages=[{"role": "user", "content": "Hi Claude"}]
+        )
+        text = "".join(b.text for b in message.content if b.type == "text")
+        return f"Anthropic SDK answered via an OpenAI backend: {text!r} ({message.stop_reason})"
+
+    def upstream_429() -> str:
+        _post_json(f"{fake_openai}/_fake/faults", {"fault": {"status": 429, "retry_after": "7"}})
+        try:
+            client.chat.completions.create(model="chat", messages=hello)
+        except openai.RateLimitError as exc:
+            retry_after = exc.response.headers.get("retry-after")
+            body = exc.body if isinstance(exc.body, dict) else {}
+            return f"openai.RateLimitError, Retry-After {retry_after}, type {body.get('type')}"
+        raise AssertionError("the provider's 429 did not surface as RateLimitError")
+
+    def unknown_route() -> str:
+        try:
+            client.chat.completions.create(model="gpt-5-turbo-ultra", messages=hello)
+        except openai.NotFoundError as exc:
+            return f"openai.NotFoundError: {exc.message[:90]}"
+        raise AssertionError("an unknown route was served")
+
+    def status() -> str:
+        with urllib.request.urlopen(f"{admin}/aigw/status", timeout=2) as response:  # noqa: S310
+            data = json.loads(response.read())
+        return json.dumps(data)[:300]
+
+    checks.step("Chat through the sidecar with the unchanged OpenAI SDK", chat)
+    checks.step("Streaming: SSE passes through as it arrives", stream)
+    checks.step(
+        "Anthropic SDK on /v1/messages, served by the route's OpenAI backend", anthropic_sdk
+    )
+    checks.step("The provider answers 429: mapped, Retry-After passed on", upstream_429)
+    checks.step("An unknown route is refused with a typed 404", unknown_route)
+    checks.step("Hot reload: a new bundle revision, no restart", reload)
+    checks.step("/aigw/status on the admin port", status)
+    return checks
+
+
+def _post_json(url: str, payload: dict[str, Any]) -> None:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=2):  # noqa: S310
+        pass
+
+
+def _run_demo(work: Path, examples: Path) -> int:
+    ports = {name: _free_port() for name in ("openai", "anthropic", "api", "admin")}
+    fakes = {
+        "openai": f"http://127.0.0.1:{ports['openai']}/v1",
+        "anthropic": f"http://127.0.0.1:{ports['anthropic']}",
+    }
+    secrets = work / "secrets" / "provider-keys"
+    secrets.mkdir(parents=True)
+    for key, value in _DEMO_KEYS.items():
+        (secrets / key).write_text(value)
+    labels = work / "labels"
+    labels.write_text('app="support-assistant"\n')
+    bundle_path = work / "bundle.json"
+    _write_bundle(bundle_path, _demo_bundle(examples, fakes, revision=1))
+    print(f"compiled {examples} -> {bundle_path} (revision 1), backends -> local fakes")
+
+    env = {**os.environ, "AIGW_POD_LABELS_FILE": str(labels), "AIGW_POD_NAME": "demo-pod"}
+    base = f"http://127.0.0.1:{ports['api']}"
+    admin = f"http://127.0.0.1:{ports['admin']}"
+
+    def reload() -> str:
+        before = _status(admin)["bundle"]["revision"]
+        _write_bundle(bundle_path, _demo_bundle(examples, fakes, revision=2))
+        end = time.monotonic() + 10
+        while _status(admin)["bundle"]["revision"] == before:
+            if time.monotonic() > end:
+                raise AssertionError("the sidecar did not pick up revision 2")
+            time.sleep(0.1)
+        return f"revision {before} -> {_status(admin)['bundle']['revision']} while serving"
+
+    with (
+        _process(
+            _aigw("fake-provider", "--flavor", "openai", "--port", str(ports["openai"]),
+                  "--api-key", _DEMO_KEYS["openai"]),
+            work / "fake-openai.log",
+        ),
+        _process(
+            _aigw("fake-provider", "--flavor", "anthropic", "--port", str(ports["anthropic"]),
+                  "--api-key", _DEMO_KEYS["anthropic"]),
+            work / "fake-anthropic.log",
+        ),
+        _process(
+            _aigw("sidecar", "--bundle", str(bundle_path), "--port", str(ports["api"]),
+                  "--admin-port", str(ports["admin"]), "--admin-host", "127.0.0.1",
+                  "--secrets-dir", str(work / "secrets"), "--reload-interval", "0.2"),
+            work / "sidecar.log",
+            env=env,
+        ),
+    ):  # fmt: skip
+        _wait_http(f"{fakes['openai'].removesuffix('/v1')}/_fake/health")
+        _wait_http(f"http://127.0.0.1:{ports['anthropic']}/_fake/health")
+        _wait_http(f"{admin}/readyz")
+        print(f"sidecar ready: API {base} (loopback), admin {admin}; logs in {work}")
+        checks = _scenarios(base, admin, fakes["openai"].removesuffix("/v1"), reload)
+    if checks.failed:
+        print(f"\n{len(checks.failed)} demo step(s) failed: {', '.join(checks.failed)}")
+        print(f"logs: {work}")
+        return 1
+    print("\nall demo steps behaved as described")
+    return 0
+
+
+def _status(admin: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{admin}/aigw/status", timeout=2) as response:  # noqa: S310
+        data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.examples.exists():
+        print(f"error: {args.examples} not found (run from the repository root)", file=sys.stderr)
+        return 2
+    if args.keep:
+        work = Path(tempfile.mkdtemp(prefix="aigw-demo-"))
+        return _run_demo(work, args.examples)
+    with tempfile.TemporaryDirectory(prefix="aigw-demo-") as tmp:
+        return _run_demo(Path(tmp), args.examples)
