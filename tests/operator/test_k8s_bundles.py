@@ -1,6 +1,6 @@
 """The bundle flow against the real apiserver, the operator running with the chart's RBAC.
 
-Order matters within this module (apply, edit, delete, burst, invalid); each test leaves the
+Order matters within this module (apply, edit, delete, burst, invalid, too large); each test leaves the
 namespace in a known state for the next. Propagation times are measured and printed (run with
 ``-s``), never asserted.
 """
@@ -221,3 +221,65 @@ spec:
             == "True"
         ),
     )
+
+
+def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster: Any) -> None:
+    before = pointer(aigw_cluster)
+    assert before is not None
+    backend = (
+        "{name: b%d, provider: openai-compatible, model: %s, baseURL: http://vllm:8000/v1,"
+        ' pricing: {inputPerMillionTokensUSD: "0.02", outputPerMillionTokensUSD: "0.05"}}'
+    )
+    routes = [
+        f"apiVersion: aigw.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: bulk-{r}, "
+        f"namespace: {NS}, labels: {{bulk: 'yes'}}}}\nspec:\n  backends:\n"
+        + "".join(f"    - {backend % (i, 'm' * 250)}\n" for i in range(16))
+        for r in range(200)
+    ]
+    aigw_cluster.kubectl("apply", "-f", "-", input="---\n".join(routes))
+
+    def too_large() -> dict[str, Any] | None:
+        ready = conditions(aigw_cluster.get("-n", NS, "modelroute", "bulk-0")).get("Ready", {})
+        return ready if ready.get("reason") == "BundleTooLarge" else None
+
+    ready = wait_for("Ready=False BundleTooLarge", too_large)
+    assert "a ConfigMap holds at most" in ready["message"]
+    assert f"revision {revision(before)} stays in force" in ready["message"]
+    after = pointer(aigw_cluster)
+    assert after is not None
+    assert after["data"] == before["data"]
+    events = aigw_cluster.get(
+        "-n", NS, "events", "--field-selector", "involvedObject.name=bulk-0,reason=BundleTooLarge"
+    )["items"]
+    assert events
+    aigw_cluster.kubectl("-n", NS, "delete", "modelroutes", "-l", "bulk=yes", "--wait=false")
+    aigw_cluster.kubectl("apply", "-f", str(REPO / "examples/quickstart"))
+    wait_for(
+        "Ready again",
+        lambda: (
+            conditions(aigw_cluster.get("-n", NS, "modelroute", "chat"))["Ready"]["status"]
+            == "True"
+        ),
+    )
+
+
+def test_the_operator_has_no_more_than_the_chart_grants(aigw_cluster: Any) -> None:
+    """It did all of the above as its ServiceAccount; and it cannot read Secrets or Pods."""
+    sa = "system:serviceaccount:aigw-system:aigw-operator"
+
+    def can(*args: str) -> bool:
+        result = aigw_cluster.plane.kubectl("auth", "can-i", *args, f"--as={sa}", check=False)
+        return bool(result.stdout.strip() == "yes")
+
+    assert can("create", "configmaps", "-n", NS)
+    assert can("patch", "aipolicies.aigw.dev/status", "-n", NS)
+    for verb, resource in [
+        ("get", "secrets"),
+        ("list", "pods"),
+        ("get", "namespaces"),
+        ("update", "aipolicies.aigw.dev"),
+        ("watch", "configmaps"),
+        ("create", "mutatingwebhookconfigurations"),
+        ("patch", "clusterkopfpeerings.kopf.dev/someone-else"),
+    ]:
+        assert not can(verb, resource, "-n", NS), f"{verb} {resource}"
