@@ -1,8 +1,8 @@
 """The bundle flow against the real apiserver, the operator running with the chart's RBAC.
 
-Order matters within this module (apply, edit, delete, burst, invalid, too large); each test leaves the
-namespace in a known state for the next. Propagation times are measured and printed (run with
-``-s``), never asserted.
+Order matters within this module (apply, edit, delete, burst, invalid, too large): each test
+leaves the namespace in a known state for the next. Propagation times are measured and printed
+(run with ``-s``), never asserted.
 """
 
 from __future__ import annotations
