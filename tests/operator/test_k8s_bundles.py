@@ -154,9 +154,14 @@ def test_100_rapid_edits_give_few_revisions_and_the_last_is_correct(aigw_cluster
 
     async def burst() -> float:
         async with admin(aigw_cluster) as client:
+            body = await client.request("GET", f"{POLICIES}/support-assistant")
+            use_case = body["spec"]["useCases"][0]
             started = time.perf_counter()
             for i in range(1, 101):
-                await set_max_tokens(client, i)
+                use_case["limits"]["maxTokens"] = i
+                await client.merge_patch(
+                    f"{POLICIES}/support-assistant", {"spec": {"useCases": [use_case]}}
+                )
             return time.perf_counter() - started
 
     took = asyncio.run(burst())
@@ -171,7 +176,9 @@ def test_100_rapid_edits_give_few_revisions_and_the_last_is_correct(aigw_cluster
     cm = wait_for("the last edit in force", settled)
     published = revision(cm) - before
     print(f"\n100 edits in {took:.2f}s -> {published} revisions")
-    assert 1 <= published <= 15
+    # The debouncer's guarantee (--max-delay-seconds 1): at most one bundle per second of a
+    # burst, plus the one after it; not a speed assertion (a slower machine just takes longer).
+    assert 1 <= published <= took / 1.0 + 2
     history = aigw_cluster.get("-n", NS, "configmaps", "-l", "aigw.dev/bundle=history")["items"]
     assert len(history) <= 5  # garbage-collected down to --keep-revisions
     assert f"aigw-bundle-{revision(cm)}" in {h["metadata"]["name"] for h in history}
