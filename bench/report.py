@@ -93,7 +93,9 @@ def markdown(results: Results) -> str:
         f"took {results['elapsed_s']:.0f} s. Load: {results['load_line']}",
         "",
         "Proxies pinned to one core (so requests/s are per core); the fake upstream, Redis and the "
-        "load generators (wrk for plain requests, `bench/load.py` for streams) share the other. "
+        "load generators (wrk for plain requests, `bench/load.py` for streams) share the other; "
+        f"all at nice {results.get('nice', 0)}, in a network namespace with only loopback: "
+        f"{'yes' if results.get('network_namespace') else 'no'}. "
         "Added latency = target minus direct-to-upstream, same run, same load tool. "
         "Non-streaming at concurrency 1, 16 and 64 (max throughput); streaming TTFT = time to "
         "the first content token.",
@@ -201,8 +203,6 @@ def chart(results: Results, out: Path) -> None:
 
     rows = results["targets"]
     d = derived(rows)
-    keys = list(d)
-    names = [k for k in keys]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     panels = [
         (axes[0][0], ["added_p50_ms", "added_p99_ms"], "added latency c=1 (ms, log)", True),
@@ -212,13 +212,14 @@ def chart(results: Results, out: Path) -> None:
     ]
     width = 0.8
     for ax, fields, title, log in panels:
+        keys = [k for k in d if not (log and k == "direct")]  # the floor adds nothing to itself
         step = width / len(fields)
         for i, field in enumerate(fields):
             values = [max(d[k][field] or 0.0, 1e-3) if log else (d[k][field] or 0.0) for k in keys]
             xs = [x + i * step for x in range(len(keys))]
             bars = ax.bar(xs, values, step, label=field)
             ax.bar_label(bars, labels=[_fmt(d[k][field], 2) for k in keys], fontsize=7)
-        ax.set_xticks([x + width / 2 - step / 2 for x in range(len(keys))], names, fontsize=8)
+        ax.set_xticks([x + width / 2 - step / 2 for x in range(len(keys))], keys, fontsize=8)
         ax.set_title(title)
         if log:
             ax.set_yscale("log")

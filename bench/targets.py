@@ -35,6 +35,8 @@ LITELLM_VERSION = "1.106.12"
 """Pinned: newer releases' ``proxy`` extra needs packages the registry here does not serve."""
 UPSTREAM_KEY = "sk-bench-upstream"
 APP_KEY = "sk-bench-app-not-forwarded"
+LITELLM_MASTER_KEY = "sk-bench-litellm-3f9c2e7a1b8d4c6e9f0a2b4c6d8e0f1a"
+"""LiteLLM refuses to start without one; checking it needs no database."""
 MODEL = "gpt-4o-mini"
 
 
@@ -122,6 +124,8 @@ def _litellm_config(env: BenchEnv, upstream_url: str) -> Path:
         f"      api_key: {UPSTREAM_KEY}\n"
         "litellm_settings:\n"
         "  drop_params: true\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_MASTER_KEY}\n"
     )
     return config
 
@@ -149,7 +153,8 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
         config = _litellm_config(env, upstream_url)
         command = [str(env.litellm), "--config", str(config), "--host", "127.0.0.1"]
         command += ["--port", str(port), "--num_workers", "1"]
-        label, headers = f"LiteLLM proxy {LITELLM_VERSION}", app_headers
+        label = f"LiteLLM proxy {LITELLM_VERSION}"
+        headers = {**app_headers, "Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
         proc_env = {
             **_base_env(),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
