@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["Proc", "free_port", "post_json", "rss_bytes", "wait_until_answers"]
+__all__ = ["Proc", "free_port", "post_json", "rss_bytes", "wait_for_port", "wait_until_answers"]
 
 
 def free_port() -> int:
@@ -120,6 +120,21 @@ def wait_until_answers(
             return
         time.sleep(0.2)
     raise RuntimeError(f"{proc.name} did not answer 200 (last {status}):\n{proc.tail()}")
+
+
+def wait_for_port(proc: Proc, port: int, within: float = 30.0) -> None:
+    """Waits until something accepts TCP connections on loopback ``port``."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.1)
+        else:
+            return
+    raise RuntimeError(f"{proc.name} did not listen on {port}:\n{proc.tail()}")
 
 
 def rss_bytes(pid: int) -> int:

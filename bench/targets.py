@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procs import Proc, free_port, wait_until_answers
+from procs import Proc, free_port, wait_for_port, wait_until_answers
 
 __all__ = [
     "LITELLM_VERSION",
@@ -164,22 +164,48 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
     elif key in ("aigw", "aigw-full"):
         if "sidecar" not in _subcommands():
             raise RuntimeError("`aigw sidecar` is not in this checkout yet")
-        bundle, secrets = _aigw_files(env, upstream_url, full=key == "aigw-full")
+        full = key == "aigw-full"
+        bundle, secrets = _aigw_files(env, upstream_url, full=full)
         admin = free_port()
         command = [env.python, "-m", "aigw_cli.main", "sidecar", "--bundle", str(bundle)]
         command += ["--port", str(port), "--admin-port", str(admin), "--admin-host", "127.0.0.1"]
         command += ["--secrets-dir", str(secrets), "--log-level", "WARNING"]
-        label = "aigw sidecar, no policy work" if key == "aigw" else "aigw sidecar, full pipeline"
+        label = "aigw sidecar, full pipeline" if full else "aigw sidecar, no policy work"
         headers, proc_env, model = app_headers, None, ROUTE
     else:
         raise ValueError(f"unknown target {key!r}")
     if key not in ("aigw", "aigw-full"):
         model = MODEL
-    with Proc(key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env) as proc:
+    with contextlib.ExitStack() as stack:
+        if key == "aigw-full" and "--redis-url" in _sidecar_help(env):
+            command += ["--redis-url", stack.enter_context(_redis(env))]
+            label += " (Redis)"
+        proc = stack.enter_context(
+            Proc(key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env)
+        )
         url = f"{base}/v1/chat/completions"
         probe = env.probe_body.replace(f'"{MODEL}"'.encode(), f'"{model}"'.encode())
         wait_until_answers(proc, url, probe, headers, within=180)
         yield Target(key, label, url, headers, proc.pid, model)
+
+
+@contextlib.contextmanager
+def _redis(env: BenchEnv) -> Iterator[str]:
+    """A throw-away redis-server on the load core (no persistence); yields its URL."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise RuntimeError("redis-server is missing: run `make deps`")
+    port = free_port()
+    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--protected-mode", "no"]
+    with Proc("redis", command, cpus=env.load_cpu, log_dir=env.logs) as proc:
+        wait_for_port(proc, port)
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+def _sidecar_help(env: BenchEnv) -> str:
+    command = [env.python, "-m", "aigw_cli.main", "sidecar", "--help"]
+    return subprocess.run(command, capture_output=True, text=True, check=False).stdout
 
 
 def _subcommands() -> dict[str, tuple[str, str]]:
