@@ -173,7 +173,10 @@ def _line(result: LoadResult) -> str:
     return text
 
 
-def _profile(target: Target, env: BenchEnv, plan: Plan, out: Path) -> str | None:
+def _profile(
+    target: Target, env: BenchEnv, plan: Plan, out: Path, profiles: dict[str, str]
+) -> str | None:
+    """Samples the target under load; the summary lands in ``profiles``; returns a problem."""
     if not target.pid or not plan.profile_s:
         return None
     body = json.dumps({**CHAT, "model": target.model}).encode()
@@ -184,13 +187,16 @@ def _profile(target: Target, env: BenchEnv, plan: Plan, out: Path) -> str | None
     )
     load.start()
     time.sleep(0.5)
-    raw = pyspy_profile.record(target.pid, plan.profile_s, out / f"profile-{target.key}.txt")
+    raw = pyspy_profile.record(
+        target.pid, plan.profile_s, out / "raw" / f"profile-{target.key}.txt"
+    )
     load.join()
     if raw is None:
         return "py-spy was not available or could not attach"
     summary = pyspy_profile.summarise(raw.read_text().splitlines())
     title = f"# Profile of {target.label} under wrk c=16 ({plan.profile_s:.0f} s, py-spy)\n\n"
     (out / f"profile-{target.key}.md").write_text(title + summary)
+    profiles[target.key] = summary
     return None
 
 
@@ -241,7 +247,8 @@ def _run(
     load_before = os.getloadavg()
     started = time.monotonic()
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "raw", ignore_errors=True)
+    (out / "raw").mkdir(parents=True)
     env = BenchEnv(
         repo=repo,
         python=sys.executable,
@@ -261,30 +268,27 @@ def _run(
         "nice": niceness,
         "targets": {},
         "skipped": {},
+        "profiles": {},
     }
     _log(results["machine"]["line"])
     if "litellm" in cases and litellm is None:
         results["skipped"]["litellm"] = "LiteLLM could not be installed"
         cases.remove("litellm")
     profile_wanted = [k for k in args.profile.split(",") if k]
-    profiled = False
     with upstream(env) as upstream_url:
         for key in cases:
             _log(f"target {key}")
             try:
                 with start_target(key, env, upstream_url) as target:
                     results["targets"][key] = _measure(target, env, plan)
-                    if not profiled and key in profile_wanted:
-                        problem = _profile(target, env, plan, out)
-                        profiled = problem is None
+                    if key in profile_wanted:
+                        problem = _profile(target, env, plan, out, results["profiles"])
                         if problem:
                             results["skipped"][f"profile {key}"] = problem
             except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as exc:
                 _log(f"  {key} not measured: {exc}")
                 results["skipped"][key] = str(exc).splitlines()[0][:300]
-    raw = out / "raw"
-    shutil.rmtree(raw, ignore_errors=True)
-    shutil.copytree(env.logs, raw / "logs")
+    shutil.copytree(env.logs, out / "raw" / "logs")
     shutil.rmtree(env.work, ignore_errors=True)
     load_after = os.getloadavg()
     results["elapsed_s"] = time.monotonic() - started

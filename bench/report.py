@@ -143,6 +143,10 @@ def markdown(results: Results) -> str:
     if skipped:
         lines += ["", "## Not measured", ""]
         lines += [f"- `{k}`: {why}" for k, why in skipped.items()]
+    for key, summary in (results.get("profiles") or {}).items():
+        first = summary.split("### Self time (top frame)")[0]
+        lines += ["", f"## Profile: {labels.get(key, key)} (wrk c=16, py-spy)", "", first.strip()]
+        lines += ["", f"Full tables: [profile-{key}.md](profile-{key}.md)."]
     lines += ["", "![chart](results.png)", ""]
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 
+import aiohttp
 import openai
 import pytest
 
@@ -113,3 +114,16 @@ async def test_any_key_is_accepted_without_an_expected_key() -> None:
         )
         await client.close()
     assert completion.choices[0].message.content == "Echo: ok"
+
+
+async def test_body_that_is_not_json_is_a_400(openai_fake: FakeProvider) -> None:
+    async with aiohttp.ClientSession(openai_fake.base_url) as http:
+        response = await http.post(
+            "/v1/chat/completions",
+            data=b"{not json",
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        )
+        body = await response.json()
+    assert response.status == 400
+    assert body["error"]["type"] == "invalid_request_error"
+    assert openai_fake.recorder.last.body == "{not json"
