@@ -22,7 +22,18 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .bundle_store import BundleStore
-from .keys import DRAINING, GOVERN, METRICS, PIPELINE, RNG, SETTINGS, STORE, Draining
+from .keys import (
+    DRAINING,
+    GOVERN,
+    METRICS,
+    PIPELINE,
+    REQUEST_IDS,
+    RNG,
+    SETTINGS,
+    STORE,
+    Draining,
+    RequestIds,
+)
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
@@ -91,6 +102,7 @@ def create_apps(
         app[METRICS] = metrics
         app[DRAINING] = draining
     api[RNG] = rng
+    api[REQUEST_IDS] = RequestIds()
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+import secrets
 
 from aiohttp import web
 
@@ -20,11 +22,27 @@ __all__ = [
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
+    "REQUEST_IDS",
     "RNG",
     "SETTINGS",
     "STORE",
     "Draining",
+    "RequestIds",
 ]
+
+
+class RequestIds:
+    """Request ids: a random per-process prefix and a counter (unique across pods, and
+    cheaper than fresh randomness per request)."""
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):08x}"
 
 
 class Draining:
@@ -43,6 +61,7 @@ PIPELINE = web.AppKey("aigw_pipeline", Pipeline)
 RNG = web.AppKey("aigw_rng", random.Random)
 DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Govern)
+REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

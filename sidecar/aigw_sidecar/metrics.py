@@ -7,13 +7,26 @@ of the fixed error types (or ""). Never a user, tenant id, prompt or credential.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+__all__ = ["BackendMetrics", "Metrics"]
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BackendMetrics:
+    """The labelled children of one (route, backend): looked up once, then reused."""
+
+    attempts_ok: Counter
+    upstream_seconds: Histogram
+    prompt_tokens: Counter
+    completion_tokens: Counter
+    cost: Counter
 
 
 class Metrics:
@@ -78,6 +91,22 @@ class Metrics:
         )
         self._request_children: dict[tuple[str, int, str], Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
+        self._backend_children: dict[tuple[str, str], BackendMetrics] = {}
+
+    def backend(self, route: str, backend: str) -> BackendMetrics:
+        """The children of one (route, backend), cached (label lookups cost microseconds)."""
+        key = (route, backend)
+        children = self._backend_children.get(key)
+        if children is None:
+            children = BackendMetrics(
+                attempts_ok=self.upstream_attempts.labels(route, backend, "ok"),
+                upstream_seconds=self.upstream_seconds.labels(route, backend),
+                prompt_tokens=self.tokens.labels(route, backend, "prompt"),
+                completion_tokens=self.tokens.labels(route, backend, "completion"),
+                cost=self.cost.labels(route, backend),
+            )
+            self._backend_children[key] = children
+        return children
 
     def count_request(self, route: str, status: int, error_type: str, seconds: float) -> None:
         key = (route, status, error_type)

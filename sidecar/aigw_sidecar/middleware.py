@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -26,7 +25,7 @@ from .errors import (
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, METRICS, REQUEST_ID, STORE
+from .keys import CONTEXT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
 from .metrics import Metrics
 
 __all__ = ["error_middleware", "error_response", "new_request_id"]
@@ -40,7 +39,7 @@ def new_request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id")
     if given and _GOOD_ID.match(given):
         return given
-    return "req_" + secrets.token_hex(12)
+    return request.app[REQUEST_IDS].next()
 
 
 def error_response(request: web.Request, error: SidecarError) -> web.Response:

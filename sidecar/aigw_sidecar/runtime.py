@@ -24,6 +24,7 @@ from types import MappingProxyType
 from urllib.parse import quote
 
 import orjson
+from aiohttp import ClientTimeout
 
 from aigw_contract import Backend, Bundle, BundleRoute, Provider
 
@@ -88,6 +89,11 @@ class RuntimeRoute:
     connect_s: float
     request_s: float
     idle_s: float
+    timeout: ClientTimeout = field(repr=False)
+    """A complete answer: ``connect_s`` to connect, ``request_s`` in total."""
+    stream_timeout: ClientTimeout = field(repr=False)
+    """A stream: ``connect_s`` to connect, ``idle_s`` between reads (the first byte is
+    bounded separately by ``request_s``)."""
     spec: BundleRoute = field(repr=False)
     """The route as the bundle has it (retry, fallback, circuit breaker for later steps)."""
 
@@ -186,14 +192,19 @@ def _route(route: BundleRoute, secrets_dir: Path) -> RuntimeRoute:
         if weight > 0:
             total += weight
             cumulative.append(total)
+    connect = route.timeouts.connect_ms / 1000
+    request = route.timeouts.request_ms / 1000
+    idle = route.timeouts.idle_ms / 1000
     return RuntimeRoute(
         name=route.name,
         backends=backends,
         weighted=weighted,
         cumulative=tuple(cumulative),
-        connect_s=route.timeouts.connect_ms / 1000,
-        request_s=route.timeouts.request_ms / 1000,
-        idle_s=route.timeouts.idle_ms / 1000,
+        connect_s=connect,
+        request_s=request,
+        idle_s=idle,
+        timeout=ClientTimeout(total=request, connect=connect),
+        stream_timeout=ClientTimeout(total=None, connect=connect, sock_read=idle),
         spec=route,
     )
 

@@ -76,8 +76,7 @@ class Account(Step):
         ctx.cost_femto = cost
         if not ctx.stream:
             ctx.response_headers["X-AIGW-Cost-USD"] = format_usd(cost)
-        route, name = ctx.route.name, backend.name
-        tokens = self._metrics.tokens
-        tokens.labels(route, name, "prompt").inc(prompt_tokens)
-        tokens.labels(route, name, "completion").inc(completion_tokens)
-        self._metrics.cost.labels(route, name).inc(cost / 10**15)
+        children = self._metrics.backend(ctx.route.name, backend.name)
+        children.prompt_tokens.inc(prompt_tokens)
+        children.completion_tokens.inc(completion_tokens)
+        children.cost.inc(cost / 10**15)

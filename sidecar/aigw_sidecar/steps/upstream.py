@@ -70,12 +70,12 @@ class CallUpstream(Step):
             except SidecarError as exc:
                 self._metrics.upstream_attempts.labels(route.name, backend.name, exc.type).inc()
                 raise
-            self._metrics.upstream_attempts.labels(route.name, backend.name, "ok").inc()
+            self._metrics.backend(route.name, backend.name).attempts_ok.inc()
             return
         assert failure is not None
         raise failure
 
-    async def _attempt(  # noqa: PLR0912 - one place that owns the whole attempt
+    async def _attempt(  # noqa: PLR0912, PLR0915 - one place that owns the whole attempt
         self, ctx: RequestContext, route: RuntimeRoute, backend: RuntimeBackend
     ) -> None:
         if backend.credential_problem:
@@ -98,22 +98,27 @@ class CallUpstream(Step):
         remaining = ctx.deadline - began
         if remaining <= 0:
             raise UpstreamTimeout("the request deadline passed before the upstream call")
-        first_byte = min(route.request_s, remaining)
-        timeout = ClientTimeout(
-            total=None if ctx.stream else first_byte,
-            connect=route.connect_s,
-            sock_read=route.idle_s if ctx.stream else None,
-        )
+        post = self._session.post
         try:
-            async with asyncio.timeout(first_byte):
-                response = await self._session.post(
-                    url, data=data, headers=backend.headers, timeout=timeout
+            if ctx.stream:  # connect, then the first byte by the deadline, then idle per chunk
+                async with asyncio.timeout(min(route.request_s, remaining)):
+                    response = await post(
+                        url, data=data, headers=backend.headers, timeout=route.stream_timeout
+                    )
+            else:
+                timeout = (
+                    route.timeout
+                    if remaining >= route.request_s
+                    else ClientTimeout(total=remaining, connect=route.connect_s)
                 )
+                response = await post(url, data=data, headers=backend.headers, timeout=timeout)
         except TimeoutError:
             raise UpstreamTimeout(f"backend {backend.name} did not answer in time") from None
         except (aiohttp.ClientError, OSError):
             raise UpstreamUnavailable(f"backend {backend.name} is unreachable") from None
-        self._metrics.upstream_seconds.labels(route.name, backend.name).observe(loop.time() - began)
+        self._metrics.backend(route.name, backend.name).upstream_seconds.observe(
+            loop.time() - began
+        )
         if response.status >= 300:
             try:
                 raw = await self._read(response, backend)
