@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 __all__ = ["RespClient", "RespError", "Script"]
@@ -79,13 +79,17 @@ def _parse(buf: bytearray, pos: int) -> tuple[Reply, int]:  # noqa: PLR0911 - on
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done once ``connection_made`` ran (uvloop may return from create_connection first)."""
         self.waiters: deque[asyncio.Future[Reply]] = deque()
         self.buf = bytearray()
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses; they have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+        if not self.made.done():
+            self.made.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -147,6 +151,7 @@ class RespClient:
             try:
                 async with asyncio.timeout(self.timeout):
                     _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                    await protocol.made
             except TimeoutError as exc:
                 raise ConnectionError("connecting to redis timed out") from exc
             self._protocol = protocol
