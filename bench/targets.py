@@ -2,8 +2,10 @@
 
 * ``direct``: the client talks to the fake upstream itself (the floor).
 * ``passthrough``: the bare aiohttp passthrough of ``passthrough.py`` (the Python floor).
-* ``aigw``: the aigw sidecar with a bundle that asks for no policy work.
-* ``aigw-full``: the sidecar with every pipeline step that exists switched on.
+* ``aigw``: the aigw sidecar with the least policy work a bundle allows (a policy is required:
+  one use case, no limits, so identify and authorize only, state in memory).
+* ``aigw-full``: the sidecar with every pipeline step that exists switched on (limits and
+  budgets on Redis, redaction, prompt-injection checks, audit; metrics are always on).
 * ``litellm``: LiteLLM's proxy (pinned version, own virtualenv outside the repository,
   cached), one model pointing at the same upstream, no database.
 
@@ -170,7 +172,7 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
         command = [env.python, "-m", "aigw_cli.main", "sidecar", "--bundle", str(bundle)]
         command += ["--port", str(port), "--admin-port", str(admin), "--admin-host", "127.0.0.1"]
         command += ["--secrets-dir", str(secrets), "--log-level", "WARNING"]
-        label = "aigw sidecar, full pipeline" if full else "aigw sidecar, no policy work"
+        label = "aigw sidecar, full pipeline" if full else "aigw sidecar, minimal policy"
         headers, proc_env, model = app_headers, None, ROUTE
     else:
         raise ValueError(f"unknown target {key!r}")
@@ -258,8 +260,14 @@ FULL_USE_CASE = """      limits: {maxTokens: 1024, maxCostUSD: "1.00", maxLatenc
       budgets:
         - {name: daily-tokens, period: day, tokens: 1000000000000}
         - {name: monthly-spend, period: month, costUSD: "1000000.00"}
+      redaction: {profile: pii, mode: mask}
+      promptInjection: {mode: block}
+      audit: {storePrompts: false, retentionDays: 90}
 """
-"""Every step switched on, with limits far above what the run can reach (nothing is denied)."""
+"""Every step switched on, with limits far above what the run can reach (nothing is denied).
+
+The exact cache stays off: the benchmark repeats one request, so every call would be a hit and
+the upstream would not be measured."""
 
 
 def _base_env() -> dict[str, str]:
