@@ -42,7 +42,7 @@ def derived(rows: Mapping[str, Results]) -> dict[str, dict[str, float | None]]:
             mine, base = _get(row, case, field), _get(floor, case, field)
             return None if mine is None or base is None else (mine - base) / 1000
 
-        rss = row.get("rss_end")
+        rss, rss_start = row.get("rss_end"), row.get("rss_start")
         out[key] = {
             "p50_ms": _ms(_get(row, "c1", "p50_us")),
             "p99_ms": _ms(_get(row, "c1", "p99_us")),
@@ -56,6 +56,7 @@ def derived(rows: Mapping[str, Results]) -> dict[str, dict[str, float | None]]:
             "rps_max": _get(row, "max", "rps"),
             "stream_rps_c16": _get(row, "stream_c16", "rps"),
             "rss_mb": rss / 2**20 if rss else None,
+            "rss_start_mb": rss_start / 2**20 if rss_start else None,
             "served": float(row.get("served", 0)),
         }
     return out
@@ -108,7 +109,11 @@ def markdown(results: Results) -> str:
     ]
     for key, v in d.items():
         served = int(v["served"] or 0)
-        rss = "n/a" if v["rss_mb"] is None else f"{v['rss_mb']:.1f} after {served:,}"
+        rss = "n/a"
+        if v["rss_mb"] is not None:
+            rss = (
+                f"{v['rss_mb']:.1f} after {served:,} (after warm-up: {_fmt(v['rss_start_mb'], 1)})"
+            )
         lines.append(
             f"| {labels[key]} | {_fmt(v['added_p50_ms'], 3)} | {_fmt(v['added_p99_ms'], 3)} "
             f"| {_fmt(v['added_ttft_p50_ms'], 3)} | {_fmt(v['rps_c16'])} | {_fmt(v['rps_max'])} "
