@@ -8,6 +8,7 @@ streams without usage, failed calls and spent budgets are accounted; /aigw/statu
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -270,8 +271,9 @@ async def test_redis_down_fails_closed_through_the_sidecar(
         )
         own_redis.start()
         statuses = set()
-        for _ in range(50):  # the store probes Redis again after its short back-off
+        for _ in range(400):  # the store probes Redis again after its 0.5 s back-off
             statuses.add((await sidecar.post())[0])
             if 200 in statuses:
                 break
+            await asyncio.sleep(0.025)
         assert 200 in statuses
