@@ -20,6 +20,8 @@ import pytest
 from aigw_contract import parse_bundle
 from aigw_operator import KubeSettings
 from aigw_operator.kube import KubeClient, load_credentials
+from aigw_sidecar.bundle_store import BundleStore
+from aigw_sidecar.metrics import Metrics as SidecarMetrics
 
 pytestmark = pytest.mark.k8s
 
@@ -68,14 +70,33 @@ def admin(cluster: Any) -> KubeClient:
     return KubeClient(load_credentials(settings, scratch))
 
 
-def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any) -> None:
+def sidecar_loads(cm: dict[str, Any], root: Path) -> Any:
+    """Lay the ConfigMap out as kubelet mounts it (``..data`` symlink) and load it with the
+    sidecar's own BundleStore; the Secret as it would be mounted beside it."""
+    data = root / "..2026_01_01_00_00_00.000000001"
+    data.mkdir(parents=True)
+    (data / "bundle.json").write_text(cm["data"]["bundle.json"])
+    (root / "..data").symlink_to(data.name)
+    (root / "bundle.json").symlink_to("..data/bundle.json")
+    secrets = root.parent / "secrets" / "provider-keys"
+    secrets.mkdir(parents=True)
+    for key in ("openai", "anthropic"):
+        (secrets / key).write_text("sk-test")
+    store = BundleStore(root / "bundle.json", secrets.parent, SidecarMetrics())
+    assert store.load(), store.last_error
+    return store.current
+
+
+def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any, tmp_path: Path) -> None:
     aigw_cluster.kubectl("create", "namespace", NS)
     aigw_cluster.kubectl(
         "apply", "-f", str(REPO / "examples/secrets"), "-f", str(REPO / "examples/quickstart")
     )
     cm = wait_for("the pointer ConfigMap", lambda: pointer(aigw_cluster))
-    bundle = parse_bundle(cm["data"]["bundle.json"])  # what the sidecar's loader runs
+    bundle = parse_bundle(cm["data"]["bundle.json"])
     assert bundle.revision == revision(cm) >= 1
+    loaded = sidecar_loads(cm, tmp_path / "bundle")
+    assert (loaded.revision, loaded.content_hash) == (bundle.revision, bundle.content_hash)
     assert [p.name for p in bundle.policies] == ["report-summarizer", "support-assistant"]
     assert [r.name for r in bundle.routes] == ["chat", "chat-economy"]
     history = aigw_cluster.get("-n", NS, "configmap", f"aigw-bundle-{bundle.revision}")
