@@ -7,11 +7,12 @@ other pods in namespaces labelled ``aigw.dev/injection: enabled`` and calls
 ``/inject/namespace`` (the apiserver allows no query string in a webhook's path or URL); so
 the server needs no permission to read Namespaces. The only
 read it makes is the namespace's pointer ConfigMap, for the provider Secrets its routes use
-(cached for a few seconds: admission must stay fast).
+(cached, refreshed in the background: admission must stay fast).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -42,17 +43,35 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class SecretsCache:
-    """Provider Secret names per namespace, read from the pointer ConfigMap's bundle."""
+    """Provider Secret names per namespace, read from the pointer ConfigMap's bundle.
+
+    Admission must stay fast: a namespace seen before is answered from the cache at once, and
+    an entry older than ``ttl`` is refreshed in the background (stale-while-revalidate), so
+    only the first pod of a namespace waits for a read; concurrent first pods share it.
+    """
 
     client: KubeClient
     ttl: float = 5.0
     _entries: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
+    _reads: dict[str, asyncio.Task[list[str]]] = field(default_factory=dict)
 
     async def secrets(self, namespace: str) -> list[str]:
-        now = time.monotonic()
         cached = self._entries.get(namespace)
-        if cached is not None and now - cached[0] < self.ttl:
+        if cached is not None:
+            if time.monotonic() - cached[0] >= self.ttl:
+                self._read(namespace)
             return cached[1]
+        return await asyncio.shield(self._read(namespace))
+
+    def _read(self, namespace: str) -> asyncio.Task[list[str]]:
+        task = self._reads.get(namespace)
+        if task is None:
+            task = asyncio.create_task(self._fetch(namespace), name=f"secrets:{namespace}")
+            self._reads[namespace] = task
+            task.add_done_callback(lambda _: self._reads.pop(namespace, None))
+        return task
+
+    async def _fetch(self, namespace: str) -> list[str]:
         found: list[str] = []
         try:
             cm = await self.client.get(
@@ -70,7 +89,7 @@ class SecretsCache:
                 )
         except (ApiError, BundleError, aiohttp.ClientError) as exc:
             logger.warning("namespace %s: no provider secrets from the bundle: %s", namespace, exc)
-        self._entries[namespace] = (now, found)
+        self._entries[namespace] = (time.monotonic(), found)
         return found
 
 
