@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.k8s
 
@@ -27,6 +30,25 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
     return value
+
+
+@pytest.fixture(scope="module", autouse=True)
+def team_a(aigw_cluster: Any) -> None:
+    """team-a with the examples and their bundle (also when this module runs alone)."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(namespace))
+    aigw_cluster.kubectl(
+        "apply", "-f", str(REPO / "examples/secrets"), "-f", str(REPO / "examples/quickstart")
+    )
+    wait_for(
+        "the bundle",
+        lambda: (
+            aigw_cluster.plane.kubectl(
+                "-n", NS, "get", "configmap", "aigw-bundle", check=False
+            ).returncode
+            == 0
+        ),
+    )
 
 
 def deployment(name: str, namespace: str, labels: dict[str, str]) -> str:
