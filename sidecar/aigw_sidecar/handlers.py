@@ -28,7 +28,7 @@ from .errors import (
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, PIPELINE, REQUEST_ID, SETTINGS, STORE
+from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
 from .pipeline import Pipeline
 from .sse import DONE, anthropic_event, openai_event
 from .validate import check_chat, check_embeddings, check_messages, parse_json_object
@@ -107,6 +107,10 @@ async def _stream(
     chunks = pipeline.stream(ctx)
     async with contextlib.aclosing(chunks):
         first = await anext(chunks, None)  # errors before the 200 become normal error responses
+        if ctx.route is not None:
+            request.app[METRICS].time_to_first_token.labels(ctx.route.name).observe(
+                asyncio.get_running_loop().time() - ctx.started
+            )
         response = web.StreamResponse(headers=_base_headers(ctx))
         response.content_type = "text/event-stream"
         response.headers["Cache-Control"] = "no-cache"

@@ -73,6 +73,13 @@ class Metrics:
             ["route", "backend"],
             registry=r,
         )
+        self.time_to_first_token = Histogram(
+            "aigw_time_to_first_token_seconds",
+            "Streams: time from request to the first chunk sent to the caller.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge("aigw_requests_in_flight", "API requests in progress.", registry=r)
         self.bundle_reloads = Counter(
             "aigw_bundle_reloads",

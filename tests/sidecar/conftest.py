@@ -178,6 +178,22 @@ def standard_docs(oai: FakeProvider, claude: FakeProvider) -> list[dict[str, Any
             timeouts={"connectMs": 1000, "requestMs": 200, "idleMs": 200},
         ),
     ]
+    docs.append(
+        route(
+            "local",
+            [backend("vllm", "openai-compatible", oai.openai_base_url, "llama-3.1-8b")],
+        )
+    )
+    docs.append(
+        route(
+            "canary",
+            [
+                backend("stable", "openai", oai.openai_base_url, "gpt-4o", key="openai", weight=3),
+                backend("next", "openai", oai.openai_base_url, "gpt-4.1", key="openai", weight=1),
+                backend("spare", "openai", oai.openai_base_url, "gpt-4o", key="openai", weight=0),
+            ],
+        )
+    )
     docs.append(policy([d["metadata"]["name"] for d in docs]))
     return docs
 

@@ -99,6 +99,7 @@ CASES: list[tuple[str, str, str, bytes, int, str | None]] = [
         400,
         "invalid_tool_call",
     ),
+    ("n-to-anthropic", "POST", CHAT, chat(model="claude", n=2), 400, "invalid_n"),
     ("embed-missing-input", "POST", EMBED, embed(), 400, "missing_field"),
     ("embed-mixed-input", "POST", EMBED, embed(input=["a", 1]), 400, None),
     ("embed-empty-list", "POST", EMBED, embed(input=[]), 400, None),

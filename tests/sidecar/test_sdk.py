@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -89,7 +90,7 @@ async def test_embeddings_on_anthropic_route_is_a_clear_400(gateway: Gateway) ->
 
 
 async def test_models_list_in_both_shapes(gateway: Gateway) -> None:
-    names = ["azure", "chat", "claude", "embed", "slow"]
+    names = ["azure", "canary", "chat", "claude", "embed", "local", "slow"]
     async with gateway.openai() as client:
         models = [m.id async for m in client.models.list()]
     assert models == names
@@ -359,3 +360,44 @@ async def test_missing_stream_usage_is_estimated(gateway: Gateway) -> None:
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     status = await gateway.status()
     assert status["ready"] is True
+
+
+async def test_openai_compatible_backend_without_credential(gateway: Gateway) -> None:
+    """No credential configured: nothing is sent (here the fake wants one, so it refuses)."""
+    async with gateway.openai() as client:
+        with pytest.raises(openai.InternalServerError) as refused:
+            await client.chat.completions.create(model="local", messages=HELLO)
+    assert refused.value.status_code == 502
+    assert refused.value.code == "upstream_credential_rejected"
+    sent = gateway.oai_fake.recorder.last
+    assert sent.header("authorization") is None
+    assert sent.body["model"] == "llama-3.1-8b"
+
+
+async def test_weighted_backends_never_pick_weight_zero(gateway: Gateway) -> None:
+    picked: dict[str, int] = {}
+    async with gateway.openai() as client:
+        for _ in range(80):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="canary", messages=HELLO
+            )
+            name = raw.headers["x-aigw-backend"]
+            picked[name] = picked.get(name, 0) + 1
+    assert set(picked) == {"stable", "next"}
+    assert picked["stable"] > picked["next"]
+    models = {e.body["model"] for e in gateway.oai_fake.recorder.exchanges}
+    assert models == {"gpt-4o", "gpt-4.1"}
+
+
+async def test_stream_metrics(gateway: Gateway) -> None:
+    async with gateway.openai() as client:
+        stream = await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+        _ = [chunk async for chunk in stream]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.admin_url}/metrics") as response,
+    ):
+        text = await response.text()
+    assert 'aigw_time_to_first_token_seconds_count{route="chat"} 1.0' in text
+    assert 'aigw_requests_total{error_type="",route="chat",status="200"} 1.0' in text
+    assert 'aigw_tokens_total{backend="primary",kind="completion",route="chat"} 3.0' in text

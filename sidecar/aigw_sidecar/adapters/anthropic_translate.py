@@ -186,6 +186,10 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
                 "content": _text_of(content),
             }
             _append(messages, "user", [result])
+    if (body.get("n") or 1) > 1:
+        raise InvalidRequest(
+            "Anthropic backends answer one choice: 'n' must be 1", code="invalid_n"
+        )
     out: Json = {
         "model": model,
         "messages": messages,
