@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -213,3 +214,18 @@ async def test_crlf_in_header_values_never_reaches_upstream(gateway: Gateway) ->
     ):
         assert response.status == 200
     assert gateway.oai_fake.recorder.last.header("x-custom") is None
+
+
+async def test_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"model": "chat", "messages": [{"role": "user", "content": "'
+        for _ in range(20):
+            yield b"x" * 10_000
+        yield b'"}]}'
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway.url}{CHAT}", data=body()) as response,
+    ):
+        assert response.status == 413
+        assert (await response.json())["error"]["code"] == "body_too_large"

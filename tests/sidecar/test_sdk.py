@@ -350,6 +350,16 @@ async def test_stream_cut_by_provider_surfaces_as_error(gateway: Gateway) -> Non
                 pass
 
 
+async def test_stream_cut_surfaces_in_the_anthropic_sdk(gateway: Gateway) -> None:
+    gateway.oai_fake.queue_fault(cut_after_chunks=2)
+    async with gateway.anthropic() as claude:
+        with pytest.raises(anthropic.APIError):
+            async with claude.messages.stream(
+                model="chat", max_tokens=50, messages=CLAUDE_HELLO
+            ) as stream:
+                await stream.get_final_message()
+
+
 async def test_missing_stream_usage_is_estimated(gateway: Gateway) -> None:
     gateway.oai_fake.queue_fault(omit_usage=True)
     async with gateway.openai() as client:
@@ -358,8 +368,14 @@ async def test_missing_stream_usage_is_estimated(gateway: Gateway) -> None:
         )
         chunks = [chunk async for chunk in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    status = await gateway.status()
-    assert status["ready"] is True
+    assert all(c.usage is None for c in chunks)  # nothing invented for the caller
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway.admin_url}/metrics") as response,
+    ):
+        text = await response.text()
+    # "Echo: hello there" is 17 characters: about 5 tokens, counted although unreported.
+    assert 'aigw_tokens_total{backend="primary",kind="completion",route="chat"} 5.0' in text
 
 
 async def test_openai_compatible_backend_without_credential(gateway: Gateway) -> None:
