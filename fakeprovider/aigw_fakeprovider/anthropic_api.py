@@ -30,6 +30,9 @@ RATE_LIMIT_HEADERS = {
     "anthropic-ratelimit-tokens-remaining": "399000",
     "anthropic-ratelimit-tokens-reset": "2026-01-01T00:00:00Z",
 }
+_STREAM_ERROR = anthropic_sse(
+    "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+)
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -138,7 +141,7 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
     head = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"]}
     if body.get("stream") is True:
         events = _events(head, parts, tool, tool_id, stop_reason, usage, call.fault.omit_usage)
-        return await call.stream(events)
+        return await call.stream(events, _STREAM_ERROR)
     block: dict[str, Any]
     if tool is None:
         block = {"type": "text", "text": "".join(parts)}

@@ -7,7 +7,7 @@ two ways, because a proxy in between may not forward arbitrary headers:
 
 * request headers, read per request (``X-Fake-Status``, ``X-Fake-Retry-After``,
   ``X-Fake-Latency-Ms``, ``X-Fake-Chunk-Latency-Ms``, ``X-Fake-Cut-After-Chunks``,
-  ``X-Fake-Omit-Usage``, ``X-Fake-Reply``);
+  ``X-Fake-Error-After-Chunks``, ``X-Fake-Omit-Usage``, ``X-Fake-Reply``);
 * the control API, ``POST /_fake/faults``, which queues faults for the next model requests.
 
 When both apply, the queued fault is taken first and the headers override it field by field.
@@ -24,7 +24,14 @@ from typing import Any
 
 __all__ = ["Fault", "FaultQueue"]
 
-_INT_FIELDS = ("status", "latency_ms", "chunk_latency_ms", "cut_after_chunks")
+_INT_FIELDS = (
+    "status",
+    "latency_ms",
+    "chunk_latency_ms",
+    "cut_after_chunks",
+    "error_after_chunks",
+)
+_OPTIONAL_INT_FIELDS = ("status", "cut_after_chunks", "error_after_chunks")
 _STR_FIELDS = ("retry_after", "reply", "error_message")
 _BOOL_FIELDS = ("omit_usage",)
 _HEADER_TO_FIELD = {
@@ -33,6 +40,7 @@ _HEADER_TO_FIELD = {
     "x-fake-latency-ms": "latency_ms",
     "x-fake-chunk-latency-ms": "chunk_latency_ms",
     "x-fake-cut-after-chunks": "cut_after_chunks",
+    "x-fake-error-after-chunks": "error_after_chunks",
     "x-fake-omit-usage": "omit_usage",
     "x-fake-reply": "reply",
     "x-fake-error-message": "error_message",
@@ -50,6 +58,9 @@ class Fault:
     ``chunk_latency_ms``: wait this long between stream events.
     ``cut_after_chunks``: close the connection after this many stream events, without the
     final events; on a non-streaming request, close it without any answer.
+    ``error_after_chunks``: after this many stream events, send the provider's in-stream
+    error event (OpenAI ``data: {"error": ...}``, Anthropic ``event: error`` with
+    ``overloaded_error``) and end the stream there, as providers do when overloaded mid-way.
     ``omit_usage``: leave token usage out of the answer (and of the final stream events).
     ``reply``: answer exactly this text instead of the echo.
     ``error_message``: the message of the error body (with ``status``).
@@ -60,6 +71,7 @@ class Fault:
     latency_ms: int = 0
     chunk_latency_ms: int = 0
     cut_after_chunks: int | None = None
+    error_after_chunks: int | None = None
     omit_usage: bool = False
     reply: str | None = None
     error_message: str | None = None
@@ -90,7 +102,7 @@ class Fault:
 
 def _coerce(name: str, value: object) -> Any:
     if name in _INT_FIELDS:
-        if value is None and name in ("status", "cut_after_chunks"):
+        if value is None and name in _OPTIONAL_INT_FIELDS:
             return None
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError(f"fault field {name!r} must be an integer")

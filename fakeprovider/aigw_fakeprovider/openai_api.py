@@ -43,6 +43,16 @@ RATE_LIMIT_HEADERS = {
     "x-ratelimit-reset-tokens": "30ms",
 }
 _DONE = b"data: [DONE]\n\n"
+_STREAM_ERROR = openai_sse(
+    {
+        "error": {
+            "message": "The server had an error while processing your request.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+)
 _MAX_DIMENSIONS = 8192
 _DEFAULT_DIMENSIONS = 1536
 _USAGE_DETAILS = {
@@ -167,7 +177,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         options = body.get("stream_options")
         with_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         events = _chunks(head, parts, tool, tool_id, finish, usage if with_usage else None)
-        return await call.stream(events)
+        return await call.stream(events, _STREAM_ERROR)
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
     if tool is not None:
         message["tool_calls"] = [

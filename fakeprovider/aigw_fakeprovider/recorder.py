@@ -27,7 +27,8 @@ class Exchange:
 
     ``disconnected`` is true when the client closed the connection before the answer was
     complete: the handler was cancelled, or a write found the connection gone. ``cut`` is true
-    when the fake itself closed the connection on purpose (``cut_after_chunks``).
+    when the fake itself closed the connection on purpose (``cut_after_chunks``);
+    ``stream_error`` when it ended a stream with an in-stream error event.
     """
 
     seq: int
@@ -43,6 +44,7 @@ class Exchange:
     completed: bool = False
     disconnected: bool = False
     cut: bool = False
+    stream_error: bool = False
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -62,6 +64,7 @@ class Exchange:
             "completed": self.completed,
             "disconnected": self.disconnected,
             "cut": self.cut,
+            "stream_error": self.stream_error,
         }
 
 

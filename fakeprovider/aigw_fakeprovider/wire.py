@@ -66,8 +66,11 @@ class Call:
             body=dumps(payload), status=status, headers=all_headers, content_type="application/json"
         )
 
-    async def stream(self, events: Iterable[bytes]) -> web.StreamResponse:
-        """Sends server-sent events one by one, applying the fault's pacing and cut."""
+    async def stream(self, events: Iterable[bytes], error_event: bytes = b"") -> web.StreamResponse:
+        """Sends server-sent events one by one, applying the fault's pacing, cut and error.
+
+        ``error_event`` is the flavor's in-stream error, sent for ``error_after_chunks``.
+        """
         fault = self.fault
         response = web.StreamResponse(status=200, headers=self.headers)
         response.content_type = "text/event-stream"
@@ -79,6 +82,11 @@ class Call:
         for index, event in enumerate(events):
             if fault.cut_after_chunks is not None and index >= fault.cut_after_chunks:
                 return self.cut(response)
+            if fault.error_after_chunks is not None and index >= fault.error_after_chunks:
+                await response.write(error_event)
+                self.exchange.chunks_sent += 1
+                self.exchange.stream_error = True
+                break
             if delay and index:
                 await asyncio.sleep(delay)
             await response.write(event)

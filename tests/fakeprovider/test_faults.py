@@ -257,3 +257,50 @@ async def test_anthropic_stream_without_usage(
     assert len(deltas) == 1
     assert deltas[0].delta.stop_reason == "end_turn"
     assert getattr(deltas[0], "usage", None) is None
+
+
+async def test_openai_in_stream_error_is_an_api_error(
+    oai: openai.AsyncOpenAI, openai_fake: FakeProvider
+) -> None:
+    stream = await oai.chat.completions.create(
+        model=MODEL, messages=HI, stream=True, extra_headers={"X-Fake-Error-After-Chunks": "2"}
+    )
+    received: list[object] = []
+
+    async def drain() -> None:
+        async for chunk in stream:
+            received.append(chunk)
+
+    with pytest.raises(openai.APIError) as caught:
+        await drain()
+    assert not isinstance(caught.value, openai.APIConnectionError)
+    assert caught.value.type == "server_error"
+    assert len(received) == 2
+    exchange = openai_fake.recorder.last
+    assert (exchange.stream_error, exchange.completed, exchange.cut) == (True, True, False)
+
+
+async def test_anthropic_in_stream_overload_is_a_status_error_with_its_body(
+    claude: anthropic.AsyncAnthropic, anthropic_fake: FakeProvider
+) -> None:
+    anthropic_fake.queue_fault(error_after_chunks=3)
+    stream = await claude.messages.create(
+        model=CLAUDE,
+        max_tokens=10,
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+    )
+    kinds: list[str] = []
+
+    async def drain() -> None:
+        async for event in stream:
+            kinds.append(event.type)
+
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        await drain()
+    assert caught.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+    assert kinds == ["message_start", "content_block_start"]
+    assert anthropic_fake.recorder.last.stream_error
