@@ -49,7 +49,7 @@ async def _status(request: web.Request) -> web.Response:
     config = request.app[STORE].current
     if config is not None:
         govern = request.app[GOVERN]
-        status["governance"] = await budget_status(govern.governor, govern.view(config.bundle))
+        status["governance"] = await budget_status(govern.governor, govern.view(config))
     status["draining"] = request.app[DRAINING].active
     status["now"] = time.time()
     return _json(status)

@@ -49,6 +49,7 @@ from aigw_sidecar.governance import (
 )
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Step
+from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.settings import SidecarSettings
 
 __all__ = ["Govern", "build_governor", "error_of", "with_governance"]
@@ -89,17 +90,24 @@ class Govern(Step):
         self._view: tuple[Bundle, BundleView] | None = None
         self._held: dict[str, _Held] = {}
 
-    def view(self, bundle: Bundle) -> BundleView:
-        """The engine's view of ``bundle``, rebuilt when a new bundle is loaded."""
+    def prepare(self, config: RuntimeConfig) -> BundleView:
+        """The engine's view of a new bundle (its policy for this pod, route prices)."""
+        return self.governor.view(config.bundle)
+
+    def view(self, config: RuntimeConfig) -> BundleView:
+        """The view prepared for ``config`` (built here if it was loaded without it)."""
+        view = config.prepared.get(self.name)
+        if isinstance(view, BundleView):
+            return view
         cached = self._view
-        if cached is not None and cached[0] is bundle:
+        if cached is not None and cached[0] is config.bundle:
             return cached[1]
-        view = self.governor.view(bundle)
-        self._view = (bundle, view)
+        view = self.governor.view(config.bundle)
+        self._view = (config.bundle, view)
         return view
 
     async def on_request(self, ctx: RequestContext) -> None:
-        view = self.view(ctx.config.bundle)
+        view = self.view(ctx.config)
         try:
             admission = self.governor.admit(
                 view,
