@@ -277,3 +277,28 @@ async def test_redis_down_fails_closed_through_the_sidecar(
                 break
             await asyncio.sleep(0.025)
         assert 200 in statuses
+
+
+async def test_answer_without_usage_is_counted(sidecar_with: Any) -> None:
+    budget = {"name": "daily", "period": "day", "tokens": 100_000}
+    async with sidecar_with({"useCases": [use_case(budgets=[budget])]}) as sidecar:
+        sidecar.fake.queue_fault(omit_usage=True)
+        status, _, body = await sidecar.post()
+        assert status == 200
+        text = body["choices"][0]["message"]["content"]
+        status_doc = json.loads(await sidecar.get("/aigw/status"))
+        (row,) = [r for r in status_doc["governance"]["counters"] if r["unit"] == "tokens"]
+        assert row["used"] == 4 + 4 + 3 + EstimateCounter().count(text)
+
+
+async def test_embeddings_reserve_no_output(sidecar_with: Any) -> None:
+    budget = {"name": "daily", "period": "day", "tokens": 40}
+    spec = {"useCases": [use_case(budgets=[budget], limits={"maxTokens": 10})]}
+    async with sidecar_with(spec) as sidecar, aiohttp.ClientSession() as session:
+        body = {"model": "chat", "input": "hello there"}
+        async with session.post(f"{sidecar.url}/v1/embeddings", json=body) as response:
+            assert response.status == 200
+            # Only the input was reserved (4 tokens), never an output bound; settled to the
+            # provider's 2.
+            assert response.headers["X-AIGW-Budget-Remaining-Tokens"] == str(40 - 2)
+        assert "max_tokens" not in sidecar.fake.recorder.last.body

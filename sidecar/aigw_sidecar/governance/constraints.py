@@ -60,14 +60,20 @@ def constrain(
     default_max_output: int,
     header_max_cost: str | None = None,
     header_max_latency: str | None = None,
+    produces_output: bool = True,
 ) -> Constraints:
-    """Apply the use case's request limits and the caller's header limits."""
+    """Apply the use case's request limits and the caller's header limits.
+
+    ``produces_output=False`` (embeddings): no output tokens to clamp or reserve.
+    """
     enforce = mode is EnforcementMode.ENFORCE
     limits = use_case.limits
     decisions: list[Decision] = []
     clamp_to: int | None = None
     output = requested_output if requested_output is not None else default_max_output
-    if limits.max_tokens is not None and (
+    if not produces_output:
+        output = 0
+    elif limits.max_tokens is not None and (
         requested_output is None or requested_output > limits.max_tokens
     ):
         if enforce:

@@ -214,13 +214,16 @@ class Governor:
             or self.settings.default_data_classification,
         )
         prices = view.route_prices.get(route) or _free()
+        # Embeddings produce no output tokens: nothing to reserve for or clamp.
+        chat = "messages" in body or "input" not in body
         constraints = constrain(
             identity.use_case,
             mode,
             prompt_tokens=count_prompt(body, self.counter),
             requested_output=requested_max_tokens(body),
             prices=prices,
-            default_max_output=self.settings.default_max_output_tokens,
+            default_max_output=self.settings.default_max_output_tokens if chat else 0,
+            produces_output=chat,
             header_max_cost=headers.get("X-AIGW-Max-Cost-USD"),
             header_max_latency=headers.get("X-AIGW-Max-Latency-Ms"),
         )

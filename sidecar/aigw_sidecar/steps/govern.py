@@ -147,7 +147,9 @@ class Govern(Step):
         headers = ctx.response_headers
         warnings = admission.warnings
         if warnings:
-            headers["X-AIGW-Warning"] = "; ".join(warnings)[:1000]
+            # Messages may quote caller-supplied claims: keep the header printable ASCII.
+            text = "; ".join(warnings)[:1000].encode("ascii", "backslashreplace").decode()
+            headers["X-AIGW-Warning"] = "".join(c if c.isprintable() else "?" for c in text)
         _budget_headers(grant, headers)
         if grant.store is not None:
             self._held[ctx.request_id] = _Held(grant, view)
@@ -159,13 +161,7 @@ class Govern(Step):
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta")
                     if delta:
-                        text = delta.get("content")
-                        if text:
-                            held.output_tokens += _ESTIMATE.count(text)
-                        for call in delta.get("tool_calls") or ():
-                            args = (call.get("function") or {}).get("arguments")
-                            if args:
-                                held.output_tokens += _ESTIMATE.count(args)
+                        held.output_tokens += _message_tokens(delta)
         return chunk
 
     async def on_response(self, ctx: RequestContext) -> None:
@@ -178,6 +174,8 @@ class Govern(Step):
                 int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             )
         else:
+            if ctx.response is not None:  # a complete answer without usage: count its output
+                held.output_tokens = _response_output_tokens(ctx.response)
             actual = Usage(held.grant.admission.constraints.prompt_tokens, held.output_tokens)
         await self._settle(ctx, held, actual)
         if not ctx.stream:
@@ -228,3 +226,21 @@ def with_governance(steps: Sequence[Step], govern: Govern) -> list[Step]:
     names = [s.name for s in out]
     out.insert(names.index("route") + 1 if "route" in names else 0, govern)
     return out
+
+
+def _message_tokens(message: Json) -> int:
+    """Estimated tokens of a message or stream delta: its text and tool-call arguments."""
+    tokens = 0
+    text = message.get("content")
+    if isinstance(text, str) and text:
+        tokens += _ESTIMATE.count(text)
+    for call in message.get("tool_calls") or ():
+        args = (call.get("function") or {}).get("arguments")
+        if isinstance(args, str) and args:
+            tokens += _ESTIMATE.count(args)
+    return tokens
+
+
+def _response_output_tokens(response: Json) -> int:
+    """Estimated output tokens of a complete chat completion (no usage reported)."""
+    return sum(_message_tokens(c.get("message") or {}) for c in response.get("choices") or ())
