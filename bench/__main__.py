@@ -286,6 +286,8 @@ def _run(
             try:
                 with start_target(key, env, upstream_url) as target:
                     results["targets"][key] = _measure(target, env, plan)
+                    if target.evidence is not None:
+                        results["targets"][key]["evidence"] = target.evidence()
                     if key in profile_wanted:
                         problem = _profile(target, env, plan, out, results["profiles"])
                         if problem:

@@ -144,6 +144,7 @@ def markdown(results: Results) -> str:
         )
     lines += ["", "## Raw measurements", "", *_raw_table(rows), ""]
     lines += _targets_check(d, labels)
+    lines += _evidence(rows)
     skipped = results.get("skipped") or {}
     if skipped:
         lines += ["", "## Not measured", ""]
@@ -154,6 +155,24 @@ def markdown(results: Results) -> str:
         lines += ["", f"Full tables: [profile-{key}.md](profile-{key}.md)."]
     lines += ["", "![chart](results.png)", ""]
     return "\n".join(lines)
+
+
+def _evidence(rows: Mapping[str, Results]) -> list[str]:
+    """What the sidecars said they did: bundle, policies, and Redis traffic for shared state."""
+    out: list[str] = []
+    for key, row in rows.items():
+        evidence = row.get("evidence")
+        if not evidence:
+            continue
+        bundle = (evidence.get("status") or {}).get("bundle") or {}
+        text = f"- `{key}`: bundle revision {bundle.get('revision')}, policies "
+        text += f"{bundle.get('policies')}, routes {bundle.get('routes')}"
+        calls = evidence.get("redis_calls")
+        if calls is not None:
+            busiest = ", ".join(f"{c} {n:,}" for c, n in sorted(calls.items(), key=lambda x: -x[1]))
+            text += f"; Redis served: {busiest or 'nothing'}"
+        out.append(text)
+    return ["", "## What the sidecars reported", "", *out] if out else []
 
 
 def _raw_table(rows: Mapping[str, Results]) -> list[str]:

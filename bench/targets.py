@@ -15,11 +15,17 @@ Proxies run pinned to the proxy core; the upstream, Redis and the load tools sha
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import shutil
+import socket
 import subprocess
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from procs import Proc, free_port, wait_for_port, wait_until_answers
 
@@ -76,6 +82,8 @@ class Target:
     headers: dict[str, str]
     pid: int | None
     model: str = MODEL
+    evidence: Callable[[], dict[str, Any]] | None = None
+    """What the target says it did (sidecar status, Redis command counts), read after the run."""
 
 
 @contextlib.contextmanager
@@ -179,8 +187,10 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
     if key not in ("aigw", "aigw-full"):
         model = MODEL
     with contextlib.ExitStack() as stack:
+        redis_url = None
         if key == "aigw-full" and "--redis-url" in _sidecar_help(env):
-            command += ["--redis-url", stack.enter_context(_redis(env))]
+            redis_url = stack.enter_context(_redis(env))
+            command += ["--redis-url", redis_url]
             label += " (Redis)"
         proc = stack.enter_context(
             Proc(key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env)
@@ -188,7 +198,10 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
         url = f"{base}/v1/chat/completions"
         probe = env.probe_body.replace(f'"{MODEL}"'.encode(), f'"{model}"'.encode())
         wait_until_answers(proc, url, probe, headers, within=180)
-        yield Target(key, label, url, headers, proc.pid, model)
+        evidence = None
+        if key.startswith("aigw"):
+            evidence = functools.partial(_sidecar_evidence, admin, redis_url)
+        yield Target(key, label, url, headers, proc.pid, model, evidence)
 
 
 @contextlib.contextmanager
@@ -203,6 +216,30 @@ def _redis(env: BenchEnv) -> Iterator[str]:
     with Proc("redis", command, cpus=env.load_cpu, log_dir=env.logs) as proc:
         wait_for_port(proc, port)
         yield f"redis://127.0.0.1:{port}/0"
+
+
+def _sidecar_evidence(admin_port: int, redis_url: str | None) -> dict[str, Any]:
+    """The sidecar's own status, and how many commands Redis served (proof it was used)."""
+    found: dict[str, Any] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/aigw/status", timeout=5) as r:
+            status = json.loads(r.read())
+        found["status"] = {k: status.get(k) for k in ("bundle", "governance") if k in status}
+    except (OSError, ValueError) as exc:
+        found["status_error"] = str(exc)
+    if redis_url is not None:
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"INFO commandstats\r\n")
+            time.sleep(0.2)
+            text = sock.recv(65536).decode(errors="replace")
+        calls = {
+            line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
+            for line in text.splitlines()
+            if line.startswith("cmdstat_")
+        }
+        found["redis_calls"] = calls
+    return found
 
 
 def _sidecar_help(env: BenchEnv) -> str:

@@ -1,4 +1,4 @@
-"""The benchmark harness end to end on tiny counts: real fake upstream, real passthrough, wrk.
+"""The benchmark harness end to end on tiny counts: real fake upstream, passthrough, sidecar, wrk.
 
 No timing is asserted: only that every target answered every request, that the figures the
 report is built from are there, and that the report and chart are written.
@@ -25,15 +25,18 @@ pytestmark = [
 ]
 
 
-def test_quick_run_measures_floor_and_passthrough_and_writes_the_report(tmp_path: Path) -> None:
+def test_quick_run_measures_floor_passthrough_and_sidecar_and_writes_the_report(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "results"
-    command = [sys.executable, str(REPO / "bench"), "--quick", "--cases", "direct,passthrough"]
+    cases = "direct,passthrough,aigw"
+    command = [sys.executable, str(REPO / "bench"), "--quick", "--cases", cases]
     done = subprocess.run(
         [*command, "--out", str(out)], capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((out / "results.json").read_text())
-    assert set(results["targets"]) == {"direct", "passthrough"}
+    assert set(results["targets"]) == {"direct", "passthrough", "aigw"}
     assert results["skipped"] == {}
     for key, row in results["targets"].items():
         for case in ("c1", "c16", "max", "stream_c1", "stream_c16"):
@@ -46,6 +49,8 @@ def test_quick_run_measures_floor_and_passthrough_and_writes_the_report(tmp_path
     assert passthrough["served"] >= sum(
         passthrough[c]["requests"] for c in ("c1", "c16", "max", "stream_c1", "stream_c16")
     )
+    sidecar = results["targets"]["aigw"]["evidence"]["status"]["bundle"]
+    assert sidecar["routes"] == ["chat"]
     markdown = (out / "results.md").read_text()
     assert "| bare aiohttp passthrough |" in markdown
     assert "**Machine:**" in markdown
