@@ -2,7 +2,7 @@
 
 Flags and the environment become an ``OperatorSettings`` here, and nowhere else. Environment
 variables (the chart sets them): KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT (in a pod),
-AIGW_OPERATOR_NAMESPACE, AIGW_WATCH_NAMESPACES (comma-separated), AIGW_POD_NAME (the peering
+AIGW_WATCH_NAMESPACES (comma-separated), AIGW_POD_NAME (the peering
 priority is derived from it when not given: replicas of one Deployment need distinct ones).
 """
 
@@ -28,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--kubeconfig", type=Path, help="kubeconfig (default: $KUBECONFIG, else in-cluster)")
     add("--context", help="kubeconfig context (default: its current context)")
     add("--namespace", action="append", default=[], help="namespace to watch (repeat; all)")
-    add("--operator-namespace", help="the operator's own namespace (default aigw-system)")
     add("--peering-name", default="aigw-operator", help="kopf peering object; '' = standalone")
     add("--priority", type=int, help="peering priority, distinct per replica (default: hashed)")
     add("--peering-lifetime", type=int, default=60, help="seconds until a silent peer is dead")
@@ -74,9 +73,6 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
     namespaces = list(args.namespace) or [
         n for n in os.environ.get("AIGW_WATCH_NAMESPACES", "").split(",") if n
     ]
-    operator_namespace = (
-        args.operator_namespace or os.environ.get("AIGW_OPERATOR_NAMESPACE") or "aigw-system"
-    )
     return s.OperatorSettings(
         kube=s.KubeSettings(
             kubeconfig=kubeconfig,
@@ -84,7 +80,6 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             in_cluster_host=f"https://{host}:{port}" if host else None,
         ),
         namespaces=tuple(namespaces),
-        operator_namespace=operator_namespace,
         sidecar=s.SidecarSettings(
             image=args.sidecar_image,
             version=args.sidecar_version,

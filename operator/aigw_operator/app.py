@@ -33,7 +33,13 @@ from .kube import Credentials, KubeClient, load_credentials
 from .metrics import Metrics
 from .reconcile import Reconciler
 from .settings import OperatorSettings, SidecarSettings
-from .webhook import SecretsCache, health_app, server_ssl_context, webhook_app
+from .webhook import (
+    SecretsCache,
+    health_app,
+    reload_certificates,
+    server_ssl_context,
+    webhook_app,
+)
 
 __all__ = ["build_registry", "kopf_settings", "run"]
 
@@ -186,4 +192,11 @@ async def _start_webhook(
     )
     cache = SecretsCache(client)
     app = webhook_app(settings.sidecar, native=native, secrets=cache.secrets, metrics=metrics)
-    return await _start_site(app, hook.host, hook.port, ssl_context=server_ssl_context(files))
+    context = server_ssl_context(files)
+    reloader = asyncio.create_task(reload_certificates(context, files), name="cert reloader")
+
+    async def stop_reloader(_: web.Application) -> None:
+        reloader.cancel()
+
+    app.on_cleanup.append(stop_reloader)
+    return await _start_site(app, hook.host, hook.port, ssl_context=context)

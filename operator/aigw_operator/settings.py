@@ -114,8 +114,6 @@ class OperatorSettings:
     kube: KubeSettings = field(default_factory=KubeSettings)
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty = cluster-wide."""
-    operator_namespace: str = "aigw-system"
-    """Where the operator runs (namespaced peering object, its own Events)."""
     sidecar: SidecarSettings = field(default_factory=SidecarSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     bundles: BundleSettings = field(default_factory=BundleSettings)

@@ -36,7 +36,14 @@ from .kube import KubeClient
 from .metrics import Metrics
 from .settings import SidecarSettings
 
-__all__ = ["SecretsCache", "health_app", "review_response", "webhook_app"]
+__all__ = [
+    "SecretsCache",
+    "health_app",
+    "reload_certificates",
+    "review_response",
+    "server_ssl_context",
+    "webhook_app",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +194,26 @@ def server_ssl_context(files: CertificateFiles) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(str(files.cert), str(files.key))
     return context
+
+
+def _stamp(files: CertificateFiles) -> tuple[int, int]:
+    return files.cert.stat().st_mtime_ns, files.key.stat().st_mtime_ns
+
+
+async def reload_certificates(
+    context: ssl.SSLContext, files: CertificateFiles, *, interval: float = 30.0
+) -> None:
+    """Reload the serving certificate when its files change (cert-manager renews them in
+    place); new connections get the new one. Runs until cancelled."""
+    stamp: tuple[int, int] | None = None  # reload once at first: the files may have changed
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            current = _stamp(files)
+            if current != stamp:
+                context.load_cert_chain(str(files.cert), str(files.key))
+                stamp = current
+                logger.info("webhook certificate reloaded from %s", files.cert)
+        except (OSError, ssl.SSLError) as exc:
+            # Mid-rotation (key written, certificate not yet): keep serving the old pair.
+            logger.warning("webhook certificate not reloaded: %s", exc)

@@ -118,7 +118,6 @@ class OperatorProcess:
             "aigw_cli.main",
             "operator",
             f"--kubeconfig={self.kubeconfig}",
-            f"--operator-namespace={OPERATOR_NS}",
             f"--priority={self.priority}",
             "--peering-lifetime=30",
             "--health-host=127.0.0.1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -11,12 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from aigw_operator import SidecarSettings
-from aigw_operator.certs import ensure_certificates
+from aigw_operator.certs import ensure_certificates, generate_certificates
 from aigw_operator.metrics import Metrics
-from aigw_operator.webhook import health_app, server_ssl_context, webhook_app
+from aigw_operator.webhook import (
+    health_app,
+    reload_certificates,
+    server_ssl_context,
+    webhook_app,
+)
 from aigw_operator.webhookconfig import webhook_configuration
 
 Patcher = Callable[[Any, list[dict[str, Any]]], Any]
@@ -139,3 +146,31 @@ def test_webhook_configuration_never_selects_kube_system() -> None:
         "https://127.0.0.1:9443/inject",
         "https://127.0.0.1:9443/inject/namespace",
     ]
+
+
+async def test_renewed_certificates_are_served_without_a_restart(tmp_path: Path) -> None:
+    files, _ = ensure_certificates(tmp_path, ("127.0.0.1",))
+    context = server_ssl_context(files)
+    runner = web.AppRunner(health_app(Metrics(), ready={}))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    reloader = asyncio.create_task(reload_certificates(context, files, interval=0.01))
+    try:
+        ca, cert, key = generate_certificates(("127.0.0.1",))  # as cert-manager renews them
+        files.key.write_bytes(key)
+        files.cert.write_bytes(cert)
+        renewed = ssl.create_default_context(cadata=ca.decode())
+        async with aiohttp.ClientSession() as session:
+            for _ in range(500):
+                try:
+                    async with session.get(f"https://127.0.0.1:{port}/healthz", ssl=renewed) as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientConnectorCertificateError:
+                    await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the renewed certificate was never served")
+    finally:
+        reloader.cancel()
+        await runner.cleanup()
