@@ -1,0 +1,149 @@
+"""Start, probe and stop the control plane's processes without leaking any.
+
+Each component runs in a session of its own (so it is its own process group and survives the
+launcher when a person runs ``make cluster-up``); stopping sends SIGTERM to the whole group,
+then SIGKILL to whatever is left. Readiness is polled with a deadline, and a component that
+exits or never becomes ready raises ControlPlaneError carrying the tail of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aigw_e2e.errors import ControlPlaneError
+
+__all__ = [
+    "Process",
+    "free_port",
+    "http_ok",
+    "pid_alive",
+    "start_process",
+    "stop_pid",
+    "tail",
+]
+
+_POLL_SECONDS = 0.2
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file, or a note that there is none."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
+    """True when GET url answers 200; False on any connection or HTTP error."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # The state follows the parenthesised command name, which may itself contain spaces.
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def stop_pid(pid: int, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL it if it outlives the grace."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(_POLL_SECONDS)
+    if pid_alive(pid):
+        raise ControlPlaneError(f"process {pid} survived SIGKILL")
+
+
+@dataclass
+class Process:
+    """One running component: its name, Popen handle and log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        # Children that outlived their leader would still be in the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float) -> None:
+        """Poll ``probe`` until it is true; fail early if the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.popen.poll()
+            if code is not None:
+                raise ControlPlaneError(
+                    f"{self.name} exited with code {code} while starting; log {self.log}:\n"
+                    f"{tail(self.log)}"
+                )
+            if probe():
+                return
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"{self.name} was not ready after {timeout:.0f}s; log {self.log}:\n"
+                    f"{tail(self.log)}"
+                )
+            time.sleep(_POLL_SECONDS)
+
+
+def start_process(
+    name: str, argv: Sequence[str | Path], log: Path, env: dict[str, str] | None = None
+) -> Process:
+    """Start ``argv`` in its own session with stdout and stderr appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        popen = subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    return Process(name, popen, log)
