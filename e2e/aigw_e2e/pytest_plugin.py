@@ -10,14 +10,16 @@ is told to run ``make tools``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from aigw_e2e.collector import Collector
 from aigw_e2e.controlplane import ControlPlane
 from aigw_e2e.errors import ToolsMissingError
 from aigw_e2e.tools import Tools
 
-__all__ = ["control_plane", "e2e_tools"]
+__all__ = ["control_plane", "e2e_tools", "otel_collector"]
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +38,10 @@ def control_plane(
     """A running control plane with Ready KWOK nodes; torn down after the session."""
     with ControlPlane(e2e_tools, tmp_path_factory.mktemp("control-plane")) as plane:
         yield plane
+
+
+@pytest.fixture
+def otel_collector(e2e_tools: Tools, tmp_path: Path) -> Iterator[Collector]:
+    """A running OpenTelemetry Collector writing what it receives under ``tmp_path``."""
+    with Collector(e2e_tools, tmp_path / "otelcol") as collector:
+        yield collector
