@@ -26,6 +26,7 @@ _ENV = {
     "max_body_bytes": "AIGW_MAX_BODY_BYTES",
     "log_level": "AIGW_LOG_LEVEL",
     "redis_url": "AIGW_REDIS_URL",
+    "tokenizer": "AIGW_TOKENIZER",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -69,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"shared state for limits and budgets, redis://host:port/db (env "
         f"{_ENV['redis_url']}; default: this pod's memory)",
     )
+    parser.add_argument(
+        "--tokenizer",
+        help=f"prompt token counting: estimate, o200k_base, cl100k_base (env "
+        f"{_ENV['tokenizer']}; default estimate; encodings need the bpe-openai package)",
+    )
 
 
 def _pick(args: argparse.Namespace, name: str) -> str | None:
@@ -108,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
-    redis_url = _pick(args, "redis_url")
-    if redis_url is not None:
-        overrides["redis_url"] = redis_url
+    for name in ("redis_url", "tokenizer"):
+        value = _pick(args, name)
+        if value is not None:
+            overrides[name] = value
     for field, env in _POD_ENV.items():
         if os.environ.get(env):
             overrides[field] = os.environ[env]

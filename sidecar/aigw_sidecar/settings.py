@@ -56,6 +56,9 @@ class SidecarSettings:
     """Shared state for rate limits and budgets across replicas; None: this pod's memory."""
     redis_timeout_s: float = 0.5
     """Bound of connecting to Redis and of each reply; past it the policy's failMode applies."""
+    tokenizer: str = "estimate"
+    """Prompt token counting: ``estimate`` (conservative, built in) or an OpenAI encoding
+    (``o200k_base``, ``cl100k_base``) when the optional ``bpe-openai`` package is installed."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ streams without usage, failed calls and spent budgets are accounted; /aigw/statu
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -302,3 +303,13 @@ async def test_embeddings_reserve_no_output(sidecar_with: Any) -> None:
             # provider's 2.
             assert response.headers["X-AIGW-Budget-Remaining-Tokens"] == str(40 - 2)
         assert "max_tokens" not in sidecar.fake.recorder.last.body
+
+
+async def test_an_exact_tokenizer_that_is_not_installed_falls_back_to_the_estimate(
+    sidecar_with: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    if importlib.util.find_spec("bpe_openai") is not None:
+        pytest.skip("bpe-openai is installed here")
+    async with sidecar_with({"useCases": [use_case()]}, tokenizer="o200k_base") as sidecar:
+        assert (await sidecar.post())[0] == 200
+    assert "using the conservative estimate" in caplog.text

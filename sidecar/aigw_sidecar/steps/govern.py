@@ -17,6 +17,7 @@ was streamed. Reservations are keyed by the sidecar's own request id.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from aigw_sidecar.errors import (
     UpstreamUnavailable,
 )
 from aigw_sidecar.governance import (
+    BpeCounter,
     BundleView,
     Denied,
     DenyKind,
@@ -44,6 +46,7 @@ from aigw_sidecar.governance import (
     PrometheusObserver,
     RedisStore,
     Store,
+    TokenCounter,
     Usage,
     format_usd,
 )
@@ -63,6 +66,7 @@ _ERRORS: dict[DenyKind, type[SidecarError]] = {
     DenyKind.STATE_UNAVAILABLE: UpstreamUnavailable,
 }
 _ESTIMATE = EstimateCounter()
+_log = logging.getLogger("aigw.governance")
 
 
 def error_of(denied: Denied) -> SidecarError:
@@ -217,7 +221,17 @@ def build_governor(settings: SidecarSettings, metrics: Metrics) -> Govern:
     else:
         store = MemoryStore()
     observer = PrometheusObserver(metrics.registry)
-    return Govern(Governor(pod, store, observer=observer), observer)
+    counter: TokenCounter = EstimateCounter()
+    if settings.tokenizer != "estimate":
+        try:
+            counter = BpeCounter(settings.tokenizer)
+        except (ImportError, ValueError, KeyError) as exc:
+            _log.warning(
+                "tokenizer %r unavailable (%s): using the conservative estimate",
+                settings.tokenizer,
+                exc,
+            )
+    return Govern(Governor(pod, store, counter=counter, observer=observer), observer)
 
 
 def with_governance(steps: Sequence[Step], govern: Govern) -> list[Step]:
