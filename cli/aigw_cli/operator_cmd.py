@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--webhook-cert-dir", type=Path, default=Path("/tmp/aigw-webhook-certs"))  # noqa: S108
     add("--webhook-san", action="append", default=[], help="SAN of generated certificates")
     add("--webhook-configuration", help="MutatingWebhookConfiguration to give a generated CA")
+    add("--register-webhook-url", help="outside a cluster: create the configuration, this URL")
+    add("--exclude-namespace", action="append", default=[], help="never inject here (repeat)")
+    add("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
     add("--sidecar-image", default="ghcr.io/aigw/aigw:0.1.0")
     add("--sidecar-version", default="0.1.0")
     add("--sidecar-port", type=int, default=15400)
@@ -99,7 +102,11 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             port=args.webhook_port,
             cert_dir=args.webhook_cert_dir,
             sans=tuple(args.webhook_san) or ("127.0.0.1", "localhost"),
-            configuration_name=args.webhook_configuration,
+            configuration_name=args.webhook_configuration
+            or ("aigw-sidecar-injector" if args.register_webhook_url else None),
+            register_url=args.register_webhook_url,
+            excluded_namespaces=tuple(sorted({"kube-system", *args.exclude_namespace})),
+            failure_policy=args.failure_policy,
         ),
         bundles=s.BundleSettings(
             keep_revisions=args.keep_revisions,

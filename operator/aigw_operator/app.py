@@ -28,11 +28,11 @@ from aigw_contract import GROUP, VERSION
 from . import names
 from .certs import ensure_certificates
 from .debounce import Debouncer
-from .errors import ApiError
+from .errors import ApiError, CertificateError
 from .kube import Credentials, KubeClient, load_credentials
 from .metrics import Metrics
 from .reconcile import Reconciler
-from .settings import OperatorSettings, SidecarSettings
+from .settings import OperatorSettings, SidecarSettings, WebhookSettings
 from .webhook import (
     SecretsCache,
     health_app,
@@ -40,6 +40,7 @@ from .webhook import (
     server_ssl_context,
     webhook_app,
 )
+from .webhookconfig import webhook_configuration
 
 __all__ = ["build_registry", "kopf_settings", "run"]
 
@@ -111,6 +112,25 @@ async def _patch_ca_bundle(client: KubeClient, name: str, ca: bytes) -> None:
     logger.info("patched the caBundle of MutatingWebhookConfiguration %s", name)
 
 
+async def _register_webhook(client: KubeClient, hook: WebhookSettings, ca: bytes) -> None:
+    name = str(hook.configuration_name)
+    body = webhook_configuration(
+        name=name,
+        ca_bundle=ca,
+        url=hook.register_url,
+        excluded_namespaces=hook.excluded_namespaces,
+        failure_policy=hook.failure_policy,
+    )
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    existing = await client.get(f"{path}/{name}")
+    if existing is None:
+        await client.request("POST", path, body=body)
+    else:
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        await client.request("PUT", f"{path}/{name}", body=body)
+    logger.info("registered MutatingWebhookConfiguration %s -> %s", name, hook.register_url)
+
+
 async def _start_site(app: web.Application, host: str, port: int, **kwargs: Any) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -176,7 +196,11 @@ async def _start_webhook(
 ) -> web.AppRunner:
     hook = settings.webhook
     files, generated = ensure_certificates(hook.cert_dir, hook.sans)
-    if generated and hook.configuration_name and files.ca is not None:
+    if hook.register_url and hook.configuration_name:
+        if files.ca is None:
+            raise CertificateError(f"registering the webhook needs {hook.cert_dir}/ca.crt")
+        await _register_webhook(client, hook, files.ca.read_bytes())
+    elif generated and hook.configuration_name and files.ca is not None:
         try:
             await _patch_ca_bundle(client, hook.configuration_name, files.ca.read_bytes())
         except ApiError as exc:

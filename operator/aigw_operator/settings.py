@@ -68,7 +68,15 @@ class WebhookSettings:
     """Subject alternative names of a generated serving certificate (IPs or DNS names)."""
     configuration_name: str | None = None
     """MutatingWebhookConfiguration whose caBundle the operator patches after generating
-    certificates; None when the caBundle is managed outside (chart, cert-manager)."""
+    certificates; None when the caBundle is managed outside (chart, cert-manager). Generated
+    certificates suit one replica: several replicas need one CA supplied to all of them."""
+    register_url: str | None = None
+    """Outside a cluster (local demo, development): create or replace the configuration
+    ``configuration_name`` itself, calling the webhook at this ``https://host:port``."""
+    excluded_namespaces: tuple[str, ...] = ("kube-system",)
+    """Namespaces a registered configuration never selects (add the operator's own)."""
+    failure_policy: Literal["Fail", "Ignore"] = "Fail"
+    """failurePolicy of a registered configuration."""
 
 
 @dataclass(frozen=True, slots=True)

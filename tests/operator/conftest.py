@@ -103,6 +103,7 @@ class OperatorProcess:
     workdir: Path
     priority: int
     webhook: bool
+    extra_args: tuple[str, ...] = ()
     health_port: int = field(default_factory=_free_port)
     webhook_port: int = field(default_factory=_free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -110,6 +111,10 @@ class OperatorProcess:
     @property
     def log(self) -> Path:
         return self.workdir / f"operator-{self.priority}.log"
+
+    @property
+    def certs(self) -> Path:
+        return self.workdir / f"certs-{self.priority}"
 
     def start(self) -> None:
         argv = [
@@ -124,10 +129,10 @@ class OperatorProcess:
             f"--health-port={self.health_port}",
             "--webhook-host=127.0.0.1",
             f"--webhook-port={self.webhook_port}",
-            f"--webhook-cert-dir={self.workdir / 'certs'}",
+            f"--webhook-cert-dir={self.certs}",
             "--webhook-san=127.0.0.1",
-            f"--webhook-configuration={WEBHOOK_CONFIG}",
             "--sidecar-image=registry.invalid/aigw:0.1.0",
+            *(self.extra_args or (f"--webhook-configuration={WEBHOOK_CONFIG}",)),
         ]
         if not self.webhook:
             argv.append("--no-webhook")

@@ -7,6 +7,7 @@ Deployments' Pods are created by the controller manager and run by KWOK.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable
@@ -202,3 +203,41 @@ def test_report_admission_latency(aigw_cluster: Any) -> None:
         f"\nwebhook: {count:.0f} admissions, mean {total / count * 1000:.2f} ms, "
         f"{within / count:.0%} within 10 ms"
     )
+
+
+def test_outside_a_cluster_the_operator_registers_its_own_webhook(aigw_cluster: Any) -> None:
+    """``--register-webhook-url`` (local demo, development; an admin's kubeconfig)."""
+    leader = aigw_cluster.operator
+    name = "aigw-dev-injector"
+    dev = type(leader)(
+        aigw_cluster.plane.kubeconfig,
+        leader.workdir,
+        priority=10,
+        webhook=True,
+        extra_args=(
+            f"--webhook-configuration={name}",
+            "--exclude-namespace=aigw-system",
+            "--failure-policy=Ignore",
+        ),
+    )
+    dev.extra_args += (f"--register-webhook-url=https://127.0.0.1:{dev.webhook_port}",)
+    dev.start()
+    try:
+        config = aigw_cluster.get("mutatingwebhookconfiguration", name)
+        ca = (dev.certs / "ca.crt").read_bytes()
+        for hook in config["webhooks"]:
+            assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
+            assert hook["clientConfig"]["url"].startswith(f"https://127.0.0.1:{dev.webhook_port}/")
+            assert hook["failurePolicy"] == "Ignore"
+            excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
+            assert excluded == ["aigw-system", "kube-system"]
+        aigw_cluster.kubectl("create", "namespace", "team-dev")
+        aigw_cluster.kubectl(
+            "apply", "-f", "-", input=deployment("dev", "team-dev", {"aigw.dev/inject": "true"})
+        )
+        for pod in pods(aigw_cluster, "team-dev", "dev"):
+            assert sidecars(pod) == ["aigw-sidecar"]  # two configurations, injected once
+        assert dev.metric("aigw_operator_admissions_total", reason="pod-label") >= 1
+    finally:
+        dev.stop()
+        aigw_cluster.kubectl("delete", "mutatingwebhookconfiguration", name)
