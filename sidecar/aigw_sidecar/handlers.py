@@ -18,8 +18,8 @@ import contextlib
 import orjson
 from aiohttp import web
 
+from .adapters.anthropic_inbound import anthropic_request_to_openai, openai_response_to_anthropic
 from .adapters.anthropic_stream import OpenAIToAnthropic
-from .adapters.anthropic_translate import anthropic_request_to_openai, openai_response_to_anthropic
 from .context import Api, Json, Operation, RequestContext
 from .errors import (
     BodyTooLarge,

@@ -8,7 +8,12 @@ import aiohttp
 import anthropic
 import openai
 import pytest
-from anthropic.types import MessageParam, ToolParam
+from anthropic.types import (
+    CacheControlEphemeralParam,
+    MessageParam,
+    TextBlockParam,
+    ToolParam,
+)
 from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
     ChatCompletionMessageParam,
@@ -417,3 +422,50 @@ async def test_stream_metrics(gateway: Gateway) -> None:
     assert 'aigw_time_to_first_token_seconds_count{route="chat"} 1.0' in text
     assert 'aigw_requests_total{error_type="",route="chat",status="200"} 1.0' in text
     assert 'aigw_tokens_total{backend="primary",kind="completion",route="chat"} 3.0' in text
+
+
+async def test_prompt_caching_marks_and_anthropic_params_survive_the_round_trip(
+    gateway: Gateway,
+) -> None:
+    cache: CacheControlEphemeralParam = {"type": "ephemeral"}
+    tool: ToolParam = {
+        "name": "lookup",
+        "description": "Look up",
+        "input_schema": {"type": "object", "properties": {}},
+        "cache_control": cache,
+    }
+    system: list[TextBlockParam] = [
+        {"type": "text", "text": "long policy text", "cache_control": cache}
+    ]
+    messages: list[MessageParam] = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "big document", "cache_control": cache},
+                {"type": "text", "text": "question"},
+            ],
+        }
+    ]
+    async with gateway.anthropic() as claude:
+        for route in ("claude", "chat"):
+            await claude.messages.create(
+                model=route,
+                max_tokens=2000,
+                system=system,
+                messages=messages,
+                tools=[tool],
+                tool_choice={"type": "none"},
+                thinking={"type": "enabled", "budget_tokens": 1024},
+                extra_body={"top_k": 5},
+            )
+    sent = gateway.claude_fake.recorder.last.body
+    assert sent["system"] == [{"type": "text", "text": "long policy text", "cache_control": cache}]
+    assert sent["messages"][0]["content"][0]["cache_control"] == cache
+    assert "cache_control" not in sent["messages"][0]["content"][1]
+    assert sent["tools"][0]["cache_control"] == cache
+    assert sent["top_k"] == 5
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    to_openai = json.dumps(gateway.oai_fake.recorder.last.body)
+    assert "cache_control" not in to_openai
+    assert "x_aigw" not in to_openai
+    assert "thinking" not in to_openai

@@ -7,12 +7,16 @@ from typing import Any
 
 import pytest
 
+from aigw_sidecar.adapters.anthropic_inbound import (
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
 from aigw_sidecar.adapters.anthropic_stream import AnthropicToOpenAI, OpenAIToAnthropic
 from aigw_sidecar.adapters.anthropic_translate import (
-    anthropic_request_to_openai,
     anthropic_response_to_openai,
+    anthropic_usage_to_openai,
     openai_request_to_anthropic,
-    openai_response_to_anthropic,
+    openai_usage_to_anthropic,
 )
 from aigw_sidecar.errors import InvalidRequest, UpstreamError
 from aigw_sidecar.runtime import format_usd
@@ -313,3 +317,19 @@ def test_money_and_labels() -> None:
     assert format_usd(10**15 * 3 + 10**6) == "3.000000001"
     labels = parse_downward_labels('app="support"\napp.kubernetes.io/name="a\\"b"\nbroken\n')
     assert labels == {"app": "support", "app.kubernetes.io/name": 'a"b'}
+
+
+def test_cache_token_usage_round_trips() -> None:
+    anthropic_usage = {
+        "input_tokens": 10,
+        "output_tokens": 3,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 50,
+    }
+    openai_usage = anthropic_usage_to_openai(anthropic_usage)
+    assert openai_usage["prompt_tokens"] == 160
+    assert openai_usage_to_anthropic(openai_usage) == anthropic_usage
+    assert openai_usage_to_anthropic({"prompt_tokens": 5, "completion_tokens": 1}) == {
+        "input_tokens": 5,
+        "output_tokens": 1,
+    }

@@ -22,7 +22,12 @@ from typing import Any
 
 from aigw_sidecar.errors import UpstreamError
 
-from .anthropic_translate import FINISH_TO_STOP, STOP_TO_FINISH, anthropic_usage_to_openai
+from .anthropic_translate import (
+    FINISH_TO_STOP,
+    STOP_TO_FINISH,
+    anthropic_usage_to_openai,
+    openai_usage_to_anthropic,
+)
 
 __all__ = ["AnthropicToOpenAI", "OpenAIToAnthropic"]
 
@@ -205,10 +210,7 @@ class OpenAIToAnthropic:
                 "stop_reason": FINISH_TO_STOP.get(self._finish or "stop", "end_turn"),
                 "stop_sequence": None,
             },
-            "usage": {
-                "input_tokens": self._usage.get("prompt_tokens") or 0,
-                "output_tokens": self._usage.get("completion_tokens") or 0,
-            },
+            "usage": openai_usage_to_anthropic(self._usage),
         }
         out.append(("message_delta", delta))
         out.append(("message_stop", {"type": "message_stop"}))

@@ -1,10 +1,10 @@
 """OpenAI chat <-> Anthropic messages, for whole requests and whole responses.
 
 The sidecar's canonical form is an OpenAI chat request/response (a plain dict, as parsed).
-Two places need Anthropic's shape: the Anthropic *backend* adapter (canonical request out,
-Anthropic response back) and the Anthropic-compatible *front end* ``/v1/messages``
-(Anthropic request in, canonical response out). Both directions live here as pure functions
-over dicts, so each is unit-testable and both sides agree on every mapping:
+This module is the *backend* direction (canonical request out, Anthropic response back) and
+the mapping tables both directions share; :mod:`.anthropic_inbound` is the *front end*
+direction of ``/v1/messages`` (Anthropic request in, canonical response out). All are pure
+functions over dicts, so each is unit-testable and both sides agree on every mapping:
 
 =====================  ===============================================================
 OpenAI                 Anthropic
@@ -20,7 +20,8 @@ finish_reason          stop_reason: stop<->end_turn|stop_sequence, length<->max_
 usage prompt/complet.  input_tokens (+cache reads/writes) / output_tokens
 =====================  ===============================================================
 
-Streams are in :mod:`.anthropic_stream`.
+Streams are in :mod:`.anthropic_stream`; prompt-caching marks and Anthropic-only
+parameters survive the round trip (:mod:`.anthropic_extras`).
 """
 
 from __future__ import annotations
@@ -32,15 +33,17 @@ import orjson
 
 from aigw_sidecar.errors import InvalidRequest
 
+from .anthropic_extras import EXTRAS_KEY
+
 __all__ = [
     "ANTHROPIC_DEFAULT_MAX_TOKENS",
     "FINISH_TO_STOP",
     "STOP_TO_FINISH",
-    "anthropic_request_to_openai",
     "anthropic_response_to_openai",
     "anthropic_usage_to_openai",
     "openai_request_to_anthropic",
-    "openai_response_to_anthropic",
+    "openai_usage_to_anthropic",
+    "tool_arguments",
 ]
 
 ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
@@ -63,9 +66,6 @@ FINISH_TO_STOP = {
 }
 
 Json = dict[str, Any]
-
-
-# ----------------------------------------------------------------------- OpenAI -> Anthropic
 
 
 def _text_of(content: Any) -> str:
@@ -102,18 +102,21 @@ def _openai_parts_to_blocks(content: Any) -> list[Json]:
     for part in content:
         kind = part.get("type")
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            block: Json = {"type": "text", "text": part.get("text", "")}
         elif kind == "image_url":
-            blocks.append(_image_block(part))
+            block = _image_block(part)
         else:
             raise InvalidRequest(
                 f"content part type {kind!r} cannot be sent to an Anthropic backend",
                 code="unsupported_content",
             )
+        if "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+        blocks.append(block)
     return blocks
 
 
-def _tool_arguments(raw: Any) -> Any:
+def tool_arguments(raw: Any) -> Any:
     if isinstance(raw, dict):
         return raw
     if not raw:
@@ -161,9 +164,10 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
         role = message["role"]
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _text_of(content)
-            if text:
-                system.append({"type": "text", "text": text})
+            if isinstance(content, list):
+                system.extend(b for b in _openai_parts_to_blocks(content) if b["type"] == "text")
+            elif content:
+                system.append({"type": "text", "text": content})
         elif role == "user":
             _append(messages, "user", _openai_parts_to_blocks(content))
         elif role == "assistant":
@@ -175,7 +179,7 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
                         "type": "tool_use",
                         "id": call.get("id", ""),
                         "name": function.get("name", ""),
-                        "input": _tool_arguments(function.get("arguments")),
+                        "input": tool_arguments(function.get("arguments")),
                     }
                 )
             _append(messages, "assistant", blocks)
@@ -207,14 +211,7 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     tools = body.get("tools")
     if tools:
-        out["tools"] = [
-            {
-                "name": t["function"]["name"],
-                "description": t["function"].get("description", ""),
-                "input_schema": t["function"].get("parameters") or {"type": "object"},
-            }
-            for t in tools
-        ]
+        out["tools"] = [_tool_to_anthropic(t) for t in tools]
     choice = _tool_choice_to_anthropic(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if choice is not None and tools:
         out["tool_choice"] = choice
@@ -223,6 +220,21 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
         out["metadata"] = {"user_id": user}
     if stream:
         out["stream"] = True
+    extras = body.get(EXTRAS_KEY)
+    if extras:
+        out.update(extras["params"])
+    return out
+
+
+def _tool_to_anthropic(tool: Json) -> Json:
+    function = tool["function"]
+    out: Json = {
+        "name": function["name"],
+        "description": function.get("description", ""),
+        "input_schema": function.get("parameters") or {"type": "object"},
+    }
+    if "cache_control" in tool:
+        out["cache_control"] = tool["cache_control"]
     return out
 
 
@@ -233,12 +245,32 @@ def anthropic_usage_to_openai(usage: Json) -> Json:
         (usage.get("input_tokens") or 0) + cached + (usage.get("cache_creation_input_tokens") or 0)
     )
     completion = usage.get("output_tokens") or 0
+    details: Json = {"cached_tokens": cached}
+    created = usage.get("cache_creation_input_tokens") or 0
+    if created:
+        details["cache_creation_tokens"] = created  # not OpenAI's; lets /v1/messages restore it
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        "prompt_tokens_details": details,
     }
+
+
+def openai_usage_to_anthropic(usage: Json) -> Json:
+    """OpenAI usage as Anthropic usage (``input_tokens`` excludes cache reads and writes)."""
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    created = details.get("cache_creation_tokens") or 0
+    out: Json = {
+        "input_tokens": max(0, (usage.get("prompt_tokens") or 0) - cached - created),
+        "output_tokens": usage.get("completion_tokens") or 0,
+    }
+    if cached:
+        out["cache_read_input_tokens"] = cached
+    if created:
+        out["cache_creation_input_tokens"] = created
+    return out
 
 
 def anthropic_response_to_openai(message: Json) -> Json:
@@ -277,168 +309,4 @@ def anthropic_response_to_openai(message: Json) -> Json:
             }
         ],
         "usage": anthropic_usage_to_openai(message.get("usage") or {}),
-    }
-
-
-# ----------------------------------------------------------------------- Anthropic -> OpenAI
-
-
-def _anthropic_blocks_to_parts(blocks: list[Json]) -> list[Json]:
-    parts: list[Json] = []
-    for block in blocks:
-        kind = block.get("type")
-        if kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
-        elif kind == "image":
-            source = block.get("source") or {}
-            if source.get("type") == "base64":
-                url = (
-                    f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
-                )
-            else:
-                url = source.get("url", "")
-            parts.append({"type": "image_url", "image_url": {"url": url}})
-    return parts
-
-
-def _tool_result_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return _text_of(content)
-    return ""
-
-
-def _user_turn(content: Any, out: list[Json]) -> None:
-    if isinstance(content, str):
-        out.append({"role": "user", "content": content})
-        return
-    for block in content:
-        if block.get("type") == "tool_result":
-            out.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": block.get("tool_use_id", ""),
-                    "content": _tool_result_text(block.get("content")),
-                }
-            )
-    parts = _anthropic_blocks_to_parts(content)
-    if parts:
-        if all(p["type"] == "text" for p in parts):
-            out.append({"role": "user", "content": "".join(p["text"] for p in parts)})
-        else:
-            out.append({"role": "user", "content": parts})
-
-
-def _assistant_turn(content: Any, out: list[Json]) -> None:
-    if isinstance(content, str):
-        out.append({"role": "assistant", "content": content})
-        return
-    text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
-    calls = [
-        {
-            "id": b.get("id", ""),
-            "type": "function",
-            "function": {
-                "name": b.get("name", ""),
-                "arguments": orjson.dumps(b.get("input") or {}).decode(),
-            },
-        }
-        for b in content
-        if b.get("type") == "tool_use"
-    ]
-    message: Json = {"role": "assistant", "content": text or None}
-    if calls:
-        message["tool_calls"] = calls
-    out.append(message)
-
-
-def _tool_choice_to_openai(choice: Json) -> Any:
-    kind = choice.get("type")
-    if kind == "any":
-        return "required"
-    if kind == "tool":
-        return {"type": "function", "function": {"name": choice.get("name", "")}}
-    return "none" if kind == "none" else "auto"
-
-
-def anthropic_request_to_openai(body: Json) -> Json:
-    """An (already validated) Anthropic Messages API request in canonical OpenAI form."""
-    messages: list[Json] = []
-    system = body.get("system")
-    if system:
-        messages.append({"role": "system", "content": _text_of(system)})
-    for turn in body["messages"]:
-        if turn["role"] == "user":
-            _user_turn(turn["content"], messages)
-        else:
-            _assistant_turn(turn["content"], messages)
-    out: Json = {"model": body["model"], "messages": messages, "max_tokens": body["max_tokens"]}
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
-    if body.get("stop_sequences"):
-        out["stop"] = list(body["stop_sequences"])
-    if body.get("tools"):
-        out["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": t["name"],
-                    "description": t.get("description", ""),
-                    "parameters": t.get("input_schema") or {"type": "object"},
-                },
-            }
-            for t in body["tools"]
-        ]
-    choice = body.get("tool_choice")
-    if isinstance(choice, dict):
-        out["tool_choice"] = _tool_choice_to_openai(choice)
-        if choice.get("disable_parallel_tool_use"):
-            out["parallel_tool_calls"] = False
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        out["user"] = metadata["user_id"]
-    if body.get("stream"):
-        out["stream"] = True
-    return out
-
-
-def openai_response_to_anthropic(completion: Json, model: str) -> Json:
-    """A canonical chat completion as an Anthropic Messages API response."""
-    choices = completion.get("choices") or [{}]
-    choice = choices[0]
-    message = choice.get("message") or {}
-    content: list[Json] = []
-    text = message.get("content")
-    if text:
-        content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        try:
-            arguments = _tool_arguments(function.get("arguments"))
-        except InvalidRequest:
-            arguments = {}
-        content.append(
-            {
-                "type": "tool_use",
-                "id": call.get("id", ""),
-                "name": function.get("name", ""),
-                "input": arguments,
-            }
-        )
-    usage = completion.get("usage") or {}
-    raw_id = str(completion.get("id") or "")
-    return {
-        "id": raw_id if raw_id.startswith("msg") else f"msg_{raw_id}",
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": FINISH_TO_STOP.get(choice.get("finish_reason") or "stop", "end_turn"),
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": usage.get("prompt_tokens") or 0,
-            "output_tokens": usage.get("completion_tokens") or 0,
-        },
     }

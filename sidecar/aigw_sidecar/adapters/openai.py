@@ -15,6 +15,7 @@ import orjson
 
 from aigw_sidecar.errors import UpstreamError
 
+from .anthropic_extras import EXTRAS_KEY, strip_for_openai
 from .base import Json, StreamDecoder
 
 __all__ = ["OpenAIAdapter"]
@@ -60,6 +61,8 @@ class OpenAIAdapter:
     def chat_request(self, body: Json, model: str, *, stream: bool) -> bytes:
         out = dict(body)
         out["model"] = model
+        if EXTRAS_KEY in out:
+            strip_for_openai(out)
         if stream:
             options = body.get("stream_options")
             out["stream_options"] = (
