@@ -69,7 +69,7 @@ def up(root: Path) -> int:
         down(root)
     tools = Tools.from_cache(default_cache_dir())
     root.parent.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane(tools, root)
+    plane = ControlPlane(tools, root, die_with_parent=False)
     _say(f"starting etcd, kube-apiserver, controller manager, scheduler and kwok in {root}")
     plane.start()
     _say(f"up at {plane.server} with nodes {', '.join(plane.node_names)}; logs in {root}/logs")

@@ -35,12 +35,20 @@ class ControlPlane:
     """One control plane; use as a context manager or call start() and stop()."""
 
     def __init__(
-        self, tools: Tools, root: Path, *, nodes: int = 3, start_timeout: float = 180.0
+        self,
+        tools: Tools,
+        root: Path,
+        *,
+        nodes: int = 3,
+        start_timeout: float = 180.0,
+        die_with_parent: bool = True,
     ) -> None:
         self.tools = tools
         self.layout = Layout(root)
         self.node_names = tuple(f"kwok-node-{i}" for i in range(nodes))
         self.start_timeout = start_timeout
+        # False only for `make cluster-up`, whose processes outlive the launcher.
+        self.die_with_parent = die_with_parent
         self.ports = Ports(*(free_port() for _ in range(6)))
         self.processes: list[Process] = []
         # Every pid ever started, kept after stop() so callers can check none is left.
@@ -177,7 +185,9 @@ class ControlPlane:
 
     def _launch(self, name: str, argv_of: components.ArgvBuilder) -> Process:
         argv = argv_of(self.tools, self.layout, self.ports)
-        process = start_process(name, argv, self.layout.logs / f"{name}.log")
+        process = start_process(
+            name, argv, self.layout.logs / f"{name}.log", die_with_parent=self.die_with_parent
+        )
         self.processes.append(process)
         self.started_pids.append(process.pid)
         self._write_state()

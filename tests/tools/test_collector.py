@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aigw_e2e import Collector
+from aigw_e2e import Collector, Tools
+from aigw_e2e.processes import pid_alive
 
 pytestmark = pytest.mark.k8s
 
@@ -81,3 +86,34 @@ def test_malformed_otlp_is_refused(otel_collector: Collector) -> None:
         urllib.request.urlopen(request, timeout=10)
     refused.value.close()
     assert refused.value.code == 400
+
+
+LAUNCHER = """
+import sys, time
+from pathlib import Path
+from aigw_e2e import Collector, Tools
+collector = Collector(Tools(Path(sys.argv[1])), Path(sys.argv[2]))
+collector.start()
+assert collector.process is not None
+print(collector.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_processes_die_with_a_killed_launcher(e2e_tools: Tools, tmp_path: Path) -> None:
+    """A launcher killed before it can clean up (say, pytest on a timeout) leaks nothing."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(e2e_tools.root), str(tmp_path / "otelcol")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert launcher.stdout is not None
+    pid = int(launcher.stdout.readline())
+    assert pid_alive(pid)
+    launcher.kill()
+    launcher.wait()
+    launcher.stdout.close()
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(pid)
