@@ -75,7 +75,7 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         )
         yield
         await session.close()
-        await app[GOVERN].governor.aclose()
+        await app[GOVERN].drain()
 
     return ctx
 

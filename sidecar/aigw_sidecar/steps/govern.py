@@ -12,11 +12,15 @@ a budget's fallback route when the budget is spent, and the headers ``X-AIGW-War
 After the call the reservation is settled exactly once: to the provider's usage; for a
 stream without usage, to the prompt estimate plus the streamed output counted here; for a
 failed call, to nothing (the reservation is released); for a stream cut mid-way, to what
-was streamed. Reservations are keyed by the sidecar's own request id.
+was streamed. Reservations are keyed by the sidecar's own request id. With Redis state the
+settlement runs in a background task, so the answer does not wait for that round trip
+(shutdown waits for them); a request right behind may briefly see the worst case still
+reserved, which errs on the safe side.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,6 +97,8 @@ class Govern(Step):
         self._observer = observer
         self._view: tuple[Bundle, BundleView] | None = None
         self._held: dict[str, _Held] = {}
+        self._background = not isinstance(governor.store, MemoryStore)
+        self._settling: set[asyncio.Task[None]] = set()
 
     def prepare(self, config: RuntimeConfig) -> BundleView:
         """The engine's view of a new bundle (its policy for this pod, route prices)."""
@@ -181,8 +187,7 @@ class Govern(Step):
             if ctx.response is not None:  # a complete answer without usage: count its output
                 held.output_tokens = _response_output_tokens(ctx.response)
             actual = Usage(held.grant.admission.constraints.prompt_tokens, held.output_tokens)
-        await self._settle(ctx, held, actual)
-        if not ctx.stream:
+        if await self._settle(ctx, held, actual) and not ctx.stream:
             _budget_headers(held.grant, ctx.response_headers)
 
     async def on_finish(self, ctx: RequestContext) -> None:
@@ -191,17 +196,36 @@ class Govern(Step):
             return
         # Not settled by on_response: the call failed or the stream was cut. What was
         # streamed was produced (and billed); a call that produced nothing is released.
-        if held.output_tokens:
-            prompt = held.grant.admission.constraints.prompt_tokens
-            await self._settle(ctx, held, Usage(prompt, held.output_tokens))
-        else:
-            await self.governor.settle(held.grant, None)
+        prompt = held.grant.admission.constraints.prompt_tokens
+        await self._settle(
+            ctx, held, Usage(prompt, held.output_tokens) if held.output_tokens else None
+        )
 
-    async def _settle(self, ctx: RequestContext, held: _Held, usage: Usage) -> None:
+    async def _settle(self, ctx: RequestContext, held: _Held, usage: Usage | None) -> bool:
+        """Settle now (memory state: no I/O) or in the background (shared state: a round
+        trip the answer need not wait for). True when it is already done."""
         prices = None
         if ctx.route is not None and ctx.backend is not None:
             prices = held.view.backend_prices.get((ctx.route.name, ctx.backend.name))
-        await self.governor.settle(held.grant, usage, prices)
+        settling = self.governor.settle(held.grant, usage, prices)
+        if not self._background:
+            await settling
+            return True
+        task = asyncio.create_task(settling)
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+        return False
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("settling a reservation failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for background settlements (shutdown), then close the shared store."""
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.governor.aclose()
 
 
 def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
