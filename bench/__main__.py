@@ -18,12 +18,14 @@ This is the CLI layer of the harness: the only place it reads the environment.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import fcntl
 import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -31,46 +33,17 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pyspy_profile
 import report
-from load import LoadResult, run_stream, run_wrk
-from procs import rss_bytes
+from load import run_wrk
+from measure import CHAT, Plan, bodies, measure, soak
 from targets import LITELLM_VERSION, BenchEnv, Target, ensure_litellm, start_target, upstream
 
 ALL_CASES = ("direct", "passthrough", "aigw", "aigw-full", "litellm")
-CHAT = {
-    "model": "gpt-4o-mini",
-    "messages": [{"role": "user", "content": "Say hello to the benchmark in a few words please"}],
-    "max_tokens": 16,
-}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Fixed durations (seconds) and request counts: the run is bounded by construction."""
-
-    warm_s: float = 2
-    c1_s: float = 8
-    c16_s: float = 6
-    max_s: float = 6
-    stream_c1_total: int = 3_000
-    stream_c16_total: int = 20_000
-    stream_s: float = 6
-    soak_to: int = 100_000
-    soak_max_s: float = 45
-    soak_max_s_aigw: float = 100
-    profile_s: float = 8
-
-    @classmethod
-    def quick(cls) -> Plan:
-        return cls(
-            warm_s=1, c1_s=1, c16_s=1, max_s=1, stream_c1_total=50, stream_c16_total=100,
-            stream_s=2, soak_to=0, soak_max_s=0, soak_max_s_aigw=0, profile_s=0,
-        )  # fmt: skip
 
 
 def _log(message: str) -> None:
@@ -123,68 +96,13 @@ def _machine(litellm: bool) -> dict[str, Any]:
     return {"line": "; ".join(parts), "cpu": cpu, "cores": os.cpu_count()}
 
 
-def _measure(target: Target, env: BenchEnv, plan: Plan) -> dict[str, Any]:
-    chat = {**CHAT, "model": target.model}
-    body = json.dumps(chat).encode()
-    stream_body = json.dumps(
-        {**chat, "stream": True, "stream_options": {"include_usage": True}}
-    ).encode()
-    row: dict[str, Any] = {"label": target.label}
-
-    def wrk(connections: int, seconds: float, stop_after: int = 0) -> LoadResult:
-        return run_wrk(
-            target.url, body, target.headers, connections=connections, seconds=seconds,
-            cpus=env.load_cpu, stop_after=stop_after,
-        )  # fmt: skip
-
-    total = wrk(4, plan.warm_s).requests
-    row["rss_start"] = rss_bytes(target.pid) if target.pid else None
-    for case, connections, seconds in (
-        ("c1", 1, plan.c1_s),
-        ("c16", 16, plan.c16_s),
-        ("max", 64, plan.max_s),
-    ):
-        result = wrk(connections, seconds)
-        row[case] = result.to_json()
-        total += result.requests
-        _log(f"  {target.key} {case}: {_line(result)}")
-    for case, connections, count in (
-        ("stream_c1", 1, plan.stream_c1_total),
-        ("stream_c16", 16, plan.stream_c16_total),
-    ):
-        result = run_stream(
-            target.url, stream_body, target.headers, concurrency=connections, total=count,
-            max_seconds=plan.stream_s, cpus=env.load_cpu, python=env.python,
-        )  # fmt: skip
-        row[case] = result.to_json()
-        total += result.requests
-        _log(f"  {target.key} {case}: {_line(result)}")
-    if target.pid and plan.soak_to > total:
-        cap = plan.soak_max_s_aigw if target.key.startswith("aigw") else plan.soak_max_s
-        result = wrk(16, cap, stop_after=plan.soak_to - total)
-        row["soak"] = result.to_json()
-        total += result.requests
-        _log(f"  {target.key} soak: {result.requests:,} more requests in {result.seconds:.1f} s")
-    row["served"] = total
-    row["rss_end"] = rss_bytes(target.pid) if target.pid else None
-    return row
-
-
-def _line(result: LoadResult) -> str:
-    text = f"{result.rps:,.0f} req/s, p50 {result.p50_us / 1000:.3f} ms, "
-    text += f"p99 {result.p99_us / 1000:.3f} ms, errors {result.errors}"
-    if result.ttft_p50_us is not None:
-        text += f", TTFT p50 {result.ttft_p50_us / 1000:.3f} ms"
-    return text
-
-
 def _profile(
     target: Target, env: BenchEnv, plan: Plan, out: Path, profiles: dict[str, str]
 ) -> str | None:
     """Samples the target under load; the summary lands in ``profiles``; returns a problem."""
     if not target.pid or not plan.profile_s:
         return None
-    body = json.dumps({**CHAT, "model": target.model}).encode()
+    body, _ = bodies(target)
     load = threading.Thread(
         target=run_wrk,
         args=(target.url, body, target.headers),
@@ -236,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         _log("re-running inside a new network namespace (loopback only)")
         extra = ["--in-netns"] + (["--litellm", str(litellm)] if litellm else [])
         command = ["unshare", "--net", "--", sys.executable, str(Path(__file__).parent)]
-        return subprocess.run([*command, *raw_argv, *extra], check=False).returncode
+        child = subprocess.Popen([*command, *raw_argv, *extra])
+        signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+        return child.wait()
     if args.in_netns:
         _loopback_up()
     return _run(args, cases, cache, litellm, raw_argv)
@@ -246,6 +166,8 @@ def _run(
     args: argparse.Namespace, cases: list[str], cache: Path, litellm: Path | None, argv: list[str]
 ) -> int:
     plan = Plan.quick() if args.quick else Plan()
+    # SIGTERM unwinds like an exception, so every process under test is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     repo = Path(__file__).resolve().parent.parent
     os.sched_setaffinity(0, {1 if (os.cpu_count() or 1) > 1 else 0})
     niceness = _raise_priority()
@@ -280,21 +202,26 @@ def _run(
         results["skipped"]["litellm"] = "LiteLLM could not be installed"
         cases.remove("litellm")
     profile_wanted = [k for k in args.profile.split(",") if k]
-    with upstream(env) as upstream_url:
+    with upstream(env) as upstream_url, contextlib.ExitStack() as running:
+        targets: list[Target] = []
         for key in cases:
-            _log(f"target {key}")
+            _log(f"starting {key}")
             try:
-                with start_target(key, env, upstream_url) as target:
-                    results["targets"][key] = _measure(target, env, plan)
-                    if target.evidence is not None:
-                        results["targets"][key]["evidence"] = target.evidence()
-                    if key in profile_wanted:
-                        problem = _profile(target, env, plan, out, results["profiles"])
-                        if problem:
-                            results["skipped"][f"profile {key}"] = problem
+                targets.append(running.enter_context(start_target(key, env, upstream_url)))
             except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as exc:
                 _log(f"  {key} not measured: {exc}")
                 results["skipped"][key] = str(exc).splitlines()[0][:300]
+        _log(f"measuring {', '.join(t.key for t in targets)} in {plan.rounds} interleaved rounds")
+        rows = measure(targets, env, plan, _log)
+        for target in targets:
+            soak(target, rows[target.key], env, plan, _log)
+            if target.evidence is not None:
+                rows[target.key]["evidence"] = target.evidence()
+            if target.key in profile_wanted:
+                problem = _profile(target, env, plan, out, results["profiles"])
+                if problem:
+                    results["skipped"][f"profile {target.key}"] = problem
+        results["targets"] = rows
     shutil.copytree(env.logs, out / "raw" / "logs")
     shutil.rmtree(env.work, ignore_errors=True)
     load_after = os.getloadavg()

@@ -179,7 +179,7 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
         admin = free_port()
         command = [env.python, "-m", "aigw_cli.main", "sidecar", "--bundle", str(bundle)]
         command += ["--port", str(port), "--admin-port", str(admin), "--admin-host", "127.0.0.1"]
-        command += ["--secrets-dir", str(secrets), "--log-level", "WARNING"]
+        command += ["--secrets-dir", str(secrets), "--log-level", "WARNING", "--drain-timeout", "2"]
         label = "aigw sidecar, full pipeline" if full else "aigw sidecar, minimal policy"
         headers, proc_env, model = app_headers, None, ROUTE
     else:
