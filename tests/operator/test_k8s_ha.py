@@ -77,3 +77,26 @@ def test_only_the_leader_compiles_and_stopping_it_hands_over(aigw_cluster: Any) 
     log = standby.log.read_text()
     resumed = log.index("Resuming operations")
     assert "published bundle" not in log[:resumed]
+
+
+def test_a_killed_leader_is_replaced_after_the_peering_lifetime(aigw_cluster: Any) -> None:
+    """SIGKILL leaves no goodbye: the standby waits until the leader's keep-alive expires
+    (--peering-lifetime=30 in these tests), then takes over. Measured, not asserted."""
+    leader = aigw_cluster.operator
+    standby = type(leader)(leader.kubeconfig, leader.workdir, priority=40, webhook=False)
+    standby.start()
+    try:
+        wait_for("the namespace", lambda: revision(aigw_cluster) >= 1)
+        before = revision(aigw_cluster)
+        assert leader.process is not None
+        leader.process.kill()
+        leader.process.wait()
+        leader.process = None
+        killed = time.monotonic()
+        aigw_cluster.kubectl("apply", "-f", "-", input=POLICY % 4)
+        wait_for("a revision by the standby", lambda: revision(aigw_cluster) > before)
+        print(f"\ntakeover after SIGKILL: {time.monotonic() - killed:.1f}s (lifetime 30 s)")
+    finally:
+        standby.stop()
+        if leader.process is None:
+            leader.start()
