@@ -3,7 +3,9 @@
 Flags and the environment become an ``OperatorSettings`` here, and nowhere else. Environment
 variables (the chart sets them): KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT (in a pod),
 AIGW_WATCH_NAMESPACES (comma-separated), AIGW_POD_NAME (the peering
-priority is derived from it when not given: replicas of one Deployment need distinct ones).
+priority is derived from it when not given: replicas of one Deployment need distinct ones), and
+AIGW_SIDECAR_<NAME>, passed to every injected sidecar as AIGW_<NAME> (AIGW_SIDECAR_REDIS_URL
+becomes the sidecar's AIGW_REDIS_URL).
 """
 
 from __future__ import annotations
@@ -64,6 +66,19 @@ def _priority(args: argparse.Namespace) -> int:
     return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:3], "big") + 1
 
 
+SIDECAR_ENV_PREFIX = "AIGW_SIDECAR_"
+
+
+def _sidecar_env() -> tuple[tuple[str, str], ...]:
+    return tuple(
+        sorted(
+            ("AIGW_" + key.removeprefix(SIDECAR_ENV_PREFIX), value)
+            for key, value in os.environ.items()
+            if key.startswith(SIDECAR_ENV_PREFIX) and len(key) > len(SIDECAR_ENV_PREFIX)
+        )
+    )
+
+
 def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
     """Flags + environment -> OperatorSettings."""
     kubeconfig = args.kubeconfig or (
@@ -89,6 +104,7 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             port=args.sidecar_port,
             admin_port=args.sidecar_admin_port,
             native=args.native_sidecar,
+            env=_sidecar_env(),
             resources=s.Resources(
                 cpu_request=args.sidecar_cpu_request,
                 memory_request=args.sidecar_memory_request,

@@ -136,6 +136,7 @@ def sidecar_container(
             field_env(names.ENV_POD_NAME, "metadata.name"),
             field_env(names.ENV_SERVICE_ACCOUNT, "spec.serviceAccountName"),
             {"name": names.ENV_LABELS_FILE, "value": names.LABELS_FILE},
+            *({"name": name, "value": value} for name, value in settings.env),
         ],
         "resources": {
             "requests": {"cpu": res.cpu_request, "memory": res.memory_request},

@@ -20,6 +20,7 @@ def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("AIGW_WATCH_NAMESPACES", "team-a,team-b")
+    monkeypatch.setenv("AIGW_SIDECAR_REDIS_URL", "redis://redis.aigw-system:6379/0")
     settings = operator_cmd.settings_from_args(
         parse("--priority", "7", "--keep-revisions", "3", "--native-sidecar", "never")
     )
@@ -29,6 +30,7 @@ def test_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.peering.priority == 7
     assert settings.bundles.keep_revisions == 3
     assert settings.sidecar.native == "never"
+    assert settings.sidecar.env == (("AIGW_REDIS_URL", "redis://redis.aigw-system:6379/0"),)
 
 
 def test_replicas_get_distinct_priorities(monkeypatch: pytest.MonkeyPatch) -> None:

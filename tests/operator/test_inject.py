@@ -123,3 +123,11 @@ def test_long_secret_names_give_valid_volume_names(json_patch: Patcher) -> None:
     volumes = json_patch(original, plan.patch)["spec"]["volumes"]
     assert all(len(v["name"]) <= 63 for v in volumes)
     assert any(v.get("secret", {}).get("secretName") == secret for v in volumes)
+
+
+def test_sidecar_env_from_the_operator_settings(json_patch: Patcher) -> None:
+    settings = SidecarSettings(env=(("AIGW_REDIS_URL", "redis://redis:6379/0"),))
+    original = pod(LABELLED)
+    plan = plan_injection(original, settings, namespace_enabled=False, native=True)
+    sidecar = json_patch(original, plan.patch)["spec"]["initContainers"][0]
+    assert {"name": "AIGW_REDIS_URL", "value": "redis://redis:6379/0"} in sidecar["env"]
