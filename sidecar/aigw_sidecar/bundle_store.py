@@ -17,7 +17,9 @@ fingerprint is the fully resolved target path plus the target's inode, size and 
 sees both the kubelet's ``..data`` symlink swap (``bundle.json -> ..data/bundle.json``,
 ``..data -> ..2026_11_27_...``; the resolved path changes) and a plain in-place or
 rename-over replacement (inode/mtime change). A failed bundle is not retried until the file
-changes again; credentials are re-read on every successful load.
+changes again. Credentials are re-read on every load, and the credential files of the
+current config are watched the same way: a rotated Secret (the kubelet swaps its ``..data``
+too) triggers a reload of the same bundle with the new key.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from pathlib import Path
 from aigw_contract import MAX_BUNDLE_BYTES, BundleError, parse_bundle
 
 from .metrics import Metrics
-from .runtime import RuntimeConfig, build_runtime
+from .runtime import RuntimeConfig, build_runtime, credential_files
 
 __all__ = ["BundleStore", "LoadFailure"]
 
 _log = logging.getLogger(__name__)
 _Fingerprint = tuple[str, int, int, int, int]
+_Credentials = tuple[_Fingerprint | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,28 +66,35 @@ class BundleStore:
         self.loads_ok = 0
         self.loads_failed = 0
         self._fingerprint: _Fingerprint | None = None
+        self._credentials: _Credentials = ()
         self.preparer: Callable[[RuntimeConfig], None] | None = None
         """Called with a validated config before it is swapped in (the pipeline's
         ``prepare``); raising refuses the bundle."""
 
-    def _stat(self) -> _Fingerprint | None:
+    def _stat(self, path: Path | None = None) -> _Fingerprint | None:
         try:
-            resolved = os.path.realpath(self.path)
+            resolved = os.path.realpath(path or self.path)
             st = os.stat(resolved)
         except OSError:
             return None
         return (resolved, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
+    def _stat_credentials(self, files: tuple[Path, ...]) -> tuple[_Fingerprint | None, ...]:
+        return tuple(self._stat(p) for p in files)
+
     def _refuse(self, message: str) -> bool:
         self.loads_failed += 1
         self.last_error = LoadFailure(time.time(), message)
+        if self.current is not None:  # retry only once something changes again
+            self._credentials = self._stat_credentials(self.current.credential_files)
         self._metrics.bundle_reloads.labels("failed").inc()
         kept = f"keeping revision {self.current.revision}" if self.current else "no bundle loaded"
         _log.error("bundle %s refused (%s): %s", self.path, kept, message)
         return False
 
-    def _prepare(self) -> RuntimeConfig | str:
-        """Read, validate and compile the file: a config, or why it is refused."""
+    def _prepare(self) -> tuple[RuntimeConfig, _Credentials] | str:
+        """Read, validate and compile the file: a config and the fingerprints of its
+        credential files (taken before they were read), or why it is refused."""
         self._fingerprint = self._stat()
         try:
             with self.path.open("rb") as handle:
@@ -94,17 +104,19 @@ class BundleStore:
         if len(data) > MAX_BUNDLE_BYTES:
             return f"bundle is larger than {MAX_BUNDLE_BYTES} bytes"
         try:
-            return build_runtime(parse_bundle(data), self.secrets_dir)
+            bundle = parse_bundle(data)
+            credentials = self._stat_credentials(credential_files(bundle, self.secrets_dir))
+            return build_runtime(bundle, self.secrets_dir), credentials
         except BundleError as exc:
             return f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - a bug must not take the last good bundle down with it
             _log.exception("building the runtime config failed")
             return f"internal error while loading the bundle ({type(exc).__name__})"
 
-    def _commit(self, result: RuntimeConfig | str) -> bool:
+    def _commit(self, result: tuple[RuntimeConfig, _Credentials] | str) -> bool:
         if isinstance(result, str):
             return self._refuse(result)
-        config = result
+        config, credentials = result
         if self.preparer is not None:
             try:
                 self.preparer(config)
@@ -113,6 +125,7 @@ class BundleStore:
                     f"a pipeline step refused the bundle: {type(exc).__name__}: {exc}"
                 )
         self.current = config
+        self._credentials = credentials
         self.loaded_at = time.time()
         self.loads_ok += 1
         self._metrics.bundle_reloads.labels("ok").inc()
@@ -138,8 +151,12 @@ class BundleStore:
         return self._commit(await asyncio.to_thread(self._prepare))
 
     def changed(self) -> bool:
-        """Whether the file differs from the one last loaded (or tried)."""
-        return self._stat() != self._fingerprint
+        """Whether the bundle differs from the one last loaded (or tried), or a credential
+        file of the current config was rotated."""
+        return self._stat() != self._fingerprint or (
+            self.current is not None
+            and self._stat_credentials(self.current.credential_files) != self._credentials
+        )
 
     async def watch(self, interval_s: float) -> None:
         """Poll for changes forever (cancel to stop)."""

@@ -37,6 +37,7 @@ __all__ = [
     "RuntimeConfig",
     "RuntimeRoute",
     "build_runtime",
+    "credential_files",
     "format_usd",
 ]
 
@@ -120,6 +121,8 @@ class RuntimeConfig:
     models_anthropic: bytes
     """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
     warnings: tuple[str, ...] = ()
+    credential_files: tuple[Path, ...] = ()
+    """The credential files read for this config (watched for rotation)."""
     prepared: dict[str, object] = field(default_factory=dict, repr=False)
     """Per-bundle state of pipeline steps (``Step.prepare``), by step name. Filled once, before
     the config is swapped in, and only read afterwards."""
@@ -209,6 +212,20 @@ def _route(route: BundleRoute, secrets_dir: Path) -> RuntimeRoute:
     )
 
 
+def credential_files(bundle: Bundle, secrets_dir: Path) -> tuple[Path, ...]:
+    """Every credential file the bundle's backends reference, sorted."""
+    return tuple(
+        sorted(
+            {
+                secrets_dir / b.credential_secret_ref.name / b.credential_secret_ref.key
+                for r in bundle.routes
+                for b in r.backends
+                if b.credential_secret_ref is not None
+            }
+        )
+    )
+
+
 def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     """Compile a validated bundle; reads the credential files it references."""
     routes = {r.name: _route(r, secrets_dir) for r in bundle.routes}
@@ -238,6 +255,7 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         }
     )
     digest = bundle.content_hash.removeprefix("sha256:")[:12]
+    files = credential_files(bundle, secrets_dir)
     return RuntimeConfig(
         bundle=bundle,
         revision=bundle.revision,
@@ -247,4 +265,5 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,
+        credential_files=files,
     )

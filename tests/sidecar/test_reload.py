@@ -15,6 +15,7 @@ from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer
 
 from .conftest import (
+    CANARY_OPENAI,
     HELLO_BODY,
     Gateway,
     backend,
@@ -191,3 +192,43 @@ async def test_plain_replacement_in_place(gateway: Gateway) -> None:
         handle.write(bundle_bytes(gateway.docs, revision=9))
     os.utime(gateway.bundle_path, ns=(1, 10**18))
     await gateway.wait_status(lambda s: s["bundle"]["revision"] == 9)
+
+
+async def test_rotated_credential_is_picked_up_without_a_new_bundle(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    """The kubelet swaps a Secret's ``..data`` too: the sidecar reloads with the new key."""
+    secrets = tmp_path / "secrets"
+    volume = secrets / "provider-keys"
+    volume.mkdir(parents=True)
+
+    def publish(generation: int, openai_key: str) -> None:
+        target = volume / f"..2026_11_27_{generation:02d}"
+        target.mkdir()
+        (target / "openai").write_text(openai_key)
+        (target / "anthropic").write_text("sk-ant-unused")
+        tmp_link = volume / "..data_tmp"
+        tmp_link.symlink_to(target.name)
+        tmp_link.replace(volume / "..data")
+        for key in ("openai", "anthropic"):
+            if not (volume / key).is_symlink():
+                (volume / key).symlink_to(f"..data/{key}")
+
+    publish(1, "sk-old-key")
+    docs = standard_docs(oai_fake, claude_fake)
+    path = tmp_path / "bundle.json"
+    path.write_bytes(bundle_bytes(docs))
+    async with (
+        SidecarServer(sidecar_settings(path, secrets)) as server,
+        aiohttp.ClientSession() as session,
+    ):
+        gateway = Gateway(server, oai_fake, claude_fake, path, docs)
+        url = f"{gateway.url}/v1/chat/completions"
+        async with session.post(url, json=HELLO_BODY) as r:
+            assert r.status == 502  # the fake wants CANARY_OPENAI
+        assert oai_fake.recorder.last.header("authorization") == "Bearer sk-old-key"
+        publish(2, CANARY_OPENAI)
+        await gateway.wait_status(lambda s: s["loadsOk"] == 2)
+        async with session.post(url, json=HELLO_BODY) as r:
+            assert r.status == 200
+        assert (await gateway.status())["bundle"]["revision"] == 1
