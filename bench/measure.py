@@ -45,7 +45,7 @@ class Plan:
     rounds: int = 3
     soak_to: int = 100_000
     soak_max_s: float = 45
-    soak_max_s_aigw: float = 100
+    soak_max_s_aigw: float = 80
     profile_s: float = 8
 
     @classmethod
