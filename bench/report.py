@@ -238,8 +238,16 @@ def chart(results: Results, out: Path) -> None:
         (axes[1][0], ["rps_c16", "rps_max"], "requests/s per core (c=16, c=64)", False),
         (axes[1][1], ["rss_mb"], "RSS after the run (MB)", False),
     ]
+    goals = {  # DESIGN's targets for the sidecar, drawn as dashed lines
+        0: [(0.5, "target p50 0.5 ms"), (1.5, "target p99 1.5 ms")],
+        1: [(0.5, "target TTFT 0.5 ms")],
+        2: [(4000.0, "target 4,000 req/s")],
+        3: [(60.0, "target 60 MB")],
+    }
     width = 0.8
-    for ax, fields, title, log in panels:
+    for number, (ax, fields, title, log) in enumerate(panels):
+        for value, text in goals[number]:
+            ax.axhline(value, linestyle="--", linewidth=0.8, color="grey", label=text)
         keys = [k for k in d if not (log and k == "direct")]  # the floor adds nothing to itself
         step = width / len(fields)
         for i, field in enumerate(fields):
@@ -252,7 +260,9 @@ def chart(results: Results, out: Path) -> None:
         if log:
             ax.set_yscale("log")
         ax.legend(fontsize=7)
-    fig.suptitle(f"aigw bench — {results['machine']['line']}", fontsize=9)
+    fig.suptitle(
+        f"aigw bench — {results['machine']['line']}\n{results.get('load_line', '')}", fontsize=8
+    )
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
