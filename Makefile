@@ -5,13 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export AIGW_CACHE ?= $(HOME)/.cache/aigw
 
-.PHONY: help venv deps tools demo test lint typecheck unit cluster-up cluster-down bench image clean
+.PHONY: help venv deps tools demo test lint typecheck unit cluster-up cluster-down bench image chart-golden clean
 
 help:
 	@echo "make demo    - set up and run the local end-to-end demo on embedded defaults"
 	@echo "make test    - set up and run the whole test suite (lint, types, layers, tests)"
 	@echo "make tools   - build the pinned control plane, helm and OTel Collector into \$$AIGW_CACHE"
 	@echo "make bench   - run the benchmark harness (bench/)"
+	@echo "make image   - build the aigw container image (\$$IMAGE, default aigw:dev; needs a Docker engine)"
 
 $(BIN)/python:
 	@command -v uv >/dev/null || $(PYTHON) -m pip install --quiet uv
@@ -38,6 +39,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 test: venv deps tools lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -53,6 +55,17 @@ cluster-down: venv
 
 bench: venv deps
 	$(BIN)/python bench
+
+# The one image of the operator and the sidecar. Needs a running Docker engine, not just the CLI.
+IMAGE ?= aigw:dev
+image:
+	@command -v docker >/dev/null || { echo "make image: the docker CLI is not installed" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine is reachable (docker info failed); build the image on a machine with one" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+
+# Regenerate the chart's golden files (tests/chart/golden/) after a deliberate template change.
+chart-golden: venv
+	AIGW_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/chart -m "not k8s"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,83 @@
+{{/*
+The command line of `aigw operator`: the one place where chart values become operator flags
+(docs/operator.md; tests/chart/test_render.py parses them with the operator's own parser).
+*/}}
+{{- define "aigw.operatorArgs" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+- operator
+- --log-level={{ $v.operator.logLevel | upper }}
+{{- range $v.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+- --peering-name={{ $v.operator.peeringName }}
+- --health-port={{ $v.operator.healthPort }}
+- --keep-revisions={{ $v.operator.keepRevisions }}
+- --webhook-port={{ $v.webhook.port }}
+- --webhook-cert-dir={{ .tlsDir }}
+{{- if $v.webhook.patchCABundle }}
+- --webhook-configuration={{ $v.webhook.configurationName }}
+{{- end }}
+- --sidecar-image={{ include "aigw.sidecarImage" $root }}
+- --sidecar-version={{ include "aigw.sidecarVersion" $root }}
+- --sidecar-port={{ $v.sidecar.ports.api }}
+- --sidecar-admin-port={{ $v.sidecar.ports.admin }}
+- --native-sidecar={{ $v.sidecar.native }}
+{{- with $v.sidecar.resources.requests }}
+{{- with .cpu }}
+- --sidecar-cpu-request={{ . }}
+{{- end }}
+{{- with .memory }}
+- --sidecar-memory-request={{ . }}
+{{- end }}
+{{- end }}
+{{- with $v.sidecar.resources.limits }}
+{{- with .cpu }}
+- --sidecar-cpu-limit={{ . }}
+{{- end }}
+{{- with .memory }}
+- --sidecar-memory-limit={{ . }}
+{{- end }}
+{{- end }}
+{{- range $v.operator.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Settings of the injected sidecars that `aigw operator` has no flag for yet. They are given to
+the operator as AIGW_SIDECAR_* environment variables, the names docs/chart.md proposes for the
+operator to pass on to every sidecar it injects.
+*/}}
+{{- define "aigw.sidecarEnv" -}}
+{{- $v := .Values -}}
+- name: AIGW_SIDECAR_DEFAULT_MODE
+  value: {{ $v.sidecar.defaultMode | quote }}
+{{- if $v.redis.enabled }}
+- name: AIGW_SIDECAR_REDIS_URL
+  value: {{ $v.redis.url | quote }}
+- name: AIGW_SIDECAR_REDIS_FAIL_MODE
+  value: {{ $v.redis.failMode | quote }}
+{{- end }}
+{{- if $v.opentelemetry.enabled }}
+- name: AIGW_SIDECAR_OTLP_ENDPOINT
+  value: {{ $v.opentelemetry.endpoint | quote }}
+- name: AIGW_SIDECAR_OTLP_PROTOCOL
+  value: {{ $v.opentelemetry.protocol | quote }}
+- name: AIGW_SIDECAR_TRACE_SAMPLING_RATIO
+  value: {{ $v.opentelemetry.samplingRatio | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The sidecar version recorded in each injected pod's injection-status annotation. */}}
+{{- define "aigw.sidecarVersion" -}}
+{{- default .Chart.AppVersion (default .Values.image.tag .Values.sidecar.image.tag) -}}
+{{- end -}}
+
+{{/*
+The operator serves POST /inject; the entry selected by the namespace label says so in the
+path (docs/operator.md). Query strings are not allowed in webhook paths by the apiserver.
+*/}}
+{{- define "aigw.webhookPath" -}}
+{{- if eq .scope "namespace" -}}/inject/namespace{{- else -}}/inject{{- end -}}
+{{- end -}}
