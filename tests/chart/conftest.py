@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "aigw"
 RELEASE = "aigw"

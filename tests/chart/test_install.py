@@ -14,10 +14,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from aigw_e2e import ControlPlane
+# The control_plane fixture (aigw_e2e's pytest plugin): typed loosely, as tests/operator does.
+ControlPlane = Any
 
 pytestmark = pytest.mark.k8s
 
@@ -26,12 +28,18 @@ CHART = REPO / "charts" / "aigw"
 RELEASE = "aigw"
 NAMESPACE = "aigw-system"
 CRDS = ("aipolicies.aigw.dev", "modelroutes.aigw.dev")
-SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:aigw"
-# The apiserver registers an APIService for every CRD group; it goes away with the CRDs.
+KOPF_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:aigw-operator"
+WEBHOOK_CONFIG = "aigw-sidecar-injector"
+# What `helm uninstall` leaves: the CRDs, the aigw ones (kept by resource policy) and kopf's
+# (from the chart's crds/ directory, which Helm never deletes), and the APIService the
+# apiserver registers for each CRD group, which goes away with its CRDs.
 CRD_LEFTOVERS = {
-    *(f"customresourcedefinition.apiextensions.k8s.io/{name}" for name in CRDS),
+    *(f"customresourcedefinition.apiextensions.k8s.io/{name}" for name in CRDS + KOPF_CRDS),
     "apiservice.apiregistration.k8s.io/v1alpha1.aigw.dev",
+    "apiservice.apiregistration.k8s.io/v1.kopf.dev",
 }
+TEST_NAMESPACES = ("inject-on", "inject-off", "inject-disabled", "team-a")
 
 
 def cluster_scoped_objects(plane: ControlPlane) -> set[str]:
@@ -44,7 +52,7 @@ def cluster_scoped_objects(plane: ControlPlane) -> set[str]:
 
 
 def webhook_ca(plane: ControlPlane) -> set[str]:
-    config = plane.kubectl_json("get", "mutatingwebhookconfiguration", f"{NAMESPACE}-{RELEASE}")
+    config = plane.kubectl_json("get", "mutatingwebhookconfiguration", WEBHOOK_CONFIG)
     webhooks = config["webhooks"]
     assert isinstance(webhooks, list)
     return {w["clientConfig"]["caBundle"] for w in webhooks}
@@ -84,16 +92,19 @@ def _adopt_existing_crds(plane: ControlPlane) -> bool:
 @pytest.fixture(scope="module")
 def release(control_plane: ControlPlane) -> Iterator[Release]:
     plane = control_plane
-    for namespace in (NAMESPACE, "inject-on", "inject-off", "team-a"):
+    for namespace in (NAMESPACE, *TEST_NAMESPACES):
         plane.kubectl("create", "namespace", namespace, check=False)
     plane.kubectl("label", "--overwrite", "namespace", "inject-on", "aigw.dev/injection=enabled")
+    plane.kubectl(
+        "label", "--overwrite", "namespace", "inject-disabled", "aigw.dev/injection=disabled"
+    )
     adopted = _adopt_existing_crds(plane)
     before = cluster_scoped_objects(plane)
     installed = plane.run(
         "helm",
         *("install", RELEASE, str(CHART), "--namespace", NAMESPACE),
         *("--wait", "--timeout", "240s"),
-        # The webhook is unreachable here: fail fast instead of after the default 10 s.
+        # The webhook is unreachable here: fail fast instead of after the default 5 s.
         *("--set", "webhook.timeoutSeconds=2"),
     )
     try:
@@ -103,19 +114,23 @@ def release(control_plane: ControlPlane) -> Iterator[Release]:
             plane.run("helm", "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
         if not adopted:
             plane.kubectl("delete", "crd", *CRDS, "--ignore-not-found", "--wait")
-        for namespace in ("inject-on", "inject-off", "team-a"):
-            plane.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+        # Leave the shared control plane as found: later tests create these namespaces.
+        plane.kubectl(
+            *("delete", "namespace", NAMESPACE, *TEST_NAMESPACES),
+            *("--ignore-not-found", "--wait", "--timeout=180s"),
+        )
 
 
 def test_install_waits_for_running_operator_pods(
     control_plane: ControlPlane, release: Release
 ) -> None:
     deployment = control_plane.kubectl_json("-n", NAMESPACE, "get", "deployment", "aigw")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "aigw-operator"
     status = deployment["status"]
     assert isinstance(status, dict)
     assert status["availableReplicas"] == 2
     pods = control_plane.kubectl_json(
-        "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/instance=aigw"
+        "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/component=operator"
     )["items"]
     assert isinstance(pods, list)
     assert [p["status"]["phase"] for p in pods] == ["Running", "Running"]
@@ -163,17 +178,20 @@ def test_the_apiserver_serves_the_crds(control_plane: ControlPlane, release: Rel
     ("verb", "resource", "namespace", "allowed"),
     [
         ("watch", "aipolicies.aigw.dev", "team-a", True),
-        ("patch", "aipolicies.aigw.dev/status", "team-a", True),
         ("list", "modelroutes.aigw.dev", "", True),
+        ("patch", "aipolicies.aigw.dev/status", "team-a", True),
         ("create", "configmaps", "team-a", True),
         ("delete", "configmaps", "team-a", True),
         ("create", "events", "team-a", True),
+        ("patch", "clusterkopfpeerings.kopf.dev/aigw-operator", "", True),
+        ("patch", "clusterkopfpeerings.kopf.dev/someone-else", "", False),
         ("delete", "aipolicies.aigw.dev", "team-a", False),
         ("create", "aipolicies.aigw.dev", "team-a", False),
         ("get", "secrets", "team-a", False),
         ("get", "secrets", NAMESPACE, False),
         ("create", "pods", "team-a", False),
-        ("update", "mutatingwebhookconfigurations", "", False),
+        ("list", "namespaces", "", False),
+        ("patch", f"mutatingwebhookconfigurations/{WEBHOOK_CONFIG}", "", False),
         ("create", "clusterroles", "", False),
         ("update", "customresourcedefinitions", "", False),
     ],
@@ -201,19 +219,21 @@ def _dry_run_pod(
         "metadata": {"name": "probe", "namespace": namespace, "labels": labels},
         "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
     }
-    return plane.kubectl(
+    result: subprocess.CompletedProcess[str] = plane.kubectl(
         "create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False
     )
+    return result
 
 
 @pytest.mark.parametrize(
     ("namespace", "labels", "webhook"),
     [
-        ("inject-on", {}, "namespace.sidecar.aigw.dev"),
-        ("inject-on", {"aigw.dev/inject": "true"}, "namespace.sidecar.aigw.dev"),
+        ("inject-on", {}, "namespace-label.inject.aigw.dev"),
+        ("inject-on", {"aigw.dev/inject": "true"}, "pod-label.inject.aigw.dev"),
         ("inject-on", {"aigw.dev/inject": "false"}, None),
-        ("inject-off", {"aigw.dev/inject": "true"}, "pod.sidecar.aigw.dev"),
+        ("inject-off", {"aigw.dev/inject": "true"}, "pod-label.inject.aigw.dev"),
         ("inject-off", {}, None),
+        ("inject-disabled", {"aigw.dev/inject": "true"}, None),
         ("kube-system", {"aigw.dev/inject": "true"}, None),
         (NAMESPACE, {"aigw.dev/inject": "true"}, None),
     ],
@@ -256,10 +276,7 @@ def test_upgrade_keeps_the_webhook_ca(control_plane: ControlPlane, release: Rele
 def test_uninstall_leaves_only_the_crds(control_plane: ControlPlane, release: Release) -> None:
     control_plane.run("helm", "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     left = cluster_scoped_objects(control_plane) - release.before
-    if release.adopted_crds:
-        assert left == set()
-    else:
-        assert left == CRD_LEFTOVERS
+    assert left == CRD_LEFTOVERS - release.before
     for crd in CRDS:
         assert control_plane.kubectl("get", "crd", crd, check=False).returncode == 0
     # ... and with them the resources: uninstalling aigw does not delete anyone's policies.

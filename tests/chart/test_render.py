@@ -21,6 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "aigw"
 NAMESPACE = "aigw-system"
 SERVICE = "aigw-webhook"
+CLUSTER_SCOPED = {
+    "ClusterKopfPeering",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "MutatingWebhookConfiguration",
+}
 
 
 def documents(text: str) -> list[Doc]:
@@ -96,6 +103,7 @@ def test_defaults_render_the_expected_objects(render: Render) -> None:
     docs = documents(render())
     assert kinds(docs) == sorted(
         [
+            "ClusterKopfPeering",
             "ClusterRole",
             "ClusterRoleBinding",
             "CustomResourceDefinition",
@@ -103,21 +111,38 @@ def test_defaults_render_the_expected_objects(render: Render) -> None:
             "Deployment",
             "MutatingWebhookConfiguration",
             "PodDisruptionBudget",
-            "Role",
-            "RoleBinding",
             "Secret",
             "Service",
             "ServiceAccount",
         ]
     )
     for doc in docs:
-        if doc["kind"] not in {
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "CustomResourceDefinition",
-            "MutatingWebhookConfiguration",
-        }:
+        if doc["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in doc["metadata"], doc["kind"]
+        else:
             assert doc["metadata"]["namespace"] == NAMESPACE, doc["kind"]
+    # The Deployment runs as the ServiceAccount the RBAC is bound to.
+    account = only(docs, "ServiceAccount")["metadata"]["name"]
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account
+    binding = only(docs, "ClusterRoleBinding", "aigw-operator")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+    ]
+
+
+def test_watching_namespaces_needs_nothing_cluster_wide_but_the_webhook(render: Render) -> None:
+    docs = documents(render({"watchNamespaces": ["team-a", "team-b"]}))
+    cluster_wide = sorted(d["kind"] for d in docs if d["kind"] in CLUSTER_SCOPED)
+    assert cluster_wide == [
+        "CustomResourceDefinition",
+        "CustomResourceDefinition",
+        "MutatingWebhookConfiguration",
+    ]
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    peerings = [d for d in docs if d["kind"] == "KopfPeering"]
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
 
 
 def test_optional_objects(render: Render) -> None:
@@ -179,7 +204,7 @@ def test_helm_generated_ca_signs_the_serving_certificate(render: Render) -> None
     key = load_pem_private_key(base64.b64decode(secret["data"]["tls.key"]), password=None)
     assert isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey))
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
-    # Both webhooks trust exactly that CA.
+    # Both webhook entries trust exactly that CA.
     config = only(docs, "MutatingWebhookConfiguration")
     bundles = {w["clientConfig"]["caBundle"] for w in config["webhooks"]}
     assert bundles == {secret["data"]["ca.crt"]}
@@ -227,80 +252,6 @@ def test_cert_manager_with_an_existing_issuer(render: Render) -> None:
     assert only(docs, "Certificate")["spec"]["issuerRef"] == ref
 
 
-# -- the webhook -------------------------------------------------------------------------------
-
-
-def test_webhooks_exclude_kube_system_and_the_release_namespace(render: Render) -> None:
-    docs = documents(render({"webhook": {"excludeNamespaces": ["monitoring", "kube-system"]}}))
-    config = only(docs, "MutatingWebhookConfiguration")
-    assert [w["name"] for w in config["webhooks"]] == [
-        "namespace.sidecar.aigw.dev",
-        "pod.sidecar.aigw.dev",
-    ]
-    for hook in config["webhooks"]:
-        first = hook["namespaceSelector"]["matchExpressions"][0]
-        assert first == {
-            "key": "kubernetes.io/metadata.name",
-            "operator": "NotIn",
-            "values": ["kube-system", NAMESPACE, "monitoring"],
-        }
-        assert hook["rules"] == [
-            {
-                "operations": ["CREATE"],
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "resources": ["pods"],
-                "scope": "Namespaced",
-            }
-        ]
-        assert hook["sideEffects"] == "None"
-        assert hook["clientConfig"]["service"]["name"] == SERVICE
-        assert hook["clientConfig"]["service"]["namespace"] == NAMESPACE
-
-
-def test_the_two_webhooks_select_disjoint_pods(render: Render) -> None:
-    """Namespace opt-in (pods may opt out) and pod opt-in elsewhere: never both for one pod."""
-    config = only(documents(render()), "MutatingWebhookConfiguration")
-    by_name = {w["name"]: w for w in config["webhooks"]}
-    namespace_hook = by_name["namespace.sidecar.aigw.dev"]
-    pod_hook = by_name["pod.sidecar.aigw.dev"]
-    assert namespace_hook["namespaceSelector"]["matchExpressions"][1] == {
-        "key": "aigw.dev/injection",
-        "operator": "In",
-        "values": ["enabled"],
-    }
-    assert pod_hook["namespaceSelector"]["matchExpressions"][1] == {
-        "key": "aigw.dev/injection",
-        "operator": "NotIn",
-        "values": ["enabled"],
-    }
-    assert namespace_hook["objectSelector"] == {
-        "matchExpressions": [{"key": "aigw.dev/inject", "operator": "NotIn", "values": ["false"]}]
-    }
-    assert pod_hook["objectSelector"] == {
-        "matchExpressions": [{"key": "aigw.dev/inject", "operator": "In", "values": ["true"]}]
-    }
-
-
-@pytest.mark.parametrize("policy", ["Fail", "Ignore"])
-def test_failure_policy_is_a_value(render: Render, policy: str) -> None:
-    values = {"webhook": {"failurePolicy": policy, "timeoutSeconds": 5}}
-    config = only(documents(render(values)), "MutatingWebhookConfiguration")
-    assert {w["failurePolicy"] for w in config["webhooks"]} == {policy}
-    assert {w["timeoutSeconds"] for w in config["webhooks"]} == {5}
-
-
-def test_service_reaches_the_webhook_container_port(render: Render) -> None:
-    docs = documents(render({"webhook": {"port": 10443}}))
-    service = only(docs, "Service")
-    pod = only(docs, "Deployment")["spec"]["template"]
-    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
-    https = next(p for p in service["spec"]["ports"] if p["port"] == 443)
-    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
-    assert ports[https["targetPort"]] == 10443
-    assert "--webhook-port=10443" in operator_args(docs)
-
-
 # -- the operator Deployment -------------------------------------------------------------------
 
 
@@ -340,82 +291,6 @@ def test_topology_spread_selects_the_operator_pods(render: Render) -> None:
 def test_the_operator_is_never_injected(render: Render) -> None:
     labels = only(documents(render()), "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert labels["aigw.dev/inject"] == "false"
-
-
-@pytest.mark.parametrize(
-    ("values", "operator_image", "sidecar_image"),
-    [
-        ({}, "ghcr.io/aigw/aigw:0.1.0", "ghcr.io/aigw/aigw:0.1.0"),
-        ({"image": {"tag": "1.2.3"}}, "ghcr.io/aigw/aigw:1.2.3", "ghcr.io/aigw/aigw:1.2.3"),
-        (
-            {"image": {"repository": "reg.example/aigw", "digest": "sha256:" + "a" * 64}},
-            "reg.example/aigw@sha256:" + "a" * 64,
-            "reg.example/aigw@sha256:" + "a" * 64,
-        ),
-        (
-            {"sidecar": {"image": {"repository": "reg.example/aigw-sidecar", "tag": "9"}}},
-            "ghcr.io/aigw/aigw:0.1.0",
-            "reg.example/aigw-sidecar:9",
-        ),
-    ],
-)
-def test_images(
-    render: Render, values: dict[str, Any], operator_image: str, sidecar_image: str
-) -> None:
-    docs = documents(render(values))
-    container = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == operator_image
-    assert f"--sidecar-image={sidecar_image}" in operator_args(docs)
-
-
-def test_sidecar_defaults_become_operator_flags(render: Render) -> None:
-    args = operator_args(documents(render()))
-    assert args[0] == "operator"
-    for flag in (
-        "--sidecar-port=15400",
-        "--sidecar-admin-port=15401",
-        "--sidecar-native=auto",
-        "--sidecar-default-mode=enforce",
-        "--sidecar-cpu-request=50m",
-        "--sidecar-memory-limit=256Mi",
-        "--all-namespaces",
-    ):
-        assert flag in args
-    assert not [a for a in args if a.startswith(("--redis", "--otlp", "--trace"))]
-
-
-def test_redis_and_opentelemetry_flags_only_when_enabled(render: Render) -> None:
-    args = operator_args(
-        documents(
-            render(
-                {
-                    "redis": {
-                        "enabled": True,
-                        "url": "rediss://r.state.svc:6380/1",
-                        "failMode": "open",
-                    },
-                    "opentelemetry": {
-                        "enabled": True,
-                        "endpoint": "http://otel.obs.svc:4318",
-                        "protocol": "http/protobuf",
-                        "samplingRatio": 0.25,
-                    },
-                    "operator": {"watchNamespaces": ["team-a", "team-b"]},
-                }
-            )
-        )
-    )
-    for flag in (
-        "--redis-url=rediss://r.state.svc:6380/1",
-        "--redis-fail-mode=open",
-        "--otlp-endpoint=http://otel.obs.svc:4318",
-        "--otlp-protocol=http/protobuf",
-        "--trace-sampling-ratio=0.25",
-        "--namespace=team-a",
-        "--namespace=team-b",
-    ):
-        assert flag in args
-    assert "--all-namespaces" not in args
 
 
 # -- lint --------------------------------------------------------------------------------------

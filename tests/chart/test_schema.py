@@ -30,7 +30,7 @@ WRONG: list[tuple[dict[str, Any], str, str]] = [
         "/operator/resources/limits/memory",
         "'lots' does not match pattern",
     ),
-    ({"operator": {"watchNamespaces": ["Team_A"]}}, "/operator/watchNamespaces/0", "'Team_A'"),
+    ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0", "'Team_A' does not match"),
     ({"redis": {"enabled": True}}, "/redis/url", "minLength: got 0, want 1"),
     ({"redis": {"enabled": True, "url": "http://r:6379"}}, "/redis/url", "does not match"),
     ({"opentelemetry": {"enabled": True}}, "/opentelemetry/endpoint", "minLength"),

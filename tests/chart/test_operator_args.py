@@ -1,0 +1,166 @@
+"""The values reach the operator: the Deployment's arguments are parsed by ``aigw operator``'s own
+argument parser and turned into its settings, so a flag the operator does not know, or a value
+that lands in the wrong setting, fails here and not in a cluster."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aigw_cli import operator_cmd
+from aigw_operator.settings import OperatorSettings
+
+Render = Callable[..., str]
+Doc = dict[str, Any]
+
+
+def _container(text: str) -> dict[str, Any]:
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert len(deployments) == 1
+    container: dict[str, Any] = deployments[0]["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _settings(args: Sequence[str]) -> OperatorSettings:
+    assert args[0] == "operator"
+    parser = argparse.ArgumentParser(prog="aigw operator")
+    operator_cmd.add_arguments(parser)
+    parsed, unknown = parser.parse_known_args(list(args[1:]))
+    assert unknown == [], f"flags aigw operator does not know: {unknown}"
+    return operator_cmd.settings_from_args(parsed)
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def test_defaults_become_the_operators_settings(render: Render) -> None:
+    container = _container(render())
+    settings = _settings(container["args"])
+    assert settings.namespaces == ()
+    assert settings.peering.name == "aigw-operator"
+    assert settings.bundles.keep_revisions == 5
+    assert settings.health_port == 8080
+    assert settings.webhook.port == 9443
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert settings.webhook.cert_dir == Path(mounts["webhook-tls"])
+    assert settings.webhook.configuration_name is None  # the chart supplies the caBundle
+    sidecar = settings.sidecar
+    assert sidecar.image == "ghcr.io/aigw/aigw:0.1.0"
+    assert sidecar.version == "0.1.0"
+    assert (sidecar.port, sidecar.admin_port) == (15400, 15401)
+    assert sidecar.native == "auto"
+    resources = sidecar.resources
+    assert (resources.cpu_request, resources.memory_request) == ("50m", "64Mi")
+    assert (resources.cpu_limit, resources.memory_limit) == ("1", "256Mi")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"webhook": settings.webhook.port, "health": settings.health_port}
+    # Probes reach the health server.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_every_value_reaches_its_setting(render: Render) -> None:
+    values = {
+        "watchNamespaces": ["team-a", "team-b"],
+        "operator": {"peeringName": "gw", "keepRevisions": 9, "healthPort": 8081},
+        "webhook": {"port": 10443, "patchCABundle": True, "configurationName": "inj"},
+        "image": {"tag": "2.0.0"},
+        "sidecar": {
+            "ports": {"api": 16000, "admin": 16001},
+            "native": "never",
+            "resources": {
+                "requests": {"cpu": "10m", "memory": "32Mi"},
+                "limits": {"cpu": "2", "memory": "1Gi"},
+            },
+        },
+    }
+    settings = _settings(_container(render(values))["args"])
+    assert settings.namespaces == ("team-a", "team-b")
+    assert settings.peering.name == "gw"
+    assert settings.bundles.keep_revisions == 9
+    assert settings.health_port == 8081
+    assert settings.webhook.port == 10443
+    assert settings.webhook.configuration_name == "inj"
+    assert settings.sidecar.image == "ghcr.io/aigw/aigw:2.0.0"
+    assert settings.sidecar.version == "2.0.0"
+    assert (settings.sidecar.port, settings.sidecar.admin_port) == (16000, 16001)
+    assert settings.sidecar.native == "never"
+    resources = settings.sidecar.resources
+    assert (resources.cpu_request, resources.memory_request) == ("10m", "32Mi")
+    assert (resources.cpu_limit, resources.memory_limit) == ("2", "1Gi")
+
+
+@pytest.mark.parametrize(
+    ("values", "operator_image", "sidecar_image"),
+    [
+        ({}, "ghcr.io/aigw/aigw:0.1.0", "ghcr.io/aigw/aigw:0.1.0"),
+        (
+            {"image": {"repository": "reg.example/aigw", "digest": "sha256:" + "a" * 64}},
+            "reg.example/aigw@sha256:" + "a" * 64,
+            "reg.example/aigw@sha256:" + "a" * 64,
+        ),
+        (
+            {"sidecar": {"image": {"repository": "reg.example/aigw-sidecar", "tag": "9"}}},
+            "ghcr.io/aigw/aigw:0.1.0",
+            "reg.example/aigw-sidecar:9",
+        ),
+    ],
+)
+def test_images(
+    render: Render, values: dict[str, Any], operator_image: str, sidecar_image: str
+) -> None:
+    container = _container(render(values))
+    assert container["image"] == operator_image
+    assert _settings(container["args"]).sidecar.image == sidecar_image
+
+
+def test_sidecar_settings_without_a_flag_travel_as_environment(render: Render) -> None:
+    """Default mode, Redis and OpenTelemetry: AIGW_SIDECAR_* on the operator (docs/chart.md)."""
+    plain = _env(_container(render()))
+    assert plain["AIGW_SIDECAR_DEFAULT_MODE"] == "enforce"
+    assert not [n for n in plain if n.startswith(("AIGW_SIDECAR_REDIS", "AIGW_SIDECAR_OTLP"))]
+    env = _env(
+        _container(
+            render(
+                {
+                    "sidecar": {"defaultMode": "observe"},
+                    "redis": {"enabled": True, "url": "rediss://r.state.svc:6380/1"},
+                    "opentelemetry": {
+                        "enabled": True,
+                        "endpoint": "http://otel.obs.svc:4318",
+                        "protocol": "http/protobuf",
+                        "samplingRatio": 0.25,
+                    },
+                }
+            )
+        )
+    )
+    assert {k: v for k, v in env.items() if k.startswith("AIGW_SIDECAR_")} == {
+        "AIGW_SIDECAR_DEFAULT_MODE": "observe",
+        "AIGW_SIDECAR_REDIS_URL": "rediss://r.state.svc:6380/1",
+        "AIGW_SIDECAR_REDIS_FAIL_MODE": "closed",
+        "AIGW_SIDECAR_OTLP_ENDPOINT": "http://otel.obs.svc:4318",
+        "AIGW_SIDECAR_OTLP_PROTOCOL": "http/protobuf",
+        "AIGW_SIDECAR_TRACE_SAMPLING_RATIO": "0.25",
+    }
+
+
+def test_the_peering_priority_comes_from_the_pod_name(render: Render) -> None:
+    container = _container(render())
+    fields = {
+        e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+        for e in container["env"]
+        if "valueFrom" in e
+    }
+    assert fields == {
+        "AIGW_POD_NAME": "metadata.name",
+        "AIGW_OPERATOR_NAMESPACE": "metadata.namespace",
+    }
+    assert not any(a.startswith("--priority") for a in container["args"])
