@@ -179,7 +179,8 @@ def test_the_apiserver_serves_the_crds(control_plane: ControlPlane, release: Rel
     [
         ("watch", "aipolicies.aigw.dev", "team-a", True),
         ("list", "modelroutes.aigw.dev", "", True),
-        ("patch", "aipolicies.aigw.dev/status", "team-a", True),
+        ("patch", "aipolicies.aigw.dev --subresource=status", "team-a", True),
+        ("update", "aipolicies.aigw.dev", "team-a", False),
         ("create", "configmaps", "team-a", True),
         ("delete", "configmaps", "team-a", True),
         ("create", "events", "team-a", True),
@@ -204,7 +205,7 @@ def test_rbac_is_least_privilege(
     namespace: str,
     allowed: bool,
 ) -> None:
-    args = ["auth", "can-i", verb, resource, f"--as={SERVICE_ACCOUNT}"]
+    args = ["auth", "can-i", verb, *resource.split(), f"--as={SERVICE_ACCOUNT}"]
     args += ["-n", namespace] if namespace else []
     answer = control_plane.kubectl(*args, check=False).stdout.strip()
     assert answer == ("yes" if allowed else "no")
