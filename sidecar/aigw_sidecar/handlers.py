@@ -31,6 +31,7 @@ from .errors import (
 from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
 from .pipeline import Pipeline
 from .sse import DONE, anthropic_event, openai_event
+from .steps.models import MODELS_STEP
 from .validate import check_chat, check_embeddings, check_messages, parse_json_object
 
 __all__ = ["chat_completions", "embeddings", "list_models", "messages"]
@@ -170,9 +171,11 @@ async def list_models(request: web.Request) -> web.Response:
     config = request.app[STORE].current
     if config is None:
         raise NotReady("the gateway has no valid policy bundle loaded yet", retry_after=1)
-    anthropic = "anthropic-version" in request.headers
+    bodies = config.prepared.get(MODELS_STEP)
+    if not isinstance(bodies, tuple):
+        bodies = (config.models_openai, config.models_anthropic)
     return web.Response(
-        body=config.models_anthropic if anthropic else config.models_openai,
+        body=bodies[1] if "anthropic-version" in request.headers else bodies[0],
         content_type=_JSON,
         headers={
             "X-AIGW-Request-Id": request[REQUEST_ID],

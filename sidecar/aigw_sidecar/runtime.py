@@ -39,6 +39,7 @@ __all__ = [
     "build_runtime",
     "credential_files",
     "format_usd",
+    "render_models",
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -212,6 +213,32 @@ def _route(route: BundleRoute, secrets_dir: Path) -> RuntimeRoute:
     )
 
 
+def render_models(bundle: Bundle, names: list[str]) -> tuple[bytes, bytes]:
+    """``GET /v1/models`` bodies listing ``names``: OpenAI's shape and Anthropic's."""
+    created = int(bundle.generated_at.timestamp())
+    openai_body = orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "aigw"}
+                for name in names
+            ],
+        }
+    )
+    stamp = bundle.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    anthropic_body = orjson.dumps(
+        {
+            "data": [
+                {"id": n, "type": "model", "display_name": n, "created_at": stamp} for n in names
+            ],
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+    )
+    return openai_body, anthropic_body
+
+
 def credential_files(bundle: Bundle, secrets_dir: Path) -> tuple[Path, ...]:
     """Every credential file the bundle's backends reference, sorted."""
     return tuple(
@@ -232,28 +259,7 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     warnings = tuple(
         b.credential_problem for r in routes.values() for b in r.backends if b.credential_problem
     )
-    created = int(bundle.generated_at.timestamp())
-    models_openai = orjson.dumps(
-        {
-            "object": "list",
-            "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": "aigw"}
-                for name in routes
-            ],
-        }
-    )
-    stamp = bundle.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    names = list(routes)
-    models_anthropic = orjson.dumps(
-        {
-            "data": [
-                {"id": n, "type": "model", "display_name": n, "created_at": stamp} for n in names
-            ],
-            "has_more": False,
-            "first_id": names[0] if names else None,
-            "last_id": names[-1] if names else None,
-        }
-    )
+    models_openai, models_anthropic = render_models(bundle, list(routes))
     digest = bundle.content_hash.removeprefix("sha256:")[:12]
     files = credential_files(bundle, secrets_dir)
     return RuntimeConfig(

@@ -20,7 +20,7 @@ from openai.types.chat import (
     ChatCompletionToolParam,
 )
 
-from .conftest import APP_KEY, CANARY_ANTHROPIC, CANARY_OPENAI, Gateway
+from .conftest import APP_KEY, CANARY_ANTHROPIC, CANARY_OPENAI, Gateway, bundle_bytes, policy
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 CLAUDE_HELLO: list[MessageParam] = [{"role": "user", "content": "hello there"}]
@@ -469,3 +469,13 @@ async def test_prompt_caching_marks_and_anthropic_params_survive_the_round_trip(
     assert "cache_control" not in to_openai
     assert "x_aigw" not in to_openai
     assert "thinking" not in to_openai
+
+
+async def test_models_list_is_what_the_governing_policy_grants(gateway: Gateway) -> None:
+    docs = [*gateway.docs[:-1], policy(["claude", "chat"])]
+    gateway.write_bundle(bundle_bytes(docs, revision=2))
+    await gateway.wait_revision(2)
+    async with gateway.openai() as client:
+        assert [m.id async for m in client.models.list()] == ["chat", "claude"]
+    async with gateway.anthropic() as claude:
+        assert [m.id for m in (await claude.models.list()).data] == ["chat", "claude"]
