@@ -251,3 +251,17 @@ async def test_memory_state_does_not_grow_forever(bundle_of: Callable[..., Bundl
     h.clock.advance(2 * 86_400)
     await h.grant()  # triggers a sweep; only this request's entries remain
     assert len(store) == 4
+
+
+async def test_observe_records_a_fallback_it_would_have_made(harness: Any) -> None:
+    budget = {
+        "name": "monthly", "period": "month", "costUSD": "0.0002",
+        "onExhausted": "fallback", "fallbackRoute": "cheap",
+    }  # fmt: skip
+    h: Harness = harness(spec("observe", budgets=[budget]))
+    await h.grant()
+    second = await h.grant()
+    assert second.degraded_to is None  # observe changes nothing
+    assert [(d.code, d.verdict) for d in second.admission.decisions] == [
+        ("budget_fallback", Verdict.OBSERVED)
+    ]

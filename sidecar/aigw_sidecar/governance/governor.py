@@ -251,7 +251,7 @@ class Governor:
                 return Grant(admission, None, counters, roles, ())
             store, result = await self._reserve(identity, admission, counters, now, enforce)
             if result.ok:
-                self._record_over(admission, counters, roles, result.over)
+                self._record_over(admission, counters, roles, result.over, degraded)
                 grant = Grant(admission, store, counters, roles, result.levels)
                 if degraded:
                     grant.degraded_to = admission.route
@@ -339,13 +339,17 @@ class Governor:
         counters: list[Counter],
         roles: list[Role],
         over: tuple[int, ...],
+        degraded: frozenset[str],
     ) -> None:
         for i in over:
             budget = roles[i].budget
-            if budget is not None and budget.on_exhausted is ExhaustionAction.FALLBACK:
-                continue  # a degraded budget: already decided, keeps counting
+            if budget is not None and budget.name in degraded:
+                continue  # already decided (the request went to the fallback route)
             code = "budget_exceeded" if budget is not None else "rate_limited"
             message = f"{counters[i].name} limit {counters[i].limit} exceeded"
+            if budget is not None and budget.on_exhausted is ExhaustionAction.FALLBACK:
+                code = "budget_fallback"
+                message += f": would fall back to route {budget.fallback_route}"
             decision = Decision.for_mode(admission.mode, "limit", code, message)
             admission.decisions.append(decision)
             self.observer.limit_decision(counters[i].name, decision.verdict.value)
