@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from aigw_cli import operator_cmd
+from aigw_operator.inject import sidecar_container
 from aigw_operator.settings import OperatorSettings
 
 Render = Callable[..., str]
@@ -122,7 +123,7 @@ def test_images(
 
 
 def test_sidecar_settings_without_a_flag_travel_as_environment(render: Render) -> None:
-    """Default mode, Redis and OpenTelemetry: AIGW_SIDECAR_* on the operator (docs/chart.md)."""
+    """Default mode, Redis and OpenTelemetry: AIGW_SIDECAR_* on the operator."""
     plain = _env(_container(render()))
     assert plain["AIGW_SIDECAR_DEFAULT_MODE"] == "enforce"
     assert not [n for n in plain if n.startswith(("AIGW_SIDECAR_REDIS", "AIGW_SIDECAR_OTLP"))]
@@ -159,8 +160,29 @@ def test_the_peering_priority_comes_from_the_pod_name(render: Render) -> None:
         for e in container["env"]
         if "valueFrom" in e
     }
-    assert fields == {
-        "AIGW_POD_NAME": "metadata.name",
-        "AIGW_OPERATOR_NAMESPACE": "metadata.namespace",
-    }
+    assert fields == {"AIGW_POD_NAME": "metadata.name"}
     assert not any(a.startswith("--priority") for a in container["args"])
+
+
+def test_redis_and_otlp_values_reach_the_injected_sidecar(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chart values -> the operator's environment -> its settings -> the injected container."""
+    container = _container(
+        render(
+            {
+                "redis": {"enabled": True, "url": "redis://r.state.svc:6379/0"},
+                "opentelemetry": {"enabled": True, "endpoint": "http://otel.obs.svc:4317"},
+            }
+        )
+    )
+    for name, value in _env(container).items():
+        monkeypatch.setenv(name, value)
+    settings = _settings(container["args"])
+    sidecar = sidecar_container(settings.sidecar, [], native=True)
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["AIGW_REDIS_URL"] == "redis://r.state.svc:6379/0"  # what aigw sidecar reads
+    assert env["AIGW_REDIS_FAIL_MODE"] == "closed"
+    assert env["AIGW_DEFAULT_MODE"] == "enforce"
+    assert env["AIGW_OTLP_ENDPOINT"] == "http://otel.obs.svc:4317"
+    assert env["AIGW_OTLP_PROTOCOL"] == "grpc"

@@ -45,9 +45,8 @@ The command line of `aigw operator`: the one place where chart values become ope
 {{- end -}}
 
 {{/*
-Settings of the injected sidecars that `aigw operator` has no flag for yet. They are given to
-the operator as AIGW_SIDECAR_* environment variables, the names docs/chart.md proposes for the
-operator to pass on to every sidecar it injects.
+Settings of the injected sidecars themselves: the operator passes every AIGW_SIDECAR_<NAME>
+variable of its own to each sidecar it injects as AIGW_<NAME> (docs/operator.md).
 */}}
 {{- define "aigw.sidecarEnv" -}}
 {{- $v := .Values -}}
