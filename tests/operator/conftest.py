@@ -73,7 +73,10 @@ def golden() -> GoldenChecker:
 # --- the real control plane: the operator as its ServiceAccount, with the chart's RBAC -------
 
 REPO = Path(__file__).resolve().parents[2]
-OPERATOR_NS = "aigw-system"
+OPERATOR_NS = "aigw-op-system"
+"""Not the chart tests' aigw-system: every test tier shares one control plane per session."""
+TEAM_NS = "op-team-a"
+"""Where the quickstart examples (written for team-a) are applied."""
 WEBHOOK_CONFIG = "aigw-sidecar-injector"
 
 
@@ -188,6 +191,18 @@ class AigwCluster:
     def get(self, *args: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", *args, "-o", "json")))
 
+    def apply_examples(self, *, secrets: bool = True) -> None:
+        """The quickstart examples (and their Secret), moved from team-a to TEAM_NS."""
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TEAM_NS}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(namespace))
+        paths = sorted((REPO / "examples/quickstart").glob("*.yaml"))
+        if secrets:
+            paths += sorted((REPO / "examples/secrets").glob("*.yaml"))
+        text = "\n---\n".join(p.read_text() for p in paths)
+        self.kubectl(
+            "apply", "-f", "-", input=text.replace("namespace: team-a", f"namespace: {TEAM_NS}")
+        )
+
 
 def _sa_kubeconfig(plane: Any, path: Path) -> Path:
     token = plane.kubectl(
@@ -246,4 +261,6 @@ def aigw_cluster(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -
     cluster = AigwCluster(plane, operator.kubeconfig, operator)
     yield cluster
     operator.stop()
+    # Leave the shared control plane as found for the test tiers that run after this one.
     plane.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIG, "--ignore-not-found")
+    plane.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=rendered)

@@ -26,7 +26,7 @@ from aigw_sidecar.metrics import Metrics as SidecarMetrics
 pytestmark = pytest.mark.k8s
 
 REPO = Path(__file__).resolve().parents[2]
-NS = "team-a"
+NS = "op-team-a"  # the quickstart examples, moved out of the chart tests' team-a
 POLICIES = f"/apis/aigw.dev/v1alpha1/namespaces/{NS}/aipolicies"
 POINTER = f"/api/v1/namespaces/{NS}/configmaps/aigw-bundle"
 
@@ -88,10 +88,7 @@ def sidecar_loads(cm: dict[str, Any], root: Path) -> Any:
 
 
 def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any, tmp_path: Path) -> None:
-    aigw_cluster.kubectl("create", "namespace", NS)
-    aigw_cluster.kubectl(
-        "apply", "-f", str(REPO / "examples/secrets"), "-f", str(REPO / "examples/quickstart")
-    )
+    aigw_cluster.apply_examples()
     cm = wait_for("the pointer ConfigMap", lambda: pointer(aigw_cluster))
     bundle = parse_bundle(cm["data"]["bundle.json"])
     assert bundle.revision == revision(cm) >= 1
@@ -210,7 +207,7 @@ def test_an_invalid_policy_is_reported_and_the_bundle_stays(aigw_cluster: Any) -
     bad = """
 apiVersion: aigw.dev/v1alpha1
 kind: AIPolicy
-metadata: {name: bad-policy, namespace: team-a}
+metadata: {name: bad-policy, namespace: op-team-a}
 spec:
   selector: {matchLabels: {app: bad}}
   useCases:
@@ -285,7 +282,7 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
     )["items"]
     assert events
     aigw_cluster.kubectl("-n", NS, "delete", "modelroutes", "-l", "bulk=yes", "--wait=false")
-    aigw_cluster.kubectl("apply", "-f", str(REPO / "examples/quickstart"))
+    aigw_cluster.apply_examples(secrets=False)
     wait_for(
         "Ready again",
         lambda: (
@@ -297,7 +294,7 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
 
 def test_the_operator_has_no_more_than_the_chart_grants(aigw_cluster: Any) -> None:
     """It did all of the above as its ServiceAccount; and it cannot read Secrets or Pods."""
-    sa = "system:serviceaccount:aigw-system:aigw-operator"
+    sa = "system:serviceaccount:aigw-op-system:aigw-operator"
 
     def can(*args: str) -> bool:
         result = aigw_cluster.plane.kubectl("auth", "can-i", *args, f"--as={sa}", check=False)

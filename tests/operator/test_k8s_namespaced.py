@@ -108,6 +108,6 @@ def test_a_namespaced_operator_needs_nothing_cluster_wide(aigw_cluster: Any) -> 
         namespaced.stop()
         leader.start()
     sa = f"system:serviceaccount:{RELEASE_NS}:aigw-operator"
-    for args in (("list", "aipolicies.aigw.dev", "-n", "team-a"), ("list", "configmaps", "-A")):
+    for args in (("list", "aipolicies.aigw.dev", "-n", "op-team-a"), ("list", "configmaps", "-A")):
         denied = plane.kubectl("auth", "can-i", *args, f"--as={sa}", check=False)
         assert denied.stdout.strip() == "no", args

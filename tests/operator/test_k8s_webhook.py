@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.k8s
 
 Golden = Callable[[str, Any], None]
-NS = "team-a"  # has a bundle whose routes reference the Secret provider-keys
+NS = "op-team-a"  # has a bundle whose routes reference the Secret provider-keys
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
@@ -35,12 +35,8 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any
 
 @pytest.fixture(scope="module", autouse=True)
 def team_a(aigw_cluster: Any) -> None:
-    """team-a with the examples and their bundle (also when this module runs alone)."""
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(namespace))
-    aigw_cluster.kubectl(
-        "apply", "-f", str(REPO / "examples/secrets"), "-f", str(REPO / "examples/quickstart")
-    )
+    """The examples and their bundle (also when this module runs alone)."""
+    aigw_cluster.apply_examples()
     wait_for(
         "the bundle",
         lambda: (
@@ -216,7 +212,7 @@ def test_outside_a_cluster_the_operator_registers_its_own_webhook(aigw_cluster: 
         webhook=True,
         extra_args=(
             f"--webhook-configuration={name}",
-            "--exclude-namespace=aigw-system",
+            "--exclude-namespace=aigw-op-system",
             "--failure-policy=Ignore",
         ),
     )
@@ -230,7 +226,7 @@ def test_outside_a_cluster_the_operator_registers_its_own_webhook(aigw_cluster: 
             assert hook["clientConfig"]["url"].startswith(f"https://127.0.0.1:{dev.webhook_port}/")
             assert hook["failurePolicy"] == "Ignore"
             excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
-            assert excluded == ["aigw-system", "kube-system"]
+            assert excluded == ["aigw-op-system", "kube-system"]
         aigw_cluster.kubectl("create", "namespace", "team-dev")
         aigw_cluster.kubectl(
             "apply", "-f", "-", input=deployment("dev", "team-dev", {"aigw.dev/inject": "true"})
