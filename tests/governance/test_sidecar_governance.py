@@ -313,3 +313,28 @@ async def test_an_exact_tokenizer_that_is_not_installed_falls_back_to_the_estima
     async with sidecar_with({"useCases": [use_case()]}, tokenizer="o200k_base") as sidecar:
         assert (await sidecar.post())[0] == 200
     assert "using the conservative estimate" in caplog.text
+
+
+async def test_with_redis_a_stream_without_usage_is_counted_in_the_background(
+    sidecar_with: Any, redis_server: Any
+) -> None:
+    redis_server.flush()
+    budget = {"name": "daily", "period": "day", "tokens": 100_000}
+    spec = {"useCases": [use_case(budgets=[budget])]}
+    async with sidecar_with(spec, redis_url=redis_server.url) as sidecar:
+        sidecar.fake.queue_fault(omit_usage=True)
+        status, _, text = await sidecar.post({**HELLO, "stream": True})
+        assert status == 200
+        events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+        pieces = [c["delta"].get("content") for e in events for c in e["choices"]]
+        expected = 4 + 4 + 3 + sum(EstimateCounter().count(p) for p in pieces if p)
+        used = None
+        for _ in range(400):  # the settlement runs in the background: poll, bounded
+            status_doc = json.loads(await sidecar.get("/aigw/status"))
+            assert status_doc["governance"]["state"] == "redis"
+            (row,) = [r for r in status_doc["governance"]["counters"] if r["unit"] == "tokens"]
+            used = row["used"]
+            if used == expected:
+                break
+            await asyncio.sleep(0.025)
+        assert used == expected
