@@ -145,3 +145,10 @@ async def test_resp_replies_split_across_reads_reach_the_right_waiters() -> None
     assert isinstance(waiters[2].result(), RespError)
     assert waiters[3].result() == []
     assert not protocol.buf
+
+
+def test_resp_commands_encode_bytes_and_unicode_exactly() -> None:
+    from aigw_sidecar.governance.resp import _encode
+
+    assert _encode(("SET", "k", 12)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n"
+    assert _encode((b"\xff\x00", "é")) == b"*2\r\n$2\r\n\xff\x00\r\n$2\r\n\xc3\xa9\r\n"

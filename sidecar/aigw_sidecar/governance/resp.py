@@ -34,11 +34,18 @@ class RespError(Exception):
 
 
 def _encode(args: tuple[Arg, ...]) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
+    """A RESP command. Built as one latin-1 string (one byte per character, so ``len`` is
+    the byte length) and encoded once: fewer allocations than joining encoded pieces."""
+    out = [f"*{len(args)}\r\n"]
     for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+        if isinstance(arg, bytes):
+            text = arg.decode("latin-1")
+        else:
+            text = arg if isinstance(arg, str) else str(arg)
+            if not text.isascii():
+                text = text.encode().decode("latin-1")
+        out.append(f"${len(text)}\r\n{text}\r\n")
+    return "".join(out).encode("latin-1")
 
 
 def _parse(buf: bytearray, pos: int) -> tuple[Reply, int]:  # noqa: PLR0911 - one per type
