@@ -80,6 +80,10 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
     return ctx
 
 
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = "aigw"  # not aiohttp's name and version
+
+
 def create_apps(
     settings: SidecarSettings,
     *,
@@ -96,6 +100,7 @@ def create_apps(
     admin = web.Application()
     govern = build_governor(settings, metrics)
     for app in (api, admin):
+        app.on_response_prepare.append(_server_header)
         app[GOVERN] = govern
         app[SETTINGS] = settings
         app[STORE] = store

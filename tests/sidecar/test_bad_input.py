@@ -229,3 +229,14 @@ async def test_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
     ):
         assert response.status == 413
         assert (await response.json())["error"]["code"] == "body_too_large"
+
+
+async def test_no_software_versions_in_headers(gateway: Gateway) -> None:
+    async with aiohttp.ClientSession() as session:
+        for url in (
+            f"{gateway.url}/v1/models",
+            f"{gateway.url}/nope",
+            f"{gateway.admin_url}/metrics",
+        ):
+            async with session.get(url) as response:
+                assert response.headers["Server"] == "aigw"
