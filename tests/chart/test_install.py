@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 # The control_plane fixture (aigw_e2e's pytest plugin): typed loosely, as tests/operator does.
 ControlPlane = Any
@@ -253,6 +254,59 @@ def test_the_apiserver_calls_the_webhook_for_selected_pods_only(
         # failurePolicy Fail and no replica really runs: the pod is refused, naming the hook.
         assert result.returncode != 0
         assert f'failed calling webhook "{webhook}"' in result.stderr
+
+
+# Kinds whose CRDs this control plane does not have (cert-manager, prometheus-operator).
+FOREIGN_GROUPS = ("cert-manager.io/", "monitoring.coreos.com/")
+
+
+@pytest.mark.parametrize(
+    ("values", "present", "absent"),
+    [
+        (
+            ["--set", "webhook.certificate.certManager.enabled=true"],
+            {"MutatingWebhookConfiguration", "ClusterKopfPeering"},
+            {"Secret"},  # cert-manager writes it
+        ),
+        (
+            [
+                *("--set", "networkPolicy.enabled=true"),
+                *("--set", "metrics.serviceMonitor.enabled=true"),
+                *("--set", "redis.enabled=true", "--set", "redis.url=redis://r:6379/0"),
+                *("--set", "opentelemetry.enabled=true"),
+                *("--set", "opentelemetry.endpoint=http://c:4317"),
+                *("--set", "watchNamespaces={team-a}", "--set", "webhook.patchCABundle=true"),
+                *("--set", "sidecar.native=never", "--set", "operator.replicas=1"),
+            ],
+            {"NetworkPolicy", "Role", "RoleBinding", "KopfPeering", "Secret"},
+            {"ClusterKopfPeering", "PodDisruptionBudget"},
+        ),
+    ],
+    ids=["cert-manager", "everything-else"],
+)
+def test_the_apiserver_accepts_the_other_value_sets(
+    control_plane: ControlPlane,
+    release: Release,
+    values: list[str],
+    present: set[str],
+    absent: set[str],
+) -> None:
+    """Server-side dry run of what other values render (NetworkPolicy, namespaced RBAC, ...)."""
+    rendered = control_plane.run(
+        "helm", "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *values
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    local = [d for d in docs if not d["apiVersion"].startswith(FOREIGN_GROUPS)]
+    assert len(local) < len(docs), "cert-manager or prometheus-operator objects are rendered"
+    kinds = {d["kind"] for d in local}
+    assert present <= kinds
+    assert not absent & kinds
+    result = control_plane.kubectl(
+        *("apply", "--dry-run=server", "-f", "-"),
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": local}),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_upgrade_keeps_the_webhook_ca(control_plane: ControlPlane, release: Release) -> None:
