@@ -26,6 +26,9 @@ Results = Mapping[str, Any]
 
 
 def _get(row: Results, case: str, field: str) -> float | None:
+    """A figure of one phase; None when absent or when no request completed in the phase."""
+    if row.get(case, {}).get("requests", 1) == 0:
+        return None
     value = row.get(case, {}).get(field)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -125,7 +128,8 @@ def markdown(results: Results) -> str:
         "## Ratios",
         "",
         "To the floor: latency and TTFT as multiples of direct-to-upstream, throughput as a "
-        "fraction of it. To LiteLLM: added latency, throughput and RSS over LiteLLM's.",
+        "fraction of it. To LiteLLM: added latency, throughput and RSS over LiteLLM's. "
+        "n/a: not measured, or no request completed within a phase's rounds.",
         "",
         "| target | p50 ÷ floor | p99 ÷ floor | TTFT p50 ÷ floor | req/s c=16 ÷ floor "
         "| added p50 ÷ LiteLLM | added p99 ÷ LiteLLM | req/s c=16 ÷ LiteLLM | RSS ÷ LiteLLM |",
