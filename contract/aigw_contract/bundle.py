@@ -112,6 +112,16 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _hash_content(format_version: Any, namespace: Any, policies: Any, routes: Any) -> str:
+    content = {
+        "formatVersion": format_version,
+        "namespace": namespace,
+        "policies": policies,
+        "routes": routes,
+    }
+    return "sha256:" + hashlib.sha256(_canonical(content)).hexdigest()
+
+
 def compute_content_hash(
     format_version: int,
     namespace: str,
@@ -119,13 +129,12 @@ def compute_content_hash(
     routes: list[BundleRoute],
 ) -> str:
     """The content hash of a bundle with these parts."""
-    content = {
-        "formatVersion": format_version,
-        "namespace": namespace,
-        "policies": [p.model_dump(mode="json", by_alias=True) for p in policies],
-        "routes": [r.model_dump(mode="json", by_alias=True) for r in routes],
-    }
-    return "sha256:" + hashlib.sha256(_canonical(content)).hexdigest()
+    return _hash_content(
+        format_version,
+        namespace,
+        [p.model_dump(mode="json", by_alias=True) for p in policies],
+        [r.model_dump(mode="json", by_alias=True) for r in routes],
+    )
 
 
 def check_references(policies: list[BundlePolicy], routes: list[BundleRoute]) -> list[Problem]:
@@ -182,8 +191,10 @@ def parse_bundle(data: bytes | str) -> Bundle:
         bundle = Bundle.model_validate(raw)
     except ValidationError as exc:
         raise InvalidBundle(problems_from_validation_error(exc, source="bundle")) from exc
-    expected = compute_content_hash(
-        bundle.format_version, bundle.namespace, bundle.policies, bundle.routes
+    # The writer hashed the same canonical JSON it wrote, so the raw document (already
+    # validated above) can be hashed as read: no second serialization of the whole bundle.
+    expected = _hash_content(
+        raw["formatVersion"], raw.get("namespace"), raw.get("policies"), raw.get("routes")
     )
     if bundle.content_hash != expected:
         raise InvalidBundle(
