@@ -226,6 +226,7 @@ def _run(
     shutil.rmtree(env.work, ignore_errors=True)
     load_after = os.getloadavg()
     results["elapsed_s"] = time.monotonic() - started
+    results["load_average"] = [round(load_before[0], 2), round(load_after[0], 2)]
     results["load_line"] = (
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
         "(anything above ~0.5 means other work shared the cores)"

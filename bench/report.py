@@ -9,6 +9,7 @@ targets of DESIGN.md.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def markdown(results: Results) -> str:
             f"| {_ratio(v['rss_mb'], lite.get('rss_mb'))} |"
         )
     lines += ["", "## Raw measurements", "", *_raw_table(rows), ""]
-    lines += _targets_check(d, labels)
+    lines += _targets_check(d, labels, max(results.get("load_average") or [0.0]))
     lines += _evidence(rows)
     skipped = results.get("skipped") or {}
     if skipped:
@@ -199,12 +200,19 @@ def _raw_table(rows: Mapping[str, Results]) -> list[str]:
 
 
 def _targets_check(
-    d: Mapping[str, Mapping[str, float | None]], labels: Mapping[str, str]
+    d: Mapping[str, Mapping[str, float | None]], labels: Mapping[str, str], load: float
 ) -> list[str]:
     keys = [k for k in ("aigw-full", "aigw") if k in d]
     if not keys:
         return ["## DESIGN targets", "", "The aigw sidecar was not measured in this run."]
-    lines = ["## DESIGN targets", "", "| target | " + " | ".join(labels[k] for k in keys) + " |"]
+    lines = ["## DESIGN targets", ""]
+    if load > 1.0:
+        lines += [
+            f"**Not a verdict:** other work loaded this machine during the run (load average "
+            f"up to {load:.1f} on {os.cpu_count()} cores). Judge the targets on an idle machine.",
+            "",
+        ]
+    lines += ["| target | " + " | ".join(labels[k] for k in keys) + " |"]
     lines.append("|---|" + "---:|" * len(keys))
     checks = [
         ("added p50 c=1 ≤ 0.5 ms", "added_p50_ms", True),
