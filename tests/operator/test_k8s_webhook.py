@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from aigw_operator import SidecarSettings
+from aigw_operator.inject import plan_injection
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.k8s
@@ -237,3 +240,26 @@ def test_outside_a_cluster_the_operator_registers_its_own_webhook(aigw_cluster: 
     finally:
         dev.stop()
         aigw_cluster.kubectl("delete", "mutatingwebhookconfiguration", name)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "container"])
+def test_both_sidecar_forms_pass_the_apiservers_validation(
+    aigw_cluster: Any, native: bool, json_patch: Callable[[Any, Any], Any]
+) -> None:
+    """The container form (clusters before 1.29) is never produced by this v1.36 cluster's
+    webhook; the apiserver still validates both forms (server-side dry run)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"dry-{native}".lower(), "namespace": NS, "labels": {"app": "dry"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+    }
+    plan = plan_injection(
+        pod, SidecarSettings(), namespace_enabled=True, native=native, secrets=["provider-keys"]
+    )
+    injected = json_patch(pod, plan.patch)
+    result = aigw_cluster.plane.kubectl(
+        "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(injected)
+    )
+    created = json.loads(result.stdout)
+    assert sidecars(created) == ["aigw-sidecar"]
