@@ -47,7 +47,9 @@ class ControlPlane:
         self.layout = Layout(root)
         self.node_names = tuple(f"kwok-node-{i}" for i in range(nodes))
         self.start_timeout = start_timeout
-        # False only for `make cluster-up`, whose processes outlive the launcher.
+        # False only for `make cluster-up`, whose processes outlive the launcher. When True the
+        # kernel kills the components if the thread that started them exits, so start a
+        # control plane from a long-lived thread (pytest's main thread).
         self.die_with_parent = die_with_parent
         self.ports = Ports(*(free_port() for _ in range(6)))
         self.processes: list[Process] = []
