@@ -27,6 +27,7 @@ _ENV = {
     "log_level": "AIGW_LOG_LEVEL",
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
+    "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -71,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{_ENV['redis_url']}; default: this pod's memory)",
     )
     parser.add_argument(
+        "--redis-timeout",
+        type=float,
+        help=f"seconds for connecting to Redis and for each reply before the policy's failMode "
+        f"applies (env {_ENV['redis_timeout']}; default 0.5)",
+    )
+    parser.add_argument(
         "--tokenizer",
         help=f"prompt token counting: estimate, o200k_base, cl100k_base (env "
         f"{_ENV['tokenizer']}; default estimate; encodings need the bpe-openai package)",
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             ("drain_timeout", "drain_timeout_s", float),
             ("reload_interval", "reload_interval_s", float),
             ("max_body_bytes", "max_body_bytes", int),
+            ("redis_timeout", "redis_timeout_s", float),
         ):
             raw = _pick(args, name)
             if raw is not None:

@@ -65,13 +65,15 @@ async def start_sidecars(
 ) -> list[tuple[Any, str, str]]:
     sidecars = []
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIGW_")}
+    # A generous Redis timeout: on a loaded 2-core machine a reply to the 100th pipelined
+    # script can take longer than the 0.5 s default, which would (rightly) fail closed.
     for i in range(SIDECARS):
         port, admin = free_port(), free_port()
         logs.append((tmp / f"sidecar-{i}.log").open("wb"))
         proc = await asyncio.create_subprocess_exec(
             str(AIGW), "sidecar", "--bundle", str(bundle), "--port", str(port),
             "--admin-port", str(admin), "--admin-host", "127.0.0.1", "--secrets-dir", str(tmp),
-            "--redis-url", redis_url, "--log-level", "WARNING",
+            "--redis-url", redis_url, "--redis-timeout", "10", "--log-level", "WARNING",
             env=env, stdout=subprocess.DEVNULL, stderr=logs[-1],
         )  # fmt: skip
         sidecars.append((proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}"))

@@ -21,9 +21,10 @@ wait in a bounded queue and are replayed after the next successful reservation.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from aigw_contract import Bundle, EnforcementMode, ExhaustionAction, FailMode
@@ -32,11 +33,12 @@ from .authorize import authorize, declared_tools
 from .clock import Clock, SystemClock
 from .constraints import Constraints, constrain, requested_max_tokens
 from .decisions import Decision, Denied, DenyKind, Verdict
-from .identity import Identity, PodIdentity, PolicyIndex
+from .grants import Admission, BundleView, GovernanceSettings, Grant, Usage
+from .identity import Identity, PodIdentity
 from .memory_store import MemoryStore
-from .money import Prices, route_worst_prices
+from .money import Prices
 from .observer import NullObserver, Observer
-from .plan import PlanCache, Role, Unit, denial, settled_amount, tag_of
+from .plan import Role, denial, settled_amount, tag_of
 from .redis_store import RedisStore
 from .store import Counter, Store, StoreUnavailable
 from .tokens import EstimateCounter, TokenCounter, count_prompt
@@ -51,99 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("aigw.governance")
-
-
-@dataclass(frozen=True, slots=True)
-class GovernanceSettings:
-    """Tunables of the engine (policy comes from the bundle, not from here)."""
-
-    default_max_output_tokens: int = 4096
-    """Output bound assumed when neither the request nor the policy sets one."""
-    default_data_classification: str = "internal"
-    """Classification of a request without ``X-AIGW-Data-Classification``."""
-    max_request_seconds: float = 600.0
-    """Longest a request can hold a concurrency lease when it sets no deadline."""
-    record_ttl_seconds: int = 3_600
-    """How long a reservation waits for its settlement before it stays counted."""
-    pending_settlements: int = 10_000
-    """Settlements kept for replay while the store is unreachable; older ones are dropped."""
-
-
-class BundleView:
-    """What one bundle means for this pod, computed once per bundle."""
-
-    __slots__ = ("backend_prices", "bundle", "index", "plans", "route_prices")
-
-    def __init__(self, bundle: Bundle, pod: PodIdentity) -> None:
-        self.bundle = bundle
-        self.index = PolicyIndex(bundle, pod)
-        self.plans = PlanCache()
-        self.route_prices = {r.name: route_worst_prices(r.backends) for r in bundle.routes}
-        self.backend_prices = {
-            (r.name, b.name): Prices.of(b.pricing) for r in bundle.routes for b in r.backends
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens a call consumed: provider-reported, or counted from the stream."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(slots=True)
-class Admission:
-    """A request that passed identify, authorize and constrain."""
-
-    request_id: str
-    identity: Identity
-    route: str
-    constraints: Constraints
-    prices: Prices
-    """Worst-case prices of the route, used when the serving backend is not known."""
-    decisions: list[Decision] = field(default_factory=list)
-
-    @property
-    def mode(self) -> EnforcementMode:
-        return self.identity.policy.mode
-
-    @property
-    def warnings(self) -> list[str]:
-        """Messages for ``X-AIGW-Warning`` (warn mode only)."""
-        return [d.message for d in self.decisions if d.verdict is Verdict.WARNED]
-
-
-@dataclass(slots=True)
-class Grant:
-    """A reservation held for the duration of a call."""
-
-    admission: Admission
-    store: Store | None
-    counters: list[Counter]
-    roles: list[Role]
-    levels: tuple[float, ...]
-    degraded_to: str | None = None
-    """The fallback route a spent budget sent this request to."""
-    settled: bool = False
-
-    def budget_remaining(self) -> tuple[int | None, int | None]:
-        """Smallest remaining (tokens, nano-USD) over this request's budgets."""
-        tokens: int | None = None
-        money: int | None = None
-        for counter, role, level in zip(self.counters, self.roles, self.levels, strict=True):
-            if role.budget is None:
-                continue
-            left = max(0, counter.limit - int(level))
-            if role.unit is Unit.TOKENS:
-                tokens = left if tokens is None else min(tokens, left)
-            else:
-                money = left if money is None else min(money, left)
-        return tokens, money
 
 
 class Governor:
@@ -166,6 +75,8 @@ class Governor:
         self.counter: TokenCounter = counter or EstimateCounter()
         self.observer: Observer = observer or NullObserver()
         self.local: Store = store if isinstance(store, MemoryStore) else MemoryStore()
+        self._logged: dict[str, list[float]] = {}
+        """Outcome -> [monotonic time of its last log line, requests not logged since]."""
         self._pending: deque[tuple[Store, str, str, list[Counter], list[int], float]] = deque(
             maxlen=self.settings.pending_settlements
         )
@@ -296,11 +207,11 @@ class Governor:
             fail_mode = identity.policy.fail_mode
             if fail_mode is FailMode.CLOSED and enforce:
                 self.observer.state_unavailable("reserve", "fail_closed")
-                log.error(
-                    "state store unreachable (%s): policy %s fails closed, request %s refused",
-                    exc,
-                    identity.policy.name,
-                    admission.request_id,
+                self._log_unavailable(
+                    logging.ERROR,
+                    "fail_closed",
+                    f"state store unreachable ({exc}): policy {identity.policy.name} fails "
+                    f"closed, request {admission.request_id} refused",
                 )
                 raise Denied(
                     DenyKind.STATE_UNAVAILABLE,
@@ -310,13 +221,12 @@ class Governor:
                 ) from exc
             outcome = "fail_open" if fail_mode is FailMode.OPEN else "fail_closed_not_enforced"
             self.observer.state_unavailable("reserve", outcome)
-            log.warning(
-                "state store unreachable (%s): policy %s %s, counting in this pod only "
-                "for request %s",
-                exc,
-                identity.policy.name,
-                outcome.replace("_", " "),
-                admission.request_id,
+            self._log_unavailable(
+                logging.WARNING,
+                outcome,
+                f"state store unreachable ({exc}): policy {identity.policy.name} "
+                f"{outcome.replace('_', ' ')}, counting in this pod only for request "
+                f"{admission.request_id}",
             )
             if fail_mode is FailMode.CLOSED:
                 admission.decisions.append(
@@ -329,9 +239,25 @@ class Governor:
                 )
             result = await self.local.reserve(tag, admission.request_id, counters, now, ttl)
             return self.local, result
+        if self._logged:
+            self._logged.clear()
+            log.warning("state store reachable again: limits and budgets are shared again")
         if self._pending and self.store is not self.local:
             await self._replay()
         return self.store, result
+
+    def _log_unavailable(self, level: int, outcome: str, message: str) -> None:
+        """One line per outcome every 10 s while the store is down (not one per request),
+        saying how many were not logged; the metric counts every one."""
+        now = time.monotonic()
+        entry = self._logged.get(outcome)
+        if entry is not None and now - entry[0] < 10.0:
+            entry[1] += 1
+            return
+        skipped = entry[1] if entry is not None else 0
+        suffix = f" ({int(skipped)} more since the last line)" if skipped else ""
+        log.log(level, "%s%s", message, suffix)
+        self._logged[outcome] = [now, 0]
 
     def _record_over(
         self,

@@ -1,0 +1,113 @@
+"""What the governor hands around: its settings, a bundle's view, an admission, a grant.
+
+Split from :mod:`.governor` so the engine's flow reads on its own; these are plain data with
+the little arithmetic that belongs to them (remaining budget of a grant).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aigw_contract import Bundle, EnforcementMode
+
+from .constraints import Constraints
+from .decisions import Decision, Verdict
+from .identity import Identity, PodIdentity, PolicyIndex
+from .money import Prices, route_worst_prices
+from .plan import PlanCache, Role, Unit
+from .store import Counter, Store
+
+__all__ = ["Admission", "BundleView", "GovernanceSettings", "Grant", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceSettings:
+    """Tunables of the engine (policy comes from the bundle, not from here)."""
+
+    default_max_output_tokens: int = 4096
+    """Output bound assumed when neither the request nor the policy sets one."""
+    default_data_classification: str = "internal"
+    """Classification of a request without ``X-AIGW-Data-Classification``."""
+    max_request_seconds: float = 600.0
+    """Longest a request can hold a concurrency lease when it sets no deadline."""
+    record_ttl_seconds: int = 3_600
+    """How long a reservation waits for its settlement before it stays counted."""
+    pending_settlements: int = 10_000
+    """Settlements kept for replay while the store is unreachable; older ones are dropped."""
+
+
+class BundleView:
+    """What one bundle means for this pod, computed once per bundle."""
+
+    __slots__ = ("backend_prices", "bundle", "index", "plans", "route_prices")
+
+    def __init__(self, bundle: Bundle, pod: PodIdentity) -> None:
+        self.bundle = bundle
+        self.index = PolicyIndex(bundle, pod)
+        self.plans = PlanCache()
+        self.route_prices = {r.name: route_worst_prices(r.backends) for r in bundle.routes}
+        self.backend_prices = {
+            (r.name, b.name): Prices.of(b.pricing) for r in bundle.routes for b in r.backends
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call consumed: provider-reported, or counted from the stream."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request that passed identify, authorize and constrain."""
+
+    request_id: str
+    identity: Identity
+    route: str
+    constraints: Constraints
+    prices: Prices
+    """Worst-case prices of the route, used when the serving backend is not known."""
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def mode(self) -> EnforcementMode:
+        return self.identity.policy.mode
+
+    @property
+    def warnings(self) -> list[str]:
+        """Messages for ``X-AIGW-Warning`` (warn mode only)."""
+        return [d.message for d in self.decisions if d.verdict is Verdict.WARNED]
+
+
+@dataclass(slots=True)
+class Grant:
+    """A reservation held for the duration of a call."""
+
+    admission: Admission
+    store: Store | None
+    counters: list[Counter]
+    roles: list[Role]
+    levels: tuple[float, ...]
+    degraded_to: str | None = None
+    """The fallback route a spent budget sent this request to."""
+    settled: bool = False
+
+    def budget_remaining(self) -> tuple[int | None, int | None]:
+        """Smallest remaining (tokens, nano-USD) over this request's budgets."""
+        tokens: int | None = None
+        money: int | None = None
+        for counter, role, level in zip(self.counters, self.roles, self.levels, strict=True):
+            if role.budget is None:
+                continue
+            left = max(0, counter.limit - int(level))
+            if role.unit is Unit.TOKENS:
+                tokens = left if tokens is None else min(tokens, left)
+            else:
+                money = left if money is None else min(money, left)
+        return tokens, money
