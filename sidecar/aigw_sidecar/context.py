@@ -96,8 +96,9 @@ class RequestContext:
         self.attempts = 0
         self.response: Json | None = None
         """A complete canonical response. Setting it in ``on_request`` short-circuits."""
-        self.chunks: AsyncGenerator[Json, None] | None = None
-        """A canonical chunk stream. Setting it in ``on_request`` short-circuits."""
+        self.chunks: AsyncGenerator[list[Json], None] | None = None
+        """A canonical chunk stream, in batches (the chunks that arrived together; a batch is
+        written to the caller at once). Setting it in ``on_request`` short-circuits."""
         self.usage: Json | None = None
         """OpenAI-shaped usage, once known."""
         self.usage_estimated = False

@@ -119,21 +119,32 @@ async def _stream(
         try:
             if ctx.api == "openai":
                 include_usage = ctx.include_usage
-                chunk = first
-                while chunk is not None:
-                    if include_usage or chunk.get("choices") or not chunk.get("usage"):
-                        await response.write(openai_event(chunk))
-                    chunk = await anext(chunks, None)
+                batch = first
+                while batch is not None:
+                    data = b"".join(
+                        openai_event(chunk)
+                        for chunk in batch
+                        if include_usage or chunk.get("choices") or not chunk.get("usage")
+                    )
+                    if data:
+                        await response.write(data)
+                    batch = await anext(chunks, None)
                 await response.write(DONE)
             else:
                 translator = OpenAIToAnthropic(ctx.requested_model)
-                chunk = first
-                while chunk is not None:
-                    for event, data in translator.feed(chunk):
-                        await response.write(anthropic_event(event, data))
-                    chunk = await anext(chunks, None)
-                for event, data in translator.finish():
-                    await response.write(anthropic_event(event, data))
+                batch = first
+                while batch is not None:
+                    data = b"".join(
+                        anthropic_event(event, payload)
+                        for chunk in batch
+                        for event, payload in translator.feed(chunk)
+                    )
+                    if data:
+                        await response.write(data)
+                    batch = await anext(chunks, None)
+                await response.write(
+                    b"".join(anthropic_event(e, payload) for e, payload in translator.finish())
+                )
         except SidecarError as exc:
             ctx.error = exc
             with contextlib.suppress(ConnectionError):

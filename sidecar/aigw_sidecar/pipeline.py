@@ -105,20 +105,28 @@ class Pipeline:
             for step in self._response:
                 await step.on_response(ctx)
 
-    async def stream(self, ctx: RequestContext) -> AsyncGenerator[Json, None]:
-        """``ctx.chunks`` through every ``on_chunk`` hook, then the response phase."""
+    async def stream(self, ctx: RequestContext) -> AsyncGenerator[list[Json], None]:
+        """``ctx.chunks`` (batches) with every chunk through every ``on_chunk`` hook, then
+        the response phase."""
         chunks = ctx.chunks
         assert chunks is not None
         hooks = self._chunk
         try:
             async for received in chunks:
-                out: Json | None = received
-                for step in hooks:
-                    out = step.on_chunk(ctx, out)  # type: ignore[arg-type]  # None breaks below
-                    if out is None:
-                        break
-                if out is not None:
-                    yield out
+                if not hooks:
+                    yield received
+                    continue
+                batch: list[Json] = []
+                for chunk in received:
+                    out: Json | None = chunk
+                    for step in hooks:
+                        out = step.on_chunk(ctx, out)  # type: ignore[arg-type]  # None breaks
+                        if out is None:
+                            break
+                    if out is not None:
+                        batch.append(out)
+                if batch:
+                    yield batch
         finally:
             await chunks.aclose()  # a consumer that stops early closes the upstream call
         for step in self._response:

@@ -34,7 +34,7 @@ from aigw_sidecar.errors import (
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Step
 from aigw_sidecar.runtime import RuntimeBackend, RuntimeRoute
-from aigw_sidecar.sse import iter_sse
+from aigw_sidecar.sse import iter_sse_batches
 from aigw_sidecar.upstream_errors import map_upstream_error
 
 __all__ = ["CallUpstream"]
@@ -161,14 +161,16 @@ class CallUpstream(Step):
         response: aiohttp.ClientResponse,
         backend: RuntimeBackend,
         decode: StreamDecoder,
-    ) -> AsyncGenerator[Json, None]:
+    ) -> AsyncGenerator[list[Json], None]:
         try:
-            async for event, data in iter_sse(response.content):
-                for chunk in decode(event, data):
-                    usage = chunk.get("usage")
-                    if usage:
-                        ctx.usage = usage
-                    yield chunk
+            async for events in iter_sse_batches(response.content):
+                batch = [chunk for event, data in events for chunk in decode(event, data)]
+                if batch:
+                    for chunk in batch:
+                        usage = chunk.get("usage")
+                        if usage:
+                            ctx.usage = usage
+                    yield batch
         except TimeoutError:
             raise UpstreamTimeout(f"backend {backend.name} stalled mid-stream") from None
         except (aiohttp.ClientError, OSError, ValueError):
