@@ -25,7 +25,6 @@ from aigw_sidecar.metrics import Metrics as SidecarMetrics
 
 pytestmark = pytest.mark.k8s
 
-REPO = Path(__file__).resolve().parents[2]
 NS = "op-team-a"  # the quickstart examples, moved out of the chart tests' team-a
 POLICIES = f"/apis/aigw.dev/v1alpha1/namespaces/{NS}/aipolicies"
 POINTER = f"/api/v1/namespaces/{NS}/configmaps/aigw-bundle"

@@ -11,15 +11,12 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aigw_operator import SidecarSettings
 from aigw_operator.inject import plan_injection
-
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.k8s
 
