@@ -18,7 +18,7 @@ import yaml
 from redis.asyncio import Redis
 
 from aigw_contract import Bundle, compile_bundle, parse_documents
-from aigw_sidecar.governance import MemoryStore, RedisStore, Store
+from aigw_sidecar.governance import MemoryStore, RedisStore, Store, redis_py
 
 Doc = dict[str, Any]
 BundleFactory = Callable[..., Bundle]
@@ -128,7 +128,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "redis":
         redis_store = RedisStore.from_url(server.url)
     else:
-        redis_store = RedisStore(async_client(server.url))
+        redis_store = RedisStore(async_client(server.url), unreachable=redis_py.UNREACHABLE)
     yield redis_store
     await redis_store.client.aclose()
 

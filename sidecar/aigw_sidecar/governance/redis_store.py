@@ -20,18 +20,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
-
-from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import TYPE_CHECKING, Any
 
 from .redis_scripts import RECONCILE, RESERVE
 from .resp import RespClient, Script
 from .store import Counter, CounterKind, ReserveResult, StoreUnavailable, record_key
 
+if TYPE_CHECKING:  # redis-py is imported only where it is used: see .redis_py
+    from redis.asyncio import Redis
+
 __all__ = ["RedisStore"]
 
-_UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError, OSError)
+_LEAN_UNREACHABLE: tuple[type[BaseException], ...] = (TimeoutError, OSError)
 
 
 class RedisStore:
@@ -39,8 +39,17 @@ class RedisStore:
 
     name = "redis"
 
-    def __init__(self, client: RespClient | Redis, *, retry_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        client: RespClient | Redis,
+        *,
+        retry_interval: float = 0.5,
+        unreachable: tuple[type[BaseException], ...] = _LEAN_UNREACHABLE,
+    ) -> None:
+        """``unreachable``: the client's exceptions that mean Redis cannot be reached; pass
+        :data:`.redis_py.UNREACHABLE` with a redis-py client."""
         self._client = client
+        self._unreachable = unreachable
         self._reserve: Any
         self._reconcile: Any
         if isinstance(client, RespClient):
@@ -63,18 +72,15 @@ class RedisStore:
     ) -> RedisStore:
         """A store for ``url``; ``timeout`` bounds connecting and every reply, so an
         unreachable Redis is noticed within it. ``redis://`` uses the lean client; other
-        schemes use redis-py with a *blocking* pool (its default pool raises "Too many
-        connections" under a burst, which would look like an unreachable Redis)."""
+        schemes use redis-py (:mod:`.redis_py`)."""
         if url.startswith("redis://"):
             return cls(RespClient(url, timeout=timeout), retry_interval=retry_interval)
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-        )
-        return cls(Redis(connection_pool=pool), retry_interval=retry_interval)
+        # Imported here, not at the top: redis-py costs every sidecar ~20 MB of RSS, and only
+        # sidecars configured for TLS or Cluster need it.
+        from . import redis_py  # noqa: PLC0415
+
+        client = redis_py.connect(url, max_connections=max_connections, timeout=timeout)
+        return cls(client, retry_interval=retry_interval, unreachable=redis_py.UNREACHABLE)
 
     @property
     def client(self) -> RespClient | Redis:
@@ -87,7 +93,7 @@ class RedisStore:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
         try:
             result: list[bytes] = await script(keys=keys, args=args)
-        except _UNREACHABLE as exc:
+        except self._unreachable as exc:
             self._down_until = time.monotonic() + self._retry_interval
             raise StoreUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
         return result
@@ -155,7 +161,7 @@ class RedisStore:
                 calls.append(self._command("GET", c.key))
         try:
             replies = await asyncio.gather(*calls)
-        except _UNREACHABLE as exc:
+        except self._unreachable as exc:
             self._down_until = time.monotonic() + self._retry_interval
             raise StoreUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
         levels: list[float] = []

@@ -1,0 +1,36 @@
+"""The sidecar runs in every pod: what it imports is part of its memory footprint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("redis", "opentelemetry", "cryptography", "kopf", "pydantic_settings", "bpe_openai")
+
+
+def test_a_sidecar_without_tls_redis_imports_nothing_heavy() -> None:
+    # redis-py alone adds ~20 MB of RSS (it pulls in cryptography and opentelemetry); the
+    # default lean Redis client and an in-memory store must not load it.
+    code = (
+        "import sys, aigw_sidecar, aigw_sidecar.server, aigw_sidecar.steps.govern\n"
+        "from aigw_sidecar.governance import RedisStore\n"
+        "RedisStore.from_url('redis://127.0.0.1:1')\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_tls_redis_url_still_gets_redis_py() -> None:
+    code = (
+        "import sys\n"
+        "from aigw_sidecar.governance import RedisStore\n"
+        "store = RedisStore.from_url('rediss://127.0.0.1:1')\n"
+        "print(type(store.client).__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip().startswith("redis.")
