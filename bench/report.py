@@ -58,6 +58,7 @@ def derived(rows: Mapping[str, Results]) -> dict[str, dict[str, float | None]]:
             "rps_c16": _get(row, "c16", "rps"),
             "p99_c16_ms": _ms(_get(row, "c16", "p99_us")),
             "rps_max": _get(row, "max", "rps"),
+            "rps_soak": _get(row, "soak", "rps"),
             "stream_rps_c16": _get(row, "stream_c16", "rps"),
             "rss_mb": rss / 2**20 if rss else None,
             "rss_start_mb": rss_start / 2**20 if rss_start else None,
@@ -108,8 +109,9 @@ def markdown(results: Results) -> str:
         "## Summary",
         "",
         "| target | added p50 c=1 (ms) | added p99 c=1 (ms) | added TTFT p50 c=1 (ms) "
-        "| req/s/core c=16 | max req/s/core (c=64) | RSS (MB) after N requests |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| req/s/core c=16 | max req/s/core (c=64) | sustained req/s/core (soak, c=16) "
+        "| RSS (MB) after N requests |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, v in d.items():
         served = int(v["served"] or 0)
@@ -121,7 +123,7 @@ def markdown(results: Results) -> str:
         lines.append(
             f"| {labels[key]} | {_fmt(v['added_p50_ms'], 3)} | {_fmt(v['added_p99_ms'], 3)} "
             f"| {_fmt(v['added_ttft_p50_ms'], 3)} | {_fmt(v['rps_c16'])} | {_fmt(v['rps_max'])} "
-            f"| {rss} |"
+            f"| {_fmt(v['rps_soak'])} | {rss} |"
         )
     floor, lite = d.get("direct", {}), d.get("litellm", {})
     lines += [
