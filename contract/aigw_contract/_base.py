@@ -9,6 +9,8 @@ descriptions, which is what ``kubectl explain`` prints.
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -22,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-__all__ = ["DNS_LABEL", "NAME_PATTERN", "USD", "Model", "Name"]
+__all__ = ["DNS_LABEL", "NAME_PATTERN", "USD", "Model", "Name", "duplicates"]
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 """A Kubernetes DNS-1123 label: what names of routes, use cases and backends must look like."""
@@ -77,3 +79,8 @@ USD = Annotated[
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
 """A DNS-1123 label: lower-case letters, digits and '-', at most 63 characters."""
+
+
+def duplicates(names: Iterable[str]) -> list[str]:
+    """Names that occur more than once, sorted (for "names must be unique" errors)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)

@@ -14,7 +14,7 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
-from ._base import USD, Model, Name
+from ._base import USD, Model, Name, duplicates
 
 __all__ = [
     "AIPolicySpec",
@@ -306,9 +306,8 @@ class UseCase(Model):
     @model_validator(mode="after")
     def _unique_budget_names(self) -> Self:
         names = [b.name for b in self.budgets]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"budget names must be unique: {', '.join(duplicates)}")
+        if repeated := duplicates(names):
+            raise ValueError(f"budget names must be unique: {', '.join(repeated)}")
         return self
 
 
@@ -349,9 +348,8 @@ class AIPolicySpec(Model):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
         names = [u.name for u in self.use_cases]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"use case names must be unique: {', '.join(duplicates)}")
+        if repeated := duplicates(names):
+            raise ValueError(f"use case names must be unique: {', '.join(repeated)}")
         if self.default_use_case is not None and self.default_use_case not in names:
             raise ValueError(f"defaultUseCase {self.default_use_case!r} is not one of useCases")
         return self

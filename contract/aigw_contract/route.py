@@ -13,7 +13,7 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
-from ._base import USD, Model, Name
+from ._base import USD, Model, Name, duplicates
 
 __all__ = [
     "Backend",
@@ -198,9 +198,8 @@ class ModelRouteSpec(Model):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
         names = [b.name for b in self.backends]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"backend names must be unique: {', '.join(duplicates)}")
+        if repeated := duplicates(names):
+            raise ValueError(f"backend names must be unique: {', '.join(repeated)}")
         if not any(b.weight > 0 for b in self.backends):
             raise ValueError("at least one backend must have weight > 0")
         unknown = [f for f in self.fallback if f not in names]

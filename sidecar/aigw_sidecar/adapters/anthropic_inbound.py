@@ -16,21 +16,16 @@ import orjson
 from aigw_sidecar.errors import InvalidRequest
 
 from .anthropic_extras import EXTRAS_KEY, anthropic_extras
-from .anthropic_translate import FINISH_TO_STOP, openai_usage_to_anthropic, tool_arguments
+from .anthropic_translate import (
+    FINISH_TO_STOP,
+    openai_usage_to_anthropic,
+    text_of,
+    tool_arguments,
+)
 
 __all__ = ["anthropic_request_to_openai", "openai_response_to_anthropic"]
 
 Json = dict[str, Any]
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
 
 
 def _anthropic_blocks_to_parts(blocks: list[Json]) -> list[Json]:
@@ -60,7 +55,7 @@ def _tool_result_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return _text_of(content)
+        return text_of(content)
     return ""
 
 
@@ -124,7 +119,7 @@ def anthropic_request_to_openai(body: Json) -> Json:  # noqa: PLR0912
     marks = _has_cache_marks(body)
     if system:
         content = _anthropic_blocks_to_parts(system) if marks and isinstance(system, list) else None
-        messages.append({"role": "system", "content": content or _text_of(system)})
+        messages.append({"role": "system", "content": content or text_of(system)})
     for turn in body["messages"]:
         if turn["role"] == "user":
             _user_turn(turn["content"], messages)

@@ -43,6 +43,7 @@ __all__ = [
     "anthropic_usage_to_openai",
     "openai_request_to_anthropic",
     "openai_usage_to_anthropic",
+    "text_of",
     "tool_arguments",
 ]
 
@@ -68,7 +69,8 @@ FINISH_TO_STOP = {
 Json = dict[str, Any]
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
+    """The text of a message content: a string, or the text parts of a list of parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -187,7 +189,7 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
             result = {
                 "type": "tool_result",
                 "tool_use_id": message.get("tool_call_id", ""),
-                "content": _text_of(content),
+                "content": text_of(content),
             }
             _append(messages, "user", [result])
     if (body.get("n") or 1) > 1:
