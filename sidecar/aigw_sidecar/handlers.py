@@ -30,6 +30,7 @@ from .errors import (
 )
 from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
 from .pipeline import Pipeline
+from .runtime import RuntimeConfig
 from .sse import DONE, anthropic_event, openai_event
 from .steps.models import MODELS_STEP
 from .validate import check_chat, check_embeddings, check_messages, parse_json_object
@@ -51,6 +52,14 @@ async def _read_body(request: web.Request) -> Json:
     return parse_json_object(raw)
 
 
+def _loaded_config(request: web.Request) -> RuntimeConfig:
+    """The bundle in force; 503 until the first valid one is loaded."""
+    config = request.app[STORE].current
+    if config is None:
+        raise NotReady("the gateway has no valid policy bundle loaded yet", retry_after=1)
+    return config
+
+
 def _base_headers(ctx: RequestContext) -> dict[str, str]:
     headers = {
         "X-AIGW-Request-Id": ctx.request_id,
@@ -64,9 +73,7 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
 async def _serve(
     request: web.Request, api: Api, operation: Operation, body: Json
 ) -> web.StreamResponse:
-    config = request.app[STORE].current
-    if config is None:
-        raise NotReady("the gateway has no valid policy bundle loaded yet", retry_after=1)
+    config = _loaded_config(request)
     ctx = RequestContext(
         request_id=request[REQUEST_ID],
         api=api,
@@ -179,9 +186,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 async def list_models(request: web.Request) -> web.Response:
     """``GET /v1/models``: the routes this workload may use (Anthropic shape for its SDK)."""
-    config = request.app[STORE].current
-    if config is None:
-        raise NotReady("the gateway has no valid policy bundle loaded yet", retry_after=1)
+    config = _loaded_config(request)
     bodies = config.prepared.get(MODELS_STEP)
     if not isinstance(bodies, tuple):
         bodies = (config.models_openai, config.models_anthropic)

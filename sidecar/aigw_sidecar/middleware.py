@@ -56,10 +56,12 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
         headers["Retry-After"] = str(error.retry_after or 1)
     elif error.retry_after is not None and error.status == 503:
         headers["Retry-After"] = str(error.retry_after)
-    config = request.app[STORE].current
+    ctx = request.get(CONTEXT)
+    # A request that got as far as a context reports the bundle it ran under, not one a
+    # reload swapped in since.
+    config = ctx.config if ctx is not None else request.app[STORE].current
     if config is not None:
         headers["X-AIGW-Policy-Version"] = config.policy_version
-    ctx = request.get(CONTEXT)
     if ctx is not None:
         headers.update(ctx.response_headers)
     return response
