@@ -23,7 +23,7 @@ from types import TracebackType
 from aiohttp import web
 
 from .app import StepsFactory, create_apps
-from .keys import DRAINING, STORE
+from .app_keys import DRAINING, STORE
 from .settings import SidecarSettings
 from .steps import default_steps
 

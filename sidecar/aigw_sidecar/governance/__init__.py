@@ -15,17 +15,17 @@ from .governor import (
     GovernanceSettings,
     Governor,
     Grant,
-    Usage,
 )
 from .identity import Identity, PodIdentity, PolicyIndex
 from .memory_store import MemoryStore
-from .money import NANO, Prices, format_usd
+from .money import NANO, Prices, format_usd, parse_usd
 from .observer import NullObserver, Observer
 from .prometheus import PrometheusObserver
 from .redis_store import RedisStore
 from .status import budget_status
 from .store import Counter, CounterKind, ReserveResult, Store, StoreUnavailable
 from .tokens import BpeCounter, EstimateCounter, TokenCounter, count_prompt
+from .usage import OutputCounter, Usage, response_output_tokens, usage_of
 from .windows import Window, window_at
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "MemoryStore",
     "NullObserver",
     "Observer",
+    "OutputCounter",
     "PodIdentity",
     "PolicyIndex",
     "Prices",
@@ -64,5 +65,8 @@ __all__ = [
     "budget_status",
     "count_prompt",
     "format_usd",
+    "parse_usd",
+    "response_output_tokens",
+    "usage_of",
     "window_at",
 ]
