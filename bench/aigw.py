@@ -27,7 +27,7 @@ import yaml
 import probes
 from infra import collector, otelcol_path, redis
 from procs import Proc, free_port, wait_until_answers
-from rows import STEPS, Row
+from rows import STEPS, Row, Step
 from targets import APP_KEY, MODEL, UPSTREAM_KEY, BenchEnv, Target
 
 __all__ = [
@@ -35,9 +35,11 @@ __all__ = [
     "NotBuilt",
     "StepIgnored",
     "compile_bundle",
+    "documents",
     "missing_flags",
     "sidecar_help",
     "start_row",
+    "verdict",
 ]
 
 ROUTE = "chat"
@@ -68,7 +70,7 @@ def sidecar_help(python: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=False).stdout
 
 
-def _documents(row: Row, upstream_url: str) -> list[dict[str, Any]]:
+def documents(row: Row, upstream_url: str) -> list[dict[str, Any]]:
     backend = {
         "name": "fake",
         "provider": "openai",
@@ -95,7 +97,7 @@ def _documents(row: Row, upstream_url: str) -> list[dict[str, Any]]:
 def compile_bundle(row: Row, env: BenchEnv, upstream_url: str) -> Path:
     """The row's bundle, compiled by ``aigw compile`` (so it is validated like any other)."""
     source = env.work / f"{row.key}.yaml"
-    source.write_text(yaml.safe_dump_all(_documents(row, upstream_url), sort_keys=False))
+    source.write_text(yaml.safe_dump_all(documents(row, upstream_url), sort_keys=False))
     bundle = env.work / f"{row.key}.bundle.json"
     command = [env.python, "-m", "aigw_cli.main", "compile", str(source), "-o", str(bundle)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
@@ -203,20 +205,32 @@ def start_row(row: Row, env: BenchEnv, upstream_url: str) -> Iterator[Target]:
 def _prove(row: Row, env: probes.ProbeEnv) -> None:
     """Every step of the row acts, or NotBuilt/StepIgnored says which do not and why."""
     warnings = probes.status_warnings(env.admin_port)
+    unwarned = [k for k in row.steps if not probes.warned(warnings, STEPS[k].fields)]
+    verdict(row.steps, STEPS, warnings, {key: probes.PROBES[key](env) for key in unwarned})
+
+
+def verdict(
+    keys: tuple[str, ...],
+    steps: Mapping[str, Step],
+    warnings: list[str],
+    problems: Mapping[str, str | None],
+) -> None:
+    """Decides a row from its steps' status warnings and probe results (``problems``, by
+    step: None when the probe passed; absent when it did not run): returns when every step
+    acts, raises :class:`StepIgnored` for a landed step whose probe failed, else
+    :class:`NotBuilt` naming every step that is missing."""
     missing: dict[str, str] = {}
-    for key in row.steps:
-        warning = probes.warned(warnings, STEPS[key].fields)
+    for key in keys:
+        warning = probes.warned(warnings, steps[key].fields)
+        problem = problems.get(key)
         if warning:
             missing[key] = f"the sidecar warns: {warning}"
-    for key in row.steps:
-        if key in missing:
-            continue
-        problem = probes.PROBES[key](env)
-        if problem is None:
-            continue
-        if STEPS[key].landed:
+        elif key not in problems:
+            missing[key] = "not probed"
+        elif problem is not None and steps[key].landed:
             raise StepIgnored(key, problem)
-        missing[key] = f"its probe found: {problem}"
+        elif problem is not None:
+            missing[key] = f"its probe found: {problem}"
     if missing:
         raise NotBuilt(missing)
 

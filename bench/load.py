@@ -240,10 +240,13 @@ async def _stream_main(args: argparse.Namespace) -> dict[str, Any]:
     deadline = time.monotonic() + args.max_seconds
     started = time.perf_counter()
 
+    sent = 0
+
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, sent
         client = _Client(parts.hostname or "127.0.0.1", parts.port or 80, request)
-        while len(totals) + errors < args.total and time.monotonic() < deadline:
+        while sent < args.total and time.monotonic() < deadline:
+            sent += 1  # counted before sending, so concurrent workers never exceed the total
             try:
                 ttft, total = await client.one()
             except (OSError, RuntimeError, ValueError, asyncio.IncompleteReadError):
