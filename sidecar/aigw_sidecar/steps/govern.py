@@ -123,7 +123,7 @@ class Govern(Step):
                 view,
                 request_id=ctx.request_id,
                 body=ctx.body,
-                route=ctx.requested_model,
+                route=ctx.route.name if ctx.route is not None else ctx.requested_model,
                 headers=ctx.headers,
             )
             constraints = admission.constraints
