@@ -18,12 +18,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from ._base import Model, Name
 from .errors import InvalidBundle, Problem, UnsupportedBundleFormat
 from .policy import EnforcementMode, FailMode, LabelSelector, UseCase
-from .route import Backend, CircuitBreaker, RetryPolicy, RouteIntent, Timeouts
+from .route import Backend, CircuitBreaker, ModelAlias, RetryPolicy, RouteIntent, Timeouts
 from .validation import problems_from_validation_error
 
 __all__ = [
@@ -69,6 +69,10 @@ class BundleRoute(Model):
     """Name of the ModelRoute: what a request's ``model`` field names."""
     intent: RouteIntent
     """The intent the route serves."""
+    model_aliases: list[ModelAlias] = Field(default_factory=list)
+    """Other names a request's ``model`` may use for this route (unique in the bundle).
+    Written only when there are some, so a bundle without aliases is byte for byte what
+    readers from before this field read."""
     backends: list[Backend]
     """Weighted backends."""
     fallback: list[Name]
@@ -79,6 +83,14 @@ class BundleRoute(Model):
     """Attempt timeouts."""
     circuit_breaker: CircuitBreaker
     """Circuit-breaker thresholds."""
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_aliases(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("modelAliases", "model_aliases"):
+            if data.get(key) == []:
+                del data[key]
+        return data
 
 
 class Bundle(Model):
@@ -137,10 +149,34 @@ def compute_content_hash(
     )
 
 
-def check_references(policies: list[BundlePolicy], routes: list[BundleRoute]) -> list[Problem]:
-    """Problems with names that refer across resources (routes a policy uses must exist)."""
+def _alias_problems(routes: list[BundleRoute]) -> list[Problem]:
     route_names = {r.name for r in routes}
+    owner: dict[str, str] = {}
     problems: list[Problem] = []
+    for route in routes:
+        for ai, alias in enumerate(route.model_aliases):
+            message = None
+            if alias in route_names and alias != route.name:
+                message = f"model alias {alias!r} is another route's name"
+            elif alias in owner and owner[alias] != route.name:
+                message = f"model alias {alias!r} is also an alias of {owner[alias]!r}"
+            if message:
+                problems.append(
+                    Problem(
+                        message,
+                        resource=f"ModelRoute/{route.name}",
+                        path=f"spec.modelAliases[{ai}]",
+                    )
+                )
+            owner.setdefault(alias, route.name)
+    return problems
+
+
+def check_references(policies: list[BundlePolicy], routes: list[BundleRoute]) -> list[Problem]:
+    """Problems with names that refer across resources (routes a policy uses must exist, a
+    model alias names one route only)."""
+    route_names = {r.name for r in routes}
+    problems: list[Problem] = _alias_problems(routes)
     for policy in policies:
         for ui, use_case in enumerate(policy.use_cases):
             for ri, route in enumerate(use_case.routes):

@@ -39,6 +39,7 @@ from .keys import (
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
+from .rollout import add_rollout_route
 from .settings import SidecarSettings
 from .steps import default_steps
 from .steps.govern import build_governor, with_governance
@@ -118,4 +119,5 @@ def create_apps(
     api.router.add_get("/v1/models", handlers.list_models)
     api.router.add_post("/v1/messages", handlers.messages)
     add_admin_routes(admin)
+    add_rollout_route(admin)
     return api, admin

@@ -125,7 +125,7 @@ class Govern(Step):
                 view,
                 request_id=ctx.request_id,
                 body=ctx.body,
-                route=ctx.requested_model,
+                route=ctx.route.name if ctx.route is not None else ctx.requested_model,
                 claims=claims,
             )
             constraints = admission.constraints
