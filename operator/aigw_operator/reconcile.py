@@ -19,7 +19,13 @@ from typing import Any
 from aigw_contract import GROUP, VERSION
 
 from . import names
-from .bundles import gc_victims, history_configmap, plan_publish, pointer_configmap
+from .bundles import (
+    configmap_revision,
+    gc_victims,
+    history_configmap,
+    plan_publish,
+    pointer_configmap,
+)
 from .errors import NotFound
 from .evaluate import evaluate
 from .kube import KubeClient
@@ -79,10 +85,10 @@ class Reconciler:
         result = "blocked"
         revision = None
         if evaluation.bundle is not None:
-            plan = plan_publish(evaluation.bundle.content_hash, pointer, history)
+            plan = plan_publish(evaluation.bundle, pointer, history)
             revision, result = plan.current_revision, "unchanged"
             if plan.revision is not None:
-                bundle = evaluation.bundle.model_copy(update={"revision": plan.revision})
+                bundle = evaluation.bundle.with_revision(plan.revision)
                 data = bundle.to_json_bytes()
                 await self.client.request(
                     "POST", _cm_path(namespace), body=history_configmap(bundle, data)
@@ -115,7 +121,7 @@ class Reconciler:
             for victim in gc_victims(history, keep=self.settings.keep_revisions, in_force=revision):
                 await self.client.delete(_cm_path(namespace, victim))
         elif pointer is not None:
-            revision = plan_publish("", pointer, ()).current_revision
+            revision = configmap_revision(pointer)
             logger.warning(
                 "namespace %s: bundle not updated (%s: %s)",
                 namespace,

@@ -25,6 +25,7 @@ from .admin import add_admin_routes
 from .app_keys import (
     DRAINING,
     GOVERN,
+    IN_FLIGHT,
     METRICS,
     PIPELINE,
     REQUEST_IDS,
@@ -36,9 +37,11 @@ from .app_keys import (
 )
 from .attempts import AttemptChain, AttemptMiddleware, HttpCall
 from .bundle_store import BundleStore
+from .drain import InFlight
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
+from .rollout import add_rollout_route
 from .settings import SidecarSettings
 from .steps import Plugin, Services, default_steps
 from .steps.govern import Governance, build_governance
@@ -126,6 +129,7 @@ def create_apps(
         app[DRAINING] = draining
     api[RNG] = rng
     api[REQUEST_IDS] = RequestIds()
+    api[IN_FLIGHT] = InFlight()
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)
@@ -133,4 +137,5 @@ def create_apps(
     api.router.add_get("/v1/models", handlers.list_models)
     api.router.add_post("/v1/messages", handlers.messages)
     add_admin_routes(admin)
+    add_rollout_route(admin)
     return api, admin

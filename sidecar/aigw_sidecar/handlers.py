@@ -21,9 +21,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from aiohttp import web
 
-from .app_keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
+from .app_keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, STORE
+from .body import read_json_body
 from .context import Json, RequestContext
-from .errors import BodyTooLarge, NotReady, SidecarError, UpstreamTimeout
+from .errors import NotReady, SidecarError, UpstreamTimeout
 from .frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS, Frontend
 from .keys import MODELS
 from .pipeline import Decode, Pipeline
@@ -36,15 +37,7 @@ _JSON = "application/json"
 
 def _body_reader(request: web.Request, frontend: Frontend, ctx: RequestContext) -> Decode:
     async def decode() -> Json:
-        limit = request.app[SETTINGS].max_body_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            raise BodyTooLarge(f"the request body is larger than {limit} bytes")
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise BodyTooLarge(f"the request body is larger than {limit} bytes") from None
-        return frontend.decode(raw, ctx)
+        return frontend.decode(await read_json_body(request), ctx)
 
     return decode
 

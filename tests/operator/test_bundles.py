@@ -28,9 +28,10 @@ def bundle(revision: int = 0) -> Any:
 
 def test_first_publish_and_configmaps_hold_a_loadable_bundle() -> None:
     b = bundle()
-    plan = plan_publish(b.content_hash, None, [])
+    plan = plan_publish(b, None, [])
     assert (plan.revision, plan.current_revision) == (1, None)
-    published = b.model_copy(update={"revision": plan.revision})
+    assert plan.revision is not None
+    published = b.with_revision(plan.revision)
     data = published.to_json_bytes()
     history = history_configmap(published, data)
     pointer = pointer_configmap(published, data, resource_version=None)
@@ -48,17 +49,20 @@ def test_first_publish_and_configmaps_hold_a_loadable_bundle() -> None:
 def test_unchanged_content_writes_nothing() -> None:
     b = bundle(3)
     pointer = pointer_configmap(b, b.to_json_bytes(), resource_version="7")
-    plan = plan_publish(b.content_hash, pointer, [])
+    plan = plan_publish(b, pointer, [])
     assert (plan.revision, plan.current_revision) == (None, 3)
+    # The next compile comes at revision 0: still the same content, still nothing to write.
+    assert plan_publish(bundle(0), pointer, []).revision is None
 
 
 def test_revisions_never_go_back() -> None:
     b = bundle(4)
     pointer = pointer_configmap(b, b.to_json_bytes(), resource_version="7")
     history = [history_configmap(bundle(r), b"") for r in (2, 9, 4)]
-    assert plan_publish("sha256:other", pointer, history).revision == 10
+    other = b.model_copy(update={"routes": b.routes[:1]})
+    assert plan_publish(other, pointer, history).revision == 10
     # A deleted pointer does not reuse revisions that history still remembers.
-    assert plan_publish("sha256:other", None, history).revision == 10
+    assert plan_publish(other, None, history).revision == 10
 
 
 def test_gc_keeps_the_newest_and_the_one_in_force() -> None:

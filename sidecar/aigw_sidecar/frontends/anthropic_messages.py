@@ -14,7 +14,7 @@ import orjson
 from aigw_sidecar.context import Api, Json, Operation, RequestContext
 from aigw_sidecar.errors import SidecarError, anthropic_error_body
 from aigw_sidecar.sse import anthropic_event
-from aigw_sidecar.validate import check_messages, parse_json_object
+from aigw_sidecar.validate import check_messages
 
 from .anthropic_request import anthropic_request_to_openai, openai_response_to_anthropic
 from .anthropic_stream import OpenAIToAnthropic
@@ -46,8 +46,8 @@ class AnthropicMessages:
     api: Api = "anthropic"
     operation: Operation = "chat"
 
-    def decode(self, raw: bytes, ctx: RequestContext) -> Json:
-        return anthropic_request_to_openai(check_messages(parse_json_object(raw)))
+    def decode(self, body: Json, ctx: RequestContext) -> Json:
+        return anthropic_request_to_openai(check_messages(body))
 
     def render(self, ctx: RequestContext, response: Json) -> bytes:
         return orjson.dumps(openai_response_to_anthropic(response, ctx.requested_model))

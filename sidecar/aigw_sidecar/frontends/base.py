@@ -39,8 +39,8 @@ class Frontend(Protocol):
     api: Api
     operation: Operation
 
-    def decode(self, raw: bytes, ctx: RequestContext) -> Json:
-        """The canonical request of a raw body; raises ``InvalidRequest`` for a bad one."""
+    def decode(self, body: Json, ctx: RequestContext) -> Json:
+        """The canonical request of a parsed body; raises ``InvalidRequest`` for a bad one."""
         ...
 
     def render(self, ctx: RequestContext, response: Json) -> bytes:

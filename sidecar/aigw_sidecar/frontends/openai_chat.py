@@ -13,7 +13,7 @@ import orjson
 from aigw_sidecar.context import Api, Json, Operation, RequestContext
 from aigw_sidecar.errors import SidecarError, openai_error_body
 from aigw_sidecar.sse import DONE, openai_event
-from aigw_sidecar.validate import check_chat, parse_json_object
+from aigw_sidecar.validate import check_chat
 
 __all__ = ["OPENAI_CHAT", "OpenAIChat", "OpenAIStreamEncoder"]
 
@@ -44,8 +44,8 @@ class OpenAIChat:
     api: Api = "openai"
     operation: Operation = "chat"
 
-    def decode(self, raw: bytes, ctx: RequestContext) -> Json:
-        return check_chat(parse_json_object(raw))
+    def decode(self, body: Json, ctx: RequestContext) -> Json:
+        return check_chat(body)
 
     def render(self, ctx: RequestContext, response: Json) -> bytes:
         return orjson.dumps(response)

@@ -6,7 +6,7 @@ import orjson
 
 from aigw_sidecar.context import Api, Json, Operation, RequestContext
 from aigw_sidecar.errors import SidecarError, openai_error_body
-from aigw_sidecar.validate import check_embeddings, parse_json_object
+from aigw_sidecar.validate import check_embeddings
 
 from .openai_chat import OpenAIStreamEncoder
 
@@ -19,8 +19,8 @@ class OpenAIEmbeddings:
     api: Api = "openai"
     operation: Operation = "embeddings"
 
-    def decode(self, raw: bytes, ctx: RequestContext) -> Json:
-        body = check_embeddings(parse_json_object(raw))
+    def decode(self, body: Json, ctx: RequestContext) -> Json:
+        body = check_embeddings(body)
         if body.get("stream") is not None:  # embeddings never stream
             body = {k: v for k, v in body.items() if k != "stream"}
         return body

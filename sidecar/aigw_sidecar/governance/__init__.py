@@ -7,6 +7,7 @@ against rate limits and budgets (:meth:`Governor.limit`) and settles after the c
 :class:`RedisStore` (shared by every sidecar). See each module's docstring for the why.
 """
 
+from .claims import MAX_COST_NUSD, MAX_LATENCY_MS, Claims
 from .clock import Clock, ManualClock, SystemClock
 from .decisions import Decision, Denied, DenyKind, Verdict
 from .governor import (
@@ -18,7 +19,7 @@ from .governor import (
 )
 from .identity import Identity, PodIdentity, PolicyIndex
 from .memory_store import MemoryStore
-from .money import NANO, Prices, format_usd, parse_usd
+from .money import NANO, Prices, format_usd
 from .observer import NullObserver, Observer
 from .prometheus import PrometheusObserver
 from .redis_store import RedisStore
@@ -29,10 +30,13 @@ from .usage import OutputCounter, Usage, response_output_tokens, usage_of
 from .windows import Window, window_at
 
 __all__ = [
+    "MAX_COST_NUSD",
+    "MAX_LATENCY_MS",
     "NANO",
     "Admission",
     "BpeCounter",
     "BundleView",
+    "Claims",
     "Clock",
     "Counter",
     "CounterKind",
@@ -65,7 +69,6 @@ __all__ = [
     "budget_status",
     "count_prompt",
     "format_usd",
-    "parse_usd",
     "response_output_tokens",
     "usage_of",
     "window_at",

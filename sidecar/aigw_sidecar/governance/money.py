@@ -15,7 +15,7 @@ of one :class:`~.usage.Usage`, and :func:`format_usd` is the one formatter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from aigw_contract.route import Backend, Pricing
@@ -23,7 +23,7 @@ from aigw_contract.route import Backend, Pricing
 if TYPE_CHECKING:
     from .usage import Usage
 
-__all__ = ["NANO", "Prices", "format_usd", "parse_usd", "route_worst_prices", "usd_to_nano"]
+__all__ = ["NANO", "Prices", "format_usd", "route_worst_prices", "usd_to_nano"]
 
 NANO = 10**9
 
@@ -33,17 +33,6 @@ def usd_to_nano(amount: Decimal) -> int:
     scaled = amount * NANO
     whole = int(scaled)
     return whole if whole == scaled else whole + 1
-
-
-def parse_usd(text: str) -> int | None:
-    """Nano-USD of a header value such as ``0.05``; None when it is not a non-negative number."""
-    try:
-        amount = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount < 0:
-        return None
-    return usd_to_nano(amount)
 
 
 def format_usd(nano: int) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
 from aigw_sidecar.context import RequestContext
 from aigw_sidecar.errors import (
@@ -174,20 +175,21 @@ class Admit(Step):
             config.prepared[MODELS] = render_models(config.bundle, [])
             return
         allowed = {route for use_case in policy.use_cases for route in use_case.routes}
-        config.prepared[MODELS] = render_models(
-            config.bundle, [name for name in config.routes if name in allowed]
-        )
+        names = [name for name in config.routes if name in allowed]
+        names += [alias for alias, route in config.aliases.items() if route in allowed]
+        config.prepared[MODELS] = render_models(config.bundle, names)
 
     async def on_request(self, ctx: RequestContext) -> None:
         view = self._g.view(ctx.config)
         route = ctx.route
+        claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
         try:
             admission = self._g.governor.admit(
                 view,
                 request_id=ctx.request_id,
                 body=ctx.body,
                 route=route.name if route is not None else ctx.requested_model,
-                headers=ctx.headers,
+                claims=claims,
             )
         except Denied as denied:
             raise _deny(ctx, self.name, denied) from None

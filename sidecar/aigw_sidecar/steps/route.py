@@ -1,6 +1,9 @@
 """Step: resolve the request's ``model`` to a route of the loaded bundle.
 
-The request names a ModelRoute in ``model``. :func:`route_to` is the one place a request's
+The request names a ModelRoute in ``model``, by its name or one of its ``modelAliases``
+(so an app keeps its vendor model strings); from here on ``ctx.route.name`` is the route's
+own name, which is what policies grant and headers report. :func:`route_to` is the one
+place a request's
 route is set (the ``X-AIGW-Route`` header and the ``route`` decision with it): this step
 sets the requested one; a step that reroutes later (a spent budget's fallback route,
 intent routing by quality tier or region) calls it again before the upstream call, which
@@ -32,7 +35,7 @@ class ResolveRoute(Step):
     phase = Phase.ROUTE
 
     async def on_request(self, ctx: RequestContext) -> None:
-        route = ctx.config.routes.get(ctx.requested_model)
+        route = ctx.config.route_for(ctx.requested_model)
         if route is None:
             raise RouteNotFound(
                 f"model {ctx.requested_model[:100]!r} is not a route of this workload;"
