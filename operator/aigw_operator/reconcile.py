@@ -30,6 +30,7 @@ from .bundles import (
 )
 from .errors import NotFound
 from .evaluate import evaluate
+from .events import post_event
 from .kube import KubeClient
 from .metrics import Metrics
 from .settings import BundleSettings
@@ -240,20 +241,12 @@ class Reconciler:
     async def _event(
         self, namespace: str, ref: Mapping[str, Any], kind: str, reason: str, message: str
     ) -> None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{ref['name']}.", "namespace": namespace},
-            "involvedObject": {**{k: v for k, v in ref.items() if v}, "namespace": namespace},
-            "type": kind,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": names.MANAGED_BY},
-            "reportingComponent": names.MANAGED_BY,
-            "reportingInstance": self.instance,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        await self.client.request("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
+        await post_event(
+            self.client,
+            namespace,
+            ref,
+            kind=kind,
+            reason=reason,
+            message=message,
+            instance=self.instance,
+        )

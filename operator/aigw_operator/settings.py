@@ -70,6 +70,9 @@ class WebhookSettings:
     present; otherwise generated at startup with ``cryptography``."""
     sans: tuple[str, ...] = ("127.0.0.1", "localhost")
     """Subject alternative names of a generated serving certificate (IPs or DNS names)."""
+    cert_secret: tuple[str, str] | None = None
+    """(namespace, name) of a Secret holding the certificate every replica serves; the first
+    replica to start generates it there. None: use or generate files in ``cert_dir``."""
     configuration_name: str | None = None
     """MutatingWebhookConfiguration whose caBundle the operator patches after generating
     certificates; None when the caBundle is managed outside (chart, cert-manager). Generated
