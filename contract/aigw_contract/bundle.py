@@ -7,8 +7,11 @@ Kubernetes types, so the data plane never depends on the control plane's API ver
 Compatibility rule: ``formatVersion`` changes only when a reader of the previous version
 would misread a new bundle. A reader refuses a format it does not know
 (:class:`UnsupportedBundleFormat`) and keeps its last good bundle. ``contentHash`` covers the
-format version, namespace, policies and routes (not the revision or generation time), so an
-unchanged set of resources always has the same hash, and a corrupted bundle is detected.
+format version, namespace, policies and routes, and from format 2 on the revision too (so a
+bundle whose revision was edited by hand is refused, instead of showing a never-compiled
+version in ``X-AIGW-Policy-Version``); never the generation time. Format 1 keeps its original
+definition (revision not covered), so every bundle ever written still reads as it did.
+"Nothing changed" is: the new compile, at the revision in force, has the hash in force.
 """
 
 from __future__ import annotations
@@ -115,6 +118,14 @@ class Bundle(Model):
         """Canonical serialization: sorted keys, no insignificant whitespace."""
         return _canonical(self.model_dump(mode="json", by_alias=True)) + b"\n"
 
+    def with_revision(self, revision: int) -> Bundle:
+        """This bundle as revision ``revision``, its content hash recomputed (format 2 hashes
+        the revision; never set ``revision`` with ``model_copy``)."""
+        content_hash = compute_content_hash(
+            self.format_version, self.namespace, self.policies, self.routes, revision
+        )
+        return self.model_copy(update={"revision": revision, "content_hash": content_hash})
+
     def route(self, name: str) -> BundleRoute | None:
         """The route called ``name``, if any."""
         return next((r for r in self.routes if r.name == name), None)
@@ -124,13 +135,19 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _hash_content(format_version: Any, namespace: Any, policies: Any, routes: Any) -> str:
+def _hash_content(
+    format_version: Any, namespace: Any, policies: Any, routes: Any, revision: Any = None
+) -> str:
+    """sha256 of the canonical content. From format 2 on the revision is part of it (a
+    hand-edited revision no longer passes); format 1 keeps its original definition."""
     content = {
         "formatVersion": format_version,
         "namespace": namespace,
         "policies": policies,
         "routes": routes,
     }
+    if format_version != BUNDLE_FORMAT_VERSION:
+        content["revision"] = revision
     return "sha256:" + hashlib.sha256(_canonical(content)).hexdigest()
 
 
@@ -139,13 +156,15 @@ def compute_content_hash(
     namespace: str,
     policies: list[BundlePolicy],
     routes: list[BundleRoute],
+    revision: int = 0,
 ) -> str:
-    """The content hash of a bundle with these parts."""
+    """The content hash of a bundle with these parts (``revision`` counts from format 2)."""
     return _hash_content(
         format_version,
         namespace,
         [p.model_dump(mode="json", by_alias=True) for p in policies],
         [r.model_dump(mode="json", by_alias=True) for r in routes],
+        revision,
     )
 
 

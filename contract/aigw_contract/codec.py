@@ -21,8 +21,8 @@ Format 2 scales past that and keeps old readers safe:
   (a kubelet still syncing) refuses the whole bundle; nothing is ever half-applied.
 
 ``contentHash`` is computed as for format 1, over the expanded policies and routes with
-``formatVersion: 2``, so "nothing changed" is still one comparison and a corrupted or
-tampered payload is detected after decompression.
+``formatVersion: 2``, plus the ``revision`` (see :mod:`aigw_contract.bundle`), so a corrupted
+or tampered payload, or a hand-edited revision, is detected after decompression.
 """
 
 from __future__ import annotations
@@ -329,7 +329,9 @@ def _validate_v2(doc: Any, envelope: Mapping[str, Any]) -> Bundle:
         bundle = Bundle.model_validate(raw)
     except ValidationError as exc:
         raise InvalidBundle(problems_from_validation_error(exc, source="bundle")) from exc
-    expected = _hash_content(FORMAT_V2, raw.get("namespace"), raw["policies"], raw["routes"])
+    expected = _hash_content(
+        FORMAT_V2, raw.get("namespace"), raw["policies"], raw["routes"], raw.get("revision")
+    )
     if bundle.content_hash != expected:
         raise InvalidBundle(
             f"bundle contentHash {bundle.content_hash} does not match its content ({expected})"

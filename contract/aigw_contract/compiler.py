@@ -110,7 +110,7 @@ def compile_bundle(
     bundle = Bundle(
         format_version=format_version,
         revision=revision,
-        content_hash=compute_content_hash(format_version, namespace, policies, routes),
+        content_hash=compute_content_hash(format_version, namespace, policies, routes, revision),
         generated_at=generated_at,
         namespace=namespace,
         policies=policies,

@@ -27,8 +27,8 @@ __all__ = [
     "ModelRoute",
     "ModelRouteStatus",
     "ObjectMeta",
-    "RolloutStatus",
     "Resource",
+    "RolloutStatus",
 ]
 
 GROUP = "aigw.dev"

@@ -61,11 +61,14 @@ class BundlePlan:
     """The revision in force before (None when the namespace has no bundle yet)."""
 
 
-def plan_publish(content_hash: str, pointer: Body | None, history: Sequence[Body]) -> BundlePlan:
-    """Decide whether a bundle with ``content_hash`` needs a new revision, and which."""
+def plan_publish(bundle: Bundle, pointer: Body | None, history: Sequence[Body]) -> BundlePlan:
+    """Decide whether a newly compiled ``bundle`` needs a new revision, and which: nothing
+    changed when, compiled at the revision in force, it has the pointer's content hash."""
     current = configmap_revision(pointer) if pointer is not None else None
-    if pointer is not None and _annotation(pointer, names.ANNOTATION_CONTENT_HASH) == content_hash:
-        return BundlePlan(None, current)
+    if pointer is not None and current is not None:
+        in_force = _annotation(pointer, names.ANNOTATION_CONTENT_HASH)
+        if in_force == bundle.with_revision(current).content_hash:
+            return BundlePlan(None, current)
     seen = [r for r in (configmap_revision(cm) for cm in history) if r is not None]
     if current is not None:
         seen.append(current)

@@ -22,6 +22,7 @@ from aigw_contract.codec import encode_bundle
 
 from . import names
 from .bundles import (
+    configmap_revision,
     gc_victims,
     history_configmaps,
     plan_publish,
@@ -92,6 +93,17 @@ async def write_pointer(
             await client.delete(_cm_path(namespace, stale["metadata"]["name"]))
 
 
+def _unchanged_since(compiled: Bundle, rollback: Mapping[str, Any]) -> bool:
+    """Whether the resources still compile to what was in force when the rollback was made
+    (hashes cover the revision from format 2 on: compare at the revision it replaced)."""
+    replaced = rollback.get("replacedRevision")
+    if not isinstance(replaced, int) or isinstance(replaced, bool):
+        return False
+    return bool(
+        compiled.with_revision(replaced).content_hash == rollback.get("replacedContentHash")
+    )
+
+
 class Reconciler:
     """Reconciles namespaces through one API client."""
 
@@ -135,10 +147,10 @@ class Reconciler:
         if (
             evaluation.bundle is not None
             and rollback is not None
-            and (rollback.get("replacedContentHash") == evaluation.bundle.content_hash)
+            and _unchanged_since(evaluation.bundle, rollback)
         ):
             # `aigw rollout undo` re-pointed the bundle and no resource changed since.
-            revision = plan_publish("", pointer, ()).current_revision
+            revision = configmap_revision(pointer) if pointer is not None else None
             result = "rolled-back"
             rolled_back = (
                 f"revision {revision} is in force after a rollback by "
@@ -146,7 +158,7 @@ class Reconciler:
                 " the next change of a resource publishes again"
             )
         elif evaluation.bundle is not None:
-            plan = plan_publish(evaluation.bundle.content_hash, pointer, history)
+            plan = plan_publish(evaluation.bundle, pointer, history)
             revision, result = plan.current_revision, "unchanged"
             if plan.revision is not None:
                 await self._publish(namespace, evaluation.bundle, plan.revision, pointer)
@@ -157,7 +169,7 @@ class Reconciler:
             for victim in gc_victims(history, keep=self.settings.keep_revisions, in_force=revision):
                 await self.client.delete(_cm_path(namespace, victim))
         elif pointer is not None:
-            revision = plan_publish("", pointer, ()).current_revision
+            revision = configmap_revision(pointer)
             logger.warning(
                 "namespace %s: bundle not updated (%s: %s)",
                 namespace,
@@ -184,7 +196,7 @@ class Reconciler:
     ) -> None:
         """Write revision ``revision``: history first (a taken revision is a conflict), then
         the pointer's parts, then the pointer itself; stale pointer parts are removed."""
-        bundle = compiled.model_copy(update={"revision": revision})
+        bundle = compiled.with_revision(revision)
         encoded = encode_bundle(bundle, part_bytes=self.settings.part_bytes)
         for body in history_configmaps(encoded, namespace):
             await self.client.request("POST", _cm_path(namespace), body=body)

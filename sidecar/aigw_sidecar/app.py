@@ -22,9 +22,11 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .bundle_store import BundleStore
+from .drain import InFlight
 from .keys import (
     DRAINING,
     GOVERN,
+    IN_FLIGHT,
     METRICS,
     PIPELINE,
     REQUEST_IDS,
@@ -109,6 +111,7 @@ def create_apps(
         app[DRAINING] = draining
     api[RNG] = rng
     api[REQUEST_IDS] = RequestIds()
+    api[IN_FLIGHT] = InFlight()
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)

@@ -178,7 +178,7 @@ def test_defaults_come_from_the_bundle_not_the_reader() -> None:
         }
         for r in doc["routes"]
     ]
-    doc["contentHash"] = _hash_content(2, doc["namespace"], expanded, routes)
+    doc["contentHash"] = _hash_content(2, doc["namespace"], expanded, routes, doc["revision"])
     bundle = decode_files(_rewrap(doc, envelope))
     # Use cases that set no audit get the bundle's default; the one that sets 90 keeps it.
     assert {u.audit.retention_days for p in bundle.policies for u in p.use_cases} == {9, 90}

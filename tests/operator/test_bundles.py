@@ -34,9 +34,10 @@ def bundle(revision: int = 0, format_version: int = 2) -> Any:
 
 def test_first_publish_and_configmaps_hold_a_loadable_bundle() -> None:
     b = bundle()
-    plan = plan_publish(b.content_hash, None, [])
+    plan = plan_publish(b, None, [])
     assert (plan.revision, plan.current_revision) == (1, None)
-    published = encode_bundle(b.model_copy(update={"revision": plan.revision}))
+    assert plan.revision is not None
+    published = encode_bundle(b.with_revision(plan.revision))
     [history] = history_configmaps(published, "team-a")
     [pointer] = pointer_configmaps(
         published, "team-a", resource_version=None, secrets=["provider-keys"]
@@ -94,15 +95,20 @@ def _history(*revisions: int, part_bytes: int = 900_000) -> list[dict[str, Any]]
 
 def test_unchanged_content_writes_nothing() -> None:
     b = bundle(3)
-    plan = plan_publish(b.content_hash, _pointer(3), [])
+    pointer = _pointer(3)
+    plan = plan_publish(b, pointer, [])
     assert (plan.revision, plan.current_revision) == (None, 3)
+    # The next compile comes at revision 0: still the same content, still nothing to write.
+    assert plan_publish(bundle(0), pointer, []).revision is None
 
 
 def test_revisions_never_go_back() -> None:
+    b = bundle(4)
     history = _history(2, 9, 4)
-    assert plan_publish("sha256:other", _pointer(4), history).revision == 10
+    other = b.model_copy(update={"routes": b.routes[:1]})
+    assert plan_publish(other, _pointer(4), history).revision == 10
     # A deleted pointer does not reuse revisions that history still remembers.
-    assert plan_publish("sha256:other", None, history).revision == 10
+    assert plan_publish(other, None, history).revision == 10
 
 
 def test_gc_keeps_the_newest_and_the_one_in_force() -> None:
