@@ -29,6 +29,7 @@ from aiohttp import ClientTimeout
 from aigw_contract import Backend, Bundle, BundleRoute, Provider
 
 from .adapters import ADAPTERS, Adapter
+from .scrub import Scrubber
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -125,6 +126,8 @@ class RuntimeConfig:
     models_anthropic: bytes
     """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
     warnings: tuple[str, ...] = ()
+    scrubber: Scrubber = field(default_factory=Scrubber, repr=False)
+    """Removes every backend's credential from provider messages (:mod:`.scrub`)."""
     credential_files: tuple[Path, ...] = ()
     """The credential files read for this config (watched for rotation)."""
     prepared: dict[str, object] = field(default_factory=dict, repr=False)
@@ -283,5 +286,6 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,
+        scrubber=Scrubber(b.secret for r in routes.values() for b in r.backends),
         credential_files=files,
     )

@@ -7,6 +7,7 @@ they import nothing but the test fixtures, so they run against any revision.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import logging
@@ -16,7 +17,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from .conftest import HELLO_BODY, Gateway
+from .conftest import CANARY_ANTHROPIC, CANARY_OPENAI, HELLO_BODY, Gateway
 
 CHAT = "/v1/chat/completions"
 EMBED = "/v1/embeddings"
@@ -252,3 +253,30 @@ async def test_parser_level_400_names_no_software_and_echoes_nothing(
         assert echoed not in body
     assert json.loads(body)["error"]["code"] == "malformed_http"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback logged"
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda key: key[:14],
+        lambda key: f"{key[:8]}****{key[-4:]}",
+        lambda key: key.upper(),
+        lambda key: base64.b64encode(key.encode()).decode(),
+    ],
+    ids=["prefix", "masked", "upper", "base64"],
+)
+async def test_provider_messages_lose_every_rendering_of_the_keys(
+    gateway: Gateway, render: Any
+) -> None:
+    """The fake OpenAI provider quotes a rendering of its own key and of the Anthropic key."""
+    leaks = [render(CANARY_OPENAI), render(CANARY_ANTHROPIC)]
+    gateway.oai_fake.queue_fault(
+        status=400, error_message=f"Incorrect API key provided: {leaks[0]}; also {leaks[1]}"
+    )
+    status, payload = await _send(gateway, CHAT, _chat())
+    assert status == 400, payload
+    message = payload["error"]["message"]
+    assert "Incorrect API key provided" in message
+    for leak in leaks:
+        assert leak not in message
+        assert leak.lower() not in message.lower()

@@ -129,7 +129,7 @@ class CallUpstream(Step):
                 raw,
                 response.headers,
                 backend=backend.name,
-                secret=backend.secret,
+                scrubber=ctx.config.scrubber,
             )
         if ctx.stream:
             ctx.chunks = self._chunks(ctx, response, backend, adapter.stream_decoder(backend.model))
