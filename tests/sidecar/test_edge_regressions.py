@@ -14,14 +14,23 @@ import logging
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 from multidict import CIMultiDict
 
-from .conftest import CANARY_ANTHROPIC, CANARY_OPENAI, HELLO_BODY, Gateway
+from .conftest import (
+    CANARY_ANTHROPIC,
+    CANARY_OPENAI,
+    HELLO_BODY,
+    Gateway,
+    bundle_bytes,
+    policy,
+)
 
 CHAT = "/v1/chat/completions"
 EMBED = "/v1/embeddings"
 MESSAGES = "/v1/messages"
+USER: Any = {"role": "user", "content": "hi"}
 
 
 async def _post(gateway: Gateway, headers: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
@@ -280,3 +289,22 @@ async def test_provider_messages_lose_every_rendering_of_the_keys(
     for leak in leaks:
         assert leak not in message
         assert leak.lower() not in message.lower()
+
+
+async def test_a_pod_no_policy_selects_lists_no_models(gateway: Gateway) -> None:
+    """Main listed every route to such a pod while refusing every call from it."""
+    docs = [*gateway.docs[:-1], policy(["chat"])]
+    docs[-1]["spec"]["selector"] = {"matchLabels": {"app": "someone-else"}}
+    gateway.write_bundle(bundle_bytes(docs, revision=2))
+    await gateway.wait_revision(2)
+    async with gateway.openai() as client:
+        assert [m.id async for m in client.models.list()] == []
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(model="chat", messages=[USER])
+    async with gateway.anthropic() as claude:
+        assert (await claude.models.list()).data == []
+
+
+async def test_status_is_served_to_loopback_peers(gateway: Gateway) -> None:
+    status = await gateway.status()
+    assert status["bundle"]["revision"] == 1

@@ -2,9 +2,10 @@
 
 The list is "the routes this workload may use": the routes of every use case of the policy
 that governs this pod, with their model aliases (resolved by the governance step's
-:meth:`prepare`, which runs before this one), or every route of the bundle when no policy
-governs the pod. The bodies are rendered here, once per bundle, so the handler only picks
-one. This step has no per-request hooks.
+:meth:`prepare`, which runs before this one). A pod that no policy selects has every call
+refused (``no_policy``), so its list is empty, not every route of the bundle. The bodies
+are rendered here, once per bundle, so the handler only picks one. This step has no
+per-request hooks.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ class ModelsList(Step):
 
     def prepare(self, config: RuntimeConfig) -> tuple[bytes, bytes]:
         view = config.prepared.get("govern")
-        policy = view.index.policy if isinstance(view, BundleView) else None
-        if policy is None:
+        if not isinstance(view, BundleView):  # a pipeline without governance
             return config.models_openai, config.models_anthropic
+        policy = view.index.policy
+        if policy is None:
+            return render_models(config.bundle, [])
         allowed = {route for use_case in policy.use_cases for route in use_case.routes}
         names = [name for name in config.routes if name in allowed]
         names += [alias for alias, route in config.aliases.items() if route in allowed]
