@@ -16,12 +16,14 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .drain import SHUTTING_DOWN
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
     InvalidRequest,
     MethodNotAllowed,
     SidecarError,
+    UpstreamUnavailable,
     anthropic_error_body,
     openai_error_body,
 )
@@ -81,6 +83,12 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
     return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")
 
 
+def _shutting_down() -> SidecarError:
+    return UpstreamUnavailable(
+        "the gateway is shutting down; retry the request", code=SHUTTING_DOWN, retry_after=1
+    )
+
+
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
     route = ctx.route.name if ctx is not None and ctx.route is not None else ""
@@ -110,7 +118,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             mapped = _from_http(exc)
             response = error_response(request, mapped)
             error_type = mapped.type
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
+            if not in_flight.was_cut(task) or request.writer.output_size > 0:
+                error_type, status = "client_disconnected", 499
+                raise
+            task.uncancel()  # cut by the drain before its answer began: say so, typed
+            response = error_response(request, _shutting_down())
+            response.force_close()
+            error_type = "upstream_unavailable"
+        except ConnectionResetError:
             error_type = "client_disconnected"
             status = 499
             raise
