@@ -3,8 +3,10 @@
 Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
 rendered in the caller's API shape (Anthropic on ``/v1/messages``, OpenAI elsewhere) with
 ``Retry-After`` when it has one; aiohttp's own HTTP errors (unknown path, wrong method, body
-too large) become the matching typed error; anything else is a bug: logged with the request
-id, answered with a generic 500 that carries no detail.
+too large) become the matching typed error; a request the drain cut before its answer began
+gets a 503 ``shutting_down``; anything else is a bug: logged with the request id, answered
+with a generic 500 that carries no detail. A whole (not streamed) answer is written here
+too, bounded by ``send_timeout_s``, so a caller that stops reading cannot hold it forever.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .errors import (
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
+from .keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
 from .metrics import Metrics
 
 __all__ = ["error_middleware", "error_response", "new_request_id"]
@@ -81,6 +83,20 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
     if exc.status == 413:
         return BodyTooLarge("the request body is too large")
     return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")
+
+
+async def _send(request: web.Request, response: web.Response) -> None:
+    """Write a whole answer here, bounded by ``send_timeout_s``: aiohttp would wait forever
+    for a caller that stopped reading. Past the bound the connection is dropped."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].send_timeout_s):
+            await response.prepare(request)
+            await response.write_eof()
+    except TimeoutError:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise ConnectionResetError("the caller stopped reading the answer") from None
 
 
 def _shutting_down() -> SidecarError:
@@ -138,6 +154,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             error_type = ""
         status = response.status
+        if isinstance(response, web.Response) and not response.prepared:
+            try:
+                await _send(request, response)
+            except ConnectionResetError:
+                status, error_type = 499, "client_disconnected"
+                raise
         return response
     finally:
         in_flight.leave(task)
