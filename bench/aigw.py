@@ -204,9 +204,11 @@ def start_row(row: Row, env: BenchEnv, upstream_url: str) -> Iterator[Target]:
 
 def _prove(row: Row, env: probes.ProbeEnv) -> None:
     """Every step of the row acts, or NotBuilt/StepIgnored says which do not and why."""
-    warnings = probes.status_warnings(env.admin_port)
+    status = probes.read_status(env.admin_port)
+    warnings = probes.status_warnings(status)
     unwarned = [k for k in row.steps if not probes.warned(warnings, STEPS[k].fields)]
-    verdict(row.steps, STEPS, warnings, {key: probes.PROBES[key](env) for key in unwarned})
+    problems = {key: probes.PROBES[key](env) for key in unwarned}
+    verdict(row.steps, STEPS, warnings, problems, probes.declares_field_status(status))
 
 
 def verdict(
@@ -214,20 +216,28 @@ def verdict(
     steps: Mapping[str, Step],
     warnings: list[str],
     problems: Mapping[str, str | None],
+    declares: bool = False,
 ) -> None:
     """Decides a row from its steps' status warnings and probe results (``problems``, by
-    step: None when the probe passed; absent when it did not run): returns when every step
-    acts, raises :class:`StepIgnored` for a landed step whose probe failed, else
-    :class:`NotBuilt` naming every step that is missing."""
+    step: None when the probe passed; absent when it did not run).
+
+    Returns when every step acts. A step whose probe failed is a defect, raised as
+    :class:`StepIgnored`, when it claims to exist: it is marked ``landed``, or it needs a
+    sidecar flag (which exists, or the row would not have started), or the sidecar
+    ``declares`` which settings it does not enforce and did not warn about this one. Any
+    other missing step is raised, with all the others, as :class:`NotBuilt`.
+    """
     missing: dict[str, str] = {}
     for key in keys:
-        warning = probes.warned(warnings, steps[key].fields)
+        step = steps[key]
+        warning = probes.warned(warnings, step.fields)
         problem = problems.get(key)
+        claimed = step.landed or bool(step.flags) or (declares and bool(step.fields))
         if warning:
             missing[key] = f"the sidecar warns: {warning}"
         elif key not in problems:
             missing[key] = "not probed"
-        elif problem is not None and steps[key].landed:
+        elif problem is not None and claimed:
             raise StepIgnored(key, problem)
         elif problem is not None:
             missing[key] = f"its probe found: {problem}"

@@ -13,7 +13,7 @@ import yaml
 from aigw import NotBuilt, StepIgnored, documents, verdict
 from aigw_contract import compile_bundle, parse_documents
 from probes import PROBES, warned
-from rows import MINIMAL_USE_CASE, ROWS, STEPS, Step
+from rows import MINIMAL_USE_CASE, ROWS, STEPS, Flag, Step
 
 
 def _compiled(key: str) -> dict[str, Any]:
@@ -92,6 +92,18 @@ def test_a_landed_step_whose_probe_fails_fails_the_run() -> None:
         verdict(("limits", "cache"), STEPS_UNDER_TEST, [], {"limits": "no Redis", "cache": None})
     assert caught.value.step == "limits"
     assert "configured but ignored: no Redis" in str(caught.value)
+
+
+def test_a_step_the_sidecar_claims_to_enforce_fails_the_run_when_its_probe_fails() -> None:
+    # A sidecar that lists what it does not enforce, and did not list the cache.
+    with pytest.raises(StepIgnored) as caught:
+        verdict(("cache",), STEPS_UNDER_TEST, [], {"cache": "no hit"}, declares=True)
+    assert caught.value.step == "cache"
+    flagged = {
+        "audit": Step("audit", "audit", ("audit",), flags=(Flag(("--audit-file",), "audit"),))
+    }
+    with pytest.raises(StepIgnored):  # its flag exists, or the row would not have started
+        verdict(("audit",), flagged, [], {"audit": "no record"})
 
 
 def test_steps_not_built_are_all_named() -> None:
