@@ -29,6 +29,7 @@ from aiohttp import ClientTimeout
 from aigw_contract import Backend, Bundle, BundleRoute, ErrorClass, Provider
 
 from .adapters import ADAPTERS, Adapter
+from .scrub import Scrubber
 from .governance.money import Prices
 from .state import State
 
@@ -157,6 +158,8 @@ class RuntimeConfig:
     models_anthropic: bytes
     """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
     warnings: tuple[str, ...] = ()
+    scrubber: Scrubber = field(default_factory=Scrubber, repr=False)
+    """Removes every backend's credential from provider messages (:mod:`.scrub`)."""
     credential_files: tuple[Path, ...] = ()
     """The credential files read for this config (watched for rotation)."""
     prepared: State = field(default_factory=State, repr=False)
@@ -332,5 +335,6 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,
+        scrubber=Scrubber(b.secret for r in routes.values() for b in r.backends),
         credential_files=files,
     )
