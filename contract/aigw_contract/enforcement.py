@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ._base import Model
 from .errors import Problem
 from .field_status import FIELD_STATUS, NotEnforced
-from .fields import FieldSpec, generic_path, spec_fields, to_json
+from .fields import FieldSpec, Step, spec_fields, to_json
 
 __all__ = ["REFERENCE", "Unenforced", "inactive_defaults_text", "pending_fields", "unenforced"]
 
@@ -50,6 +49,8 @@ class _Pending:
     status: NotEnforced
     sibling: str | None
     """Python attribute of the ``inert_when`` sibling."""
+    inactive_default: str
+    """``path=default``, as listed among the inactive defaults."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,16 @@ def _attr_of(owner: type[Model], wire: str) -> str:
 
 
 @functools.cache
+def _groups(kind: str) -> tuple[tuple[tuple[Step, ...], tuple[_Pending, ...]], ...]:
+    """The pending fields grouped by the steps to the object declaring them: one walk of a
+    resource per group, not per field (bundles of 1,000 policies are checked at load)."""
+    groups: dict[tuple[Step, ...], list[_Pending]] = {}
+    for pending in pending_fields(kind):
+        groups.setdefault(pending.field.steps[:-1], []).append(pending)
+    return tuple((steps, tuple(members)) for steps, members in groups.items())
+
+
+@functools.cache
 def pending_fields(kind: str) -> tuple[_Pending, ...]:
     """The fields of ``kind`` that are not enforced yet, with their status."""
     table = FIELD_STATUS[kind]
@@ -78,7 +89,8 @@ def pending_fields(kind: str) -> tuple[_Pending, ...]:
         status = table.get(spec.path)
         if isinstance(status, NotEnforced):
             sibling = _attr_of(spec.owner, status.inert_when[0]) if status.inert_when else None
-            pending.append(_Pending(spec, status, sibling))
+            shown = f"{spec.path}={_shown(spec.default)}"
+            pending.append(_Pending(spec, status, sibling, shown))
     return tuple(pending)
 
 
@@ -86,21 +98,27 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _owners(obj: Any, pending: _Pending) -> Iterator[tuple[Any, str]]:
-    """(the object declaring the field, its concrete path) for every place it occurs."""
-    nodes: list[tuple[Any, str]] = [(obj, "spec")]
-    for step in pending.field.steps[:-1]:
-        following: list[tuple[Any, str]] = []
-        for node, path in nodes:
+def _owners(obj: Any, steps: tuple[Step, ...]) -> list[tuple[Any, tuple[int, ...]]]:
+    """(the object at the end of ``steps``, the list indices on the way), for every place."""
+    nodes: list[tuple[Any, tuple[int, ...]]] = [(obj, ())]
+    for step in steps:
+        following: list[tuple[Any, tuple[int, ...]]] = []
+        for node, indices in nodes:
             value = getattr(node, step.attr, None)
             if value is None:
                 continue  # an optional object left out: none of its fields is set
             if step.is_list:
-                following += [(v, f"{path}.{step.wire}[{i}]") for i, v in enumerate(value)]
+                following += [(v, (*indices, i)) for i, v in enumerate(value)]
             else:
-                following.append((value, f"{path}.{step.wire}"))
+                following.append((value, indices))
         nodes = following
-    yield from nodes
+    return nodes
+
+
+def _concrete(pending: _Pending, indices: tuple[int, ...]) -> str:
+    """``spec.useCases[].cache.exact.enabled`` with the indices filled in."""
+    parts = pending.field.path.split("[]")
+    return "".join(f"{part}[{i}]" for part, i in zip(parts, indices, strict=False)) + parts[-1]
 
 
 def _shown(value: Any) -> str:
@@ -116,35 +134,43 @@ def unenforced(
     ``spec`` is the resource's spec, or its form in a bundle (``BundlePolicy``,
     ``BundleRoute``); ``resource``, ``source`` and ``document`` go into each warning.
     """
-    settings: list[Problem] = []
+    settings: list[tuple[str, str]] = []
     defaults: dict[str, None] = {}
-    for pending in pending_fields(kind):
-        leaf = pending.field.steps[-1]
-        status = pending.status
-        for owner, path in _owners(spec, pending):
-            if (
-                status.inert_when is not None
-                and pending.sibling is not None
-                and _same(to_json(getattr(owner, pending.sibling)), status.inert_when[1])
-            ):
-                continue
-            value = to_json(getattr(owner, leaf.attr))
-            if any(_same(value, noop) for noop in status.noop):
-                continue
-            if _same(value, pending.field.default):
-                defaults[f"{generic_path(path)}.{leaf.wire}={_shown(value)}"] = None
-                continue
-            settings.append(
-                Problem(
-                    f"{_shown(value)} is not enforced yet: accepted, but it has no effect "
-                    f"(see {REFERENCE})",
-                    source=source,
-                    document=document,
-                    resource=resource,
-                    path=f"{path}.{leaf.wire}",
-                )
-            )
-    return Unenforced(tuple(settings), tuple(defaults))
+    for steps, members in _groups(kind):
+        for owner, indices in _owners(spec, steps):
+            for pending in members:
+                _check(pending, owner, indices, settings, defaults)
+    problems = tuple(
+        Problem(message, source=source, document=document, resource=resource, path=path)
+        for path, message in settings
+    )
+    return Unenforced(problems, tuple(defaults))
+
+
+def _check(
+    pending: _Pending,
+    owner: Any,
+    indices: tuple[int, ...],
+    settings: list[tuple[str, str]],
+    defaults: dict[str, None],
+) -> None:
+    """File the value of one field in one object under ``settings`` (a warning: path and
+    message) or ``defaults``, or nowhere (a no-op, an inert field)."""
+    status = pending.status
+    if (
+        status.inert_when is not None
+        and pending.sibling is not None
+        and _same(to_json(getattr(owner, pending.sibling)), status.inert_when[1])
+    ):
+        return
+    value = to_json(getattr(owner, pending.field.steps[-1].attr))
+    if any(_same(value, noop) for noop in status.noop):
+        return
+    if _same(value, pending.field.default):
+        defaults[pending.inactive_default] = None
+        return
+    message = f"{_shown(value)} is not enforced yet: accepted, but it has no effect"
+    settings.append((_concrete(pending, indices), f"{message} (see {REFERENCE})"))
 
 
 def inactive_defaults_text(defaults: list[str] | tuple[str, ...]) -> str:

@@ -92,8 +92,13 @@ class FieldSpec:
         return self.path.rsplit(".", 1)[-1]
 
 
-def to_json(value: Any) -> Any:
+_PLAIN = frozenset({bool, int, float, str, type(None)})
+
+
+def to_json(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
     """A model attribute's value as the JSON a resource would hold."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Decimal):
