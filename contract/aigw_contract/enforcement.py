@@ -61,6 +61,8 @@ class Unenforced:
     """One warning per setting that would do something: concrete path, value, resource."""
     defaults: tuple[str, ...] = ()
     """Generic paths at a default that would do something, e.g. ``spec.retry.attempts=2``."""
+    short: tuple[str, ...] = ()
+    """The settings as ``path=value``, for a one-line summary (a status condition)."""
 
 
 def _attr_of(owner: type[Model], wire: str) -> str:
@@ -141,10 +143,16 @@ def unenforced(
             for pending in members:
                 _check(pending, owner, indices, settings, defaults)
     problems = tuple(
-        Problem(message, source=source, document=document, resource=resource, path=path)
-        for path, message in settings
+        Problem(
+            f"{shown} is not enforced yet: accepted, but it has no effect (see {REFERENCE})",
+            source=source,
+            document=document,
+            resource=resource,
+            path=path,
+        )
+        for path, shown in settings
     )
-    return Unenforced(problems, tuple(defaults))
+    return Unenforced(problems, tuple(defaults), tuple(f"{p}={v}" for p, v in settings))
 
 
 def _check(
@@ -154,8 +162,8 @@ def _check(
     settings: list[tuple[str, str]],
     defaults: dict[str, None],
 ) -> None:
-    """File the value of one field in one object under ``settings`` (a warning: path and
-    message) or ``defaults``, or nowhere (a no-op, an inert field)."""
+    """File the value of one field in one object under ``settings`` (a warning: its path and
+    value) or ``defaults``, or nowhere (a no-op, an inert field)."""
     status = pending.status
     if (
         status.inert_when is not None
@@ -169,8 +177,7 @@ def _check(
     if _same(value, pending.field.default):
         defaults[pending.inactive_default] = None
         return
-    message = f"{_shown(value)} is not enforced yet: accepted, but it has no effect"
-    settings.append((_concrete(pending, indices), f"{message} (see {REFERENCE})"))
+    settings.append((_concrete(pending, indices), _shown(value)))
 
 
 def inactive_defaults_text(defaults: list[str] | tuple[str, ...]) -> str:
