@@ -6,7 +6,9 @@ Handlers are ``on.event`` handlers: the namespace is recompiled from scratch on 
 any of its resources (creation, update, deletion, and the initial listing, which is also
 what a standby replica sees when it takes over), so nothing is stored on the objects (no
 finalizers that would block deletion while the operator is down, no progress annotations).
-Only the replica that holds the peering compiles; every replica serves the webhook.
+Only the replica that holds the peering compiles; every replica serves the webhook. The
+peering object is checked before anything starts (``peering``): without it kopf would pause
+forever while the operator looked healthy.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .debounce import Debouncer
 from .errors import ApiError, CertificateError
 from .kube import Credentials, KubeClient, load_credentials
 from .metrics import Metrics
+from .peering import check_peering
 from .reconcile import Reconciler
 from .settings import OperatorSettings, SidecarSettings, WebhookSettings
 from .webhook import (
@@ -150,6 +153,7 @@ async def _run(settings: OperatorSettings, creds: Credentials, stop: asyncio.Eve
     ready = {"webhook": not settings.webhook.enabled, "operator": False}
     runners: list[web.AppRunner] = []
     async with KubeClient(creds) as client:
+        logger.info(await check_peering(client, settings))  # refuses to start without it
         reconciler = Reconciler(client, settings.bundles, metrics, instance=instance)
         debouncer = Debouncer(
             reconciler.reconcile,
