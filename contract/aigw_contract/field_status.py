@@ -102,6 +102,7 @@ FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
         "spec.intent.family": NotEnforced(noop=(None,), note="intent routing"),
         "spec.intent.qualityTier": NotEnforced(noop=(None,), note="intent routing by X-AIGW-Quality-Tier"),
         "spec.intent.regions": NotEnforced(noop=([],), note="residency routing by X-AIGW-Region"),
+        "spec.modelAliases": Enforced("aigw_sidecar.steps.route", "tests/sidecar/test_fleet.py::test_format_2_sharded_bundle_loads_and_aliases_resolve"),
         "spec.backends[].name": Enforced("aigw_sidecar.steps.upstream", "tests/sidecar/test_sdk.py::test_weighted_backends_never_pick_weight_zero"),
         "spec.backends[].provider": Enforced("aigw_sidecar.adapters", "tests/sidecar/test_sdk.py::test_openai_sdk_served_by_anthropic_backend"),
         "spec.backends[].model": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_weighted_backends_never_pick_weight_zero"),

@@ -22,9 +22,11 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .bundle_store import BundleStore
+from .drain import InFlight
 from .keys import (
     DRAINING,
     GOVERN,
+    IN_FLIGHT,
     METRICS,
     PIPELINE,
     REQUEST_IDS,
@@ -37,6 +39,7 @@ from .keys import (
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
+from .rollout import add_rollout_route
 from .settings import SidecarSettings
 from .steps import default_steps
 from .steps.govern import build_governor, with_governance
@@ -108,6 +111,7 @@ def create_apps(
         app[DRAINING] = draining
     api[RNG] = rng
     api[REQUEST_IDS] = RequestIds()
+    api[IN_FLIGHT] = InFlight()
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)
@@ -115,4 +119,5 @@ def create_apps(
     api.router.add_get("/v1/models", handlers.list_models)
     api.router.add_post("/v1/messages", handlers.messages)
     add_admin_routes(admin)
+    add_rollout_route(admin)
     return api, admin

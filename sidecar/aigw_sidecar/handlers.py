@@ -20,36 +20,24 @@ from aiohttp import web
 
 from .adapters.anthropic_inbound import anthropic_request_to_openai, openai_response_to_anthropic
 from .adapters.anthropic_stream import OpenAIToAnthropic
+from .body import read_json_body
 from .context import Api, Json, Operation, RequestContext
 from .errors import (
-    BodyTooLarge,
     NotReady,
     SidecarError,
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
+from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, STORE
 from .pipeline import Pipeline
 from .runtime import RuntimeConfig
 from .sse import DONE, anthropic_event, openai_event
 from .steps.models import MODELS_STEP
-from .validate import check_chat, check_embeddings, check_messages, parse_json_object
+from .validate import check_chat, check_embeddings, check_messages
 
 __all__ = ["chat_completions", "embeddings", "list_models", "messages"]
 
 _JSON = "application/json"
-
-
-async def _read_body(request: web.Request) -> Json:
-    limit = request.app[SETTINGS].max_body_bytes
-    length = request.content_length
-    if length is not None and length > limit:
-        raise BodyTooLarge(f"the request body is larger than {limit} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BodyTooLarge(f"the request body is larger than {limit} bytes") from None
-    return parse_json_object(raw)
 
 
 def _loaded_config(request: web.Request) -> RuntimeConfig:
@@ -166,13 +154,13 @@ async def _stream(
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
-    body = check_chat(await _read_body(request))
+    body = check_chat(await read_json_body(request))
     return await _serve(request, "openai", "chat", body)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
     """``POST /v1/embeddings``."""
-    body = check_embeddings(await _read_body(request))
+    body = check_embeddings(await read_json_body(request))
     if body.get("stream") is not None:
         body = {k: v for k, v in body.items() if k != "stream"}
     return await _serve(request, "openai", "embeddings", body)
@@ -180,7 +168,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages`` (Anthropic-compatible)."""
-    body = anthropic_request_to_openai(check_messages(await _read_body(request)))
+    body = anthropic_request_to_openai(check_messages(await read_json_body(request)))
     return await _serve(request, "anthropic", "chat", body)
 
 

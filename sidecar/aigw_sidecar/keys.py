@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .bundle_store import BundleStore
 from .context import RequestContext
+from .drain import InFlight
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
@@ -19,6 +20,7 @@ __all__ = [
     "CONTEXT",
     "DRAINING",
     "GOVERN",
+    "IN_FLIGHT",
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
@@ -62,6 +64,7 @@ RNG = web.AppKey("aigw_rng", random.Random)
 DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Govern)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
+IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

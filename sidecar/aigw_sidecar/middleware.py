@@ -25,7 +25,7 @@ from .errors import (
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
+from .keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
 from .metrics import Metrics
 
 __all__ = ["error_middleware", "error_response", "new_request_id"]
@@ -50,6 +50,8 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
     else:
         body = openai_error_body(error, request_id)
     response = web.Response(status=error.status, body=body, content_type="application/json")
+    if error.close_connection:
+        response.force_close()
     headers = response.headers
     headers["X-AIGW-Request-Id"] = request_id
     if error.status == 429:  # DESIGN: every 429 says when to come back
@@ -93,6 +95,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request[REQUEST_ID] = new_request_id(request)
     began = asyncio.get_running_loop().time()
     metrics.in_flight.inc()
+    in_flight = request.app[IN_FLIGHT]
+    task = asyncio.current_task()
+    assert task is not None
+    in_flight.enter(task)
     status, error_type = 500, "upstream_error"
     try:
         try:
@@ -118,5 +124,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = response.status
         return response
     finally:
+        in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)

@@ -123,6 +123,9 @@ class RuntimeConfig:
     policy_version: str
     """``<revision>.<first 12 hex of the content hash>``: the X-AIGW-Policy-Version header."""
     routes: Mapping[str, RuntimeRoute]
+    """By route name."""
+    aliases: Mapping[str, str]
+    """Model alias -> route name (the routes' ``modelAliases``)."""
     models_openai: bytes
     """Pre-rendered ``GET /v1/models`` body (OpenAI shape)."""
     models_anthropic: bytes
@@ -138,6 +141,13 @@ class RuntimeConfig:
     prepared: dict[str, object] = field(default_factory=dict, repr=False)
     """Per-bundle state of pipeline steps (``Step.prepare``), by step name. Filled once, before
     the config is swapped in, and only read afterwards."""
+
+    def route_for(self, model: str) -> RuntimeRoute | None:
+        """The route a request's ``model`` names: a route name or one of its model aliases."""
+        route = self.routes.get(model)
+        if route is None and (name := self.aliases.get(model)) is not None:
+            route = self.routes.get(name)
+        return route
 
 
 def _read_secret(secrets_dir: Path, backend: Backend) -> tuple[str | None, str | None]:
@@ -281,7 +291,8 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     warnings = tuple(
         b.credential_problem for r in routes.values() for b in r.backends if b.credential_problem
     )
-    models_openai, models_anthropic = render_models(bundle, list(routes))
+    aliases = [a for r in bundle.routes for a in r.model_aliases]
+    models_openai, models_anthropic = render_models(bundle, [*routes, *aliases])
     digest = bundle.content_hash.removeprefix("sha256:")[:12]
     files = credential_files(bundle, secrets_dir)
     not_enforced, inactive_defaults = _not_enforced(bundle)
@@ -291,6 +302,7 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         content_hash=bundle.content_hash,
         policy_version=f"{bundle.revision}.{digest}",
         routes=MappingProxyType(routes),
+        aliases=MappingProxyType({a: r.name for r in bundle.routes for a in r.model_aliases}),
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from aigw_contract import Bundle
+from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.governance import Denied, Governor, MemoryStore, PodIdentity, Store
 
 BODY: dict[str, Any] = {
@@ -31,7 +33,7 @@ def test_default_use_case_serves_requests_that_name_none(
 
     def use_case_of(spec: dict[str, Any]) -> str:
         view = governor.view(bundle_of(spec))
-        admission = governor.admit(view, request_id="r", body=BODY, route="chat", headers={})
+        admission = governor.admit(view, request_id="r", body=BODY, route="chat")
         return str(admission.identity.use_case.name)
 
     assert use_case_of({"useCases": use_cases}) == "reply"  # none named: the first
@@ -45,7 +47,7 @@ async def _admitted(governor: Governor, bundle: Bundle, use_case: str, counted: 
         request_id=f"r{next(_ids)}",
         body=BODY,
         route="chat",
-        headers={"X-AIGW-Use-Case": use_case},
+        claims=parse_claims(CIMultiDict({"X-AIGW-Use-Case": use_case}), BODY),
     )
     try:
         counted.append(await governor.limit(view, admission))

@@ -7,6 +7,7 @@ against rate limits and budgets (:meth:`Governor.limit`) and settles after the c
 :class:`RedisStore` (shared by every sidecar). See each module's docstring for the why.
 """
 
+from .claims import MAX_COST_NUSD, MAX_LATENCY_MS, Claims
 from .clock import Clock, ManualClock, SystemClock
 from .decisions import Decision, Denied, DenyKind, Verdict
 from .governor import (
@@ -29,10 +30,13 @@ from .tokens import BpeCounter, EstimateCounter, TokenCounter, count_prompt
 from .windows import Window, window_at
 
 __all__ = [
+    "MAX_COST_NUSD",
+    "MAX_LATENCY_MS",
     "NANO",
     "Admission",
     "BpeCounter",
     "BundleView",
+    "Claims",
     "Clock",
     "Counter",
     "CounterKind",

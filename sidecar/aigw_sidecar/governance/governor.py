@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from aigw_contract import Bundle, EnforcementMode, ExhaustionAction, FailMode
+from aigw_contract import Bundle, DataClassification, EnforcementMode, ExhaustionAction, FailMode
 
 from .authorize import authorize, declared_tools
+from .claims import Claims
 from .clock import Clock, SystemClock
 from .constraints import Constraints, constrain, requested_max_tokens
 from .decisions import Decision, Denied, DenyKind, Verdict
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("aigw.governance")
+_NO_CLAIMS = Claims()
 
 
 class Governor:
@@ -99,20 +101,18 @@ class Governor:
         request_id: str,
         body: Mapping[str, Any],
         route: str,
-        headers: Mapping[str, str],
+        claims: Claims = _NO_CLAIMS,
     ) -> Admission:
         """Identify, authorize and constrain; raise :class:`Denied` when enforced checks fail.
 
-        ``headers`` holds the ``X-AIGW-*`` request headers (any case-insensitive mapping);
-        the body's ``metadata`` may carry ``tenant`` and ``use_case`` as well.
+        ``claims`` are the request's own statements (tenant, use case, classification,
+        limits), already parsed and bounded by the sidecar's edge.
         """
-        meta = body.get("metadata")
-        meta = meta if isinstance(meta, Mapping) else {}
-        tenant = headers.get("X-AIGW-Tenant") or _str(meta.get("tenant"))
-        use_case = headers.get("X-AIGW-Use-Case") or _str(meta.get("use_case"))
         policy = view.index.policy
         mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
-        identity = view.index.identify(tenant, use_case, enforce=mode is EnforcementMode.ENFORCE)
+        identity = view.index.identify(
+            claims.tenant, claims.use_case, enforce=mode is EnforcementMode.ENFORCE
+        )
         decisions = [
             Decision.for_mode(mode, "identify", "claim_not_granted", v) for v in identity.violations
         ]
@@ -121,8 +121,8 @@ class Governor:
             mode,
             route=route,
             tools=declared_tools(body),
-            classification=headers.get("X-AIGW-Data-Classification")
-            or self.settings.default_data_classification,
+            classification=claims.data_classification
+            or DataClassification(self.settings.default_data_classification),
         )
         prices = view.route_prices.get(route) or _free()
         # Embeddings produce no output tokens: nothing to reserve for or clamp.
@@ -135,8 +135,8 @@ class Governor:
             prices=prices,
             default_max_output=self.settings.default_max_output_tokens if chat else 0,
             produces_output=chat,
-            header_max_cost=headers.get("X-AIGW-Max-Cost-USD"),
-            header_max_latency=headers.get("X-AIGW-Max-Latency-Ms"),
+            caller_max_cost_nusd=claims.max_cost_nusd,
+            caller_max_latency_ms=claims.max_latency_ms,
         )
         decisions += constraints.decisions
         return Admission(request_id, identity, route, constraints, prices, decisions)
@@ -322,10 +322,6 @@ class Governor:
             except StoreUnavailable:
                 self._pending.appendleft(entry)
                 return
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _free() -> Prices:

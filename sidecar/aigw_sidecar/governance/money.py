@@ -11,11 +11,11 @@ goes up, never in the caller's favour. Doubles in Lua stay exact up to 2**53 nan
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from aigw_contract.route import Backend, Pricing
 
-__all__ = ["NANO", "Prices", "format_usd", "parse_usd", "route_worst_prices", "usd_to_nano"]
+__all__ = ["NANO", "Prices", "format_usd", "route_worst_prices", "usd_to_nano"]
 
 NANO = 10**9
 
@@ -25,17 +25,6 @@ def usd_to_nano(amount: Decimal) -> int:
     scaled = amount * NANO
     whole = int(scaled)
     return whole if whole == scaled else whole + 1
-
-
-def parse_usd(text: str) -> int | None:
-    """Nano-USD of a header value such as ``0.05``; None when it is not a non-negative number."""
-    try:
-        amount = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    if not amount.is_finite() or amount < 0:
-        return None
-    return usd_to_nano(amount)
 
 
 def format_usd(nano: int) -> str:

@@ -111,14 +111,23 @@ def count_prompt(body: Mapping[str, Any], counter: TokenCounter) -> int:
 
 
 def _count_value(value: Any, counter: TokenCounter) -> int:
-    if isinstance(value, str):
-        return counter.count(value)
-    if isinstance(value, Mapping):
-        if value.get("type") in _IMAGE_TYPES:
-            return IMAGE_TOKENS
-        return sum(_count_value(v, counter) for k, v in value.items() if k not in _SKIP_KEYS)
-    if isinstance(value, list):
-        if value and all(isinstance(v, int) for v in value):
-            return len(value)  # embeddings input given as token ids
-        return sum(_count_value(v, counter) for v in cast(Iterable[Any], value))
-    return 0
+    """Tokens of the text in a JSON value, walked with an explicit stack (no recursion, so
+    no nesting a caller sends can exhaust the interpreter's stack)."""
+    total = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            total += counter.count(node)
+        elif isinstance(node, Mapping):
+            kind = node.get("type")
+            if isinstance(kind, str) and kind in _IMAGE_TYPES:
+                total += IMAGE_TOKENS
+            else:
+                stack.extend(v for k, v in node.items() if k not in _SKIP_KEYS)
+        elif isinstance(node, list):
+            if node and all(isinstance(v, int) for v in node):
+                total += len(node)  # embeddings input given as token ids
+            else:
+                stack.extend(cast(Iterable[Any], node))
+    return total

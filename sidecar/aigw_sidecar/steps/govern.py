@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aigw_contract import Bundle
+from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import (
@@ -118,13 +119,14 @@ class Govern(Step):
 
     async def on_request(self, ctx: RequestContext) -> None:
         view = self.view(ctx.config)
+        claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
         try:
             admission = self.governor.admit(
                 view,
                 request_id=ctx.request_id,
                 body=ctx.body,
-                route=ctx.requested_model,
-                headers=ctx.headers,
+                route=ctx.route.name if ctx.route is not None else ctx.requested_model,
+                claims=claims,
             )
             constraints = admission.constraints
             if constraints.clamp_to is not None:

@@ -1,10 +1,10 @@
 """Step: the ``GET /v1/models`` list of this workload, prepared once per bundle.
 
 The list is "the routes this workload may use": the routes of every use case of the policy
-that governs this pod (resolved by the governance step's :meth:`prepare`, which runs
-before this one), or every route of the bundle when no policy governs the pod. The bodies
-are rendered here, once per bundle, so the handler only picks one. This step has no
-per-request hooks.
+that governs this pod, with their model aliases (resolved by the governance step's
+:meth:`prepare`, which runs before this one), or every route of the bundle when no policy
+governs the pod. The bodies are rendered here, once per bundle, so the handler only picks
+one. This step has no per-request hooks.
 """
 
 from __future__ import annotations
@@ -29,4 +29,6 @@ class ModelsList(Step):
         if policy is None:
             return config.models_openai, config.models_anthropic
         allowed = {route for use_case in policy.use_cases for route in use_case.routes}
-        return render_models(config.bundle, [name for name in config.routes if name in allowed])
+        names = [name for name in config.routes if name in allowed]
+        names += [alias for alias, route in config.aliases.items() if route in allowed]
+        return render_models(config.bundle, names)
