@@ -31,7 +31,7 @@ __all__ = [
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=63)]
 MODEL_ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
-ModelAlias = Annotated[str, StringConstraints(pattern=MODEL_ALIAS_PATTERN)]
+ModelAlias = Annotated[str, StringConstraints(pattern=MODEL_ALIAS_PATTERN, max_length=128)]
 """A model-like name an app may send in ``model`` (``gpt-4.1-mini``, ``claude-sonnet-4-5``,
 ``meta-llama/Llama-3.1-8B-Instruct``): letters, digits and ``. _ : / @ + -``."""
 HttpURL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=512)]
@@ -71,6 +71,14 @@ class Pricing(Model):
     """US dollars per one million prompt (input) tokens, as a decimal string."""
     output_per_million_tokens_usd: USD = Field(default=..., alias="outputPerMillionTokensUSD")
     """US dollars per one million completion (output) tokens, as a decimal string."""
+    cached_input_per_million_tokens_usd: USD | None = Field(
+        default=None, alias="cachedInputPerMillionTokensUSD"
+    )
+    """USD per million prompt tokens read from the provider's prompt cache; default: input price."""
+    cache_write_per_million_tokens_usd: USD | None = Field(
+        default=None, alias="cacheWritePerMillionTokensUSD"
+    )
+    """USD per million prompt tokens written to the provider's cache; default: input price."""
 
 
 class Backend(Model):

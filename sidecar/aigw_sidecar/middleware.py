@@ -16,6 +16,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
@@ -25,7 +26,6 @@ from .errors import (
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
 from .metrics import Metrics
 
 __all__ = ["error_middleware", "error_response", "new_request_id"]
@@ -83,9 +83,12 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
 
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
-    route = ctx.route.name if ctx is not None and ctx.route is not None else ""
-    if ctx is not None and not error and isinstance(ctx.error, SidecarError):
-        error = ctx.error.type  # a stream that failed after its 200 was sent
+    route = ""
+    if ctx is not None:
+        if ctx.route is not None:
+            route = ctx.route.name
+        if not error and ctx.error_type:
+            error = ctx.error_type  # a stream that failed after its 200 was sent
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
