@@ -36,6 +36,7 @@ from aigw_contract.enforcement import unenforced
 
 from .adapters import ADAPTERS, Adapter
 from .governance.money import Prices
+from .scrub import Scrubber
 from .state import State
 
 __all__ = [
@@ -168,6 +169,8 @@ class RuntimeConfig:
     """Settings of the bundle that are accepted but not enforced yet, one line each."""
     inactive_defaults: tuple[str, ...] = ()
     """Defaults in the bundle that would do something but are not enforced yet."""
+    scrubber: Scrubber = field(default_factory=Scrubber, repr=False)
+    """Removes every backend's credential from provider messages (:mod:`.scrub`)."""
     credential_files: tuple[Path, ...] = ()
     """The credential files read for this config (watched for rotation)."""
     prepared: State = field(default_factory=State, repr=False)
@@ -357,5 +360,6 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         warnings=warnings,
         not_enforced=not_enforced,
         inactive_defaults=inactive_defaults,
+        scrubber=Scrubber(b.secret for r in routes.values() for b in r.backends),
         credential_files=files,
     )

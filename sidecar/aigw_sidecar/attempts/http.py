@@ -146,7 +146,7 @@ class HttpCall:
                 raw,
                 response.headers,
                 backend=backend.name,
-                secret=backend.secret,
+                scrubber=ctx.config.scrubber,
             )
         if ctx.stream:
             output = ctx.output
