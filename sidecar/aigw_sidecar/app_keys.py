@@ -11,6 +11,7 @@ from aiohttp import web
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
@@ -20,7 +21,9 @@ __all__ = [
     "CONTEXT",
     "DRAINING",
     "GOVERN",
+    "HEAP",
     "IN_FLIGHT",
+    "LARGE_BODY",
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
@@ -65,6 +68,9 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+HEAP = web.AppKey("aigw_heap", HeapTrimmer)
+LARGE_BODY = web.RequestKey("aigw_large_body", bool)
+"""Set on a request whose body counted as large for :data:`HEAP` (see ``memory.py``)."""
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)
