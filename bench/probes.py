@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from load import unique_word
+
 __all__ = [
     "PROBES",
     "Answer",
@@ -101,7 +103,8 @@ def _get_json(url: str) -> Any:
 
 
 def _unique(text: str) -> str:
-    return f"{text} (probe {uuid.uuid4().hex[:12]})"
+    """``text`` made unique in letters only (no detector takes letters for data)."""
+    return f"{text} (probe {unique_word(uuid.uuid4().int >> 64)})"
 
 
 @contextlib.contextmanager
