@@ -222,7 +222,7 @@ def probe_tracing(env: ProbeEnv) -> str | None:
 
 
 def probe_retries(env: ProbeEnv) -> str | None:
-    with _queued(env.upstream, {"status": 503}):
+    with _queued(env.upstream, {"status": 503, "retry_after": "0"}):  # retry at once
         answer = post(env.url, env.chat(_unique("hello")), env.headers)
     if answer.status == 200:
         return None
