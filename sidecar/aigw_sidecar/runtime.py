@@ -29,8 +29,8 @@ from aiohttp import ClientTimeout
 from aigw_contract import Backend, Bundle, BundleRoute, ErrorClass, Provider
 
 from .adapters import ADAPTERS, Adapter
-from .scrub import Scrubber
 from .governance.money import Prices
+from .scrub import Scrubber
 from .state import State
 
 __all__ = [

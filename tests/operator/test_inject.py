@@ -169,6 +169,8 @@ def test_a_long_drain_setting_raises_the_default_grace_period(json_patch: Patche
     assert "--drain-timeout=90" in sidecar["args"]
     assert "--status-from-network" in sidecar["args"]
     assert injected["spec"]["terminationGracePeriodSeconds"] == 95
+
+
 def test_sdk_key_placeholders_make_unchanged_clients_construct(json_patch: Patcher) -> None:
     original = pod(LABELLED)
     original["spec"]["containers"][0]["env"].append({"name": "ANTHROPIC_API_KEY", "value": "own"})
