@@ -28,12 +28,18 @@ from .body import read_json_body
 from .context import Json, RequestContext
 from .drain import shutting_down
 from .errors import NotReady, SidecarError, UpstreamTimeout
-from .frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS, Frontend
+from .frontends import (
+    ANTHROPIC_COUNT_TOKENS,
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_EMBEDDINGS,
+    Frontend,
+)
 from .keys import MODELS
 from .pipeline import Decode, Pipeline
 from .runtime import RuntimeConfig
 
-__all__ = ["chat_completions", "embeddings", "list_models", "messages"]
+__all__ = ["chat_completions", "count_tokens", "embeddings", "list_models", "messages"]
 
 _JSON = "application/json"
 
@@ -208,6 +214,11 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages`` (Anthropic-compatible)."""
     return await _serve(request, ANTHROPIC_MESSAGES)
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/messages/count_tokens`` (Anthropic-compatible)."""
+    return await _serve(request, ANTHROPIC_COUNT_TOKENS)
 
 
 async def list_models(request: web.Request) -> web.Response:

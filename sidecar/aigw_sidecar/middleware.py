@@ -48,7 +48,7 @@ def new_request_id(request: web.Request) -> str:
 def error_response(request: web.Request, error: SidecarError) -> web.Response:
     """``error`` as a response in the shape of the endpoint the caller used."""
     request_id = request.get(REQUEST_ID, "")
-    if request.path == "/v1/messages":
+    if request.path.startswith("/v1/messages"):
         body = anthropic_error_body(error, request_id)
     else:
         body = openai_error_body(error, request_id)
