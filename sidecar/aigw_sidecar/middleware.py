@@ -19,14 +19,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
-from .drain import SHUTTING_DOWN
+from .drain import shutting_down
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
     InvalidRequest,
     MethodNotAllowed,
     SidecarError,
-    UpstreamUnavailable,
     anthropic_error_body,
     openai_error_body,
 )
@@ -49,7 +48,7 @@ def new_request_id(request: web.Request) -> str:
 def error_response(request: web.Request, error: SidecarError) -> web.Response:
     """``error`` as a response in the shape of the endpoint the caller used."""
     request_id = request.get(REQUEST_ID, "")
-    if request.path == "/v1/messages":
+    if request.path.startswith("/v1/messages"):
         body = anthropic_error_body(error, request_id)
     else:
         body = openai_error_body(error, request_id)
@@ -99,12 +98,6 @@ async def _send(request: web.Request, response: web.Response) -> None:
         raise ConnectionResetError("the caller stopped reading the answer") from None
 
 
-def _shutting_down() -> SidecarError:
-    return UpstreamUnavailable(
-        "the gateway is shutting down; retry the request", code=SHUTTING_DOWN, retry_after=1
-    )
-
-
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
     route = ""
@@ -142,7 +135,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 error_type, status = "client_disconnected", 499
                 raise
             task.uncancel()  # cut by the drain before its answer began: say so, typed
-            response = error_response(request, _shutting_down())
+            response = error_response(request, shutting_down())
             response.force_close()
             error_type = "upstream_unavailable"
         except ConnectionResetError:
