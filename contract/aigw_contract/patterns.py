@@ -19,6 +19,7 @@ gives its longest match. The contract validates with them, the sidecar compiles 
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -27,12 +28,8 @@ __all__ = ["MAX_MATCH_CHARS", "MAX_PATTERN_CHARS", "check_pattern", "max_width"]
 MAX_PATTERN_CHARS = 512
 MAX_MATCH_CHARS = 128
 
-try:  # Python 3.11+: the parser is re._parser; sre_parse is its deprecated alias
-    from re import _constants as _c  # type: ignore[attr-defined]
-    from re import _parser as _p  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older Pythons
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _p  # type: ignore[no-redef]
+_c: Any = importlib.import_module("re._constants")  # Python 3.11+: re.compile's parser
+_p: Any = importlib.import_module("re._parser")
 
 _REPEATS = {_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", _c.MAX_REPEAT)}
 _CHOICE = {_c.BRANCH}

@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Detector", "Finding", "Hold", "PatternDetector", "scan", "select"]
+__all__ = ["Detector", "DetectorFailed", "Finding", "Hold", "PatternDetector", "scan", "select"]
+
+
+class DetectorFailed(Exception):
+    """A detector raised: ``name`` says which (the text is never part of the error)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"detector {name} failed")
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +127,11 @@ def scan(detectors: Sequence[Detector], text: str) -> list[Finding]:
         hint = detector.hint
         if hint and hint not in text:
             continue
-        for start, end in detector.find(text):
+        try:
+            spans = list(detector.find(text))
+        except Exception as exc:
+            raise DetectorFailed(detector.name) from exc
+        for start, end in spans:
             found.append(Finding(start, end, detector.name, detector.category, detector.confidence))
     return found
 
