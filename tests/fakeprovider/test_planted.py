@@ -49,7 +49,8 @@ async def test_planted_tool_call_in_both_openai_forms(
             c async for c in await oai.chat.completions.create(model="m", messages=HI, stream=True)
         ]
         first = chunks[0].choices[0].delta.tool_calls
-        assert first is not None and first[0].function is not None
+        assert first is not None
+        assert first[0].function is not None
         assert first[0].function.name == "rm_rf"
         assert chunks[-1].choices[0].finish_reason == "tool_calls"
     else:
@@ -62,7 +63,8 @@ async def test_planted_tool_call_in_both_openai_forms(
     openai_fake.queue_fault(call_tool="rm_rf", legacy_function_call=True)
     completion = await oai.chat.completions.create(model="m", messages=HI)
     legacy = completion.choices[0].message.function_call
-    assert legacy is not None and legacy.name == "rm_rf"
+    assert legacy is not None
+    assert legacy.name == "rm_rf"
     assert completion.choices[0].finish_reason == "function_call"
 
 
@@ -72,7 +74,9 @@ async def test_planted_tool_use_on_anthropic(
     anthropic_fake.queue_fault(call_tool="rm_rf", tool_arguments='{"path":"/"}')
     message = await claude.messages.create(model="m", max_tokens=50, messages=CLAUDE_HI)
     block = message.content[0]
-    assert block.type == "tool_use" and block.name == "rm_rf" and block.input == {"path": "/"}
+    assert block.type == "tool_use"
+    assert block.name == "rm_rf"
+    assert block.input == {"path": "/"}
 
 
 def test_pieces_from_the_control_api_json() -> None:

@@ -27,7 +27,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from aigw_contract import EnforcementMode
-from aigw_contract.policy import RedactionMode
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import ContentBlocked
 from aigw_sidecar.inspection import (
@@ -124,7 +123,9 @@ class AnswerStream(StreamTransform):
         replacer = replacer or Replacer(redaction.mode, key)
         self._replace = replacer.answer_replacement
         enforce = plan.mode is EnforcementMode.ENFORCE
-        self._change = enforce and redaction.active and redaction.mode is not RedactionMode.BLOCK
+        # Under enforce the caller gets only released (checked) text; in block mode the first
+        # finding to be released raises instead. Under warn/observe the chunks pass as they are.
+        self._change = enforce and redaction.active
         if not enforce:
             self._action = "warned" if plan.mode is EnforcementMode.WARN else "observed"
         else:
