@@ -7,7 +7,8 @@ two ways, because a proxy in between may not forward arbitrary headers:
 
 * request headers, read per request (``X-Fake-Status``, ``X-Fake-Retry-After``,
   ``X-Fake-Latency-Ms``, ``X-Fake-Chunk-Latency-Ms``, ``X-Fake-Cut-After-Chunks``,
-  ``X-Fake-Error-After-Chunks``, ``X-Fake-Omit-Usage``, ``X-Fake-Reply``);
+  ``X-Fake-Error-After-Chunks``, ``X-Fake-Omit-Usage``, ``X-Fake-Reply``,
+  ``X-Fake-Cached-Tokens``, ``X-Fake-Cache-Write-Tokens``);
 * the control API, ``POST /_fake/faults``, which queues faults for the next model requests.
 
 When both apply, the queued fault is taken first and the headers override it field by field.
@@ -31,6 +32,8 @@ _INT_FIELDS = (
     "chunk_latency_ms",
     "cut_after_chunks",
     "error_after_chunks",
+    "cached_tokens",
+    "cache_write_tokens",
 )
 _OPTIONAL_INT_FIELDS = ("status", "cut_after_chunks", "error_after_chunks")
 _STR_FIELDS = ("retry_after", "reply", "error_message")
@@ -51,6 +54,8 @@ _HEADER_TO_FIELD = {
     "x-fake-call-tool": "call_tool",
     "x-fake-tool-arguments": "tool_arguments",
     "x-fake-legacy-function-call": "legacy_function_call",
+    "x-fake-cached-tokens": "cached_tokens",
+    "x-fake-cache-write-tokens": "cache_write_tokens",
 }
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
@@ -78,6 +83,10 @@ class Fault:
     ``{}``) streamed in 8-character pieces.
     ``legacy_function_call``: OpenAI flavor: the call in the legacy ``function_call`` form
     (``finish_reason: function_call``) instead of ``tool_calls``.
+    ``cached_tokens``: report this many of the prompt tokens as read from the prompt cache
+    (OpenAI ``prompt_tokens_details.cached_tokens``, Anthropic ``cache_read_input_tokens``).
+    ``cache_write_tokens``: report this many as written to it (Anthropic
+    ``cache_creation_input_tokens``; OpenAI has no such field).
     """
 
     status: int | None = None
@@ -93,6 +102,8 @@ class Fault:
     call_tool: str | None = None
     tool_arguments: str | None = None
     legacy_function_call: bool = False
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:
