@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import ToolCall, content_text, count_words, reply_pieces, short_id
+from .answers import ToolCall, content_text, count_words, pieces, reply_pieces, short_id
 from .answers import truncate as truncate_pieces
 from .wire import CALL_KEY, Call, anthropic_sse
 
