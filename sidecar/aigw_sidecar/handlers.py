@@ -29,6 +29,7 @@ from .errors import (
     openai_error_body,
 )
 from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
+from .middleware import correlation_id
 from .pipeline import Pipeline
 from .runtime import RuntimeConfig
 from .sse import DONE, anthropic_event, openai_event
@@ -66,6 +67,9 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
         "X-AIGW-Policy-Version": ctx.config.policy_version,
         "X-AIGW-Cache": "bypass",
     }
+    caller_id = correlation_id(ctx.headers)
+    if caller_id is not None:
+        headers["X-Request-Id"] = caller_id  # echoed for the caller's correlation only
     headers.update(ctx.response_headers)
     return headers
 

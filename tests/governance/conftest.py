@@ -112,6 +112,24 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+def counter_values(client: redis.Redis, part: str) -> list[float]:
+    """Levels of the Redis counters whose field contains ``part`` (``:tpm``, ``:bu:d:``):
+    buckets and budgets are fields of one hash per tenant (see redis_scripts)."""
+    values: list[float] = []
+    for key in client.keys("aigw:*:c"):
+        for name, value in client.hgetall(key).items():
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if part in text and text.endswith((".l", ".v")):
+                values.append(float(value))
+    return values
+
+
+@pytest.fixture(name="counter_values")
+def counter_values_fixture() -> Callable[[redis.Redis, str], list[float]]:
+    """:func:`counter_values`, for tests (this folder is not a package)."""
+    return counter_values
+
+
 def async_client(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
@@ -128,7 +146,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "redis":
         redis_store = RedisStore.from_url(server.url)
     else:
-        redis_store = RedisStore(async_client(server.url), unreachable=redis_py.UNREACHABLE)
+        redis_store = RedisStore(async_client(server.url), failures=redis_py.FAILURES)
     yield redis_store
     await redis_store.client.aclose()
 

@@ -61,6 +61,7 @@ def authorize(
             "X-AIGW-Data-Classification must be one of "
             + ", ".join(c.value for c in DataClassification),
             code="invalid_header",
+            step="authorize",
         ) from None
     if level not in use_case.data_classifications:
         failures.append(
@@ -72,5 +73,5 @@ def authorize(
         )
     if failures and mode is EnforcementMode.ENFORCE:
         code, message = failures[0]
-        raise Denied(DenyKind.PERMISSION_DENIED, message, code=code)
+        raise Denied(DenyKind.PERMISSION_DENIED, message, code=code, step="authorize")
     return tuple(Decision.for_mode(mode, "authorize", code, msg) for code, msg in failures)

@@ -7,7 +7,11 @@ warn an over-limit request goes out unchanged and the decision is recorded); a c
 header limits are always honoured, since the caller asked for them.
 
 The cost estimate is the worst case the reservation holds: prompt tokens (estimated) plus
-the output bound, at the dearest backend of the route, in integer nano-USD.
+the output bound, at the dearest backend of the route, in integer nano-USD. The output
+bound is per choice times the number of choices: OpenAI's ``n`` asks for ``n`` answers of
+up to ``max_tokens`` each, billed as such (the prompt once). It is the only output
+multiplier of the APIs served: Anthropic's Messages API has none (an Anthropic backend
+refuses ``n > 1``), embeddings produce no output.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from aigw_contract import EnforcementMode, UseCase
 from .decisions import Decision, Denied, DenyKind
 from .money import Prices, format_usd, parse_usd, usd_to_nano
 
-__all__ = ["Constraints", "constrain", "requested_max_tokens"]
+__all__ = ["MAX_CHOICES", "Constraints", "constrain", "requested_choices", "requested_max_tokens"]
+
+MAX_CHOICES = 128
+"""Most choices (``n``) one request may ask for (OpenAI's own ceiling)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +38,7 @@ class Constraints:
     prompt_tokens: int
     """Estimated prompt tokens."""
     max_output_tokens: int
-    """Output bound the reservation assumes."""
+    """Output bound the reservation assumes: per choice times the number of choices."""
     clamp_to: int | None
     """A ``max_tokens`` the sidecar must write into the request body (None: leave it)."""
     estimated_cost_nusd: int
@@ -50,6 +57,22 @@ def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
     return None
 
 
+def requested_choices(body: Mapping[str, Any]) -> int:
+    """How many answers a request asks for (``n``, default 1); :class:`Denied` past
+    :data:`MAX_CHOICES`."""
+    value = body.get("n")
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+        raise Denied(
+            DenyKind.INVALID_REQUEST,
+            f"'n' must be an integer from 1 to {MAX_CHOICES}",
+            code="invalid_n",
+            step="constrain",
+        )
+    return value
+
+
 def constrain(
     use_case: UseCase,
     mode: EnforcementMode,
@@ -61,10 +84,12 @@ def constrain(
     header_max_cost: str | None = None,
     header_max_latency: str | None = None,
     produces_output: bool = True,
+    choices: int = 1,
 ) -> Constraints:
     """Apply the use case's request limits and the caller's header limits.
 
     ``produces_output=False`` (embeddings): no output tokens to clamp or reserve.
+    ``choices``: answers asked for (``n``); each may be as long as the output bound.
     """
     enforce = mode is EnforcementMode.ENFORCE
     limits = use_case.limits
@@ -87,6 +112,7 @@ def constrain(
                     f"max_tokens {requested_output} exceeds the policy's {limits.max_tokens}",
                 )
             )
+    output *= choices
     cost = prices.cost(prompt_tokens, output)
 
     caller_cost: int | None = None
@@ -97,12 +123,14 @@ def constrain(
                 DenyKind.INVALID_REQUEST,
                 "X-AIGW-Max-Cost-USD must be a non-negative decimal number",
                 code="invalid_header",
+                step="constrain",
             )
     if caller_cost is not None and cost > caller_cost:
         raise Denied(
             DenyKind.COST_LIMIT_EXCEEDED,
             f"estimated cost {format_usd(cost)} USD exceeds X-AIGW-Max-Cost-USD",
             code="cost_limit_exceeded",
+            step="constrain",
         )
     if limits.max_cost_usd is not None and cost > usd_to_nano(limits.max_cost_usd):
         message = (
@@ -110,7 +138,9 @@ def constrain(
             f"{limits.max_cost_usd} USD per request"
         )
         if enforce:
-            raise Denied(DenyKind.COST_LIMIT_EXCEEDED, message, code="cost_limit_exceeded")
+            raise Denied(
+                DenyKind.COST_LIMIT_EXCEEDED, message, code="cost_limit_exceeded", step="constrain"
+            )
         decisions.append(Decision.for_mode(mode, "constrain", "cost_limit_exceeded", message))
 
     deadline: int | None = limits.max_latency_ms if enforce else None
@@ -121,6 +151,7 @@ def constrain(
                 DenyKind.INVALID_REQUEST,
                 "X-AIGW-Max-Latency-Ms must be a positive integer",
                 code="invalid_header",
+                step="constrain",
             )
         deadline = int(text) if deadline is None else min(deadline, int(text))
     return Constraints(

@@ -40,6 +40,7 @@ from aigw_sidecar.errors import (
 from aigw_sidecar.governance import (
     BpeCounter,
     BundleView,
+    Decision,
     Denied,
     DenyKind,
     EstimateCounter,
@@ -52,6 +53,7 @@ from aigw_sidecar.governance import (
     Store,
     TokenCounter,
     Usage,
+    Verdict,
     format_usd,
 )
 from aigw_sidecar.metrics import Metrics
@@ -139,6 +141,10 @@ class Govern(Step):
             ctx.decisions.append(
                 AuditDecision(self.name, "deny", f"{denied.code}: {denied.message}")
             )
+            if self._observer is not None:
+                self._observer.decision(
+                    Decision(denied.step, denied.code, denied.message, Verdict.BLOCKED)
+                )
             raise error_of(denied) from None
         for decision in admission.decisions:
             ctx.decisions.append(
