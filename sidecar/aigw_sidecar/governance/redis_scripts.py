@@ -12,11 +12,13 @@ every script runs in one Redis Cluster slot:
   scripts send EXPIRE only when a key must live longer (about once a minute), not per call.
 * ``KEYS[2]`` = ``aigw:{tag}:cc:<scope>`` (the concurrency leases) or ``aigw:{tag}:open``
   (requests without a concurrency limit): a zset of reservation id -> hold-until. The entry
-  is the reservation record (settling removes it exactly once) and, in ``cc:``, the lease.
+  is the reservation record (settling removes it exactly once) and, in ``cc:``, the lease;
+  a sentinel member ``~`` with score -inf keeps the zset (and the expiry noted for it)
+  alive when its last entry is removed.
 
 So the typical policy (requests/min, tokens/min, concurrency, a day and a month budget)
 executes TIME, HMGET, ZCOUNT, ZADD, HSET to reserve (5 commands; +1 EXPIRE a minute) and
-ZREM, ZREMRANGEBYSCORE, ZCARD, HMGET, HSET to settle.
+ZREM, ZREMRANGEBYSCORE, HMGET, ZCOUNT, HSET to settle.
 
 Time is the caller's clock (``now``), which keeps the scripts deterministic and testable; a
 negative elapsed time (clock skew between pods) counts as zero. The one exception is the
@@ -73,7 +75,7 @@ local rid = ARGV[3]
 local hold = real(ARGV[4], now, now + 86400)
 local zname = ARGV[5]
 local n = (#ARGV - 5) / 6
-if deadline == nil or hold == nil or hold == now or #rid < 1 or #rid > 200
+if deadline == nil or hold == nil or hold == now or #rid < 1 or #rid > 200 or rid == '~'
    or #zname < 1 or n < 1 or n > 64 or n ~= math.floor(n) then
   return redis.error_reply('AIGWARG reserve arguments')
 end
@@ -173,10 +175,14 @@ end
 local zx = tonumber(vals[2]) or 0
 local zexpire = nil
 if hold > zx then
+  -- A new zset, or one that must live longer. The sentinel (score -inf, never counted,
+  -- never swept) keeps it from vanishing when its last entry goes, so the expiry noted
+  -- in the hash stays true for as long as the zset exists.
   zx = hold + 60
   zexpire = math.ceil(zx - now)
   hset[#hset + 1] = '_z:' .. zname
   hset[#hset + 1] = fmt(zx)
+  redis.call('ZADD', KEYS[2], '-inf', '~')
 end
 need = math.max(need, zx)
 local hexpire = nil
@@ -223,7 +229,7 @@ for i = 1, n do
   end
 end
 if redis.call('ZREM', KEYS[2], rid) == 0 then return {'0'} end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '(-inf', ARGV[1])
 local vals = redis.call('HMGET', KEYS[1], unpack(names))
 local out = {'1'}
 local hset = {}
@@ -254,7 +260,7 @@ for i = 1, n do
     end
     j = j + 2
   else
-    level = redis.call('ZCARD', KEYS[2])
+    level = redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[1], '+inf')
   end
   out[#out + 1] = fmt(level)
 end

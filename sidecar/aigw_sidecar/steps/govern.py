@@ -44,6 +44,7 @@ from aigw_sidecar.governance import (
     Denied,
     DenyKind,
     EstimateCounter,
+    GovernanceSettings,
     Governor,
     Grant,
     MemoryStore,
@@ -261,7 +262,9 @@ def build_governor(settings: SidecarSettings, metrics: Metrics) -> Govern:
                 settings.tokenizer,
                 exc,
             )
-    return Govern(Governor(pod, store, counter=counter, observer=observer), observer)
+    tunables = GovernanceSettings(lease_seconds=settings.lease_s)
+    governor = Governor(pod, store, settings=tunables, counter=counter, observer=observer)
+    return Govern(governor, observer)
 
 
 def with_governance(steps: Sequence[Step], govern: Govern) -> list[Step]:
