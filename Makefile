@@ -54,6 +54,7 @@ cluster-down: venv
 	@$(BIN)/python -m aigw_e2e.cluster down
 
 bench: venv deps
+	@bash bench/deps.sh
 	$(BIN)/python bench
 
 # The one image of the operator and the sidecar. Needs a running Docker engine, not just the CLI.

@@ -4,13 +4,15 @@ Run as ``python bench [--quick] [--cases direct,passthrough,...] [--out DIR]`` f
 repository (``bench/`` is a folder of scripts, not an installed package). The run:
 
 1. installs LiteLLM's proxy into a cached virtualenv if it is missing (the only step that
-   needs the package registry);
+   needs the package registry; ``bench/deps.sh`` installs nginx and the Collector first);
 2. re-executes itself in a fresh network namespace with only loopback (as root, with
    ``unshare``), so no process under test can reach anything but 127.0.0.1;
-3. starts the fake upstream, then each target in turn, and measures it with fixed durations
-   and request counts (see :class:`Plan`): it always stops by itself;
-4. profiles the aigw sidecar under load with py-spy;
-5. writes ``results.json``, ``results.md`` and ``results.png`` (and ``profile-*.md``).
+3. starts the fake upstream, then each target in turn (an aigw row only once each of its
+   steps proved it acts: ``rows.py``), and measures them with fixed durations and request
+   counts (see :class:`Plan`): it always stops by itself;
+4. profiles every aigw row under load with py-spy;
+5. writes ``results.json``, ``results.md`` and ``results.png`` (and ``profile-*.md``), and
+   exits 1 if a landed step was configured but ignored, or left too little evidence.
 
 This is the CLI layer of the harness: the only place it reads the environment.
 """
@@ -21,6 +23,7 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import gzip
 import json
 import os
 import platform
@@ -37,13 +40,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import chart
+import noise
 import pyspy_profile
 import report
+from aigw import NotBuilt, StepIgnored, missing_flags, start_row
+from infra import nginx_binary
 from load import run_wrk
-from measure import CHAT, Plan, bodies, measure, soak
+from measure import CHAT, Plan, bodies, broadest, measure, soak
+from rows import ALL_STEPS, ROWS, STEPS, Row
 from targets import LITELLM_VERSION, BenchEnv, Target, ensure_litellm, start_target, upstream
 
-ALL_CASES = ("direct", "passthrough", "aigw", "aigw-full", "litellm")
+ALL_CASES = ("direct", "nginx", "passthrough", *ROWS, "aigw-built", "litellm")
+BUILT = "aigw-built"
+"""The row of every step that proved it acts, when that is neither one step nor all."""
 
 
 def _log(message: str) -> None:
@@ -86,6 +96,10 @@ def _machine(litellm: bool) -> dict[str, Any]:
         f"aiohttp {aiohttp.__version__}",
         wrk_version,
     ]
+    nginx = nginx_binary()
+    if nginx:
+        version = subprocess.run([nginx, "-v"], capture_output=True, text=True, check=False)
+        parts.append(version.stderr.strip().removeprefix("nginx version: "))
     if litellm:
         parts.append(f"LiteLLM {LITELLM_VERSION}")
     commit = subprocess.run(
@@ -116,6 +130,11 @@ def _profile(
     load.join()
     if raw is None:
         return "py-spy was not available or could not attach"
+    with (
+        raw.open("rb") as stacks,
+        gzip.open(out / f"profile-{target.key}.collapsed.gz", "wb") as kept,
+    ):
+        shutil.copyfileobj(stacks, kept)  # for a flame graph (speedscope, flamegraph.pl)
     summary = pyspy_profile.summarise(raw.read_text().splitlines())
     title = f"# Profile of {target.label} under wrk c=16 ({plan.profile_s:.0f} s, py-spy)\n\n"
     (out / f"profile-{target.key}.md").write_text(title + summary)
@@ -127,7 +146,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts (smoke test)")
     parser.add_argument("--cases", default=",".join(ALL_CASES))
-    parser.add_argument("--profile", default="aigw-full,aigw", help="targets to profile")
+    parser.add_argument(
+        "--profile", default="aigw*", help="targets to profile (comma-separated; aigw*: all aigw)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--no-netns", action="store_true", help="stay in this network namespace")
     parser.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
@@ -162,6 +183,82 @@ def main(argv: list[str] | None = None) -> int:
     return _run(args, cases, cache, litellm, raw_argv)
 
 
+def _start(
+    key: str, env: BenchEnv, upstream_url: str, steps: dict[str, dict[str, str]]
+) -> contextlib.AbstractContextManager[Target]:
+    if key == BUILT:
+        built = tuple(k for k in ALL_STEPS if steps.get(k, {}).get("state") == "measured")
+        if len(built) < 2:
+            raise _Same(f"the steps built so far ({', '.join(built) or 'none'}) have their own row")
+        if built == ALL_STEPS:
+            raise _Same("every step is built: aigw-full is this row")
+        label = f"aigw every step built so far ({', '.join(built)})"
+        return start_row(Row(BUILT, label, built), env, upstream_url)
+    if key in ROWS:  # a step already found missing or failing needs no second sidecar
+        known = {k: steps[k] for k in ROWS[key].steps if k in steps}
+        unbuilt = {k: v["why"] for k, v in known.items() if v["state"] != "measured"}
+        unbuilt |= missing_flags(ROWS[key], env.python)
+        if unbuilt:
+            raise NotBuilt(unbuilt)
+        return start_row(ROWS[key], env, upstream_url)
+    return start_target(key, env, upstream_url)
+
+
+class _Same(RuntimeError):
+    """A computed row that would measure what another row measures."""
+
+
+def _step_of_row(key: str) -> str | None:
+    step = key.removeprefix("aigw-")
+    return step if step in STEPS and ROWS[key].unique_bodies else None
+
+
+def _start_all(
+    cases: list[str], env: BenchEnv, upstream_url: str, running: contextlib.ExitStack,
+    results: dict[str, Any],
+) -> list[Target]:  # fmt: skip
+    """Starts every case that can run; records why the others cannot."""
+    targets: list[Target] = []
+    steps: dict[str, dict[str, str]] = results["steps"]
+    # Single-step rows first: what they find decides the rows of several steps.
+    for key in sorted(cases, key=lambda k: (k == BUILT, k in ROWS and len(ROWS[k].steps) > 1)):
+        _log(f"starting {key}")
+        step = _step_of_row(key) if key in ROWS else None
+        try:
+            targets.append(running.enter_context(_start(key, env, upstream_url, steps)))
+        except NotBuilt as exc:
+            _log(f"  {key}: n/a, {exc}")
+            results["not_built"][key] = str(exc)
+            for each, why in exc.why.items():
+                steps.setdefault(each, {"state": "not built", "why": why})
+        except StepIgnored as exc:
+            _log(f"  {key}: {exc}")
+            results["failed"][key] = str(exc)
+            steps[exc.step] = {"state": "failed", "why": str(exc)}
+        except _Same as exc:
+            _log(f"  {key}: not run, {exc}")
+            results["skipped"][key] = str(exc)
+        except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as exc:
+            _log(f"  {key} not measured: {exc}")
+            results["skipped"][key] = str(exc).splitlines()[0][:300]
+        else:
+            if step:
+                steps[step] = {"state": "measured", "why": ""}
+    return targets
+
+
+def _write(results: dict[str, Any], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(report.markdown(results))
+    try:
+        chart.chart(results, out / "results.png")
+    except ImportError:
+        _log("matplotlib missing: no chart (install the dev extras)")
+    _log(f"wrote {out / 'results.md'} in {results['elapsed_s']:.0f} s; {results['load_line']}")
+    for key, why in results["failed"].items():
+        _log(f"FAILED {key}: {why}")
+
+
 def _run(
     args: argparse.Namespace, cases: list[str], cache: Path, litellm: Path | None, argv: list[str]
 ) -> int:
@@ -172,10 +269,13 @@ def _run(
     os.sched_setaffinity(0, {1 if (os.cpu_count() or 1) > 1 else 0})
     niceness = _raise_priority()
     load_before = os.getloadavg()
+    snapshot = noise.Snapshot.take()
     started = time.monotonic()
     out: Path = args.out
     shutil.rmtree(out / "raw", ignore_errors=True)
     (out / "raw").mkdir(parents=True)
+    for old in out.glob("profile-*"):
+        old.unlink()
     env = BenchEnv(
         repo=repo,
         python=sys.executable,
@@ -195,50 +295,49 @@ def _run(
         "nice": niceness,
         "targets": {},
         "skipped": {},
+        "not_built": {},
+        "failed": {},
+        "steps": {},
         "profiles": {},
     }
     _log(results["machine"]["line"])
     if "litellm" in cases and litellm is None:
         results["skipped"]["litellm"] = "LiteLLM could not be installed"
         cases.remove("litellm")
-    profile_wanted = [k for k in args.profile.split(",") if k]
+    wanted = [k for k in args.profile.split(",") if k]
     with upstream(env) as upstream_url, contextlib.ExitStack() as running:
-        targets: list[Target] = []
-        for key in cases:
-            _log(f"starting {key}")
-            try:
-                targets.append(running.enter_context(start_target(key, env, upstream_url)))
-            except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as exc:
-                _log(f"  {key} not measured: {exc}")
-                results["skipped"][key] = str(exc).splitlines()[0][:300]
+        targets = _start_all(cases, env, upstream_url, running, results)
         _log(f"measuring {', '.join(t.key for t in targets)} in {plan.rounds} interleaved rounds")
         rows = measure(targets, env, plan, _log)
+        results["broadest"] = broadest(targets)
         for target in targets:
-            soak(target, rows[target.key], env, plan, _log)
+            soak(target, rows[target.key], env, plan, _log, also=results["broadest"])
             if target.evidence is not None:
                 rows[target.key]["evidence"] = target.evidence()
-            if target.key in profile_wanted:
+            if target.key in wanted or ("aigw*" in wanted and target.key.startswith("aigw")):
                 problem = _profile(target, env, plan, out, results["profiles"])
                 if problem:
                     results["skipped"][f"profile {target.key}"] = problem
         results["targets"] = rows
+    for target in targets:  # every target has stopped: audit and spans are flushed
+        if target.after_stop:
+            rows[target.key]["evidence_short"] = dict(target.after_stop)
+            for step, why in target.after_stop.items():
+                results["failed"][f"{target.key} ({step})"] = f"too little evidence: {why}"
     shutil.copytree(env.logs, out / "raw" / "logs")
     shutil.rmtree(env.work, ignore_errors=True)
     load_after = os.getloadavg()
+    results["noise"] = noise.noise(snapshot, noise.Snapshot.take(), os.cpu_count() or 1)
     results["elapsed_s"] = time.monotonic() - started
     results["load_average"] = [round(load_before[0], 2), round(load_after[0], 2)]
+    others = results["noise"]
     results["load_line"] = (
-        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
-        "(anything above ~0.5 means other work shared the cores)"
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; other work "
+        f"used {others['others_share']:.1%} of the machine during the run "
+        f"({others['others_cpu_s']:.0f} core-s), steal {others['steal_s']:.0f} s"
     )
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(report.markdown(results))
-    try:
-        report.chart(results, out / "results.png")
-    except ImportError:
-        _log("matplotlib missing: no chart (install the dev extras)")
-    _log(f"wrote {out / 'results.md'} in {results['elapsed_s']:.0f} s")
-    return 0
+    _write(results, out)
+    return 1 if results["failed"] else 0
 
 
 if __name__ == "__main__":

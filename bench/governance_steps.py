@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
+from multidict import CIMultiDict, CIMultiDictProxy
 from redis import ConnectionError as RedisConnectionError
 from redis import Redis as SyncRedis
 
 from aigw_contract import compile_bundle, parse_documents
+from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.governance import Governor, MemoryStore, PodIdentity, RedisStore, Store, Usage
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
@@ -40,7 +42,7 @@ BODY: dict[str, Any] = {
         {"role": "user", "content": "Where is my order 12345? It was due last Tuesday. " * 4},
     ],
 }
-HEADERS = {"X-AIGW-Tenant": "acme", "X-AIGW-Use-Case": "reply"}
+HEADERS = CIMultiDictProxy(CIMultiDict({"X-AIGW-Tenant": "acme", "X-AIGW-Use-Case": "reply"}))
 
 
 def bundle(limits: bool) -> Any:
@@ -89,8 +91,9 @@ async def measure(
         if i == warmup:
             cpu_start = time.process_time()
         start = time.perf_counter_ns()
+        claims = parse_claims(HEADERS, BODY)
         admission = governor.admit(view, request_id=f"b{i}", body=BODY, route="chat",
-                                   headers=HEADERS)  # fmt: skip
+                                   claims=claims)  # fmt: skip
         grant = await governor.limit(view, admission)
         middle = time.perf_counter_ns()
         await governor.settle(grant, usage)

@@ -2,33 +2,51 @@
 
 Every target is driven by the same two tools, so differences are the targets' own:
 
-* :func:`run_wrk` runs Debian's ``wrk`` with a generated Lua script (POST body, headers, an
-  optional stop after N responses) whose ``done`` hook prints one JSON line with the request
-  count, errors and latency percentiles (microseconds, from wrk's histogram).
+* :func:`run_wrk` runs Debian's ``wrk`` with a generated Lua script (POST body, headers)
+  whose ``done`` hook prints one JSON line with the request count, errors and latency
+  percentiles (microseconds, from wrk's histogram). wrk always runs its full ``-d`` duration
+  (a Lua ``wrk.thread:stop()`` ends the requests, not the clock), so a run is bounded by
+  time only, and requests / duration is the real rate.
 * Run as a script, this module is the streaming client: N keep-alive connections send
   streaming chat requests and time the first content token (TTFT) and the whole stream, with
   a minimal HTTP/1.1 parser (chunked or sized bodies) so the client costs little.
   ``python bench/load.py --url URL --body-file F --concurrency C --total N --max-seconds S``.
+
+A body holding :data:`UNIQUE` is made unique per request by both tools: the marker becomes a
+number that no earlier request of the run used (so an exact cache misses every time); a
+body without it is sent unchanged (so a cache hits).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["LoadResult", "percentile", "run_stream", "run_wrk"]
+__all__ = ["UNIQUE", "LoadResult", "percentile", "run_stream", "run_wrk", "unique_base"]
 
 _CONTENT = re.compile(rb'"content":\s*"[^"]')
+UNIQUE = "@@unique@@"
+"""Placeholder in a request body replaced by a number unique to each request of the run."""
+
+
+def unique_base() -> int:
+    """Where a load run's request numbers start: microseconds since the epoch.
+
+    Runs are sequential and no tool sends a request per microsecond, so numbers of two runs
+    never meet, and no state outlives a run.
+    """
+    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
@@ -42,13 +60,22 @@ class LoadResult:
     p99_us: float
     ttft_p50_us: float | None = None
     ttft_p99_us: float | None = None
+    cpu_s: float | None = None
+    """User + system CPU seconds the proxy (all threads and children) used during the run."""
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def cpu_us_per_call(self) -> float | None:
+        """The proxy's CPU microseconds per request served (None: no proxy, no request)."""
+        if self.cpu_s is None or not self.requests:
+            return None
+        return self.cpu_s / self.requests * 1e6
+
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "rps": self.rps}
+        return {**self.__dict__, "rps": self.rps, "cpu_us_per_call": self.cpu_us_per_call}
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -60,15 +87,18 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def _lua(body: bytes, headers: Mapping[str, str], stop_after: int) -> str:
-    lines = ['wrk.method = "POST"', f"wrk.body = [==[{body.decode()}]==]"]
+def _lua(body: bytes, headers: Mapping[str, str]) -> str:
+    text = body.decode()
+    lines = ['wrk.method = "POST"', f"wrk.body = [==[{text}]==]"]
     lines += [f'wrk.headers["{k}"] = [==[{v}]==]' for k, v in headers.items()]
-    if stop_after:
+    if UNIQUE in text:
+        head, _, tail = text.partition(UNIQUE)
         lines += [
-            "local seen = 0",
-            "response = function(status, headers, body)",
-            "  seen = seen + 1",
-            f"  if seen >= {stop_after} then wrk.thread:stop() end",
+            f"local n = {unique_base()}",
+            f"local head, tail = [==[{head}]==], [==[{tail}]==]",
+            "request = function()",
+            "  n = n + 1",
+            '  return wrk.format(nil, nil, nil, head .. string.format("%.0f", n) .. tail)',
             "end",
         ]
     lines += [
@@ -92,11 +122,10 @@ def run_wrk(
     connections: int,
     seconds: float,
     cpus: str,
-    stop_after: int = 0,
 ) -> LoadResult:
-    """Runs wrk (one thread, pinned to ``cpus``) against ``url`` and parses its JSON line."""
+    """Runs wrk (one thread, pinned to ``cpus``) for whole ``seconds`` against ``url``."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_lua(body, headers, stop_after))
+        script.write(_lua(body, headers))
     command = [
         "taskset", "-c", cpus, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
         "--timeout", "10s", "-s", script.name, url,
@@ -146,7 +175,7 @@ def run_stream(
 class _Client:
     """One keep-alive connection sending streaming requests one after another."""
 
-    def __init__(self, host: str, port: int, request: bytes) -> None:
+    def __init__(self, host: str, port: int, request: Callable[[], bytes]) -> None:
         self.host, self.port, self.request = host, port, request
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -156,9 +185,10 @@ class _Client:
         if self.writer is None or self.reader is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         reader = self.reader
+        request = self.request()
         start = time.perf_counter()
         ttft = 0.0
-        self.writer.write(self.request)
+        self.writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         lowered = head.lower()
@@ -184,27 +214,39 @@ class _Client:
         return ttft, time.perf_counter() - start
 
 
+def _requests(url: str, body: bytes, headers: Mapping[str, str]) -> Callable[[], bytes]:
+    """A maker of the raw HTTP request: the same bytes each time, or a new number each time."""
+    parts = urlsplit(url)
+    fixed = {"Host": parts.netloc, "Content-Type": "application/json", **headers}
+    head = f"POST {parts.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+
+    def build(payload: bytes) -> bytes:
+        return f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload
+
+    if UNIQUE.encode() not in body:
+        request = build(body)
+        return lambda: request
+    before, _, after = body.partition(UNIQUE.encode())
+    numbers = itertools.count(unique_base() + 1)
+    return lambda: build(before + str(next(numbers)).encode() + after)
+
+
 async def _stream_main(args: argparse.Namespace) -> dict[str, Any]:
     parts = urlsplit(args.url)
-    body = args.body
-    headers = {
-        "Host": parts.netloc,
-        "Content-Type": "application/json",
-        "Content-Length": str(len(body)),
-        **json.loads(args.headers),
-    }
-    head = f"POST {parts.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = head.encode() + b"\r\n" + body
+    request = _requests(args.url, args.body, json.loads(args.headers))
     ttfts: list[float] = []
     totals: list[float] = []
     errors = 0
     deadline = time.monotonic() + args.max_seconds
     started = time.perf_counter()
 
+    sent = 0
+
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, sent
         client = _Client(parts.hostname or "127.0.0.1", parts.port or 80, request)
-        while len(totals) + errors < args.total and time.monotonic() < deadline:
+        while sent < args.total and time.monotonic() < deadline:
+            sent += 1  # counted before sending, so concurrent workers never exceed the total
             try:
                 ttft, total = await client.one()
             except (OSError, RuntimeError, ValueError, asyncio.IncompleteReadError):

@@ -4,24 +4,42 @@ All targets run at once (idle ones cost nothing); each phase (concurrency 1, 16,
 streams at 1 and 16) is split into rounds, and each round visits every target in a rotated
 order. Background load that drifts during the run (a shared machine) then hits every target
 alike instead of whichever happened to be measured at the time. A phase's figure for a
-target is its rounds combined: requests and seconds summed, percentiles the median of the
-rounds'. After the phases each proxy is soaked to a fixed request count (bounded by time)
-and its RSS read, then profiled under load.
+target is its rounds combined: requests, seconds and the proxy's CPU time summed,
+percentiles the median of the rounds'. CPU per call (the proxy's user + system time, all
+threads and children, over the requests it served in the phase) is the steadiest figure on
+a shared machine: waiting for a time slice adds latency, not CPU.
+
+After the phases some proxies are soaked towards a fixed request count, bounded by time, and
+their RSS read. wrk runs a whole ``-d`` even after a Lua stop, so the soak is a series of
+time-bounded wrk runs, each sized from the rate seen so far: every run's requests are divided
+by that run's real duration.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from load import LoadResult, run_stream, run_wrk
-from procs import rss_bytes
+from load import UNIQUE, LoadResult, run_stream, run_wrk
+from procs import cpu_seconds, rss_bytes
 from targets import BenchEnv, Target
 
-__all__ = ["CHAT", "Plan", "combine", "measure", "soak"]
+__all__ = [
+    "CHAT",
+    "Plan",
+    "bodies",
+    "broadest",
+    "combine",
+    "measure",
+    "soak",
+    "soak_chunk_seconds",
+]
 
 CHAT = {
     "model": "gpt-4o-mini",
@@ -36,17 +54,20 @@ class Plan:
     """Fixed durations (seconds) and request counts: the run is bounded by construction."""
 
     warm_s: float = 2
-    c1_s: float = 9
+    c1_s: float = 6
     c16_s: float = 6
-    max_s: float = 6
-    stream_c1_total: int = 3_000
+    max_s: float = 3
+    stream_c1_total: int = 2_000
     stream_c16_total: int = 20_000
-    stream_s: float = 6
+    stream_s: float = 4
     rounds: int = 3
     soak_to: int = 100_000
-    soak_max_s: float = 45
-    soak_max_s_aigw: float = 80
-    profile_s: float = 8
+    soak_max_s: float = 30
+    soak_max_s_aigw: float = 70
+    soaked: tuple[str, ...] = ("passthrough", "aigw")
+    """Targets soaked (RSS over many calls) besides the aigw row with the most steps; the
+    others' RSS is read after the phases."""
+    profile_s: float = 5
 
     @classmethod
     def quick(cls) -> Plan:
@@ -57,8 +78,15 @@ class Plan:
 
 
 def bodies(target: Target) -> tuple[bytes, bytes]:
-    """The plain and the streaming request body, naming the target's model."""
+    """The plain and the streaming request body, naming the target's model.
+
+    Unless the target asks for one fixed body (a cache hit), the prompt carries
+    :data:`load.UNIQUE`, so every request differs (an exact cache misses every time).
+    """
     chat = {**CHAT, "model": target.model}
+    if target.unique_bodies:
+        text = f"{CHAT['messages'][0]['content']}, request {UNIQUE}"  # type: ignore[index]
+        chat["messages"] = [{"role": "user", "content": text}]
     stream = {**chat, "stream": True, "stream_options": {"include_usage": True}}
     return json.dumps(chat).encode(), json.dumps(stream).encode()
 
@@ -78,28 +106,39 @@ def combine(parts: Sequence[LoadResult]) -> LoadResult:
         p99_us=median([p.p99_us for p in parts]) or 0.0,
         ttft_p50_us=median([p.ttft_p50_us for p in parts]),
         ttft_p99_us=median([p.ttft_p99_us for p in parts]),
+        cpu_s=None if any(p.cpu_s is None for p in parts) else sum(p.cpu_s or 0 for p in parts),
     )
 
 
 def _one(
     target: Target, env: BenchEnv, *, case: str, connections: int, seconds: float, total: float
 ) -> LoadResult:
+    """One load run, with the proxy's CPU time over it."""
     body, stream_body = bodies(target)
+    cpu_before = cpu_seconds(target.pid) if target.pid else None
     if case.startswith("stream"):
-        return run_stream(
+        result = run_stream(
             target.url, stream_body, target.headers, concurrency=connections,
             total=int(total), max_seconds=seconds, cpus=env.load_cpu, python=env.python,
         )  # fmt: skip
-    return run_wrk(
-        target.url, body, target.headers, connections=connections, seconds=seconds,
-        cpus=env.load_cpu,
-    )  # fmt: skip
+    else:
+        result = run_wrk(
+            target.url, body, target.headers, connections=connections, seconds=seconds,
+            cpus=env.load_cpu,
+        )  # fmt: skip
+    if target.pid is None or cpu_before is None:
+        return result
+    return dataclasses.replace(result, cpu_s=cpu_seconds(target.pid) - cpu_before)
 
 
 def measure(targets: Sequence[Target], env: BenchEnv, plan: Plan, log: Log) -> dict[str, Any]:
     """Every phase for every target, interleaved; returns one result row per target."""
-    rows: dict[str, dict[str, Any]] = {t.key: {"label": t.label, "served": 0} for t in targets}
+    rows: dict[str, dict[str, Any]] = {
+        t.key: {"label": t.label, "steps": list(t.steps), "served": 0} for t in targets
+    }
+    loads: list[float] = []
     for target in targets:
+        rows[target.key]["rss_idle"] = rss_bytes(target.pid) if target.pid else None
         body, _ = bodies(target)
         warm = run_wrk(target.url, body, target.headers, connections=4, seconds=plan.warm_s,
                        cpus=env.load_cpu)  # fmt: skip
@@ -114,6 +153,7 @@ def measure(targets: Sequence[Target], env: BenchEnv, plan: Plan, log: Log) -> d
         ("stream_c16", 16, plan.stream_s / rounds, plan.stream_c16_total / rounds),
     ]
     for case, connections, seconds, total in phases:
+        loads.append(os.getloadavg()[0])
         parts: dict[str, list[LoadResult]] = {t.key: [] for t in targets}
         for index in range(rounds):
             shift = index % len(targets)
@@ -127,25 +167,60 @@ def measure(targets: Sequence[Target], env: BenchEnv, plan: Plan, log: Log) -> d
             rows[target.key][case] = result.to_json()
             rows[target.key]["served"] += result.requests
             log(f"  {target.key} {case}: {line(result)}")
+    for row in rows.values():
+        row["load_during"] = [round(x, 2) for x in loads]
     return rows
 
 
-def soak(target: Target, row: dict[str, Any], env: BenchEnv, plan: Plan, log: Log) -> None:
-    """Loads a proxy up to ``plan.soak_to`` requests in all (time-capped), then reads RSS."""
+def soak_chunk_seconds(remaining: int, rate: float, time_left: float) -> int:
+    """Whole seconds of the next soak run: enough for ``remaining`` requests at ``rate``
+    (plus 5%), at least 1, at most what ``time_left`` allows (0: stop)."""
+    if remaining <= 0 or time_left < 1:
+        return 0
+    wanted = math.ceil(remaining / max(rate, 1.0) * 1.05)
+    return max(1, min(wanted, math.floor(time_left)))
+
+
+def broadest(targets: Sequence[Target]) -> str | None:
+    """The measured aigw row with the most steps (the full pipeline once every step exists)."""
+    rows = [t for t in targets if t.key.startswith("aigw") and t.unique_bodies]
+    return max(rows, key=lambda t: len(t.steps)).key if rows else None
+
+
+def soak(
+    target: Target, row: dict[str, Any], env: BenchEnv, plan: Plan, log: Log, *, also: str | None
+) -> None:
+    """Loads a proxy towards ``plan.soak_to`` requests in all (time-capped), then reads RSS.
+
+    Only the targets named in ``plan.soaked`` and ``also`` are soaked; the others get their
+    RSS read.
+    """
     if target.pid is None:
         row["rss_end"] = None
         return
     served = int(row["served"])
-    if plan.soak_to > served:
+    if target.key in (*plan.soaked, also) and plan.soak_to > served:
         body, _ = bodies(target)
-        cap = plan.soak_max_s_aigw if target.key.startswith("aigw") else plan.soak_max_s
-        result = run_wrk(
-            target.url, body, target.headers, connections=16, seconds=cap,
-            cpus=env.load_cpu, stop_after=plan.soak_to - served,
-        )  # fmt: skip
-        row["soak"] = result.to_json()
-        row["served"] = served + result.requests
-        log(f"  {target.key} soak: {result.requests:,} more requests in {result.seconds:.1f} s")
+        time_left = plan.soak_max_s_aigw if target.key.startswith("aigw") else plan.soak_max_s
+        rate = float(row.get("c16", {}).get("rps") or 100.0)
+        parts: list[LoadResult] = []
+        while seconds := soak_chunk_seconds(plan.soak_to - served, rate, time_left):
+            cpu_before = cpu_seconds(target.pid)
+            result = run_wrk(
+                target.url, body, target.headers, connections=16, seconds=seconds,
+                cpus=env.load_cpu,
+            )  # fmt: skip
+            result = dataclasses.replace(result, cpu_s=cpu_seconds(target.pid) - cpu_before)
+            parts.append(result)
+            served += result.requests
+            time_left -= result.seconds
+            rate = result.rps or rate
+        if parts:
+            result = combine(parts)
+            row["soak"] = result.to_json()
+            log(f"  {target.key} soak: {result.requests:,} more requests in "
+                f"{result.seconds:.1f} s ({len(parts)} wrk runs): {line(result)}")  # fmt: skip
+        row["served"] = served
     row["rss_end"] = rss_bytes(target.pid)
 
 
@@ -154,4 +229,6 @@ def line(result: LoadResult) -> str:
     text += f"p99 {result.p99_us / 1000:.3f} ms, errors {result.errors}"
     if result.ttft_p50_us is not None:
         text += f", TTFT p50 {result.ttft_p50_us / 1000:.3f} ms"
+    if result.cpu_us_per_call is not None:
+        text += f", CPU {result.cpu_us_per_call:.0f} us/call"
     return text

@@ -20,7 +20,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-__all__ = ["Proc", "free_port", "post_json", "rss_bytes", "wait_for_port", "wait_until_answers"]
+__all__ = [
+    "Proc",
+    "cpu_seconds",
+    "free_port",
+    "post_json",
+    "rss_bytes",
+    "wait_for_port",
+    "wait_until_answers",
+]
 
 
 def free_port() -> int:
@@ -146,6 +154,28 @@ def rss_bytes(pid: int) -> int:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants, all threads, in seconds.
+
+    Read from ``/proc/<pid>/stat``: ``utime`` and ``stime`` cover every thread of a process,
+    ``cutime`` and ``cstime`` the children it has already reaped, so a worker that forks and
+    exits is counted once, by its parent, and a live one by itself. Resolution is one clock
+    tick (10 ms): callers read it over whole phases of a run, never per request.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for each in _tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = _stat_fields(Path(f"/proc/{each}/stat").read_text())
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return total / ticks
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """The fields after ``comm`` (which may hold spaces and parentheses), from ``state`` on."""
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def _tree(pid: int) -> list[int]:

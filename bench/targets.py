@@ -1,36 +1,34 @@
 """The targets measured side by side, each started the same way against the same upstream.
 
 * ``direct``: the client talks to the fake upstream itself (the floor).
+* ``nginx``: Debian's nginx as a reverse proxy with upstream keep-alive (the compiled floor
+  for one HTTP hop; see ``infra.py``).
 * ``passthrough``: the bare aiohttp passthrough of ``passthrough.py`` (the Python floor).
-* ``aigw``: the aigw sidecar with the least policy work a bundle allows (a policy is required:
-  one use case, no limits, so identify and authorize only, state in memory).
-* ``aigw-full``: the sidecar with every pipeline step that exists switched on (limits and
-  budgets on Redis, redaction, prompt-injection checks, audit; metrics are always on).
+* ``aigw*``: the aigw sidecar, one target per row of ``rows.py`` (started by ``aigw.py``).
 * ``litellm``: LiteLLM's proxy (pinned version, own virtualenv outside the repository,
   cached), one model pointing at the same upstream, no database.
 
-Proxies run pinned to the proxy core; the upstream, Redis and the load tools share the other.
+Proxies run pinned to the proxy core; the upstream, Redis, Collectors and the load tools
+share the other.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procs import Proc, free_port, wait_for_port, wait_until_answers
+from infra import nginx_binary, start_nginx
+from procs import Proc, free_port, wait_until_answers
 
 __all__ = [
+    "APP_KEY",
     "LITELLM_VERSION",
+    "MODEL",
     "UPSTREAM_KEY",
     "BenchEnv",
     "Target",
@@ -84,6 +82,12 @@ class Target:
     model: str = MODEL
     evidence: Callable[[], dict[str, Any]] | None = None
     """What the target says it did (sidecar status, Redis command counts), read after the run."""
+    unique_bodies: bool = True
+    """Every request differs (see ``load.UNIQUE``); False for the cache-hit row."""
+    steps: tuple[str, ...] = ()
+    """aigw rows: the pipeline steps switched on (``rows.py``)."""
+    after_stop: dict[str, str] = field(default_factory=dict)
+    """Filled once the target stopped: evidence that fell short, by step (empty: none did)."""
 
 
 @contextlib.contextmanager
@@ -91,7 +95,7 @@ def upstream(env: BenchEnv) -> Iterator[str]:
     """The fake OpenAI upstream on the load core; yields its base URL."""
     port = free_port()
     command = [env.python, "-m", "aigw_cli.main", "fake-provider", "--port", str(port)]
-    command += ["--api-key", UPSTREAM_KEY, "--record-limit", "0"]
+    command += ["--api-key", UPSTREAM_KEY, "--record-limit", "8"]  # the probes read the last
     base = f"http://127.0.0.1:{port}"
     with Proc("upstream", command, cpus=env.load_cpu, log_dir=env.logs) as proc:
         headers = {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"}
@@ -142,7 +146,7 @@ def _litellm_config(env: BenchEnv, upstream_url: str) -> Path:
 
 @contextlib.contextmanager
 def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]:
-    """Starts target ``key`` in front of ``upstream_url`` and stops it afterwards."""
+    """Starts the non-aigw target ``key`` in front of ``upstream_url``; stops it afterwards."""
     app_headers = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
     direct_headers = {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"}
     if key == "direct":
@@ -151,8 +155,16 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
             direct_headers, None,
         )  # fmt: skip
         return
+    if key == "nginx":
+        upstream_port = int(upstream_url.rsplit(":", 1)[1])
+        with start_nginx(env.proxy_cpu, env.logs, upstream_port) as (proc, port):
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            wait_until_answers(proc, url, env.probe_body, direct_headers)
+            yield Target(
+                key, f"nginx {_nginx_version()} reverse proxy", url, direct_headers, proc.pid
+            )
+        return
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     if key == "passthrough":
         script = str(Path(__file__).with_name("passthrough.py"))
         command = [env.python, script, "--port", str(port), "--upstream", upstream_url]
@@ -171,140 +183,18 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
             "LITELLM_LOG": "ERROR",
             "LITELLM_MODE": "PRODUCTION",
         }
-    elif key in ("aigw", "aigw-full"):
-        if "sidecar" not in _subcommands():
-            raise RuntimeError("`aigw sidecar` is not in this checkout yet")
-        full = key == "aigw-full"
-        bundle, secrets = _aigw_files(env, upstream_url, full=full)
-        admin = free_port()
-        command = [env.python, "-m", "aigw_cli.main", "sidecar", "--bundle", str(bundle)]
-        command += ["--port", str(port), "--admin-port", str(admin), "--admin-host", "127.0.0.1"]
-        command += ["--secrets-dir", str(secrets), "--log-level", "WARNING", "--drain-timeout", "2"]
-        label = "aigw sidecar, full pipeline" if full else "aigw sidecar, minimal policy"
-        headers, proc_env, model = app_headers, None, ROUTE
     else:
         raise ValueError(f"unknown target {key!r}")
-    if key not in ("aigw", "aigw-full"):
-        model = MODEL
-    with contextlib.ExitStack() as stack:
-        redis_url = None
-        if key == "aigw-full" and "--redis-url" in _sidecar_help(env):
-            redis_url = stack.enter_context(_redis(env))
-            command += ["--redis-url", redis_url]
-            label += " (Redis)"
-        proc = stack.enter_context(
-            Proc(key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env)
-        )
-        url = f"{base}/v1/chat/completions"
-        probe = env.probe_body.replace(f'"{MODEL}"'.encode(), f'"{model}"'.encode())
-        wait_until_answers(proc, url, probe, headers, within=180)
-        evidence = None
-        if key.startswith("aigw"):
-            evidence = functools.partial(_sidecar_evidence, admin, redis_url)
-        yield Target(key, label, url, headers, proc.pid, model, evidence)
+    with Proc(key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env) as proc:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        wait_until_answers(proc, url, env.probe_body, headers, within=180)
+        yield Target(key, label, url, headers, proc.pid)
 
 
-@contextlib.contextmanager
-def _redis(env: BenchEnv) -> Iterator[str]:
-    """A throw-away redis-server on the load core (no persistence); yields its URL."""
-    server = shutil.which("redis-server")
-    if server is None:
-        raise RuntimeError("redis-server is missing: run `make deps`")
-    port = free_port()
-    command = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--protected-mode", "no"]
-    with Proc("redis", command, cpus=env.load_cpu, log_dir=env.logs) as proc:
-        wait_for_port(proc, port)
-        yield f"redis://127.0.0.1:{port}/0"
-
-
-def _sidecar_evidence(admin_port: int, redis_url: str | None) -> dict[str, Any]:
-    """The sidecar's own status, and how many commands Redis served (proof it was used)."""
-    found: dict[str, Any] = {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/aigw/status", timeout=5) as r:
-            status = json.loads(r.read())
-        found["status"] = {k: status.get(k) for k in ("bundle", "governance") if k in status}
-    except (OSError, ValueError) as exc:
-        found["status_error"] = str(exc)
-    if redis_url is not None:
-        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"INFO commandstats\r\n")
-            time.sleep(0.2)
-            text = sock.recv(65536).decode(errors="replace")
-        calls = {
-            line.split(":")[0].removeprefix("cmdstat_"): int(line.split("calls=")[1].split(",")[0])
-            for line in text.splitlines()
-            if line.startswith("cmdstat_")
-        }
-        found["redis_calls"] = calls
-    return found
-
-
-def _sidecar_help(env: BenchEnv) -> str:
-    command = [env.python, "-m", "aigw_cli.main", "sidecar", "--help"]
-    return subprocess.run(command, capture_output=True, text=True, check=False).stdout
-
-
-def _subcommands() -> dict[str, tuple[str, str]]:
-    from aigw_cli.main import SUBCOMMANDS  # noqa: PLC0415 - only to see what exists
-
-    return SUBCOMMANDS
-
-
-ROUTE = "chat"
-_NAMESPACE = "bench"
-
-
-def _aigw_files(env: BenchEnv, upstream_url: str, *, full: bool) -> tuple[Path, Path]:
-    """Compiles the bench bundle with ``aigw compile`` and writes the provider key file."""
-    secrets = env.work / "secrets"
-    (secrets / "provider-keys").mkdir(parents=True, exist_ok=True)
-    (secrets / "provider-keys" / "openai").write_text(UPSTREAM_KEY)
-    route = f"""apiVersion: aigw.dev/v1alpha1
-kind: ModelRoute
-metadata: {{name: {ROUTE}, namespace: {_NAMESPACE}}}
-spec:
-  backends:
-    - name: fake
-      provider: openai
-      model: {MODEL}
-      baseURL: {upstream_url}/v1
-      credentialSecretRef: {{name: provider-keys, key: openai}}
-      pricing: {{inputPerMillionTokensUSD: "0.15", outputPerMillionTokensUSD: "0.60"}}
-"""
-    policy = f"""apiVersion: aigw.dev/v1alpha1
-kind: AIPolicy
-metadata: {{name: bench, namespace: {_NAMESPACE}}}
-spec:
-  useCases:
-    - name: default
-      routes: [{ROUTE}]
-"""
-    if full:
-        policy += FULL_USE_CASE
-    source = env.work / ("aigw-full.yaml" if full else "aigw.yaml")
-    source.write_text(route + "---\n" + policy)
-    bundle = env.work / ("bundle-full.json" if full else "bundle.json")
-    compile_command = [env.python, "-m", "aigw_cli.main", "compile", str(source), "-o", str(bundle)]
-    subprocess.run(compile_command, check=True, capture_output=True, timeout=60)
-    return bundle, secrets
-
-
-FULL_USE_CASE = """      limits: {maxTokens: 1024, maxCostUSD: "1.00", maxLatencyMs: 30000}
-      rateLimits: {requestsPerMinute: 100000000, tokensPerMinute: 1000000000, concurrency: 1024}
-      budgets:
-        - {name: daily-tokens, period: day, tokens: 1000000000000}
-        - {name: monthly-spend, period: month, costUSD: "1000000.00"}
-      redaction: {profile: pii, mode: mask}
-      promptInjection: {mode: block}
-      audit: {storePrompts: false, retentionDays: 90}
-"""
-"""Every step switched on, with limits far above what the run can reach (nothing is denied).
-
-The exact cache stays off: the benchmark repeats one request, so every call would be a hit and
-the upstream would not be measured."""
+def _nginx_version() -> str:
+    binary = nginx_binary() or "nginx"
+    done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
+    return done.stderr.strip().rsplit("/", 1)[-1] or "?"
 
 
 def _base_env() -> dict[str, str]:

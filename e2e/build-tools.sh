@@ -8,7 +8,8 @@
 # warm run takes a second and needs no network. Go's module and build caches stay in their
 # default places, outside the repository, so a rebuild after a version bump is incremental.
 #
-# usage: e2e/build-tools.sh [--print-bin-dir]
+# usage: e2e/build-tools.sh [--print-bin-dir] [TOOL...]
+# With TOOL names (e.g. `otelcol`, which `make bench` needs), only those are built.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,9 +34,18 @@ fi
 say() { echo "build-tools: $*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 
+wanted=("${all_tools[@]}")
+if [[ $# -gt 0 ]]; then
+  for t in "$@"; do
+    [[ " ${all_tools[*]} " == *" $t "* ]] || die "unknown tool $t (known: ${all_tools[*]})"
+  done
+  wanted=("$@")
+fi
+wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
+
 missing=()
-for t in "${all_tools[@]}"; do [[ -x $bin/$t ]] || missing+=("$t"); done
-[[ -f $share/kwok-stages.yaml ]] || missing+=(kwok-stages.yaml)
+for t in "${wanted[@]}"; do [[ -x $bin/$t ]] || missing+=("$t"); done
+if wants kwok && [[ ! -f $share/kwok-stages.yaml ]]; then missing+=(kwok-stages.yaml); fi
 if [[ ${#missing[@]} -eq 0 ]]; then
   say "all tools present in $bin (cache key $key)"
   exit 0
@@ -96,7 +106,7 @@ new_module() {
   (cd "$1" && go mod init "aigw.dev/e2e/tools/$2" >/dev/null 2>&1)
 }
 
-need() { [[ ! -x $bin/$1 ]]; }
+need() { wants "$1" && [[ ! -x $bin/$1 ]]; }
 
 build_kubernetes() {
   local dir=$src/kubernetes gomod staging_version ldflags p c
@@ -194,7 +204,7 @@ done
 # the local replaces in etcd's go.mod do not apply.
 need etcd && build_plain etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 need kwok && build_plain kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok
-[[ -f $share/kwok-stages.yaml ]] || kwok_stages
+if wants kwok && [[ ! -f $share/kwok-stages.yaml ]]; then kwok_stages; fi
 need helm && build_plain helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm \
   "$helm_ldflags"
 need otelcol && build_otelcol

@@ -40,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--webhook-port", type=int, default=9443)
     add("--webhook-cert-dir", type=Path, default=Path("/tmp/aigw-webhook-certs"))  # noqa: S108
     add("--webhook-san", action="append", default=[], help="SAN of generated certificates")
+    add(
+        "--webhook-cert-secret",
+        help="NAMESPACE/NAME of a Secret with the certificate all replicas serve (generated "
+        "there by the first replica when missing)",
+    )
     add("--webhook-configuration", help="MutatingWebhookConfiguration to give a generated CA")
     add("--register-webhook-url", help="outside a cluster: create the configuration, this URL")
     add("--exclude-namespace", action="append", default=[], help="never inject here (repeat)")
@@ -56,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--keep-revisions", type=int, default=5, help="history ConfigMaps kept per namespace")
     add("--debounce-seconds", type=float, default=0.15)
     add("--max-delay-seconds", type=float, default=1.0)
+    add("--bundle-format", type=int, choices=[1, 2], default=2, help="bundle format written")
+    add("--bundle-part-bytes", type=int, default=900_000, help="largest part of a bundle")
+    add("--no-rollout", action="store_true", help="do not poll the sidecars' rollout status")
+    add("--rollout-interval", type=float, default=1.0, help="seconds between rollout polls")
+    add("--rollout-unknown-after", type=float, default=10.0, help="seconds to Unknown")
     add("--log-level", default="INFO")
 
 
@@ -64,6 +74,15 @@ def _priority(args: argparse.Namespace) -> int:
         return int(args.priority)
     identity = os.environ.get("AIGW_POD_NAME") or f"{os.uname().nodename}-{os.getpid()}"
     return int.from_bytes(hashlib.sha256(identity.encode()).digest()[:3], "big") + 1
+
+
+def _secret_ref(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    namespace, sep, name = value.partition("/")
+    if not sep or not namespace or not name:
+        raise SystemExit(f"error: --webhook-cert-secret wants NAMESPACE/NAME, not {value!r}")
+    return namespace, name
 
 
 SIDECAR_ENV_PREFIX = "AIGW_SIDECAR_"
@@ -121,6 +140,7 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             configuration_name=args.webhook_configuration
             or ("aigw-sidecar-injector" if args.register_webhook_url else None),
             register_url=args.register_webhook_url,
+            cert_secret=_secret_ref(args.webhook_cert_secret),
             excluded_namespaces=tuple(sorted({"kube-system", *args.exclude_namespace})),
             failure_policy=args.failure_policy,
         ),
@@ -128,6 +148,13 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             keep_revisions=args.keep_revisions,
             debounce_seconds=args.debounce_seconds,
             max_delay_seconds=args.max_delay_seconds,
+            format_version=args.bundle_format,
+            part_bytes=args.bundle_part_bytes,
+        ),
+        rollout=s.RolloutSettings(
+            enabled=not args.no_rollout,
+            interval_seconds=args.rollout_interval,
+            unknown_after_seconds=args.rollout_unknown_after,
         ),
         peering=s.PeeringSettings(
             name=args.peering_name or None,

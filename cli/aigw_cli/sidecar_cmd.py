@@ -20,6 +20,7 @@ _ENV = {
     "port": "AIGW_PORT",
     "admin_port": "AIGW_ADMIN_PORT",
     "admin_host": "AIGW_ADMIN_HOST",
+    "host": "AIGW_HOST",
     "secrets_dir": "AIGW_SECRETS_DIR",
     "drain_timeout": "AIGW_DRAIN_TIMEOUT_S",
     "reload_interval": "AIGW_RELOAD_INTERVAL_S",
@@ -43,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help=f"API port, loopback only (env {_ENV['port']})")
     parser.add_argument(
         "--admin-port", type=int, help=f"admin port (env {_ENV['admin_port']}; default 8788)"
+    )
+    parser.add_argument(
+        "--host",
+        help=f"API bind address (env {_ENV['host']}; default 127.0.0.1: the pod's loopback)",
     )
     parser.add_argument(
         "--admin-host", help=f"admin bind address (env {_ENV['admin_host']}; default 0.0.0.0)"
@@ -91,7 +96,7 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return os.environ.get(_ENV[name]) or None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per setting
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
     from aigw_sidecar.settings import parse_downward_labels  # noqa: PLC0415
@@ -116,9 +121,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    admin_host = _pick(args, "admin_host")
-    if admin_host is not None:
-        overrides["admin_host"] = admin_host
+    for name in ("host", "admin_host"):
+        value = _pick(args, name)
+        if value is not None:
+            overrides[name] = value
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)

@@ -83,4 +83,7 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=63)]
 
 def duplicates(names: Iterable[str]) -> list[str]:
     """Names that occur more than once, sorted (for "names must be unique" errors)."""
+    names = list(names)
+    if len(set(names)) == len(names):  # the usual case, without building a Counter
+        return []
     return sorted(name for name, count in Counter(names).items() if count > 1)

@@ -7,8 +7,11 @@ Kubernetes types, so the data plane never depends on the control plane's API ver
 Compatibility rule: ``formatVersion`` changes only when a reader of the previous version
 would misread a new bundle. A reader refuses a format it does not know
 (:class:`UnsupportedBundleFormat`) and keeps its last good bundle. ``contentHash`` covers the
-format version, namespace, policies and routes (not the revision or generation time), so an
-unchanged set of resources always has the same hash, and a corrupted bundle is detected.
+format version, namespace, policies and routes, and from format 2 on the revision too (so a
+bundle whose revision was edited by hand is refused, instead of showing a never-compiled
+version in ``X-AIGW-Policy-Version``); never the generation time. Format 1 keeps its original
+definition (revision not covered), so every bundle ever written still reads as it did.
+"Nothing changed" is: the new compile, at the revision in force, has the hash in force.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from ._base import Model, Name
 from .errors import InvalidBundle, Problem, UnsupportedBundleFormat
 from .policy import EnforcementMode, FailMode, LabelSelector, UseCase
-from .route import Backend, CircuitBreaker, RetryPolicy, RouteIntent, Timeouts
+from .route import Backend, CircuitBreaker, ModelAlias, RetryPolicy, RouteIntent, Timeouts
 from .validation import problems_from_validation_error
 
 __all__ = [
@@ -69,6 +72,10 @@ class BundleRoute(Model):
     """Name of the ModelRoute: what a request's ``model`` field names."""
     intent: RouteIntent
     """The intent the route serves."""
+    model_aliases: list[ModelAlias] = Field(default_factory=list)
+    """Other names a request's ``model`` may use for this route (unique in the bundle).
+    Written only when there are some, so a bundle without aliases is byte for byte what
+    readers from before this field read."""
     backends: list[Backend]
     """Weighted backends."""
     fallback: list[Name]
@@ -79,6 +86,14 @@ class BundleRoute(Model):
     """Attempt timeouts."""
     circuit_breaker: CircuitBreaker
     """Circuit-breaker thresholds."""
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_aliases(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("modelAliases", "model_aliases"):
+            if data.get(key) == []:
+                del data[key]
+        return data
 
 
 class Bundle(Model):
@@ -103,6 +118,14 @@ class Bundle(Model):
         """Canonical serialization: sorted keys, no insignificant whitespace."""
         return _canonical(self.model_dump(mode="json", by_alias=True)) + b"\n"
 
+    def with_revision(self, revision: int) -> Bundle:
+        """This bundle as revision ``revision``, its content hash recomputed (format 2 hashes
+        the revision; never set ``revision`` with ``model_copy``)."""
+        content_hash = compute_content_hash(
+            self.format_version, self.namespace, self.policies, self.routes, revision
+        )
+        return self.model_copy(update={"revision": revision, "content_hash": content_hash})
+
     def route(self, name: str) -> BundleRoute | None:
         """The route called ``name``, if any."""
         return next((r for r in self.routes if r.name == name), None)
@@ -112,13 +135,19 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _hash_content(format_version: Any, namespace: Any, policies: Any, routes: Any) -> str:
+def _hash_content(
+    format_version: Any, namespace: Any, policies: Any, routes: Any, revision: Any = None
+) -> str:
+    """sha256 of the canonical content. From format 2 on the revision is part of it (a
+    hand-edited revision no longer passes); format 1 keeps its original definition."""
     content = {
         "formatVersion": format_version,
         "namespace": namespace,
         "policies": policies,
         "routes": routes,
     }
+    if format_version != BUNDLE_FORMAT_VERSION:
+        content["revision"] = revision
     return "sha256:" + hashlib.sha256(_canonical(content)).hexdigest()
 
 
@@ -127,20 +156,46 @@ def compute_content_hash(
     namespace: str,
     policies: list[BundlePolicy],
     routes: list[BundleRoute],
+    revision: int = 0,
 ) -> str:
-    """The content hash of a bundle with these parts."""
+    """The content hash of a bundle with these parts (``revision`` counts from format 2)."""
     return _hash_content(
         format_version,
         namespace,
         [p.model_dump(mode="json", by_alias=True) for p in policies],
         [r.model_dump(mode="json", by_alias=True) for r in routes],
+        revision,
     )
 
 
-def check_references(policies: list[BundlePolicy], routes: list[BundleRoute]) -> list[Problem]:
-    """Problems with names that refer across resources (routes a policy uses must exist)."""
+def _alias_problems(routes: list[BundleRoute]) -> list[Problem]:
     route_names = {r.name for r in routes}
+    owner: dict[str, str] = {}
     problems: list[Problem] = []
+    for route in routes:
+        for ai, alias in enumerate(route.model_aliases):
+            message = None
+            if alias in route_names and alias != route.name:
+                message = f"model alias {alias!r} is another route's name"
+            elif alias in owner and owner[alias] != route.name:
+                message = f"model alias {alias!r} is also an alias of {owner[alias]!r}"
+            if message:
+                problems.append(
+                    Problem(
+                        message,
+                        resource=f"ModelRoute/{route.name}",
+                        path=f"spec.modelAliases[{ai}]",
+                    )
+                )
+            owner.setdefault(alias, route.name)
+    return problems
+
+
+def check_references(policies: list[BundlePolicy], routes: list[BundleRoute]) -> list[Problem]:
+    """Problems with names that refer across resources (routes a policy uses must exist, a
+    model alias names one route only)."""
+    route_names = {r.name for r in routes}
+    problems: list[Problem] = _alias_problems(routes)
     for policy in policies:
         for ui, use_case in enumerate(policy.use_cases):
             for ri, route in enumerate(use_case.routes):

@@ -47,6 +47,7 @@ def route_to_bundle(route: ModelRoute) -> BundleRoute:
     return BundleRoute(
         name=route.metadata.name,
         intent=spec.intent,
+        model_aliases=spec.model_aliases,
         backends=spec.backends,
         fallback=spec.fallback,
         retry=spec.retry,
@@ -82,8 +83,14 @@ def compile_bundle(
     namespace: str,
     generated_at: datetime,
     revision: int = 0,
+    format_version: int = BUNDLE_FORMAT_VERSION,
 ) -> Bundle:
-    """Compile resources of one namespace; raise CompileError listing every problem."""
+    """Compile resources of one namespace; raise CompileError listing every problem.
+
+    ``format_version`` 1 (one JSON file) is checked against a ConfigMap's size here; for
+    format 2 (compressed, sharded) :func:`aigw_contract.codec.encode_bundle` checks it, since
+    only the encoding knows the size.
+    """
     problems = _check_namespace_and_names(resources, namespace)
     if problems:
         raise CompileError(problems)
@@ -98,15 +105,19 @@ def compile_bundle(
     problems = check_references(policies, routes)
     if problems:
         raise CompileError(problems)
+    if format_version not in (BUNDLE_FORMAT_VERSION, 2):
+        raise CompileError(f"unknown bundle formatVersion {format_version}")
     bundle = Bundle(
-        format_version=BUNDLE_FORMAT_VERSION,
+        format_version=format_version,
         revision=revision,
-        content_hash=compute_content_hash(BUNDLE_FORMAT_VERSION, namespace, policies, routes),
+        content_hash=compute_content_hash(format_version, namespace, policies, routes, revision),
         generated_at=generated_at,
         namespace=namespace,
         policies=policies,
         routes=routes,
     )
+    if format_version != BUNDLE_FORMAT_VERSION:
+        return bundle
     size = len(bundle.to_json_bytes())
     if size > MAX_BUNDLE_BYTES:
         raise CompileError(

@@ -28,6 +28,7 @@ __all__ = [
     "ModelRouteStatus",
     "ObjectMeta",
     "Resource",
+    "RolloutStatus",
 ]
 
 GROUP = "aigw.dev"
@@ -71,6 +72,30 @@ class Condition(Model):
     """When the status last changed."""
 
 
+class RolloutStatus(Model):
+    """Which injected pods of the namespace serve the bundle in force (the operator polls
+    every sidecar; see docs/operator.md, "Rollout status")."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    revision: int | None = None
+    """The revision in force (published, or restored by a rollback)."""
+    synced: str = ""
+    """``updated/total``, e.g. ``38/40``: the SYNCED column."""
+    total: int = 0
+    """Injected pods of the namespace."""
+    updated: int = 0
+    """Pods serving the revision in force."""
+    stale: int = 0
+    """Pods serving another revision without having refused this one (still syncing)."""
+    refused: int = 0
+    """Pods that refused the revision in force and keep serving their last good one."""
+    unknown: int = 0
+    """Pods that did not answer for a while (stopped, unreachable, not started)."""
+    observed_at: datetime | None = None
+    """When the operator last saw this state change."""
+
+
 class AIPolicyStatus(Model):
     """Observed state of an AIPolicy, written by the operator."""
 
@@ -84,6 +109,8 @@ class AIPolicyStatus(Model):
     """Revision of the namespace bundle that includes this resource."""
     tenant: str | None = None
     """The resolved default tenant."""
+    rollout: RolloutStatus | None = None
+    """Which pods of the namespace serve the bundle in force."""
 
 
 class ModelRouteStatus(Model):
@@ -97,6 +124,8 @@ class ModelRouteStatus(Model):
     """The .metadata.generation last processed."""
     bundle_revision: int | None = None
     """Revision of the namespace bundle that includes this resource."""
+    rollout: RolloutStatus | None = None
+    """Which pods of the namespace serve the bundle in force."""
 
 
 class AIPolicy(Model):

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, StringConstraints, model_validator
 from ._base import USD, Model, Name, duplicates
 
 __all__ = [
+    "MODEL_ALIAS_PATTERN",
     "Backend",
     "CircuitBreaker",
     "ErrorClass",
@@ -29,6 +30,10 @@ __all__ = [
 ]
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=63)]
+MODEL_ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+ModelAlias = Annotated[str, StringConstraints(pattern=MODEL_ALIAS_PATTERN, max_length=128)]
+"""A model-like name an app may send in ``model`` (``gpt-4.1-mini``, ``claude-sonnet-4-5``,
+``meta-llama/Llama-3.1-8B-Instruct``): letters, digits and ``. _ : / @ + -``."""
 HttpURL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=512)]
 
 
@@ -66,6 +71,14 @@ class Pricing(Model):
     """US dollars per one million prompt (input) tokens, as a decimal string."""
     output_per_million_tokens_usd: USD = Field(default=..., alias="outputPerMillionTokensUSD")
     """US dollars per one million completion (output) tokens, as a decimal string."""
+    cached_input_per_million_tokens_usd: USD | None = Field(
+        default=None, alias="cachedInputPerMillionTokensUSD"
+    )
+    """USD per million prompt tokens read from the provider's prompt cache; default: input price."""
+    cache_write_per_million_tokens_usd: USD | None = Field(
+        default=None, alias="cacheWritePerMillionTokensUSD"
+    )
+    """USD per million prompt tokens written to the provider's cache; default: input price."""
 
 
 class Backend(Model):
@@ -170,6 +183,11 @@ class ModelRouteSpec(Model):
                     "message": "backend names must be unique",
                 },
                 {
+                    "rule": "!has(self.modelAliases) || "
+                    "self.modelAliases.all(a, self.modelAliases.exists_one(b, b == a))",
+                    "message": "modelAliases must be unique",
+                },
+                {
                     "rule": "self.backends.exists(b, b.weight > 0)",
                     "message": "at least one backend must have weight > 0",
                 },
@@ -184,6 +202,10 @@ class ModelRouteSpec(Model):
 
     intent: RouteIntent = Field(default_factory=RouteIntent)
     """The intent the route serves."""
+    model_aliases: list[ModelAlias] = Field(default_factory=list, max_length=16)
+    """Other names a request's ``model`` may use for this route, so apps keep their vendor
+    model strings (``gpt-4.1-mini``, ``claude-sonnet-4-5``). Unique within the namespace, and
+    never the name of another route."""
     backends: list[Backend] = Field(min_length=1, max_length=16)
     """Backends with weights; at least one must have weight > 0."""
     fallback: list[Name] = Field(default_factory=list, max_length=16)
@@ -197,6 +219,8 @@ class ModelRouteSpec(Model):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
+        if repeated := duplicates(self.model_aliases):
+            raise ValueError(f"modelAliases must be unique: {', '.join(repeated)}")
         names = [b.name for b in self.backends]
         if repeated := duplicates(names):
             raise ValueError(f"backend names must be unique: {', '.join(repeated)}")

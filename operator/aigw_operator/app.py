@@ -18,7 +18,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from aiohttp import web
@@ -26,12 +26,19 @@ from aiohttp import web
 from aigw_contract import GROUP, VERSION
 
 from . import names
-from .certs import ensure_certificates
+from .certs import (
+    CertificateFiles,
+    certificate_secret,
+    certificates_from_secret,
+    ensure_certificates,
+)
 from .debounce import Debouncer
-from .errors import ApiError, CertificateError
+from .errors import ApiError, CertificateError, Conflict
 from .kube import Credentials, KubeClient, load_credentials
+from .leader import is_leader
 from .metrics import Metrics
 from .reconcile import Reconciler
+from .rollout import Rollout
 from .settings import OperatorSettings, SidecarSettings, WebhookSettings
 from .webhook import (
     SecretsCache,
@@ -172,6 +179,16 @@ async def _run(settings: OperatorSettings, creds: Credentials, stop: asyncio.Eve
                 ready["operator"] = True
 
             marker = asyncio.create_task(mark_ready())
+            rollout = Rollout(
+                client,
+                settings.rollout,
+                metrics,
+                namespaces=settings.namespaces,
+                leader=lambda: is_leader(client, settings.peering, instance, settings.namespaces),
+                instance=instance,
+            )
+            stopped = asyncio.Event()
+            poller = asyncio.create_task(rollout.run(stopped), name="rollout poller")
             try:
                 await kopf.operator(
                     registry=build_registry(creds, debouncer),
@@ -183,19 +200,44 @@ async def _run(settings: OperatorSettings, creds: Credentials, stop: asyncio.Eve
                     priority=settings.peering.priority,
                     stop_flag=stop,
                     ready_flag=ready_flag,
+                    # Our entry in the peering object is then ours by name (see leader.py).
+                    identity=cast("Any", instance),
                 )
             finally:
                 marker.cancel()
+                stopped.set()
+                await poller
         finally:
             for runner in runners:
                 await runner.cleanup()
+
+
+async def _shared_certificates(client: KubeClient, hook: WebhookSettings) -> CertificateFiles:
+    """The certificate every replica serves, from its Secret (generated there first if it
+    does not exist; a replica that loses the race to create it reads the winner's)."""
+    assert hook.cert_secret is not None
+    namespace, name = hook.cert_secret
+    path = f"/api/v1/namespaces/{namespace}/secrets"
+    secret = await client.get(f"{path}/{name}")
+    if secret is None:
+        try:
+            secret = await client.request(
+                "POST", path, body=certificate_secret(namespace, name, hook.sans)
+            )
+            logger.info("generated the webhook certificate into Secret %s/%s", namespace, name)
+        except Conflict:
+            secret = await client.request("GET", f"{path}/{name}")
+    return certificates_from_secret(dict(secret.get("data") or {}), hook.cert_dir)
 
 
 async def _start_webhook(
     settings: OperatorSettings, client: KubeClient, metrics: Metrics
 ) -> web.AppRunner:
     hook = settings.webhook
-    files, generated = ensure_certificates(hook.cert_dir, hook.sans)
+    if hook.cert_secret is not None:
+        files, generated = await _shared_certificates(client, hook), True
+    else:
+        files, generated = ensure_certificates(hook.cert_dir, hook.sans)
     if hook.register_url and hook.configuration_name:
         if files.ca is None:
             raise CertificateError(f"registering the webhook needs {hook.cert_dir}/ca.crt")

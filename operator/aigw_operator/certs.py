@@ -5,10 +5,17 @@ the operator makes its own. Certificates supplied from outside (the chart's Helm
 CA, cert-manager) are used as they are: :func:`ensure_certificates` only generates when
 ``tls.crt``/``tls.key`` are missing. The CA's certificate (``ca.crt``) is what the
 MutatingWebhookConfiguration's ``caBundle`` must hold.
+
+Several replicas must serve one certificate: each generating its own CA would make the last
+one to start overwrite the ``caBundle`` and the others' certificates stop verifying. With a
+certificate Secret (``--webhook-cert-secret``) the first replica generates the pair into it
+(a create: a second replica racing it gets a conflict and reads the winner's), and every
+replica serves the Secret's pair and patches the same CA into the ``caBundle``.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -22,7 +29,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import CertificateError
 
-__all__ = ["CertificateFiles", "ensure_certificates", "generate_certificates"]
+__all__ = [
+    "CertificateFiles",
+    "certificate_secret",
+    "certificates_from_secret",
+    "ensure_certificates",
+    "generate_certificates",
+]
 
 _VALIDITY = datetime.timedelta(days=365)
 
@@ -129,3 +142,44 @@ def ensure_certificates(directory: Path, sans: tuple[str, ...]) -> tuple[Certifi
     except OSError as exc:
         raise CertificateError(f"cannot write certificates to {directory}: {exc}") from exc
     return files, True
+
+
+def _write_files(directory: Path, ca: bytes, cert: bytes, key: bytes) -> CertificateFiles:
+    files = CertificateFiles(directory / "tls.crt", directory / "tls.key", directory / "ca.crt")
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(files.key, key)
+        files.cert.write_bytes(cert)
+        if files.ca is not None:
+            files.ca.write_bytes(ca)
+    except OSError as exc:
+        raise CertificateError(f"cannot write certificates to {directory}: {exc}") from exc
+    return files
+
+
+def certificates_from_secret(data: dict[str, str], directory: Path) -> CertificateFiles:
+    """Write the ``tls.crt``/``tls.key``/``ca.crt`` of a Secret's data (base64) to files."""
+    try:
+        ca, cert, key = (base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key"))
+    except (KeyError, ValueError) as exc:
+        raise CertificateError(f"the certificate Secret lacks {exc}") from exc
+    return _write_files(directory, ca, cert, key)
+
+
+def certificate_secret(namespace: str, name: str, sans: tuple[str, ...]) -> dict[str, object]:
+    """A new Secret holding a generated CA and serving certificate for ``sans``."""
+    ca, cert, key = generate_certificates(sans)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "aigw-operator"},
+        },
+        "data": {
+            k: base64.b64encode(v).decode()
+            for k, v in (("ca.crt", ca), ("tls.crt", cert), ("tls.key", key))
+        },
+    }

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aigw_contract import AIPolicy, Bundle, CompileError, ModelRoute, Problem, compile_bundle
+from aigw_contract.codec import LATEST_FORMAT, PART_BYTES, EncodedBundle, encode_bundle
 from aigw_contract.resources import Resource
 from aigw_contract.validation import problems_from_validation_error
 
@@ -59,6 +60,8 @@ class Evaluation:
     blocked_reason: str | None = None
     """Why no bundle: REASON_TOO_LARGE, or the reason of the first invalid resource."""
     blocked_message: str = ""
+    encoded: EncodedBundle | None = None
+    """The bundle's files (revision 0): proof that it fits the ConfigMaps a pod mounts."""
 
 
 def _validate(body: Mapping[str, Any]) -> Resource | list[Problem]:
@@ -82,7 +85,12 @@ def _summary(problems: Sequence[Problem], limit: int = 5) -> str:
 
 
 def evaluate(
-    bodies: Sequence[Mapping[str, Any]], *, namespace: str, generated_at: datetime
+    bodies: Sequence[Mapping[str, Any]],
+    *,
+    namespace: str,
+    generated_at: datetime,
+    format_version: int = LATEST_FORMAT,
+    part_bytes: int = PART_BYTES,
 ) -> Evaluation:
     """Validate every resource and compile the valid ones; never raises for bad input."""
     verdicts: dict[str, Verdict] = {}
@@ -98,7 +106,13 @@ def evaluate(
     if invalid:
         return _blocked(verdicts, invalid)
     try:
-        bundle = compile_bundle(resources, namespace=namespace, generated_at=generated_at)
+        bundle = compile_bundle(
+            resources,
+            namespace=namespace,
+            generated_at=generated_at,
+            format_version=format_version,
+        )
+        encoded = encode_bundle(bundle, part_bytes=part_bytes)
     except CompileError as exc:
         by_resource: dict[str, list[Problem]] = {}
         general: list[Problem] = []
@@ -111,7 +125,7 @@ def evaluate(
         if by_resource:
             return _blocked(verdicts, sorted(by_resource))
         return Evaluation(None, verdicts, REASON_TOO_LARGE, _summary(general))
-    return Evaluation(bundle, verdicts)
+    return Evaluation(bundle, verdicts, encoded=encoded)
 
 
 def _blocked(verdicts: dict[str, Verdict], invalid: list[str]) -> Evaluation:

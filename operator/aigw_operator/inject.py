@@ -12,7 +12,15 @@ is tested against golden files without a cluster. The rules:
   so other init containers can use it) where the cluster supports it, else a container;
 * only the sidecar mounts the bundle ConfigMap and the provider Secrets;
 * app containers get ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` pointing at the sidecar,
-  unless the pod opts out or the container sets them itself.
+  unless the pod opts out or the container sets them itself; and, so that ``OpenAI()`` and
+  ``Anthropic()`` construct with no code change, the SDKs' API-key variables set to a
+  placeholder when the container has none (not in ``env``, and no ``envFrom`` that might
+  bring one): the sidecar holds the real keys and never forwards what the app sends;
+* the bundle volume is projected: the pointer ConfigMap (envelope and part 0) and, optional,
+  the ConfigMaps of parts 1..3 of a sharded format-2 bundle, in one directory that the
+  kubelet swaps atomically;
+* the pod is labelled ``aigw.dev/injected: "true"`` (the operator's rollout poller lists
+  injected pods by it) and the status annotation names the admin port it polls.
 """
 
 from __future__ import annotations
@@ -22,10 +30,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aigw_contract.codec import MAX_PARTS
+
 from . import names
 from .settings import SidecarSettings
 
 __all__ = [
+    "API_KEY_ENV",
+    "API_KEY_PLACEHOLDER",
     "Decision",
     "InjectionPlan",
     "decide",
@@ -37,6 +49,9 @@ JsonPatch = list[dict[str, Any]]
 _BUNDLE_VOLUME = "aigw-bundle"
 _PODINFO_VOLUME = "aigw-podinfo"
 _TMP_VOLUME = "aigw-tmp"
+API_KEY_PLACEHOLDER = "aigw-placeholder-the-sidecar-holds-the-key"
+"""What the app's SDK sends as its key: never a credential, ignored by the sidecar."""
+API_KEY_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +178,25 @@ def sidecar_container(
 
 def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
-        # Not optional: without a bundle the sidecar cannot govern, so the pod waits for one.
-        {"name": _BUNDLE_VOLUME, "configMap": {"name": names.POINTER_NAME}},
+        # The pointer is not optional: without a bundle the sidecar cannot govern, so the pod
+        # waits for one. Parts 1.. exist only for bundles too large for one ConfigMap.
+        {
+            "name": _BUNDLE_VOLUME,
+            "projected": {
+                "sources": [
+                    {"configMap": {"name": names.POINTER_NAME}},
+                    *(
+                        {
+                            "configMap": {
+                                "name": names.part_configmap_name(names.POINTER_NAME, i),
+                                "optional": True,
+                            }
+                        }
+                        for i in range(1, MAX_PARTS)
+                    ),
+                ]
+            },
+        },
         {
             "name": _PODINFO_VOLUME,
             "downwardAPI": {
@@ -204,6 +236,30 @@ def _base_url_env(settings: SidecarSettings) -> list[tuple[str, str]]:
     return [("OPENAI_BASE_URL", f"{base}/v1"), ("ANTHROPIC_BASE_URL", base)]
 
 
+def _app_env(
+    pod: Mapping[str, Any], settings: SidecarSettings, patch: JsonPatch
+) -> tuple[list[str], list[str]]:
+    """Add the base URLs and key placeholders to the app containers; the containers that got
+    base URLs, and those that got key placeholders."""
+    spec = pod.get("spec", {})
+    env_containers: list[str] = []
+    key_containers: list[str] = []
+    if _annotations(pod).get(names.ANNOTATION_INJECT_ENV) != "false":
+        for index, container in enumerate(spec.get("containers") or []):
+            existing = {e.get("name") for e in container.get("env") or []}
+            env = [{"name": n, "value": v} for n, v in _base_url_env(settings) if n not in existing]
+            if env:
+                env_containers.append(str(container.get("name")))
+            if not container.get("envFrom"):  # envFrom may bring a key of its own: keep it
+                keys = [n for n in API_KEY_ENV if n not in existing]
+                env += [{"name": n, "value": API_KEY_PLACEHOLDER} for n in keys]
+                if keys:
+                    key_containers.append(str(container.get("name")))
+            _append(patch, f"/spec/containers/{index}/env", bool(container.get("env")), env)
+
+    return env_containers, key_containers
+
+
 def plan_injection(
     pod: Mapping[str, Any],
     settings: SidecarSettings,
@@ -229,15 +285,7 @@ def plan_injection(
         _append(patch, "/spec/containers", True, [sidecar])
     _append(patch, "/spec/volumes", bool(spec.get("volumes")), _volumes(secrets))
 
-    env_containers: list[str] = []
-    if _annotations(pod).get(names.ANNOTATION_INJECT_ENV) != "false":
-        for index, container in enumerate(spec.get("containers") or []):
-            existing = {e.get("name") for e in container.get("env") or []}
-            env = [{"name": n, "value": v} for n, v in _base_url_env(settings) if n not in existing]
-            _append(patch, f"/spec/containers/{index}/env", bool(container.get("env")), env)
-            if env:
-                env_containers.append(str(container.get("name")))
-
+    env_containers, key_containers = _app_env(pod, settings, patch)
     status = {
         "version": settings.version,
         "image": settings.image,
@@ -246,7 +294,17 @@ def plan_injection(
         "reason": decision.reason,
         "secrets": secrets,
         "baseURLEnv": env_containers,
+        "apiKeyEnv": key_containers,
+        "adminPort": settings.admin_port,
     }
+    labels = pod.get("metadata", {}).get("labels")
+    if labels:
+        path = f"/metadata/labels/{_escape(names.LABEL_INJECTED)}"
+        patch.append({"op": "add", "path": path, "value": "true"})
+    else:
+        patch.append(
+            {"op": "add", "path": "/metadata/labels", "value": {names.LABEL_INJECTED: "true"}}
+        )
     value = json.dumps(status, sort_keys=True, separators=(",", ":"))
     if _annotations(pod):
         path = f"/metadata/annotations/{_escape(names.ANNOTATION_INJECTION_STATUS)}"

@@ -51,6 +51,29 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "aigw_operator_leader",
+            "1 while this replica leads (compiles bundles, polls rollouts), else 0.",
+            registry=self.registry,
+        )
+        self.rollout_pods = Gauge(
+            "aigw_operator_rollout_pods",
+            "Injected pods by namespace and state (Updated, Stale, Refused, Unknown).",
+            ["namespace", "state"],
+            registry=self.registry,
+        )
+        self.bundle_refusals = Counter(
+            "aigw_operator_bundle_refusals_total",
+            "Bundles a pod refused (counted once per pod and bundle), by namespace.",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self.rollout_polls = Counter(
+            "aigw_operator_rollout_polls_total",
+            "Polls of a sidecar's /aigw/rollout, by result (ok, error).",
+            ["result"],
+            registry=self.registry,
+        )
         self.admission_seconds = Histogram(
             "aigw_operator_admission_duration_seconds",
             "Time to answer one AdmissionReview.",

@@ -12,7 +12,9 @@ __all__ = [
     "ANNOTATION_CONTENT_HASH",
     "ANNOTATION_INJECTION_STATUS",
     "ANNOTATION_INJECT_ENV",
+    "ANNOTATION_PROVIDER_SECRETS",
     "ANNOTATION_REVISION",
+    "ANNOTATION_ROLLBACK",
     "BUNDLE_FILE",
     "BUNDLE_KEY",
     "BUNDLE_MOUNT",
@@ -24,14 +26,17 @@ __all__ = [
     "LABELS_FILE",
     "LABEL_BUNDLE",
     "LABEL_INJECT",
+    "LABEL_INJECTED",
     "LABEL_MANAGED_BY",
     "LABEL_NAMESPACE_INJECTION",
     "MANAGED_BY",
     "PODINFO_MOUNT",
     "POINTER_NAME",
+    "ROLLOUT_NAME",
     "SECRETS_DIR",
     "SIDECAR_NAME",
     "history_name",
+    "part_configmap_name",
 ]
 
 POINTER_NAME = "aigw-bundle"
@@ -49,11 +54,22 @@ ANNOTATION_REVISION = "aigw.dev/revision"
 ANNOTATION_CONTENT_HASH = "aigw.dev/content-hash"
 ANNOTATION_BUNDLE_CONFIGMAP = "aigw.dev/bundle-configmap"
 """On the pointer: the name of the history ConfigMap it copies."""
+ANNOTATION_PROVIDER_SECRETS = "aigw.dev/provider-secrets"
+"""On the pointer: comma-separated Secret names its routes use (the webhook mounts them
+without decoding the bundle)."""
+ANNOTATION_ROLLBACK = "aigw.dev/rollback"
+"""On the pointer after ``aigw rollout undo``: JSON with the revision restored, the revision
+and content hash it replaced, who and why. The operator keeps the rollback in force until a
+resource of the namespace changes."""
+ROLLOUT_NAME = "aigw-rollout"
+"""Per namespace: the ConfigMap where the operator records which pod serves which bundle."""
 
 LABEL_INJECT = "aigw.dev/inject"
 """Pod label: ``"true"`` asks for the sidecar, ``"false"`` opts out of namespace injection."""
 LABEL_NAMESPACE_INJECTION = "aigw.dev/injection"
 """Namespace label: ``enabled`` injects every pod of the namespace."""
+LABEL_INJECTED = "aigw.dev/injected"
+"""Pod label set by the webhook (``"true"``): the operator's rollout poller lists by it."""
 ANNOTATION_INJECTION_STATUS = "aigw.dev/injection-status"
 """Pod annotation written by the webhook: what was injected, with which sidecar version."""
 ANNOTATION_INJECT_ENV = "aigw.dev/inject-base-url-env"
@@ -77,3 +93,9 @@ ENV_LABELS_FILE = "AIGW_POD_LABELS_FILE"
 def history_name(revision: int) -> str:
     """Name of the immutable ConfigMap of one revision."""
     return f"{HISTORY_PREFIX}{revision}"
+
+
+def part_configmap_name(main: str, index: int) -> str:
+    """The ConfigMap holding part ``index`` (>= 1) of a format-2 bundle whose envelope and
+    part 0 are in ``main`` (``aigw-bundle`` -> ``aigw-bundle-part-1``)."""
+    return f"{main}-part-{index}"

@@ -16,6 +16,7 @@ __all__ = [
     "OperatorSettings",
     "PeeringSettings",
     "Resources",
+    "RolloutSettings",
     "SidecarSettings",
     "WebhookSettings",
 ]
@@ -69,6 +70,9 @@ class WebhookSettings:
     present; otherwise generated at startup with ``cryptography``."""
     sans: tuple[str, ...] = ("127.0.0.1", "localhost")
     """Subject alternative names of a generated serving certificate (IPs or DNS names)."""
+    cert_secret: tuple[str, str] | None = None
+    """(namespace, name) of a Secret holding the certificate every replica serves; the first
+    replica to start generates it there. None: use or generate files in ``cert_dir``."""
     configuration_name: str | None = None
     """MutatingWebhookConfiguration whose caBundle the operator patches after generating
     certificates; None when the caBundle is managed outside (chart, cert-manager). Generated
@@ -92,6 +96,30 @@ class BundleSettings:
     """Quiet time after a change before compiling: a burst of edits gives one bundle."""
     max_delay_seconds: float = 1.0
     """Longest a change waits while edits keep arriving."""
+    format_version: int = 2
+    """Bundle format written: 2 (gzip, defaults once, sharded; sidecars from this release
+    on) or 1 (one JSON file, for sidecars older than format 2 during an upgrade)."""
+    part_bytes: int = 900_000
+    """Largest part of a format-2 bundle (one per ConfigMap); tests lower it to shard."""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSettings:
+    """The rollout poller: which sidecar serves which bundle (leader only)."""
+
+    enabled: bool = True
+    interval_seconds: float = 1.0
+    """Poll period while a namespace is converging (a published revision not yet served
+    everywhere); 5x this once every pod serves it."""
+    unknown_after_seconds: float = 10.0
+    """A pod that has not answered for this long is ``Unknown``."""
+    scrape_timeout_seconds: float = 1.0
+    """Bound of one ``GET /aigw/rollout``."""
+    concurrency: int = 16
+    """Pods polled at once."""
+    status_interval_seconds: float = 2.0
+    """Shortest time between two ``status.rollout`` writes of a namespace's resources (the
+    first change is written at once; the ``aigw-rollout`` ConfigMap is always current)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +157,7 @@ class OperatorSettings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     bundles: BundleSettings = field(default_factory=BundleSettings)
     peering: PeeringSettings = field(default_factory=PeeringSettings)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
     health_host: str = "0.0.0.0"  # noqa: S104 - kubelet probes and Prometheus scrape it
     health_port: int = 8080
     """Serves /healthz, /readyz and /metrics."""

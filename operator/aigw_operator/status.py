@@ -29,6 +29,8 @@ class Outcome:
     """The revision in force after this reconcile (None: the namespace has none)."""
     published: bool
     """Whether the bundle in force now holds the current content of every resource."""
+    rolled_back: str | None = None
+    """Set while ``aigw rollout undo`` keeps an older revision in force: why, and until when."""
 
 
 def _condition(
@@ -61,6 +63,8 @@ def _ready(verdict: Verdict, outcome: Outcome) -> tuple[bool, str, str]:
     evaluation = outcome.evaluation
     if not verdict.valid:
         return False, "Invalid", "not in the bundle: the resource is invalid (see Valid)"
+    if outcome.rolled_back is not None:
+        return False, "RolledBack", outcome.rolled_back
     if outcome.published and outcome.revision is not None:
         return True, "InBundle", f"in force as part of bundle revision {outcome.revision}"
     in_force = (
@@ -116,7 +120,11 @@ def newly_invalid(body: Mapping[str, Any], status: Mapping[str, Any]) -> dict[st
     message changed; None when nothing new went wrong (Events are not repeated)."""
     old = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
     for condition in status["conditions"][::-1]:  # Valid first: it is the more specific
-        if condition["status"] != "False" or condition["reason"] in ("Invalid", "BundleBlocked"):
+        if condition["status"] != "False" or condition["reason"] in (
+            "Invalid",
+            "BundleBlocked",
+            "RolledBack",
+        ):
             continue
         before = old.get(condition["type"]) or {}
         if (before.get("status"), before.get("reason"), before.get("message")) != (

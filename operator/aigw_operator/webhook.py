@@ -26,9 +26,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aigw_contract import BundleError, parse_bundle
+from aigw_contract import BundleError
+from aigw_contract.codec import decode_files
 
 from . import names
+from .bundles import configmap_files, provider_secrets
 from .certs import CertificateFiles
 from .errors import AdmissionError, ApiError
 from .inject import plan_injection
@@ -50,7 +52,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class SecretsCache:
-    """Provider Secret names per namespace, read from the pointer ConfigMap's bundle.
+    """Provider Secret names per namespace, from the pointer ConfigMap's
+    ``aigw.dev/provider-secrets`` annotation (or its bundle, for older pointers).
 
     Admission must stay fast: a namespace seen before is answered from the cache at once, and
     an entry older than ``ttl`` is refreshed in the background (stale-while-revalidate), so
@@ -84,16 +87,13 @@ class SecretsCache:
             cm = await self.client.get(
                 f"/api/v1/namespaces/{namespace}/configmaps/{names.POINTER_NAME}"
             )
-            if cm is not None:
-                bundle = parse_bundle((cm.get("data") or {}).get(names.BUNDLE_KEY, ""))
-                found = sorted(
-                    {
-                        b.credential_secret_ref.name
-                        for r in bundle.routes
-                        for b in r.backends
-                        if b.credential_secret_ref is not None
-                    }
-                )
+            listed = ((cm or {}).get("metadata", {}).get("annotations") or {}).get(
+                names.ANNOTATION_PROVIDER_SECRETS
+            )
+            if isinstance(listed, str):
+                found = sorted({name for name in listed.split(",") if name})
+            elif cm is not None:  # a pointer written before the annotation existed
+                found = provider_secrets(decode_files(configmap_files(cm)))
         except (ApiError, BundleError, aiohttp.ClientError) as exc:
             logger.warning("namespace %s: no provider secrets from the bundle: %s", namespace, exc)
         self._entries[namespace] = (time.monotonic(), found)

@@ -15,8 +15,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .app_keys import DRAINING, GOVERN, METRICS, STORE
 from .governance import budget_status
-from .keys import DRAINING, GOVERN, METRICS, STORE
 
 __all__ = ["add_admin_routes"]
 

@@ -5,12 +5,14 @@ attribute. A request reads it once at its start (``store.current``) and keeps th
 so a reload never changes a request in flight; swapping is a single reference assignment on
 the event loop thread, hence atomic.
 
-A load reads the file, parses and fully validates it (:func:`aigw_contract.parse_bundle`:
-JSON, format version, schema, content hash, references), builds the runtime config (reading
+A load reads the file (and, for bundle format 2, the compressed parts beside it), parses
+and fully validates it (:func:`aigw_contract.codec.read_bundle_file`: JSON, format
+version, part hashes, schema, content hash, references), builds the runtime config (reading
 the credential files), and only then swaps. Any failure (unreadable file, corrupt JSON, an
 invalid policy, an unknown ``formatVersion``) is refused: logged, counted
 (``aigw_bundle_reloads{result="failed"}``), kept as ``last_error`` for ``/aigw/status``, and
-the last good config stays.
+the last good config stays. What was refused (its revision and content hash, as far as the
+envelope can be read) is kept too: the operator's rollout status reports it.
 
 The watcher polls the path every ``reload_interval_s`` (a stat costs microseconds). Its
 fingerprint is the fully resolved target path plus the target's inode, size and mtime, so it
@@ -32,7 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigw_contract import MAX_BUNDLE_BYTES, BundleError, parse_bundle
+from aigw_contract import MAX_BUNDLE_BYTES, BundleError
+from aigw_contract.codec import peek_envelope, read_bundle_file
 
 from .metrics import Metrics
 from .runtime import RuntimeConfig, build_runtime, credential_files
@@ -51,6 +54,12 @@ class LoadFailure:
     at: float
     """Unix time."""
     message: str
+    revision: int | None = None
+    """Revision of the refused bundle, if its envelope could be read."""
+    content_hash: str | None = None
+    """Content hash of the refused bundle, if its envelope could be read."""
+    format_version: int | None = None
+    """Format version of the refused bundle, if its envelope could be read."""
 
 
 class BundleStore:
@@ -82,9 +91,28 @@ class BundleStore:
     def _stat_credentials(self, files: tuple[Path, ...]) -> tuple[_Fingerprint | None, ...]:
         return tuple(self._stat(p) for p in files)
 
+    def _peek(self) -> dict[str, object]:
+        try:
+            with self.path.open("rb") as handle:
+                return peek_envelope(handle.read(MAX_BUNDLE_BYTES + 1))
+        except OSError:
+            return {}
+
     def _refuse(self, message: str) -> bool:
         self.loads_failed += 1
-        self.last_error = LoadFailure(time.time(), message)
+        seen = self._peek()
+        revision, digest, version = (
+            seen.get("revision"),
+            seen.get("contentHash"),
+            seen.get("formatVersion"),
+        )
+        self.last_error = LoadFailure(
+            time.time(),
+            message,
+            revision=revision if isinstance(revision, int) else None,
+            content_hash=digest if isinstance(digest, str) else None,
+            format_version=version if isinstance(version, int) else None,
+        )
         if self.current is not None:  # retry only once something changes again
             self._credentials = self._stat_credentials(self.current.credential_files)
         self._metrics.bundle_reloads.labels("failed").inc()
@@ -97,14 +125,7 @@ class BundleStore:
         credential files (taken before they were read), or why it is refused."""
         self._fingerprint = self._stat()
         try:
-            with self.path.open("rb") as handle:
-                data = handle.read(MAX_BUNDLE_BYTES + 1)
-        except OSError as exc:
-            return f"cannot read the bundle: {exc.strerror or type(exc).__name__}"
-        if len(data) > MAX_BUNDLE_BYTES:
-            return f"bundle is larger than {MAX_BUNDLE_BYTES} bytes"
-        try:
-            bundle = parse_bundle(data)
+            bundle = read_bundle_file(self.path)
             credentials = self._stat_credentials(credential_files(bundle, self.secrets_dir))
             return build_runtime(bundle, self.secrets_dir), credentials
         except BundleError as exc:

@@ -5,6 +5,7 @@
     SidecarError                      type / status / code, rendered by the error middleware
     ├── InvalidRequest                invalid_request       400  bad JSON, wrong types, bad headers
     │   ├── BodyTooLarge              invalid_request       413
+    │   ├── BodyTimeout               invalid_request       408  the body did not arrive in time
     │   ├── RouteNotFound             invalid_request       404  ``model`` names no route
     │   ├── EndpointNotFound          invalid_request       404  no such path
     │   ├── MethodNotAllowed          invalid_request       405
@@ -43,6 +44,7 @@ from aigw_contract import ErrorClass
 
 __all__ = [
     "AuthenticationFailed",
+    "BodyTimeout",
     "BodyTooLarge",
     "BudgetExceeded",
     "ContentBlocked",
@@ -71,6 +73,7 @@ _ANTHROPIC_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "timeout_error",
     413: "request_too_large",
     429: "rate_limit_error",
     502: "api_error",
@@ -85,6 +88,8 @@ class SidecarError(Exception):
     type: ClassVar[str] = "upstream_error"
     status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal_error"
+    close_connection: ClassVar[bool] = False
+    """Close the caller's connection after the answer (its request stream is unusable)."""
 
     def __init__(
         self, message: str, *, code: str | None = None, retry_after: int | None = None
@@ -107,6 +112,11 @@ class InvalidRequest(SidecarError):
 class BodyTooLarge(InvalidRequest):
     status = 413
     default_code = "body_too_large"
+
+
+class BodyTimeout(InvalidRequest):
+    status = 408
+    default_code = "body_timeout"
 
 
 class RouteNotFound(InvalidRequest):

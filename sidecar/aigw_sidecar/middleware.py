@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Mapping
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE, correlation_id
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
@@ -26,13 +25,11 @@ from .errors import (
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
 from .metrics import Metrics
 
-__all__ = ["correlation_id", "error_middleware", "error_response", "new_request_id"]
+__all__ = ["error_middleware", "error_response", "new_request_id"]
 
 _log = logging.getLogger(__name__)
-_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def new_request_id(request: web.Request) -> str:
@@ -44,14 +41,6 @@ def new_request_id(request: web.Request) -> str:
     return request.app[REQUEST_IDS].next()
 
 
-def correlation_id(headers: Mapping[str, str]) -> str | None:
-    """The caller's ``X-Request-Id`` when it is sane: echoed and logged, never a key."""
-    given = headers.get("X-Request-Id")
-    if given and _GOOD_ID.match(given):
-        return given
-    return None
-
-
 def error_response(request: web.Request, error: SidecarError) -> web.Response:
     """``error`` as a response in the shape of the endpoint the caller used."""
     request_id = request.get(REQUEST_ID, "")
@@ -60,6 +49,8 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
     else:
         body = openai_error_body(error, request_id)
     response = web.Response(status=error.status, body=body, content_type="application/json")
+    if error.close_connection:
+        response.force_close()
     headers = response.headers
     headers["X-AIGW-Request-Id"] = request_id
     caller_id = correlation_id(request.headers)
@@ -94,9 +85,12 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
 
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
-    route = ctx.route.name if ctx is not None and ctx.route is not None else ""
-    if ctx is not None and not error and isinstance(ctx.error, SidecarError):
-        error = ctx.error.type  # a stream that failed after its 200 was sent
+    route = ""
+    if ctx is not None:
+        if ctx.route is not None:
+            route = ctx.route.name
+        if not error and ctx.error_type:
+            error = ctx.error_type  # a stream that failed after its 200 was sent
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
@@ -106,6 +100,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request[REQUEST_ID] = new_request_id(request)
     began = asyncio.get_running_loop().time()
     metrics.in_flight.inc()
+    in_flight = request.app[IN_FLIGHT]
+    task = asyncio.current_task()
+    assert task is not None
+    in_flight.enter(task)
     status, error_type = 500, "upstream_error"
     try:
         try:
@@ -135,5 +133,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = response.status
         return response
     finally:
+        in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)

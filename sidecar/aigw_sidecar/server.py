@@ -1,13 +1,14 @@
 """Running a sidecar: both ports, uvloop, signals, graceful drain.
 
 :class:`SidecarServer` starts the API app on ``host:port`` (loopback) and the admin app on
-``admin_host:admin_port``; port 0 picks a free port (tests). The API runner is configured with
-the header limits, ``handler_cancellation`` (a caller that disconnects cancels its handler
-and with it the upstream call), and ``drain_timeout_s`` as aiohttp's shutdown timeout.
+``admin_host:admin_port``; port 0 picks a free port (tests). Both listen through
+:func:`~aigw_sidecar.listener.listen` (the sidecar's own answers to malformed HTTP, the idle
+timeout, the header limits); the API runner has ``handler_cancellation`` (a caller that
+disconnects cancels its handler and with it the upstream call).
 
-:func:`run` is what ``aigw sidecar`` calls: on SIGTERM or SIGINT it marks the sidecar as
-draining (``/readyz`` turns 503), stops accepting connections, lets requests in flight
-finish for up to ``drain_timeout_s`` (then cancels them), closes upstream connections and
+:meth:`SidecarServer.stop` drains within ``drain_timeout_s`` in all (:mod:`.drain`): not
+ready, no new connections, requests in flight finish or are cut, then everything closes.
+:func:`run` is what ``aigw sidecar`` calls: it serves until SIGTERM or SIGINT, drains and
 returns 0.
 """
 
@@ -23,13 +24,17 @@ from types import TracebackType
 from aiohttp import web
 
 from .app import StepsFactory, create_apps
-from .keys import DRAINING, STORE
+from .app_keys import DRAINING, IN_FLIGHT, STORE
+from .drain import cut_seconds
+from .listener import ConnectionLimits, bound_port, listen
 from .settings import SidecarSettings
 from .steps import default_steps
 
 __all__ = ["SidecarServer", "run"]
 
 _log = logging.getLogger(__name__)
+_ADMIN_IDLE_S = 10.0
+"""Idle timeout of admin connections (probes and scrapes open one per call or keep it busy)."""
 
 
 class SidecarServer:
@@ -45,16 +50,12 @@ class SidecarServer:
         self.settings = settings
         self.api, self.admin = create_apps(settings, rng=rng, steps=steps)
         self.store = self.api[STORE]
+        # The drain is the sidecar's own (stop()); aiohttp's shutdown only closes what is left.
         self._api_runner = web.AppRunner(
-            self.api,
-            handler_cancellation=True,
-            shutdown_timeout=settings.drain_timeout_s,
-            max_line_size=settings.max_header_bytes,
-            max_field_size=settings.max_header_bytes,
-            max_headers=settings.max_headers,
-            access_log=None,
+            self.api, handler_cancellation=True, shutdown_timeout=0.1, access_log=None
         )
-        self._admin_runner = web.AppRunner(self.admin, access_log=None, shutdown_timeout=1.0)
+        self._admin_runner = web.AppRunner(self.admin, access_log=None, shutdown_timeout=0.1)
+        self._listeners: list[asyncio.Server] = []
         self.api_port = 0
         self.admin_port = 0
 
@@ -62,16 +63,45 @@ class SidecarServer:
         await self._api_runner.setup()
         await self._admin_runner.setup()
         s = self.settings
-        await web.TCPSite(self._api_runner, s.host, s.port).start()
-        await web.TCPSite(self._admin_runner, s.admin_host, s.admin_port).start()
-        self.api_port = self._api_runner.addresses[0][1]
-        self.admin_port = self._admin_runner.addresses[0][1]
+        api = await listen(
+            self._api_runner,
+            s.host,
+            s.port,
+            ConnectionLimits(
+                idle_timeout_s=s.idle_timeout_s,
+                max_line_size=s.max_header_bytes,
+                max_field_size=s.max_header_bytes,
+                max_headers=s.max_headers,
+            ),
+        )
+        admin = await listen(
+            self._admin_runner, s.admin_host, s.admin_port, ConnectionLimits(_ADMIN_IDLE_S)
+        )
+        self._listeners = [api, admin]
+        self.api_port = bound_port(api)
+        self.admin_port = bound_port(admin)
 
     async def stop(self) -> None:
-        """Drain: stop accepting, finish requests in flight (bounded), close everything."""
+        """Drain within ``drain_timeout_s``: stop accepting, let requests in flight finish,
+        cut those that do not (streams end with an error event), close everything."""
+        loop = asyncio.get_running_loop()
+        budget = self.settings.drain_timeout_s
+        deadline = loop.time() + budget
         self.api[DRAINING].active = True
+        for listener in self._listeners:
+            listener.close()
+        manager = self._api_runner.server
+        if manager is not None:
+            manager.pre_shutdown()  # idle keep-alive connections close now, busy ones after
+        in_flight = self.api[IN_FLIGHT]
+        cut = cut_seconds(budget)
+        if not await in_flight.wait_idle(deadline - cut):
+            cancelled = await in_flight.cut(deadline)
+            _log.warning("drain: cut %d request(s) still in flight after %ss", cancelled, budget)
         await self._api_runner.cleanup()
         await self._admin_runner.cleanup()
+        for listener in self._listeners:
+            await listener.wait_closed()
 
     async def __aenter__(self) -> SidecarServer:
         await self.start()

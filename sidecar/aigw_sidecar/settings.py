@@ -23,17 +23,32 @@ class SidecarSettings:
     port: int = 8787
     """API port. It binds ``host`` only: the app reaches it over the pod's loopback."""
     admin_port: int = 8788
-    """Admin port: /metrics, /healthz, /readyz, /aigw/status."""
+    """Admin port: /metrics, /healthz, /readyz, and /aigw/status for loopback peers."""
     host: str = "127.0.0.1"
     """API bind address. Loopback, so nothing outside the pod can use the sidecar's keys."""
     admin_host: str = "0.0.0.0"  # noqa: S104 - probes and Prometheus scrape from outside the pod
-    """Admin bind address."""
+    """Admin bind address: the kubelet's probes and Prometheus reach it on the pod's IP."""
+    status_from_network: bool = False
+    """Serve ``/aigw/status`` (tenants, counters, usage, the bundle path) to peers beyond the
+    pod's loopback too. Off: a request to it from any other address is a 404."""
     secrets_dir: Path = DEFAULT_SECRETS_DIR
     """Where provider Secrets are mounted: ``<secrets_dir>/<secret name>/<key>``."""
     reload_interval_s: float = 1.0
     """How often the bundle path is polled for a new bundle."""
     drain_timeout_s: float = 25.0
-    """On SIGTERM, how long requests in flight may take to finish."""
+    """On SIGTERM, the whole drain: requests in flight finish within it, or are cut (a stream
+    ends with a typed error event) so that the process exits by then. Keep it below the pod's
+    ``terminationGracePeriodSeconds`` (the operator injects the two consistently)."""
+    idle_timeout_s: float = 30.0
+    """A caller connection with no request in progress is closed this long after it opened or
+    its previous response ended: silent connections, idle keep-alive ones, and request heads
+    still trickling in. Longer than the SDKs' own keep-alive expiry (5 s for httpx)."""
+    body_timeout_s: float = 30.0
+    """Longest a caller may take to send a request body once its headers arrived (408)."""
+    send_timeout_s: float = 30.0
+    """Longest one write to the caller may wait for the caller to read (a stream chunk, an
+    answer): past it the connection is closed and the call ends, which releases its upstream
+    connection and its lease. ``idleMs`` of a route bounds the upstream side."""
     max_body_bytes: int = 8 * 1024 * 1024
     """Largest request body accepted (413 above it)."""
     max_header_bytes: int = 8190

@@ -3,7 +3,18 @@
 Each ``check_*`` takes the parsed JSON and raises :class:`~aigw_sidecar.errors.InvalidRequest`
 naming the offending field (``code`` says which kind of problem) or returns the body
 unchanged. Only what the gateway relies on, or what would otherwise surface as a confusing
-provider error, is checked; unknown fields pass through to OpenAI-style backends.
+provider error, is checked; unknown fields pass through to OpenAI-style backends. Every
+check tests a value's type before it compares, hashes or indexes it: a caller may put any
+JSON value anywhere.
+
+Nesting depth. A body nested deeper than :data:`MAX_JSON_DEPTH` (64 containers, the body
+object itself counting as one) is refused at parse time with a 400 ``json_too_deep``. It is
+the one depth limit of the sidecar, and everything after parsing relies on it: the token
+counter, the translations and the upstream serialization (orjson refuses to write beyond 254
+levels, Python's recursion limit is 1,000) all walk bodies of at most this depth plus the
+few levels a translation adds. Real requests stay far below it: a strict JSON schema in
+``response_format`` or a tool's ``parameters`` may nest 5 levels of objects, about 15
+containers deep.
 """
 
 from __future__ import annotations
@@ -14,14 +25,31 @@ import orjson
 
 from .errors import InvalidRequest
 
-__all__ = ["check_chat", "check_embeddings", "check_messages", "parse_json_object"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "check_chat",
+    "check_embeddings",
+    "check_messages",
+    "json_depth_exceeds",
+    "parse_json_object",
+]
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of objects and arrays a request body may have (the body itself is 1)."""
 _MAX_MODEL = 256
 _MAX_MESSAGES = 10_000
 _CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _TOOL_CHOICES = frozenset({"none", "auto", "required"})
 
 Json = dict[str, Any]
+_KIND_TEXT = {
+    "bool": "a boolean",
+    "int": "a positive integer",
+    "number": "a number",
+    "str": "a string",
+    "object": "an object",
+    "list": "a list",
+}
 
 
 def _bad(message: str, code: str = "invalid_field") -> InvalidRequest:
@@ -40,7 +68,31 @@ def parse_json_object(raw: bytes) -> Json:
         raise _bad(f"the request body is not valid JSON: {exc.msg}", "invalid_json") from None
     if not isinstance(value, dict):
         raise _bad("the request body must be a JSON object", "invalid_json")
+    # Depth can only exceed the limit if the body has more brackets than the limit: most
+    # bodies are settled by two byte counts, and only larger ones are walked.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and json_depth_exceeds(
+        value, MAX_JSON_DEPTH
+    ):
+        raise _bad(
+            f"the request body nests objects and arrays more than {MAX_JSON_DEPTH} levels deep",
+            "json_too_deep",
+        )
     return value
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests dicts and lists more than ``limit`` levels (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+    return False
 
 
 def _is_int(value: Any) -> bool:
@@ -72,9 +124,7 @@ def _optional(body: Json, key: str, kind: str) -> None:
         "list": isinstance(value, list),
     }[kind]
     if not ok:
-        article = "an" if kind[0] in "aeiou" else "a"
-        positive = "positive " if kind == "int" else ""
-        raise _bad(f"'{key}' must be {article} {positive}{kind}")
+        raise _bad(f"'{key}' must be {_KIND_TEXT[kind]}")
 
 
 def _range(body: Json, key: str, low: float, high: float) -> None:
@@ -127,7 +177,8 @@ def _messages(body: Json) -> None:
         where = f"messages[{index}]"
         if not isinstance(message, dict):
             raise _bad(f"{where} must be an object")
-        if message.get("role") not in _CHAT_ROLES:
+        role = message.get("role")
+        if not isinstance(role, str) or role not in _CHAT_ROLES:
             raise _bad(f"{where}.role must be one of {', '.join(sorted(_CHAT_ROLES))}")
         _content_parts(message.get("content"), where)
         calls = message.get("tool_calls")
@@ -136,7 +187,7 @@ def _messages(body: Json) -> None:
             and all(isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls)
         ):
             raise _bad(f"{where}.tool_calls must be a list of function calls")
-        if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise _bad(f"{where}.tool_call_id is required for role 'tool'")
 
 
@@ -218,7 +269,7 @@ def check_messages(body: Json) -> Json:  # noqa: PLR0912
     if max_tokens is None:
         raise _bad("'max_tokens' is required", "missing_field")
     if not _is_int(max_tokens) or max_tokens < 1:
-        raise _bad("'max_tokens' must be a positive int")
+        raise _bad("'max_tokens' must be a positive integer")
     messages = body.get("messages")
     if messages is None:
         raise _bad("'messages' is required", "missing_field")

@@ -51,6 +51,7 @@ def test_cel_rules_are_carried_over() -> None:
     messages = {rule["message"] for rule in spec["x-kubernetes-validations"]}
     assert messages == {
         "backend names must be unique",
+        "modelAliases must be unique",
         "at least one backend must have weight > 0",
         "fallback names undeclared backends",
     }

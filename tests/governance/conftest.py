@@ -272,7 +272,7 @@ class Sidecar:
         self, body: dict[str, Any] | None = None, **headers: str
     ) -> tuple[int, dict[str, str], Any]:
         async with (
-            aiohttp.ClientSession() as session,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
             session.post(
                 f"{self.url}/v1/chat/completions",
                 json=body or HELLO,

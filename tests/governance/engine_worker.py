@@ -34,9 +34,7 @@ async def main(url: str, bundle_bytes: bytes, requests: int, now: float) -> None
     outcomes: Counter[str] = Counter()
 
     async def one(i: int) -> None:
-        admission = governor.admit(
-            view, request_id=f"{id(governor)}-{i}", body=BODY, route="chat", headers={}
-        )
+        admission = governor.admit(view, request_id=f"{id(governor)}-{i}", body=BODY, route="chat")
         try:
             grant = await governor.limit(view, admission)
         except Denied as denied:

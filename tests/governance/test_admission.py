@@ -6,9 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from aigw_contract import Bundle
 from aigw_contract.policy import LabelSelector
+from aigw_sidecar.claims import parse_claims
+from aigw_sidecar.errors import InvalidRequest
 from aigw_sidecar.governance import (
     Denied,
     DenyKind,
@@ -39,12 +42,13 @@ BODY: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content"
 def admit(bundle: Bundle, body: dict[str, Any] | None = None, **headers: str) -> Any:
     governor = Governor(POD, MemoryStore())
     body = body or BODY
+    named = CIMultiDict({k.replace("_", "-"): v for k, v in headers.items()})
     return governor.admit(
         governor.view(bundle),
         request_id="r1",
         body=body,
         route=body["model"],
-        headers={k.replace("_", "-"): v for k, v in headers.items()},
+        claims=parse_claims(named, body),
     )
 
 
@@ -134,9 +138,9 @@ def test_authorization_allowlists(
 def test_allowed_tools_and_classification_pass(bundle_of: Callable[..., Bundle]) -> None:
     body = {**BODY, "tools": [{"type": "function", "function": {"name": "lookup_order"}}]}
     assert admit(bundle_of(SPEC), body, X_AIGW_Data_Classification="public").decisions == []
-    with pytest.raises(Denied) as info:
+    with pytest.raises(InvalidRequest) as bad:
         admit(bundle_of(SPEC), X_AIGW_Data_Classification="secret")
-    assert info.value.kind is DenyKind.INVALID_REQUEST
+    assert bad.value.code == "invalid_header"
 
 
 def test_max_tokens_is_clamped_and_cost_estimated(bundle_of: Callable[..., Bundle]) -> None:
@@ -165,9 +169,9 @@ def test_headers_only_tighten(bundle_of: Callable[..., Bundle]) -> None:
         admit(bundle, X_AIGW_Max_Cost_USD="0.001")
     assert info.value.kind is DenyKind.COST_LIMIT_EXCEEDED
     for header in ({"X_AIGW_Max_Cost_USD": "cheap"}, {"X_AIGW_Max_Latency_Ms": "-3"}):
-        with pytest.raises(Denied) as info:
+        with pytest.raises(InvalidRequest) as bad:
             admit(bundle, None, **header)
-        assert info.value.kind is DenyKind.INVALID_REQUEST
+        assert bad.value.code == "invalid_header"
 
 
 def test_policy_cost_limit(bundle_of: Callable[..., Bundle]) -> None:

@@ -57,12 +57,11 @@ class Harness:
         self.governor = Governor(POD, store, clock=clock)
         self.view: BundleView = self.governor.view(bundle)
 
-    def admit(self, body: dict[str, Any] | None = None, **headers: str) -> Admission:
+    def admit(self, body: dict[str, Any] | None = None) -> Admission:
         body = body or BODY
         return self.governor.admit(
-            self.view, request_id=f"req-{next(_ids)}", body=body, route=body["model"],
-            headers=headers,
-        )  # fmt: skip
+            self.view, request_id=f"req-{next(_ids)}", body=body, route=body["model"]
+        )
 
     async def grant(self, body: dict[str, Any] | None = None) -> Grant:
         return await self.governor.limit(self.view, self.admit(body))

@@ -13,6 +13,7 @@ from redis.crc import key_slot
 
 from aigw_contract import Bundle
 from aigw_sidecar.governance import (
+    Claims,
     Denied,
     DenyKind,
     Governor,
@@ -58,7 +59,7 @@ def governor(url: str, clock: ManualClock, recorder: Recorder | None = None) -> 
 async def run(gov: Governor, bundle: Bundle, rid: str, tenant: str = "team-a") -> Any:
     view = gov.view(bundle)
     admission = gov.admit(
-        view, request_id=rid, body=BODY, route="chat", headers={"X-AIGW-Tenant": tenant}
+        view, request_id=rid, body=BODY, route="chat", claims=Claims(tenant=tenant)
     )
     return await gov.limit(view, admission)
 

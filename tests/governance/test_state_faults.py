@@ -20,8 +20,8 @@ from typing import Any
 import openai
 import pytest
 
+from aigw_sidecar.app_keys import GOVERN
 from aigw_sidecar.governance import Governor
-from aigw_sidecar.keys import GOVERN
 
 from .conftest import HELLO, RedisServer, Sidecar, counter_values, use_case
 
@@ -39,7 +39,8 @@ def state(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def governor_of(sidecar: Sidecar) -> Governor:
-    return sidecar.server.api[GOVERN].governor
+    governor: Governor = sidecar.server.api[GOVERN].governor
+    return governor
 
 
 async def settled(sidecar: Sidecar) -> None:
@@ -249,9 +250,9 @@ async def replicate(replica: RedisServer, primary: RedisServer | None) -> None:
     client = replica.client()
     try:
         if primary is None:
-            client.execute_command("REPLICAOF", "NO", "ONE")
+            client.replicaof("NO", "ONE")
             return
-        client.execute_command("REPLICAOF", "127.0.0.1", str(primary.port))
+        client.replicaof("127.0.0.1", primary.port)
         for _ in range(400):
             if client.info("replication").get("master_link_status") == "up":
                 return

@@ -314,7 +314,7 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
     assert after["metadata"]["generation"] == before["generation"]  # type: ignore[index]
 
     header, row = _row(crds, "aipolicy", name)
-    assert header == ["NAME", "MODE", "TENANT", "REVISION", "READY", "AGE"]
+    assert header == ["NAME", "MODE", "TENANT", "REVISION", "READY", "SYNCED", "AGE"]
     assert row[:5] == [name, "enforce", "acme", "7", "True"]
 
     crds.kubectl(
@@ -329,7 +329,7 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
         _ready_status(3),
     )
     header, row = _row(crds, "modelroute", "chat")
-    assert header == ["NAME", "FAMILY", "TIER", "REVISION", "READY", "AGE"]
+    assert header == ["NAME", "FAMILY", "TIER", "REVISION", "READY", "SYNCED", "AGE"]
     assert row[:5] == ["chat", "general-chat", "standard", "3", "True"]
 
 

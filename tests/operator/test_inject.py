@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aigw_operator import SidecarSettings
-from aigw_operator.inject import decide, plan_injection
+from aigw_operator.inject import API_KEY_ENV, API_KEY_PLACEHOLDER, decide, plan_injection
 
 Patcher = Callable[[Any, list[dict[str, Any]]], Any]
 Golden = Callable[[str, Any], None]
@@ -131,3 +131,44 @@ def test_sidecar_env_from_the_operator_settings(json_patch: Patcher) -> None:
     plan = plan_injection(original, settings, namespace_enabled=False, native=True)
     sidecar = json_patch(original, plan.patch)["spec"]["initContainers"][0]
     assert {"name": "AIGW_REDIS_URL", "value": "redis://redis:6379/0"} in sidecar["env"]
+
+
+def test_sdk_key_placeholders_make_unchanged_clients_construct(json_patch: Patcher) -> None:
+    original = pod(LABELLED)
+    original["spec"]["containers"][0]["env"].append({"name": "ANTHROPIC_API_KEY", "value": "own"})
+    original["spec"]["containers"].append(
+        {"name": "from-secret", "image": "x:1", "envFrom": [{"secretRef": {"name": "keys"}}]}
+    )
+    plan = plan_injection(original, SETTINGS, namespace_enabled=False, native=True)
+    injected = json_patch(original, plan.patch)
+    app, worker, from_secret = injected["spec"]["containers"]
+    app_env = {e["name"]: e["value"] for e in app["env"]}
+    # The container's own value wins; the others get the placeholder, never a real key.
+    assert app_env["ANTHROPIC_API_KEY"] == "own"
+    assert app_env["OPENAI_API_KEY"] == API_KEY_PLACEHOLDER
+    assert app_env["AZURE_OPENAI_API_KEY"] == API_KEY_PLACEHOLDER
+    assert {e["name"] for e in worker["env"]} >= set(API_KEY_ENV)
+    # envFrom may bring a key we cannot see: only the base URLs are added there.
+    assert {e["name"] for e in from_secret["env"]} == {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"}
+    status = json.loads(injected["metadata"]["annotations"]["aigw.dev/injection-status"])
+    assert status["apiKeyEnv"] == ["app", "worker"]
+    assert status["adminPort"] == 15401
+    assert all(
+        e.get("value") != API_KEY_PLACEHOLDER for e in injected["spec"]["initContainers"][0]["env"]
+    )
+
+
+def test_injected_pods_are_labelled_and_mount_every_bundle_part(json_patch: Patcher) -> None:
+    for labels in (LABELLED, None):
+        original = pod(labels)
+        if labels is None:
+            del original["metadata"]["labels"]
+        plan = plan_injection(original, SETTINGS, namespace_enabled=True, native=True)
+        injected = json_patch(original, plan.patch)
+        assert injected["metadata"]["labels"]["aigw.dev/injected"] == "true"
+        [bundle] = [v for v in injected["spec"]["volumes"] if v["name"] == "aigw-bundle"]
+        sources = [s["configMap"] for s in bundle["projected"]["sources"]]
+        assert sources[0] == {"name": "aigw-bundle"}  # required: no bundle, no start
+        assert sources[1:] == [
+            {"name": f"aigw-bundle-part-{i}", "optional": True} for i in (1, 2, 3)
+        ]

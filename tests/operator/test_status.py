@@ -92,9 +92,13 @@ def test_a_bundle_too_large_keeps_the_previous_one() -> None:
             {**backend, "name": f"b{i}", "model": "m" * 256} for i in range(16)
         ]
         items.append(route)
-    evaluation = evaluate(items, namespace="team-a", generated_at=WHEN)
+    evaluation = evaluate(items, namespace="team-a", generated_at=WHEN, format_version=1)
     assert evaluation.bundle is None
     assert evaluation.blocked_reason == "BundleTooLarge"
+    # Format 2 compresses the same bundle into one ConfigMap.
+    fits = evaluate(items, namespace="team-a", generated_at=WHEN)
+    assert fits.encoded is not None
+    assert fits.encoded.parts == ["part-0.gz"]
     status = desired_status(items[-1], Outcome(evaluation, revision=2, published=False), WHEN)
     ready = conditions(status)["Ready"]
     assert ready["reason"] == "BundleTooLarge"
@@ -102,6 +106,13 @@ def test_a_bundle_too_large_keeps_the_previous_one() -> None:
     assert "revision 2 stays in force" in ready["message"]
     assert conditions(status)["Valid"]["status"] == "True"
     assert newly_invalid(items[-1], status) == ready
+
+
+def test_a_format_2_bundle_too_large_for_the_mounted_parts_is_blocked() -> None:
+    evaluation = evaluate(bodies(), namespace="team-a", generated_at=WHEN, part_bytes=100)
+    assert evaluation.bundle is None
+    assert evaluation.blocked_reason == "BundleTooLarge"
+    assert "at most 4 parts of 100 bytes" in evaluation.blocked_message
 
 
 def test_transition_time_moves_only_when_the_status_changes() -> None:

@@ -60,3 +60,26 @@ def test_warm_run_builds_nothing(e2e_tools: Tools) -> None:
     assert "all tools present" in result.stderr
     for name in TOOL_NAMES:
         assert os.access(e2e_tools.path(name), os.X_OK)
+
+
+def test_named_tools_only_are_checked_and_unknown_names_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "AIGW_CACHE": str(tmp_path), "GOPROXY": "off", "PATH": "/usr/bin:/bin"}
+    tools = Tools(tmp_path / "tools" / tools_key())
+    tools.bin_dir.mkdir(parents=True)
+    collector = tools.path("otelcol")
+    collector.write_text("#!/bin/sh\n")
+    collector.chmod(0o755)
+    only = subprocess.run(
+        ["bash", str(SCRIPT), "otelcol"], env=env, capture_output=True, text=True, check=False
+    )
+    assert only.returncode == 0, only.stderr  # the Kubernetes tools are missing: not asked for
+    assert "all tools present" in only.stderr
+    unknown = subprocess.run(
+        ["bash", str(SCRIPT), "otelcol", "kubelet"], env=env, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 1
+    assert "unknown tool kubelet" in unknown.stderr
+    everything = _run(env)  # no names: every tool is wanted, and none can be built offline
+    assert everything.returncode != 0
+    assert "all tools present" not in everything.stderr

@@ -7,6 +7,7 @@ against rate limits and budgets (:meth:`Governor.limit`) and settles after the c
 :class:`RedisStore` (shared by every sidecar). See each module's docstring for the why.
 """
 
+from .claims import MAX_COST_NUSD, MAX_LATENCY_MS, Claims
 from .clock import Clock, ManualClock, SystemClock
 from .decisions import Decision, Denied, DenyKind, Verdict
 from .governor import (
@@ -15,7 +16,6 @@ from .governor import (
     GovernanceSettings,
     Governor,
     Grant,
-    Usage,
 )
 from .identity import Identity, PodIdentity, PolicyIndex
 from .memory_store import MemoryStore
@@ -26,13 +26,17 @@ from .redis_store import RedisStore
 from .status import budget_status
 from .store import Counter, CounterKind, ReserveResult, Store, StoreUnavailable
 from .tokens import BpeCounter, EstimateCounter, TokenCounter, count_prompt
+from .usage import OutputCounter, Usage, response_output_tokens, usage_of
 from .windows import Window, window_at
 
 __all__ = [
+    "MAX_COST_NUSD",
+    "MAX_LATENCY_MS",
     "NANO",
     "Admission",
     "BpeCounter",
     "BundleView",
+    "Claims",
     "Clock",
     "Counter",
     "CounterKind",
@@ -48,6 +52,7 @@ __all__ = [
     "MemoryStore",
     "NullObserver",
     "Observer",
+    "OutputCounter",
     "PodIdentity",
     "PolicyIndex",
     "Prices",
@@ -64,5 +69,7 @@ __all__ = [
     "budget_status",
     "count_prompt",
     "format_usd",
+    "response_output_tokens",
+    "usage_of",
     "window_at",
 ]

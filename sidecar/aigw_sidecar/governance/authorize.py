@@ -2,9 +2,10 @@
 
 Three allowlists of the use case: ``routes`` (the body's ``model`` names a ModelRoute),
 ``tools`` (function names declared in the request's ``tools``/``functions``; ``None`` allows
-any, ``[]`` none) and ``dataClassifications`` (header ``X-AIGW-Data-Classification``; a
-request without it is treated as the sidecar's ``default_data_classification``, ``internal``
-unless configured). Failures are decisions; the enforcement mode decides whether they block.
+any, ``[]`` none) and ``dataClassifications`` (header ``X-AIGW-Data-Classification``,
+parsed by the sidecar's edge into a :class:`~aigw_contract.DataClassification`; a request
+without it is treated as the sidecar's ``default_data_classification``, ``internal`` unless
+configured). Failures are decisions; the enforcement mode decides whether they block.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def authorize(
     *,
     route: str,
     tools: list[str],
-    classification: str,
+    classification: DataClassification,
 ) -> tuple[Decision, ...]:
     """Check the three allowlists; raise :class:`Denied` under enforce, else record."""
     failures: list[tuple[str, str]] = []
@@ -53,16 +54,7 @@ def authorize(
         refused = sorted({t for t in tools if t not in allowed})
         if refused:
             failures.append(("tool_not_allowed", f"tools not allowed: {', '.join(refused)}"))
-    try:
-        level = DataClassification(classification)
-    except ValueError:
-        raise Denied(
-            DenyKind.INVALID_REQUEST,
-            "X-AIGW-Data-Classification must be one of "
-            + ", ".join(c.value for c in DataClassification),
-            code="invalid_header",
-            step="authorize",
-        ) from None
+    level = classification
     if level not in use_case.data_classifications:
         failures.append(
             (

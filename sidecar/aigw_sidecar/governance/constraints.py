@@ -1,10 +1,11 @@
 """Per-request constraints: clamp ``max_tokens``, estimate cost, bound the deadline.
 
-The policy's ``limits`` set ceilings; request headers (``X-AIGW-Max-Cost-USD``,
-``X-AIGW-Max-Latency-Ms``) and the body's ``max_tokens`` can only lower them: the effective
-value is always the minimum. Policy ceilings follow the enforcement mode (under observe or
-warn an over-limit request goes out unchanged and the decision is recorded); a caller's own
-header limits are always honoured, since the caller asked for them.
+The policy's ``limits`` set ceilings; the caller's claims (``X-AIGW-Max-Cost-USD``,
+``X-AIGW-Max-Latency-Ms``, parsed and bounded into integers by the sidecar's edge) and the
+body's ``max_tokens`` can only lower them: the effective value is always the minimum.
+Policy ceilings follow the enforcement mode (under observe or warn an over-limit request
+goes out unchanged and the decision is recorded); a caller's own header limits are always
+honoured, since the caller asked for them.
 
 The cost estimate is the worst case the reservation holds: prompt tokens (estimated) plus
 the output bound, at the dearest backend of the route, in integer nano-USD. The output
@@ -23,7 +24,7 @@ from typing import Any
 from aigw_contract import EnforcementMode, UseCase
 
 from .decisions import Decision, Denied, DenyKind
-from .money import Prices, format_usd, parse_usd, usd_to_nano
+from .money import Prices, format_usd, usd_to_nano
 
 __all__ = ["MAX_CHOICES", "Constraints", "constrain", "requested_choices", "requested_max_tokens"]
 
@@ -81,8 +82,8 @@ def constrain(
     requested_output: int | None,
     prices: Prices,
     default_max_output: int,
-    header_max_cost: str | None = None,
-    header_max_latency: str | None = None,
+    caller_max_cost_nusd: int | None = None,
+    caller_max_latency_ms: int | None = None,
     produces_output: bool = True,
     choices: int = 1,
 ) -> Constraints:
@@ -115,17 +116,7 @@ def constrain(
     output *= choices
     cost = prices.cost(prompt_tokens, output)
 
-    caller_cost: int | None = None
-    if header_max_cost is not None:
-        caller_cost = parse_usd(header_max_cost)
-        if caller_cost is None:
-            raise Denied(
-                DenyKind.INVALID_REQUEST,
-                "X-AIGW-Max-Cost-USD must be a non-negative decimal number",
-                code="invalid_header",
-                step="constrain",
-            )
-    if caller_cost is not None and cost > caller_cost:
+    if caller_max_cost_nusd is not None and cost > caller_max_cost_nusd:
         raise Denied(
             DenyKind.COST_LIMIT_EXCEEDED,
             f"estimated cost {format_usd(cost)} USD exceeds X-AIGW-Max-Cost-USD",
@@ -144,16 +135,10 @@ def constrain(
         decisions.append(Decision.for_mode(mode, "constrain", "cost_limit_exceeded", message))
 
     deadline: int | None = limits.max_latency_ms if enforce else None
-    if header_max_latency is not None:
-        text = header_max_latency.strip()
-        if not text.isdigit() or int(text) < 1:
-            raise Denied(
-                DenyKind.INVALID_REQUEST,
-                "X-AIGW-Max-Latency-Ms must be a positive integer",
-                code="invalid_header",
-                step="constrain",
-            )
-        deadline = int(text) if deadline is None else min(deadline, int(text))
+    if caller_max_latency_ms is not None:
+        deadline = (
+            caller_max_latency_ms if deadline is None else min(deadline, caller_max_latency_ms)
+        )
     return Constraints(
         prompt_tokens=prompt_tokens,
         max_output_tokens=output,

@@ -40,9 +40,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from aigw_contract import Bundle, EnforcementMode, ExhaustionAction, FailMode
+from aigw_contract import Bundle, DataClassification, EnforcementMode, ExhaustionAction, FailMode
 
 from .authorize import authorize, declared_tools
+from .claims import Claims
 from .clock import Clock, SystemClock
 from .constraints import Constraints, constrain, requested_choices, requested_max_tokens
 from .decisions import Decision, Denied, DenyKind, Verdict
@@ -68,6 +69,7 @@ __all__ = [
 log = logging.getLogger("aigw.governance")
 _Pending = tuple[Store, str, str, list[Counter], list[int], float]
 """A deferred settlement: store, tag, reservation id, counters, actual amounts, time."""
+_NO_CLAIMS = Claims()
 
 
 class Governor:
@@ -125,20 +127,18 @@ class Governor:
         request_id: str,
         body: Mapping[str, Any],
         route: str,
-        headers: Mapping[str, str],
+        claims: Claims = _NO_CLAIMS,
     ) -> Admission:
         """Identify, authorize and constrain; raise :class:`Denied` when enforced checks fail.
 
-        ``headers`` holds the ``X-AIGW-*`` request headers (any case-insensitive mapping);
-        the body's ``metadata`` may carry ``tenant`` and ``use_case`` as well.
+        ``claims`` are the request's own statements (tenant, use case, classification,
+        limits), already parsed and bounded by the sidecar's edge.
         """
-        meta = body.get("metadata")
-        meta = meta if isinstance(meta, Mapping) else {}
-        tenant = headers.get("X-AIGW-Tenant") or _str(meta.get("tenant"))
-        use_case = headers.get("X-AIGW-Use-Case") or _str(meta.get("use_case"))
         policy = view.index.policy
         mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
-        identity = view.index.identify(tenant, use_case, enforce=mode is EnforcementMode.ENFORCE)
+        identity = view.index.identify(
+            claims.tenant, claims.use_case, enforce=mode is EnforcementMode.ENFORCE
+        )
         decisions = [
             Decision.for_mode(mode, "identify", "claim_not_granted", v) for v in identity.violations
         ]
@@ -147,8 +147,8 @@ class Governor:
             mode,
             route=route,
             tools=declared_tools(body),
-            classification=headers.get("X-AIGW-Data-Classification")
-            or self.settings.default_data_classification,
+            classification=claims.data_classification
+            or DataClassification(self.settings.default_data_classification),
         )
         prices = view.route_prices.get(route) or _free()
         # Embeddings produce no output tokens: nothing to reserve for or clamp.
@@ -161,8 +161,8 @@ class Governor:
             prices=prices,
             default_max_output=self.settings.default_max_output_tokens if chat else 0,
             produces_output=chat,
-            header_max_cost=headers.get("X-AIGW-Max-Cost-USD"),
-            header_max_latency=headers.get("X-AIGW-Max-Latency-Ms"),
+            caller_max_cost_nusd=claims.max_cost_nusd,
+            caller_max_latency_ms=claims.max_latency_ms,
             choices=requested_choices(body) if chat else 1,
         )
         decisions += constraints.decisions
@@ -329,7 +329,7 @@ class Governor:
         cost = 0
         if usage is not None:
             price = prices or grant.admission.prices
-            cost = price.cost(usage.prompt_tokens, usage.completion_tokens)
+            cost = price.cost_of(usage)
         # Provider-reported usage is bounded like everything else that reaches a store.
         actual = [min(settled_amount(role, tokens, cost), MAX_AMOUNT) for role in grant.roles]
         tag = tag_of(grant.admission.identity)
@@ -414,10 +414,6 @@ class Governor:
         else:
             self._active.pop(rid, None)
             log.warning("reservation %s was no longer held when renewed", rid)
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _free() -> Prices:

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, cast
 
 __all__ = [
+    "BYTES_PER_TOKEN",
     "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD",
     "REPLY_PRIMING",
@@ -40,6 +41,8 @@ __all__ = [
     "count_prompt",
 ]
 
+BYTES_PER_TOKEN = 3
+"""The estimate's divisor: UTF-8 bytes per token, rounded down (so tokens round up)."""
 MESSAGE_OVERHEAD = 4
 REPLY_PRIMING = 3
 IMAGE_TOKENS = 1_105
@@ -65,7 +68,7 @@ class EstimateCounter:
 
     def count(self, text: str) -> int:
         size = len(text) if text.isascii() else len(text.encode())
-        return -(-size // 3)
+        return -(-size // BYTES_PER_TOKEN)
 
 
 class _Encoding(Protocol):
@@ -111,14 +114,23 @@ def count_prompt(body: Mapping[str, Any], counter: TokenCounter) -> int:
 
 
 def _count_value(value: Any, counter: TokenCounter) -> int:
-    if isinstance(value, str):
-        return counter.count(value)
-    if isinstance(value, Mapping):
-        if value.get("type") in _IMAGE_TYPES:
-            return IMAGE_TOKENS
-        return sum(_count_value(v, counter) for k, v in value.items() if k not in _SKIP_KEYS)
-    if isinstance(value, list):
-        if value and all(isinstance(v, int) for v in value):
-            return len(value)  # embeddings input given as token ids
-        return sum(_count_value(v, counter) for v in cast(Iterable[Any], value))
-    return 0
+    """Tokens of the text in a JSON value, walked with an explicit stack (no recursion, so
+    no nesting a caller sends can exhaust the interpreter's stack)."""
+    total = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            total += counter.count(node)
+        elif isinstance(node, Mapping):
+            kind = node.get("type")
+            if isinstance(kind, str) and kind in _IMAGE_TYPES:
+                total += IMAGE_TOKENS
+            else:
+                stack.extend(v for k, v in node.items() if k not in _SKIP_KEYS)
+        elif isinstance(node, list):
+            if node and all(isinstance(v, int) for v in node):
+                total += len(node)  # embeddings input given as token ids
+            else:
+                stack.extend(cast(Iterable[Any], node))
+    return total

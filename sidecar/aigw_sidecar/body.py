@@ -1,0 +1,58 @@
+"""Reading a request body: bounded in size and time, and every failure a typed 4xx.
+
+One function, :func:`read_json_body`, so each front end reads bodies the same way:
+
+* larger than ``max_body_bytes`` (by ``Content-Length`` or once read, compressed bodies
+  counted decompressed): 413 ``body_too_large``;
+* not complete within ``body_timeout_s`` of the handler starting: 408 ``body_timeout``;
+* unreadable (a ``Content-Encoding`` that does not match the bytes, broken chunked framing):
+  400 ``invalid_body``. The broken payload is then marked finished and the connection
+  closed after the answer, so aiohttp neither lingers on it nor logs a traceback;
+* then parsed as a JSON object (:func:`~aigw_sidecar.validate.parse_json_object`: UTF-8,
+  JSON, the depth limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .app_keys import SETTINGS
+from .context import Json
+from .errors import BodyTimeout, BodyTooLarge, InvalidRequest
+from .validate import parse_json_object
+
+__all__ = ["read_json_body"]
+
+
+class _BrokenBody(InvalidRequest):
+    """A body that cannot be read: the answer closes the connection (``close_connection``)."""
+
+    default_code = "invalid_body"
+    close_connection = True
+
+
+async def read_json_body(request: web.Request) -> Json:
+    """The request's body as a JSON object, or a typed 4xx."""
+    settings = request.app[SETTINGS]
+    limit = settings.max_body_bytes
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyTooLarge(f"the request body is larger than {limit} bytes") from None
+    except TimeoutError:
+        raise BodyTimeout(
+            f"the request body did not arrive within {settings.body_timeout_s:g} s"
+        ) from None
+    except web.RequestPayloadError:
+        request.content.feed_eof()  # nothing more to read: aiohttp must not linger on it
+        raise _BrokenBody(
+            "the request body could not be read: its Content-Encoding or chunked framing"
+            " does not match its bytes"
+        ) from None
+    return parse_json_object(raw)
