@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -47,7 +48,11 @@ class RedisServer:
         if binary is None:
             pytest.fail("redis-server is not installed (bash .ci/system-deps.sh installs it)")
         self.binary = binary
-        self.workdir = workdir
+        # A private directory, not pytest's tmp_path: pytest deletes old numbered temp
+        # directories when other sessions start, and a cluster node whose config file
+        # vanishes exits. ``workdir`` keeps a link to it for whoever reads the test's files.
+        self.workdir = Path(tempfile.mkdtemp(prefix="aigw-redis-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.extra = extra
         """More redis-server arguments (``--cluster-enabled yes``, TLS settings)."""
@@ -79,13 +84,17 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5
+        )
         try:
             for _ in range(400):
+                if self.proc.poll() is not None:
+                    pytest.fail(f"redis-server exited: see {self.workdir}/redis-{self.port}.log")
                 try:
                     if client.ping():
                         return
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.TimeoutError):
                     time.sleep(0.025)
             pytest.fail(f"redis-server did not answer on port {self.port}")
         finally:
@@ -97,6 +106,11 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(timeout=30)
             self.proc = None
+
+    def remove(self) -> None:
+        """Stop and delete the server's directory."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, nothing saved."""
@@ -131,7 +145,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture
@@ -140,7 +154,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 def counter_values(client: redis.Redis, part: str) -> list[float]:

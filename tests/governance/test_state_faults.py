@@ -271,7 +271,6 @@ async def test_readonly_during_a_failover_follows_the_fail_mode(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     other = RedisServer(tmp_path / "b")
-    (tmp_path / "b").mkdir()
     other.start()
     try:
         await replicate(other, own_redis)  # B follows A; the sidecar talks to A
@@ -300,7 +299,7 @@ async def test_readonly_during_a_failover_follows_the_fail_mode(
             served = [r for r in before + after if r[0] == 200]
             assert redis_counts(own_redis) == ([sum(tokens_of(r) for r in served)], 0)
     finally:
-        other.stop()
+        other.remove()
 
 
 async def test_an_error_reply_of_a_cluster_node_follows_the_fail_mode(
@@ -314,7 +313,7 @@ async def test_an_error_reply_of_a_cluster_node_follows_the_fail_mode(
             async with sidecar_with(spec, redis_url=node.url) as sidecar:
                 assert {r[0] for r in await calls(sidecar, 4)} == {expected}
     finally:
-        node.stop()
+        node.remove()
 
 
 # -- blocked decisions are counted -----------------------------------------------------------
