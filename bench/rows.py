@@ -44,7 +44,9 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class Flag:
-    """A sidecar flag a step needs; ``value`` names what the harness provides for it:
+    """A sidecar flag a step needs, by its accepted spellings (``--flag``, or ``env:VAR`` for
+    an environment variable that ``aigw sidecar --help`` names); ``value`` names what the
+    harness provides for it:
     ``redis`` (a redis:// URL of the row's own redis-server), ``audit`` (a file path in the
     run's temp dir), ``otlp`` (the base URL of the row's own OTLP/HTTP Collector receiver),
     ``otlp-grpc`` (its host:port for OTLP/gRPC), or a literal prefixed with ``=``."""
@@ -78,6 +80,12 @@ secrets and warn on prompt injection)."""
 MINIMAL_ROUTE: Mapping[str, Any] = {"retry": {"attempts": 1}}
 """One attempt: no retry bookkeeping in the minimal row."""
 
+_OTLP_SPELLINGS = (
+    "--otlp-endpoint",
+    "--otel-endpoint",
+    "--otlp-traces-endpoint",
+    "env:OTEL_EXPORTER_OTLP_ENDPOINT",
+)
 _NEVER = {"requestsPerMinute": 100_000_000, "tokensPerMinute": 1_000_000_000}
 
 STEPS: Mapping[str, Step] = {
@@ -127,7 +135,7 @@ STEPS: Mapping[str, Step] = {
             "tracing",
             "tracing to a local Collector",
             (),
-            flags=(Flag(("--otlp-endpoint", "--otel-endpoint", "--otlp-traces-endpoint"), "otlp"),),
+            flags=(Flag(_OTLP_SPELLINGS, "otlp"),),
         ),
         Step(
             "retries",

@@ -4,13 +4,14 @@ step it names."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
-from aigw import NotBuilt, StepIgnored, documents, verdict
+from aigw import NotBuilt, StepIgnored, documents, flag_listed, missing_flags, verdict
 from aigw_contract import compile_bundle, parse_documents
 from probes import PROBES, warned
 from rows import MINIMAL_USE_CASE, ROWS, STEPS, Flag, Step
@@ -120,3 +121,21 @@ def test_steps_not_built_are_all_named() -> None:
 def test_warnings_are_found_anywhere_in_the_status_and_matched_case_insensitively() -> None:
     assert warned(["Budgets: not enforced"], ("budgets",)) == "Budgets: not enforced"
     assert warned(["credential file missing"], ("budgets", "rateLimits")) is None
+
+
+HELP = """  --redis-url REDIS_URL  shared state (env AIGW_REDIS_URL)
+  --audit-file-mode MODE  (env OTEL_EXPORTER_OTLP_ENDPOINT_X)"""
+
+
+def test_a_flag_is_found_only_as_a_whole_word_of_the_help() -> None:
+    assert flag_listed("--redis-url", HELP)
+    assert flag_listed("env:AIGW_REDIS_URL", HELP)
+    assert not flag_listed("--audit-file", HELP)  # only --audit-file-mode exists
+    assert not flag_listed("env:OTEL_EXPORTER_OTLP_ENDPOINT", HELP)
+    assert not flag_listed("--redis", HELP)
+
+
+def test_the_sidecar_of_this_checkout_has_the_flags_of_its_landed_steps() -> None:
+    landed = [k for k, s in STEPS.items() if s.landed]
+    for key in landed:
+        assert missing_flags(ROWS[f"aigw-{key}"], sys.executable) == {}, key
