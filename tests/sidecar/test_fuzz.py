@@ -294,11 +294,59 @@ MESSAGES_BODY = st.fixed_dictionaries(
 )
 
 
-def encoded(body: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
-    """JSON bytes of ``body``; now and then not an object, or not JSON at all."""
-    as_json = body.map(lambda b: json.dumps(b).encode())
+SERVED_CHAT = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["chat", "claude", "canary", "azure"]),
+        "messages": st.lists(
+            st.fixed_dictionaries(
+                {"role": st.sampled_from(["system", "user", "assistant"]), "content": TEXT}
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+    },
+    optional={
+        "max_tokens": st.integers(min_value=1, max_value=2**40),
+        "temperature": st.floats(min_value=0, max_value=1),
+        "stream": st.booleans(),
+        "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
+        "stop": st.lists(TEXT, max_size=2),
+        "metadata": st.dictionaries(st.text(max_size=5), TEXT, max_size=2),
+        "user": TEXT,
+        "extra": ANY_JSON,
+    },
+)
+SERVED_EMBED = st.fixed_dictionaries(
+    {"model": st.just("embed"), "input": TEXT | st.lists(TEXT, min_size=1, max_size=3)},
+    optional={"encoding_format": st.sampled_from(["float", "base64"]), "extra": ANY_JSON},
+)
+SERVED_MESSAGES = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["chat", "claude", "canary"]),
+        "max_tokens": st.integers(min_value=1, max_value=2**31),
+        "messages": st.lists(
+            st.fixed_dictionaries({"role": st.just("user"), "content": TEXT}),
+            min_size=1,
+            max_size=2,
+        ),
+    },
+    optional={
+        "system": TEXT,
+        "stream": st.booleans(),
+        "temperature": st.floats(min_value=0, max_value=1),
+        "metadata": st.fixed_dictionaries({"user_id": TEXT}),
+    },
+)
+
+
+def encoded(
+    body: st.SearchStrategy[Any], served: st.SearchStrategy[Any]
+) -> st.SearchStrategy[bytes]:
+    """JSON bytes: a request that should be served, a fuzzed near-valid one, any JSON value,
+    or not JSON at all."""
     return st.one_of(
-        *[as_json] * 12,
+        *[served.map(lambda b: json.dumps(b).encode())] * 4,
+        *[body.map(lambda b: json.dumps(b).encode())] * 8,
         ANY_JSON.map(lambda b: json.dumps(b).encode()),
         st.binary(max_size=60),
     )
@@ -363,11 +411,16 @@ VALID = {
 }
 
 
-def _fuzz_bodies(sidecar: Threaded, path: str, strategy: st.SearchStrategy[Any]) -> None:
+def _fuzz_bodies(
+    sidecar: Threaded,
+    path: str,
+    strategy: st.SearchStrategy[Any],
+    served: st.SearchStrategy[Any],
+) -> None:
     seen: list[int] = []
 
     @settings(FUZZ, max_examples=BODIES)
-    @given(body=encoded(strategy))
+    @given(body=encoded(strategy, served))
     def run(body: bytes) -> None:
         status, payload = send(sidecar.port, path, body)
         seen.append(status)
@@ -411,17 +464,17 @@ def _still_serves(sidecar: Threaded, path: str) -> None:
 
 @pytest.mark.slow
 def test_fuzzed_chat_bodies(sidecar: Threaded) -> None:
-    _fuzz_bodies(sidecar, "/v1/chat/completions", CHAT_BODY)
+    _fuzz_bodies(sidecar, "/v1/chat/completions", CHAT_BODY, SERVED_CHAT)
 
 
 @pytest.mark.slow
 def test_fuzzed_embeddings_bodies(sidecar: Threaded) -> None:
-    _fuzz_bodies(sidecar, "/v1/embeddings", EMBED_BODY)
+    _fuzz_bodies(sidecar, "/v1/embeddings", EMBED_BODY, SERVED_EMBED)
 
 
 @pytest.mark.slow
 def test_fuzzed_messages_bodies(sidecar: Threaded) -> None:
-    _fuzz_bodies(sidecar, "/v1/messages", MESSAGES_BODY)
+    _fuzz_bodies(sidecar, "/v1/messages", MESSAGES_BODY, SERVED_MESSAGES)
 
 
 @pytest.mark.slow
