@@ -79,7 +79,7 @@ class CircuitBreaker(AttemptMiddleware):
                     now, exc.wait_s, rate_limited=exc.error_class is ErrorClass.RATE_LIMITED
                 )
             if exc.error_class in _HEALTH_FAILURES:
-                health.failed(now, plan.breaker_failures, plan.breaker_open_s)
+                health.failed(now, plan.breaker_failures, plan.breaker_open_s, probe=probe)
             elif probe:
                 health.released()
             raise

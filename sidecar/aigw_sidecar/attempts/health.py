@@ -131,13 +131,16 @@ class Health:
                 else (1 - _EWMA) * self.latency_s + _EWMA * latency_s
             )
 
-    def failed(self, now: float, threshold: int, open_s: float) -> None:
-        """A health failure: opens the circuit at ``threshold`` in a row, or after a probe."""
+    def failed(self, now: float, threshold: int, open_s: float, *, probe: bool = False) -> None:
+        """A health failure: ``threshold`` in a row open the circuit; so does a failed probe.
+        (An attempt admitted before the circuit opened that fails during the probe is
+        counted, but only the probe decides.)"""
         self.failures += 1
-        probe, self.probing = self.probing, False
-        # A failed probe (or an attempt admitted before the circuit went half-open) re-opens.
-        tripped = self.circuit is Circuit.CLOSED and self.failures >= threshold
-        if probe or tripped or self.circuit is Circuit.HALF_OPEN:
+        if probe:
+            self.probing = False
+            self.open_until = now + open_s
+            self._move(Circuit.OPEN)
+        elif self.circuit is Circuit.CLOSED and self.failures >= threshold:
             self.open_until = now + open_s
             self._move(Circuit.OPEN)
 

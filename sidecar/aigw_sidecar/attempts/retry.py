@@ -114,6 +114,9 @@ class RetryFallback(AttemptMiddleware):
                     if choice.pause_s > 0:
                         await asyncio.sleep(choice.pause_s)
                     attempt = attempt.retry(choice.backend)
+                except SidecarError:  # the provider refused the request itself (a 4xx)
+                    self._stop(route, "not_retryable")
+                    raise
         finally:
             if metrics is not None:
                 metrics.request_attempts.labels(route.name).observe(upstream_attempts(ctx))

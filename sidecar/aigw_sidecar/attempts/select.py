@@ -19,8 +19,12 @@ Next attempt (:meth:`Picker.next`): the first ready backend of ``fallback`` not 
 this request goes at once (a fallback has not been stressed by this request); else the
 backends already tried (the failed one first, then the fallback order) are retried after a
 full-jitter exponential pause (``backoffBaseMs`` * 2^(failures-1), at most
-``backoffMaxMs``) and never before their provider's ``Retry-After``; a pause the provider
-wants longer than ``backoffMaxMs`` rules that backend out. No attempt starts that cannot
+``backoffMaxMs``) and never before their provider's ``Retry-After`` (a fallback still
+backing off is waited for the same way), the soonest first; a pause the provider wants
+longer than ``backoffMaxMs`` rules that backend out. Only when none of those can be tried
+(circuits open, pauses too long) does another weighted backend of the route get the retry,
+at once: the fallback order is the admin's, and a canary must not inherit a failing
+primary's traffic while the primary can still be retried. No attempt starts that cannot
 finish in time: the pause plus the backend's recent time to answer must end before the
 deadline.
 """
@@ -161,36 +165,66 @@ class Picker:
         (``deadline``, ``backoff_too_long``, ``no_backend``)."""
         plan = route.plan
         allowed = ctx.state.get(BACKEND_FILTER)
-        for backend in plan.fallback:
-            if backend.name in tried or (allowed is not None and not allowed.allows(backend)):
+        untried = self._untried(ctx, route, plan.fallback, tried, allowed, now)
+        if untried is not None:
+            return untried
+        again = self._again(ctx, route, failed, tried, failures, allowed, now)
+        if isinstance(again, Choice):
+            return again
+        # Last resort: another weighted backend, at once.
+        return self._untried(ctx, route, plan.weighted, tried, allowed, now) or again
+
+    def _untried(  # noqa: PLR0917 - private
+        self,
+        ctx: RequestContext,
+        route: RuntimeRoute,
+        backends: tuple[RuntimeBackend, ...],
+        tried: Collection[str],
+        allowed: BackendFilter | None,
+        now: float,
+    ) -> Choice | None:
+        """The first of ``backends`` not tried yet that is ready and can finish in time."""
+        for backend in backends:
+            if backend.name in tried:
                 continue
             health = self.health(route, backend)
-            if _ready(None, backend, health, now) and now + health.latency_s < ctx.deadline:
+            if _ready(allowed, backend, health, now) and now + health.latency_s < ctx.deadline:
                 return Choice(backend)
+        return None
+
+    def _again(  # noqa: PLR0917 - private
+        self,
+        ctx: RequestContext,
+        route: RuntimeRoute,
+        failed: RuntimeBackend,
+        tried: Collection[str],
+        failures: int,
+        allowed: BackendFilter | None,
+        now: float,
+    ) -> Choice | str:
+        """The soonest retry of a tried backend (or a fallback backing off)."""
+        plan = route.plan
         ceiling = min(plan.backoff_max_s, plan.backoff_base_s * 2 ** (failures - 1))
         jitter = self.rng.uniform(0, ceiling) if ceiling > 0 else 0.0
-        best: Choice | None = None
-        best_at = math.inf
-        reason = "no_backend"
-        again: dict[str, RuntimeBackend] = {}  # tried ones, then fallbacks backing off
+        candidates: dict[str, RuntimeBackend] = {}  # tried ones, then fallbacks backing off
         fallback = {b.name for b in plan.fallback}
         for backend in (failed, *plan.fallback, *route.backends):
             if backend.name in tried or backend.name in fallback:
-                again.setdefault(backend.name, backend)
-        for backend in again.values():
-            if allowed is not None and not allowed.allows(backend):
-                continue
+                candidates.setdefault(backend.name, backend)
+        best: Choice | str = "no_backend"
+        best_at = math.inf
+        for backend in candidates.values():
             health = self.health(route, backend)
-            if not health.closed_for(now):
+            if (allowed is not None and not allowed.allows(backend)) or not health.closed_for(now):
                 continue
             asked = health.not_before - now
             if asked > plan.backoff_max_s:
-                reason = "backoff_too_long"
+                best = "backoff_too_long" if isinstance(best, str) else best
                 continue
             pause = max(jitter, asked) if backend.name in tried else max(0.0, asked)
             if now + pause + health.latency_s >= ctx.deadline:
-                reason = "deadline"
+                best = "deadline" if isinstance(best, str) else best
                 continue
             if now + pause < best_at:
                 best, best_at = Choice(backend, pause), now + pause
-        return best if best is not None else reason
+        return best
