@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["ENVIRONMENT", "NOT_WIRED_YET", "add_arguments", "run"]
 
 _ENV = {
     "bundle": "AIGW_BUNDLE_PATH",
@@ -29,6 +30,10 @@ _ENV = {
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
     "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
+    "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
+    "body_timeout": "AIGW_BODY_TIMEOUT_S",
+    "send_timeout": "AIGW_SEND_TIMEOUT_S",
+    "status_from_network": "AIGW_STATUS_FROM_NETWORK",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -37,6 +42,15 @@ _POD_ENV = {
     "service_account": "AIGW_SERVICE_ACCOUNT",
 }
 _LABELS_FILE_ENV = "AIGW_POD_LABELS_FILE"
+
+NOT_WIRED_YET = ("AIGW_OTLP_ENDPOINT", "AIGW_OTLP_PROTOCOL", "AIGW_TRACE_SAMPLING_RATIO")
+"""Variables the chart hands every injected sidecar (``opentelemetry.*``) that it does not
+read yet: it exports no traces, and warns at startup when one is set. The telemetry work
+wires OpenTelemetry here (reading its variables into the settings, next to ``_ENV``) and
+empties this tuple; ``tests/chart/test_operator_args.py`` fails on any variable the chart
+passes that is neither read nor listed here."""
+ENVIRONMENT = frozenset([*_ENV.values(), *_POD_ENV.values(), _LABELS_FILE_ENV])
+"""Every variable ``aigw sidecar`` reads."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +75,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--drain-timeout",
         type=float,
         help=f"seconds to drain on SIGTERM (env {_ENV['drain_timeout']})",
+    )
+    for flag, key, what in (
+        ("--idle-timeout", "idle_timeout", "close a caller connection idle (or sending its head)"),
+        ("--body-timeout", "body_timeout", "refuse a request body not sent within (408)"),
+        ("--send-timeout", "send_timeout", "end a call whose caller stops reading for"),
+    ):
+        parser.add_argument(flag, type=float, help=f"seconds: {what} (env {_ENV[key]}; default 30)")
+    parser.add_argument(
+        "--status-from-network",
+        action="store_const",
+        const="true",
+        help=f"serve /aigw/status to peers beyond the pod's loopback (env "
+        f"{_ENV['status_from_network']}=true; default: loopback only)",
     )
     parser.add_argument(
         "--reload-interval",
@@ -114,10 +141,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
             ("reload_interval", "reload_interval_s", float),
             ("max_body_bytes", "max_body_bytes", int),
             ("redis_timeout", "redis_timeout_s", float),
+            ("idle_timeout", "idle_timeout_s", float),
+            ("body_timeout", "body_timeout_s", float),
+            ("send_timeout", "send_timeout_s", float),
         ):
             raw = _pick(args, name)
             if raw is not None:
-                overrides[field] = kind(raw)
+                number = kind(raw)
+                if field.endswith("_s") and not 0 < number < math.inf:
+                    raise ValueError(f"{name.replace('_', '-')} must be a positive number")
+                overrides[field] = number
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -125,6 +158,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
+    status_from_network = _pick(args, "status_from_network")
+    if status_from_network is not None:
+        overrides["status_from_network"] = status_from_network.lower() in ("1", "true", "yes")
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
@@ -148,5 +184,11 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    ignored = [name for name in NOT_WIRED_YET if os.environ.get(name)]
+    if ignored:
+        logging.getLogger("aigw_sidecar").warning(
+            "%s set, but this sidecar exports no OpenTelemetry traces yet: ignored",
+            ", ".join(ignored),
+        )
     settings = SidecarSettings(bundle_path=Path(bundle), **overrides)  # type: ignore[arg-type]
     return serve(settings)

@@ -49,7 +49,8 @@ def content_text(content: object) -> str:
     """The text of a message's content: a string, or a list of parts/blocks with text in them.
 
     Covers OpenAI text parts (``{"type": "text", "text": ...}``) and Anthropic blocks (text,
-    and ``tool_result`` whose content is itself text or blocks).
+    ``tool_result`` whose content is itself text or blocks, and plain-text ``document``
+    blocks).
     """
     if isinstance(content, str):
         return content
@@ -57,10 +58,13 @@ def content_text(content: object) -> str:
         texts: list[str] = []
         for part in content:
             if isinstance(part, Mapping):
+                source = part.get("source")
                 if isinstance(part.get("text"), str):
                     texts.append(part["text"])
                 elif "content" in part:
                     texts.append(content_text(part["content"]))
+                elif isinstance(source, Mapping) and source.get("type") == "text":
+                    texts.append(str(source.get("data", "")))  # a plain-text document block
             elif isinstance(part, str):
                 texts.append(part)
         return " ".join(t for t in texts if t)

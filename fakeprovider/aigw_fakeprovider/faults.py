@@ -7,7 +7,8 @@ two ways, because a proxy in between may not forward arbitrary headers:
 
 * request headers, read per request (``X-Fake-Status``, ``X-Fake-Retry-After``,
   ``X-Fake-Latency-Ms``, ``X-Fake-Chunk-Latency-Ms``, ``X-Fake-Cut-After-Chunks``,
-  ``X-Fake-Error-After-Chunks``, ``X-Fake-Omit-Usage``, ``X-Fake-Reply``);
+  ``X-Fake-Error-After-Chunks``, ``X-Fake-Omit-Usage``, ``X-Fake-Reply``,
+  ``X-Fake-Cached-Tokens``, ``X-Fake-Cache-Write-Tokens``);
 * the control API, ``POST /_fake/faults``, which queues faults for the next model requests.
 
 When both apply, the queued fault is taken first and the headers override it field by field.
@@ -30,6 +31,8 @@ _INT_FIELDS = (
     "chunk_latency_ms",
     "cut_after_chunks",
     "error_after_chunks",
+    "cached_tokens",
+    "cache_write_tokens",
 )
 _OPTIONAL_INT_FIELDS = ("status", "cut_after_chunks", "error_after_chunks")
 _STR_FIELDS = ("retry_after", "retry_after_ms", "ratelimit_reset", "reply", "error_message")
@@ -46,6 +49,8 @@ _HEADER_TO_FIELD = {
     "x-fake-omit-usage": "omit_usage",
     "x-fake-reply": "reply",
     "x-fake-error-message": "error_message",
+    "x-fake-cached-tokens": "cached_tokens",
+    "x-fake-cache-write-tokens": "cache_write_tokens",
 }
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
@@ -71,6 +76,10 @@ class Fault:
     ``omit_usage``: leave token usage out of the answer (and of the final stream events).
     ``reply``: answer exactly this text instead of the echo.
     ``error_message``: the message of the error body (with ``status``).
+    ``cached_tokens``: report this many of the prompt tokens as read from the prompt cache
+    (OpenAI ``prompt_tokens_details.cached_tokens``, Anthropic ``cache_read_input_tokens``).
+    ``cache_write_tokens``: report this many as written to it (Anthropic
+    ``cache_creation_input_tokens``; OpenAI has no such field).
     """
 
     status: int | None = None
@@ -84,6 +93,8 @@ class Fault:
     omit_usage: bool = False
     reply: str | None = None
     error_message: str | None = None
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fault:

@@ -96,13 +96,16 @@ def presented_key(request: web.Request) -> str | None:
     return auth[7:] if auth[:7].lower() == "bearer " else None
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
-    return {
+def _usage(prompt: int, completion: int, cached: int = 0) -> dict[str, Any]:
+    usage = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         **_USAGE_DETAILS,
     }
+    if cached:
+        usage["prompt_tokens_details"] = {"cached_tokens": min(cached, prompt), "audio_tokens": 0}
+    return usage
 
 
 def _chosen_tool(body: Mapping[str, Any], hint: str) -> ToolCall | None:
@@ -171,7 +174,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         "system_fingerprint": "fp_aigw_fake",
         "service_tier": "default",
     }
-    usage = None if call.fault.omit_usage else _usage(prompt_tokens, len(parts))
+    usage = (
+        None
+        if call.fault.omit_usage
+        else _usage(prompt_tokens, len(parts), call.fault.cached_tokens)
+    )
     tool_id = short_id("call_", call.seq)
     if body.get("stream") is True:
         options = body.get("stream_options")

@@ -145,6 +145,7 @@ def create_apps(
     api.router.add_post("/v1/embeddings", handlers.embeddings)
     api.router.add_get("/v1/models", handlers.list_models)
     api.router.add_post("/v1/messages", handlers.messages)
+    api.router.add_post("/v1/messages/count_tokens", handlers.count_tokens)
     add_admin_routes(admin)
     add_rollout_route(admin)
     return api, admin

@@ -3,8 +3,10 @@
 Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
 rendered in the caller's API shape (Anthropic on ``/v1/messages``, OpenAI elsewhere) with
 ``Retry-After`` when it has one; aiohttp's own HTTP errors (unknown path, wrong method, body
-too large) become the matching typed error; anything else is a bug: logged with the request
-id, answered with a generic 500 that carries no detail.
+too large) become the matching typed error; a request the drain cut before its answer began
+gets a 503 ``shutting_down``; anything else is a bug: logged with the request id, answered
+with a generic 500 that carries no detail. A whole (not streamed) answer is written here
+too, bounded by ``send_timeout_s``, so a caller that stops reading cannot hold it forever.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
+from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
+from .drain import shutting_down
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
@@ -45,7 +48,7 @@ def new_request_id(request: web.Request) -> str:
 def error_response(request: web.Request, error: SidecarError) -> web.Response:
     """``error`` as a response in the shape of the endpoint the caller used."""
     request_id = request.get(REQUEST_ID, "")
-    if request.path == "/v1/messages":
+    if request.path.startswith("/v1/messages"):
         body = anthropic_error_body(error, request_id)
     else:
         body = openai_error_body(error, request_id)
@@ -81,6 +84,20 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
     return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")
 
 
+async def _send(request: web.Request, response: web.Response) -> None:
+    """Write a whole answer here, bounded by ``send_timeout_s``: aiohttp would wait forever
+    for a caller that stopped reading. Past the bound the connection is dropped."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].send_timeout_s):
+            await response.prepare(request)
+            await response.write_eof()
+    except TimeoutError:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise ConnectionResetError("the caller stopped reading the answer") from None
+
+
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
     route = ""
@@ -113,7 +130,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             mapped = _from_http(exc)
             response = error_response(request, mapped)
             error_type = mapped.type
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
+            if not in_flight.was_cut(task) or request.writer.output_size > 0:
+                error_type, status = "client_disconnected", 499
+                raise
+            task.uncancel()  # cut by the drain before its answer began: say so, typed
+            response = error_response(request, shutting_down())
+            response.force_close()
+            error_type = "upstream_unavailable"
+        except ConnectionResetError:
             error_type = "client_disconnected"
             status = 499
             raise
@@ -125,6 +150,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             error_type = ""
         status = response.status
+        if isinstance(response, web.Response) and not response.prepared:
+            try:
+                await _send(request, response)
+            except ConnectionResetError:
+                status, error_type = 499, "client_disconnected"
+                raise
         return response
     finally:
         in_flight.leave(task)

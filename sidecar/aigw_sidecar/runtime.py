@@ -11,6 +11,11 @@ money unit of the sidecar); per route its compiled :class:`AttemptPlan`.
 Credentials are held in fields excluded from ``repr`` and never put in logs, status or
 errors. A backend whose credential file is missing stays in the config, marked unusable; the
 problem (never the value) is listed in ``warnings`` and shown in ``/aigw/status``.
+
+Settings of the bundle's policies and routes that this sidecar does not enforce yet are
+found with the contract's field-status table (``aigw_contract.enforcement``, the same rule
+``aigw validate`` and the operator apply) and listed in ``not_enforced``; the defaults that
+are not enforced yet in ``inactive_defaults``. Both show in ``/aigw/status``.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ import orjson
 from aiohttp import ClientTimeout
 
 from aigw_contract import Backend, Bundle, BundleRoute, ErrorClass, Provider
+from aigw_contract.enforcement import unenforced
 
 from .adapters import ADAPTERS, Adapter
 from .governance.money import Prices
+from .scrub import Scrubber
 from .state import State
 
 __all__ = [
@@ -161,6 +168,13 @@ class RuntimeConfig:
     models_anthropic: bytes
     """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
     warnings: tuple[str, ...] = ()
+    """Problems of this config (unreadable credentials), never a credential."""
+    not_enforced: tuple[str, ...] = ()
+    """Settings of the bundle that are accepted but not enforced yet, one line each."""
+    inactive_defaults: tuple[str, ...] = ()
+    """Defaults in the bundle that would do something but are not enforced yet."""
+    scrubber: Scrubber = field(default_factory=Scrubber, repr=False)
+    """Removes every backend's credential from provider messages (:mod:`.scrub`)."""
     credential_files: tuple[Path, ...] = ()
     """The credential files read for this config (watched for rotation)."""
     prepared: State = field(default_factory=State, repr=False)
@@ -318,6 +332,17 @@ def credential_files(bundle: Bundle, secrets_dir: Path) -> tuple[Path, ...]:
     )
 
 
+def _not_enforced(bundle: Bundle) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    settings: list[str] = []
+    defaults: set[str] = set()
+    for kind, items in (("AIPolicy", bundle.policies), ("ModelRoute", bundle.routes)):
+        for item in items:
+            found = unenforced(kind, item, resource=f"{kind}/{item.name}")
+            settings += [str(problem) for problem in found.settings]
+            defaults.update(f"{kind} {default}" for default in found.defaults)
+    return tuple(settings), tuple(sorted(defaults))
+
+
 def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     """Compile a validated bundle; reads the credential files it references."""
     routes = {r.name: _route(r, secrets_dir) for r in bundle.routes}
@@ -328,6 +353,7 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     models_openai, models_anthropic = render_models(bundle, [*routes, *aliases])
     digest = bundle.content_hash.removeprefix("sha256:")[:12]
     files = credential_files(bundle, secrets_dir)
+    not_enforced, inactive_defaults = _not_enforced(bundle)
     return RuntimeConfig(
         bundle=bundle,
         revision=bundle.revision,
@@ -338,5 +364,8 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,
+        not_enforced=not_enforced,
+        inactive_defaults=inactive_defaults,
+        scrubber=Scrubber(b.secret for r in routes.values() for b in r.backends),
         credential_files=files,
     )

@@ -1,9 +1,10 @@
 """Provider error responses, mapped into the sidecar's error tree.
 
 A provider's status decides the error class; its message is kept (it is often the useful
-part: "max_tokens is too large") but scrubbed first: the backend's credential and any URL
-are removed, and it is cut to a few hundred characters. Provider headers are never copied,
-except a 429's ``Retry-After`` (seconds, or ``retry-after-ms``) which is passed on.
+part: "max_tokens is too large") but scrubbed first (:mod:`.scrub`: every backend's
+credential in any rendering, anything key-like, URLs), and cut to a few hundred characters.
+Provider headers are never copied, except the back-off hint of a 429 or 503 (below), passed
+on as ``Retry-After``.
 
 =================  =====================================================================
 provider status    sidecar error
@@ -46,27 +47,16 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .scrub import Scrubber
 
-__all__ = ["map_upstream_error", "scrub", "wait_hint_seconds"]
+__all__ = ["map_upstream_error", "wait_hint_seconds"]
 
-_URL = re.compile(r"\b(?:https?|wss?)://\S+", re.IGNORECASE)
-_MAX_MESSAGE = 300
 _MAX_WAIT_S = 3600.0
 _DURATION = re.compile(
     r"(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m(?!s))?(?:([0-9]{1,9}(?:\.[0-9]{1,9})?)s)?"
     r"(?:([0-9]{1,9}(?:\.[0-9]{1,9})?)ms)?",
     re.ASCII,
 )
-
-
-def scrub(message: str, secret: str | None) -> str:
-    """A provider message safe to show the caller."""
-    if secret:
-        message = message.replace(secret, "[credential]")
-    message = _URL.sub("[url]", message)
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "..."
-    return message
 
 
 def _number(text: str | None) -> float | None:
@@ -144,10 +134,10 @@ def _provider_message(raw: bytes) -> str:
 
 
 def map_upstream_error(  # noqa: PLR0911 - a table in code
-    status: int, raw: bytes, headers: Mapping[str, str], *, backend: str, secret: str | None
+    status: int, raw: bytes, headers: Mapping[str, str], *, backend: str, scrubber: Scrubber
 ) -> SidecarError:
-    """The sidecar error for a provider's non-2xx answer."""
-    detail = scrub(_provider_message(raw), secret)
+    """The sidecar error for a provider's non-2xx answer, its message scrubbed."""
+    detail = scrubber.scrub(_provider_message(raw))
     said = f"backend {backend} answered {status}" + (f": {detail}" if detail else "")
     if status == 429:
         wait = wait_hint_seconds(status, headers)

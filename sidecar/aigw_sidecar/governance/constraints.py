@@ -40,6 +40,9 @@ class Constraints:
     deadline_ms: int | None
     """Deadline of the whole request in milliseconds from its start."""
     decisions: tuple[Decision, ...] = ()
+    unenforced_latency_ms: int | None = None
+    """Under observe or warn: the policy's ``maxLatencyMs`` that enforce would apply. The
+    sidecar records a decision when a call runs past it (nothing is cut)."""
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
@@ -116,5 +119,6 @@ def constrain(
         clamp_to=clamp_to,
         estimated_cost_nusd=cost,
         deadline_ms=deadline,
+        unenforced_latency_ms=None if enforce else limits.max_latency_ms,
         decisions=tuple(decisions),
     )

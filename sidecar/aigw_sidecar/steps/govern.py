@@ -27,7 +27,7 @@ import logging
 
 from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
-from aigw_sidecar.context import RequestContext
+from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import (
     BudgetExceeded,
     CostLimitExceeded,
@@ -183,6 +183,7 @@ class Admit(Step):
         view = self._g.view(ctx.config)
         route = ctx.route
         claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
+        _strip_consumed_claims(ctx.body)
         try:
             admission = self._g.governor.admit(
                 view,
@@ -203,6 +204,23 @@ class Admit(Step):
         ctx.state[IDENTITY] = admission.identity
         self._g.record(ctx, admission.decisions)
         _warning_header(ctx, admission.warnings)
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        admission = ctx.state.get(ADMISSION)
+        if admission is None:
+            return
+        limit = admission.constraints.unenforced_latency_ms
+        if limit is None:
+            return
+        elapsed_ms = (asyncio.get_running_loop().time() - ctx.started) * 1000
+        if elapsed_ms > limit:  # observe/warn: enforce would have cut this call here
+            decision = GovernanceDecision.for_mode(
+                admission.mode,
+                "constrain",
+                "latency_limit_exceeded",
+                f"the call took {elapsed_ms:.0f} ms, past the policy's maxLatencyMs {limit}",
+            )
+            self._g.record(ctx, [decision])
 
 
 class Limit(Step):
@@ -246,6 +264,21 @@ class Limit(Step):
             # The call failed or the stream was cut: what was streamed was produced (and
             # billed, the account step counted it); a call that produced nothing is released.
             await self._g.settle(ctx, grant)
+
+
+_BODY_CLAIMS = ("tenant", "use_case")
+
+
+def _strip_consumed_claims(body: Json) -> None:
+    """Remove the ``metadata`` claims governance consumed, so they never reach a provider
+    (the rest of ``metadata`` is the caller's own and goes through)."""
+    meta = body.get("metadata")
+    if isinstance(meta, dict) and any(k in meta for k in _BODY_CLAIMS):
+        rest = {k: v for k, v in meta.items() if k not in _BODY_CLAIMS}
+        if rest:
+            body["metadata"] = rest
+        else:
+            del body["metadata"]
 
 
 def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
