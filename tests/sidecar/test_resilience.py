@@ -87,7 +87,7 @@ def resilient_route(bad: FakeProvider, good: FakeProvider, **spec: Any) -> dict[
         },
     )
     # requestMs is generous for a loaded machine; the hang faults wait longer.
-    spec.setdefault("timeouts", {"connectMs": 1000, "requestMs": 1000, "idleMs": 1000})
+    spec.setdefault("timeouts", {"connectMs": 2000, "requestMs": 2500, "idleMs": 2500})
     spec.setdefault("circuitBreaker", {"consecutiveFailures": 5, "openSeconds": 30})
     return route(
         "chat",
@@ -164,11 +164,11 @@ PRE_FIRST_BYTE = {
     "429 with Retry-After": ({"status": 429, "retry_after": "1"}, False),
     "429 with retry-after-ms": ({"status": 429, "retry_after_ms": "800"}, False),
     "429 with x-ratelimit-reset": ({"status": 429, "ratelimit_reset": "900ms"}, False),
-    "hang past the timeout": ({"latency_ms": 3000}, False),
+    "hang past the timeout": ({"latency_ms": 6000}, False),
     "connection reset": ({"cut_after_chunks": 0}, False),
     "stream cut before the first byte": ({"cut_after_chunks": 0}, True),
     "stream error event before the first byte": ({"error_after_chunks": 0}, True),
-    "stream hangs before the first byte": ({"latency_ms": 3000}, True),
+    "stream hangs before the first byte": ({"latency_ms": 6000}, True),
 }
 
 
