@@ -46,6 +46,7 @@ from .rollout import add_rollout_route
 from .settings import SidecarSettings
 from .steps import Plugin, Services, default_steps
 from .steps.govern import Governance, build_governance
+from .steps.inspect import Inspect, InspectAnswer, Inspection
 
 __all__ = ["StepsFactory", "build_pipeline", "create_apps"]
 
@@ -60,12 +61,16 @@ def build_pipeline(
     states: BackendStates | None = None,
 ) -> Pipeline:
     """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
-    added when the factory did not include it."""
+    and inspection added when the factory did not include them (a plug-in factory cannot
+    leave a policy's redaction out by accident; it may bring its own ``Inspection``)."""
     steps: list[Step] = [p for p in plugins if isinstance(p, Step)]
     middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
     for step in governance.steps:
         if step not in steps:
             steps.append(step)
+    names = {s.name for s in steps}
+    if Inspect.name not in names and InspectAnswer.name not in names:
+        steps.extend(Inspection(services.settings, services.metrics).steps)
     chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
     return Pipeline(steps, chain)
 

@@ -91,6 +91,13 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("aigw_requests_in_flight", "API requests in progress.", registry=r)
+        self.inspection = Counter(
+            "aigw_inspection_findings_total",
+            "Inspection findings (redaction, prompt injection, tool calls, detector errors) by "
+            "what was done about them; never the values.",
+            ["direction", "kind", "category", "action"],
+            registry=r,
+        )
         self.bundle_reloads = Counter(
             "aigw_bundle_reloads",
             "Bundle loads, by result (ok, failed).",

@@ -21,12 +21,16 @@ from aigw_sidecar.settings import SidecarSettings
 
 from .account import Account
 from .govern import Admit, Governance, Limit
+from .inspect import Inspect, InspectAnswer, Inspection
 from .route import ResolveRoute, route_to
 
 __all__ = [
     "Account",
     "Admit",
     "Governance",
+    "Inspect",
+    "InspectAnswer",
+    "Inspection",
     "Limit",
     "Plugin",
     "ResolveRoute",
