@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from .attempts import BackendStates
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
@@ -20,6 +21,7 @@ from .settings import SidecarSettings
 from .steps.govern import Governance
 
 __all__ = [
+    "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
     "GOVERN",
@@ -84,6 +86,9 @@ IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
 HEAP = web.AppKey("aigw_heap", HeapTrimmer)
 LARGE_BODY = web.RequestKey("aigw_large_body", bool)
 """Set on a request whose body counted as large for :data:`HEAP` (see ``memory.py``)."""
+BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
+"""Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
+``/aigw/status``."""
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)
