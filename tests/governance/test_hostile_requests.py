@@ -248,7 +248,7 @@ CASES = [
             path=MESSAGES, body=_json({"model": "chat", "max_tokens": 2**31, "messages": USER})
         ),
         400,
-    ),  # noqa: E501
+    ),
     case("n-at-limit", request(body=chat(n=128, max_tokens=5)), 200),
     case("max-tokens-2^64", request(body=chat(max_tokens=2**64)), 400),
     case("max-tokens-1e309", request(body=chat(max_tokens=1).replace(b": 1}", b": 1e309}")), 400),
