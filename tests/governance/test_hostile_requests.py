@@ -239,10 +239,21 @@ CASES = [
     case("latin1-header", request(headers=(b"X-AIGW-User: caf\xe9",)), 400),
     # -- numbers at and past their limits --------------------------------------------------
     case("max-tokens-0", request(body=chat(max_tokens=0)), 400),
-    case("max-tokens-int64", request(body=chat(max_tokens=2**63 - 1))),
+    case("max-tokens-at-int32", request(body=chat(max_tokens=2**31 - 1)), 200),
+    case("max-tokens-past-int32", request(body=chat(max_tokens=2**31)), 400),
+    case("max-tokens-int64", request(body=chat(max_tokens=2**63 - 1)), 400),
+    case(
+        "messages-max-tokens-past",
+        request(
+            path=MESSAGES, body=_json({"model": "chat", "max_tokens": 2**31, "messages": USER})
+        ),
+        400,
+    ),
+    case("n-at-limit", request(body=chat(n=128, max_tokens=5)), 200),
     case("max-tokens-2^64", request(body=chat(max_tokens=2**64)), 400),
     case("max-tokens-1e309", request(body=chat(max_tokens=1).replace(b": 1}", b": 1e309}")), 400),
-    case("n-huge", request(body=chat(n=2**31))),
+    case("n-past-limit", request(body=chat(n=129)), 400),
+    case("n-huge", request(body=chat(n=2**31)), 400),
     case("temperature-past-2", request(body=chat(temperature=2.0000001)), 400),
     case("latency-at-limit", request(headers=(b"X-AIGW-Max-Latency-Ms: 3600000",)), 200),
     case(
