@@ -5,12 +5,6 @@ a store fixture that runs the same test against memory and Redis state, and a re
 from __future__ import annotations
 
 import json
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,125 +13,18 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
-import yaml
 from redis.asyncio import Redis
 
-from aigw_contract import Bundle, compile_bundle, parse_documents
+from aigw_contract import Bundle
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer, SidecarSettings
 from aigw_sidecar.governance import MemoryStore, RedisStore, Store, redis_py
+from support import NAMESPACE, RedisServer, backend_doc, compile_docs, policy_doc, route_doc
 
 Doc = dict[str, Any]
 BundleFactory = Callable[..., Bundle]
-NAMESPACE = "team-a"
+__all__ = ["NAMESPACE", "RedisServer"]  # re-exported for the tests of this folder
 HELLO: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A redis-server on a free loopback port, in its own directory; stoppable mid-test."""
-
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (bash .ci/system-deps.sh installs it)")
-        self.binary = binary
-        # A private directory, not pytest's tmp_path: pytest deletes old numbered temp
-        # directories when other sessions start, and a cluster node whose config file
-        # vanishes exits. ``workdir`` keeps a link to it for whoever reads the test's files.
-        self.workdir = Path(tempfile.mkdtemp(prefix="aigw-redis-"))
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.extra = extra
-        """More redis-server arguments (``--cluster-enabled yes``, TLS settings)."""
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert self.proc is None
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--logfile",
-                str(self.workdir / f"redis-{self.port}.log"),
-                *self.extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(
-            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5
-        )
-        try:
-            for _ in range(400):
-                if self.proc.poll() is not None:
-                    pytest.fail(f"redis-server exited: see {self.workdir}/redis-{self.port}.log")
-                try:
-                    if client.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
-                    time.sleep(0.025)
-            pytest.fail(f"redis-server did not answer on port {self.port}")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-    def remove(self) -> None:
-        """Stop and delete the server's directory."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, nothing saved."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-    def freeze(self) -> None:
-        """SIGSTOP: connections stay open and commands wait in socket buffers."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def client(self) -> redis.Redis:
-        """A blocking client with string replies (close it)."""
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
-
-    def flush(self) -> None:
-        client = redis.Redis(host="127.0.0.1", port=self.port)
-        try:
-            client.flushall()
-        finally:
-            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -197,34 +84,14 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 
 def route(name: str, input_price: str = "1.00", output_price: str = "2.00") -> Doc:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": "http://127.0.0.1:9/v1",
-                    "pricing": {
-                        "inputPerMillionTokensUSD": input_price,
-                        "outputPerMillionTokensUSD": output_price,
-                    },
-                }
-            ]
-        },
-    }
+    pricing = {"inputPerMillionTokensUSD": input_price, "outputPerMillionTokensUSD": output_price}
+    main = backend_doc("main", "openai", "http://127.0.0.1:9/v1", "gpt-4o-mini", pricing=pricing)
+    del main["weight"]
+    return route_doc(name, [main])
 
 
 def policy(name: str, spec: Doc) -> Doc:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "AIPolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }
+    return policy_doc(name, spec)
 
 
 def make_bundle(*docs: Doc) -> Bundle:
@@ -232,13 +99,7 @@ def make_bundle(*docs: Doc) -> Bundle:
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "ModelRoute"}
     extra = [route(n, p, q) for n, p, q in (("chat", "1.00", "2.00"), ("cheap", "0.10", "0.20"))]
     all_docs = list(docs) + [r for r in extra if r["metadata"]["name"] not in names]
-    parsed, problems = parse_documents(yaml.safe_dump_all(all_docs).encode(), "test")
-    assert not problems, problems
-    return compile_bundle(
-        [d.resource for d in parsed],
-        namespace=NAMESPACE,
-        generated_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+    return compile_docs(all_docs, revision=0, generated_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -253,26 +114,10 @@ def bundle_of() -> Callable[..., Bundle]:
 
 
 def sidecar_route(name: str, base_url: str, price: str = "1.00") -> dict[str, Any]:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": base_url,
-                    "pricing": {
-                        "inputPerMillionTokensUSD": price,
-                        "outputPerMillionTokensUSD": price,
-                    },
-                }
-            ],
-            "retry": {"attempts": 1},
-        },
-    }
+    pricing = {"inputPerMillionTokensUSD": price, "outputPerMillionTokensUSD": price}
+    main = backend_doc("main", "openai", base_url, "gpt-4o-mini", pricing=pricing)
+    del main["weight"]
+    return route_doc(name, [main], retry={"attempts": 1})
 
 
 class Sidecar:
@@ -316,21 +161,9 @@ def sidecar_with(tmp_path: Path, fake: FakeProvider) -> Callable[..., Any]:
         docs = [
             sidecar_route("chat", fake.openai_base_url),
             sidecar_route("cheap", fake.openai_base_url, "0.10"),
-            {
-                "apiVersion": "aigw.dev/v1alpha1",
-                "kind": "AIPolicy",
-                "metadata": {"name": "app", "namespace": NAMESPACE},
-                "spec": spec,
-            },
+            policy_doc("app", spec),
         ]
-        parsed, problems = parse_documents(
-            "\n---\n".join(json.dumps(d) for d in docs).encode(), "t"
-        )
-        assert not problems
-        bundle = compile_bundle(
-            [d.resource for d in parsed], namespace=NAMESPACE,
-            generated_at=datetime(2026, 11, 27, tzinfo=UTC), revision=1,
-        )  # fmt: skip
+        bundle = compile_docs(docs)
         path = tmp_path / "bundle.json"
         path.write_bytes(bundle.to_json_bytes())
         values: dict[str, Any] = {

@@ -302,6 +302,7 @@ async def test_readonly_during_a_failover_follows_the_fail_mode(
         other.remove()
 
 
+@pytest.mark.redis  # starts its own redis-server node
 async def test_an_error_reply_of_a_cluster_node_follows_the_fail_mode(
     sidecar_with: Callable[..., Any], tmp_path: Path
 ) -> None:
