@@ -36,13 +36,15 @@ _INT_FIELDS = (
     "cache_write_tokens",
 )
 _OPTIONAL_INT_FIELDS = ("status", "cut_after_chunks", "error_after_chunks")
-_STR_FIELDS = ("retry_after", "reply", "error_message")
+_STR_FIELDS = ("retry_after", "retry_after_ms", "ratelimit_reset", "reply", "error_message")
 _BOOL_FIELDS = ("omit_usage", "legacy_function_call")
 _PIECES_FIELDS = ("reply_pieces",)
 _CALL_FIELDS = ("call_tool", "tool_arguments")
 _HEADER_TO_FIELD = {
     "x-fake-status": "status",
     "x-fake-retry-after": "retry_after",
+    "x-fake-retry-after-ms": "retry_after_ms",
+    "x-fake-ratelimit-reset": "ratelimit_reset",
     "x-fake-latency-ms": "latency_ms",
     "x-fake-chunk-latency-ms": "chunk_latency_ms",
     "x-fake-cut-after-chunks": "cut_after_chunks",
@@ -66,6 +68,11 @@ class Fault:
 
     ``status``: answer this HTTP status with the provider's error body instead of a result.
     ``retry_after``: value of the ``Retry-After`` header on that error (seconds, as text).
+    ``retry_after_ms``: value of a ``retry-after-ms`` header on that error (OpenAI's SDKs
+    read it); with it, no default ``Retry-After`` is added.
+    ``ratelimit_reset``: OpenAI flavor, on that error: ``x-ratelimit-remaining-requests: 0``
+    and ``x-ratelimit-reset-requests`` set to this duration (``1s``, ``250ms``), the only
+    back-off hint when neither ``retry_after`` nor ``retry_after_ms`` is set.
     ``latency_ms``: wait this long before the first byte (status line) is sent.
     ``chunk_latency_ms``: wait this long between stream events.
     ``cut_after_chunks``: close the connection after this many stream events, without the
@@ -91,6 +98,8 @@ class Fault:
 
     status: int | None = None
     retry_after: str | None = None
+    retry_after_ms: str | None = None
+    ratelimit_reset: str | None = None
     latency_ms: int = 0
     chunk_latency_ms: int = 0
     cut_after_chunks: int | None = None

@@ -23,6 +23,7 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .app_keys import (
+    BACKEND_STATES,
     DRAINING,
     GOVERN,
     IN_FLIGHT,
@@ -35,7 +36,7 @@ from .app_keys import (
     Draining,
     RequestIds,
 )
-from .attempts import AttemptChain, AttemptMiddleware, HttpCall
+from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
 from .bundle_store import BundleStore
 from .drain import InFlight
 from .metrics import Metrics
@@ -53,7 +54,11 @@ StepsFactory = Callable[[Services], Sequence[Plugin]]
 
 
 def build_pipeline(
-    plugins: Sequence[Plugin], governance: Governance, services: Services, call: HttpCall
+    plugins: Sequence[Plugin],
+    governance: Governance,
+    services: Services,
+    call: HttpCall,
+    states: BackendStates | None = None,
 ) -> Pipeline:
     """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
     and inspection added when the factory did not include them (a plug-in factory cannot
@@ -66,7 +71,7 @@ def build_pipeline(
     names = {s.name for s in steps}
     if Inspect.name not in names and InspectAnswer.name not in names:
         steps.extend(Inspection(services.settings, services.metrics).steps)
-    chain = AttemptChain(middlewares, call, rng=services.rng)
+    chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
     return Pipeline(steps, chain)
 
 
@@ -98,7 +103,9 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         counter = governance.governor.counter
         services = Services(settings, app[METRICS], app[RNG], counter)
         call = HttpCall(session, app[METRICS], counter)
-        app[PIPELINE] = build_pipeline(steps(services), governance, services, call)
+        app[PIPELINE] = build_pipeline(
+            steps(services), governance, services, call, app[BACKEND_STATES]
+        )
         yield
         await session.close()
         await app[GOVERN].drain()
@@ -125,7 +132,9 @@ def create_apps(
     api = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     admin = web.Application()
     govern = build_governance(settings, metrics)
+    states = BackendStates()
     for app in (api, admin):
+        app[BACKEND_STATES] = states
         app.on_response_prepare.append(_server_header)
         app[GOVERN] = govern
         app[SETTINGS] = settings

@@ -75,7 +75,7 @@ def test_no_op_settings_and_defaults_are_not_warnings_but_defaults_are_noted(
     assert "warning:" not in err
     (note,) = [line for line in err.splitlines() if line.startswith("note:")]
     assert "AIPolicy spec.useCases[].audit.retentionDays=30" in note
-    assert "retry" not in note  # one attempt: the retry defaults do nothing
+    assert "retry" not in note  # retries are enforced: nothing to note
     assert "redaction" not in note  # enforced
 
 
