@@ -96,6 +96,7 @@ FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
         "spec.useCases[].promptInjection.mode": NotEnforced(noop=("off",), note="prompt-injection checks"),
         "spec.useCases[].audit.storePrompts": NotEnforced(noop=(False,), note="audit records"),
         "spec.useCases[].audit.retentionDays": NotEnforced(note="audit records"),
+        "spec.useCases[].audit.onQueueFull": NotEnforced(note="audit records"),
         "spec.failMode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_redis_state.py::test_redis_down_follows_the_fail_mode_and_recovers_without_restart"),
     },
     "ModelRoute": {

@@ -8,6 +8,7 @@ import secrets
 
 from aiohttp import web
 
+from .audit import AuditLog
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
@@ -17,6 +18,7 @@ from .settings import SidecarSettings
 from .steps.govern import Governance
 
 __all__ = [
+    "AUDIT",
     "CONTEXT",
     "DRAINING",
     "GOVERN",
@@ -65,6 +67,8 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+AUDIT = web.AppKey("aigw_audit", AuditLog)
+"""The audit log, present only when a sink is configured."""
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

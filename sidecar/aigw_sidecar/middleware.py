@@ -18,7 +18,10 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
+from aigw_contract import AuditQueueFull
+
+from .app_keys import AUDIT, CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
+from .audit import bare_record
 from .drain import shutting_down
 from .errors import (
     BodyTooLarge,
@@ -109,6 +112,26 @@ def _record(metrics: Metrics, request: web.Request, status: int, error: str, beg
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
+async def _audit_bare(request: web.Request, status: int, error_type: str, began: float) -> None:
+    """The record of a call that never reached the pipeline (no bundle yet, unknown
+    endpoint); the pipeline's audit step records every other one."""
+    audit = request.app.get(AUDIT)
+    if audit is None or request.method != "POST" or CONTEXT in request:
+        return
+    record = bare_record(
+        request[REQUEST_ID],
+        request.path,
+        status,
+        error_type,
+        asyncio.get_running_loop().time() - began,
+        request.headers,
+        audit.pod,
+    )
+    waiting = audit.offer(record, AuditQueueFull.BACKPRESSURE)
+    if waiting is not None:
+        await waiting
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
@@ -161,3 +184,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
+        await _audit_bare(request, status, error_type, began)
