@@ -97,7 +97,7 @@ FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
         "spec.useCases[].audit.storePrompts": NotEnforced(noop=(False,), note="audit records"),
         "spec.useCases[].audit.retentionDays": NotEnforced(note="audit records"),
         "spec.useCases[].audit.onQueueFull": NotEnforced(note="audit records"),
-        "spec.failMode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_redis_state.py::test_redis_down_follows_the_fail_mode_and_recovers_without_restart"),
+        "spec.failMode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_state_faults.py::test_readonly_during_a_failover_follows_the_fail_mode"),
     },
     "ModelRoute": {
         "spec.intent.family": NotEnforced(noop=(None,), note="intent routing"),

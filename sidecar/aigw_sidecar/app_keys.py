@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import secrets
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -32,7 +34,10 @@ __all__ = [
     "STORE",
     "Draining",
     "RequestIds",
+    "correlation_id",
 ]
+
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIds:
@@ -47,6 +52,14 @@ class RequestIds:
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._counter):08x}"
+
+
+def correlation_id(headers: Mapping[str, str]) -> str | None:
+    """The caller's ``X-Request-Id`` when it is sane: echoed and logged, never a key."""
+    given = headers.get("X-Request-Id")
+    if given and _GOOD_ID.match(given):
+        return given
+    return None
 
 
 class Draining:

@@ -23,7 +23,16 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from .app_keys import CONTEXT, IN_FLIGHT, METRICS, PIPELINE, REQUEST_ID, SETTINGS, STORE
+from .app_keys import (
+    CONTEXT,
+    IN_FLIGHT,
+    METRICS,
+    PIPELINE,
+    REQUEST_ID,
+    SETTINGS,
+    STORE,
+    correlation_id,
+)
 from .body import read_json_body
 from .context import Json, RequestContext
 from .drain import shutting_down
@@ -65,6 +74,9 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
         "X-AIGW-Policy-Version": ctx.config.policy_version,
         "X-AIGW-Cache": ctx.cache,
     }
+    caller_id = correlation_id(ctx.headers)
+    if caller_id is not None:
+        headers["X-Request-Id"] = caller_id  # echoed for the caller's correlation only
     headers.update(ctx.response_headers)
     return headers
 

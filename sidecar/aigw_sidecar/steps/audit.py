@@ -9,9 +9,10 @@ record (:func:`~aigw_sidecar.audit.record.call_record`) and offers it to the sid
 With ``storePrompts`` on it also keeps the text of a streamed answer as the caller got it
 (the outermost transform sees the chunks after every other transform, redaction included).
 
-:class:`AuditFacts` (once the body is decoded, before routing) notes what the request asked for before any
-step rewrites the body (a clamped ``max_tokens``, a redacted prompt): the claims, the
-output bound, the choices, the declared tools. ``aigw replay`` re-evaluates calls from them.
+:class:`AuditFacts` (once the body is decoded, before routing) notes what the request asked
+for before any step rewrites the body (a clamped ``max_tokens``, a redacted prompt): the
+claims, the output bound, the choices, the declared tools. ``aigw replay`` re-evaluates
+calls from them.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from aigw_sidecar.governance import (
     Denied,
     DenyKind,
     EstimateCounter,
+    GovernanceSettings,
     Governor,
     Grant,
     MemoryStore,
@@ -51,6 +52,7 @@ from aigw_sidecar.governance import (
     RedisStore,
     Store,
     TokenCounter,
+    Verdict,
     format_usd,
 )
 from aigw_sidecar.governance import Decision as GovernanceDecision
@@ -144,8 +146,11 @@ class Governance:
         await self.governor.aclose()
 
 
-def _deny(ctx: RequestContext, step: str, denied: Denied) -> SidecarError:
+def _deny(ctx: RequestContext, step: str, denied: Denied, governance: Governance) -> SidecarError:
     ctx.decisions.append(AuditDecision(step, "blocked", denied.message, denied.code))
+    if governance.observer is not None:  # blocked decisions are counted like the others
+        decision = GovernanceDecision(denied.step, denied.code, denied.message, Verdict.BLOCKED)
+        governance.observer.decision(decision)
     return error_of(denied)
 
 
@@ -193,7 +198,7 @@ class Admit(Step):
                 claims=claims,
             )
         except Denied as denied:
-            raise _deny(ctx, self.name, denied) from None
+            raise _deny(ctx, self.name, denied, self._g) from None
         constraints = admission.constraints
         if constraints.clamp_to is not None and ctx.operation == "chat":
             key = "max_completion_tokens" if "max_completion_tokens" in ctx.body else "max_tokens"
@@ -240,7 +245,7 @@ class Limit(Step):
         try:
             grant = await self._g.governor.limit(self._g.view(ctx.config), admission)
         except Denied as denied:
-            raise _deny(ctx, self.name, denied) from None
+            raise _deny(ctx, self.name, denied, self._g) from None
         self._g.record(ctx, admission.decisions[recorded:])
         if grant.degraded_to is not None:
             route = ctx.config.routes.get(grant.degraded_to)
@@ -308,4 +313,6 @@ def build_governance(settings: SidecarSettings, metrics: Metrics) -> Governance:
                 settings.tokenizer,
                 exc,
             )
-    return Governance(Governor(pod, store, counter=counter, observer=observer), observer)
+    tunables = GovernanceSettings(lease_seconds=settings.lease_s)
+    governor = Governor(pod, store, settings=tunables, counter=counter, observer=observer)
+    return Governance(governor, observer)
