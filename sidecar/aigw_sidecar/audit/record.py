@@ -54,7 +54,9 @@ _DEFAULTS = AuditSettings()
 _NAME = re.compile(r"[A-Za-z0-9._:/@+-]{1,128}", re.ASCII)
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}", re.ASCII)
 _CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
-_APP_LABELS = ("app", "version", "component")
+_MAX_LABELS = 64
+"""Pod labels a record carries at most (all of them, normally: replay selects policies by
+them)."""
 _WOULD_BLOCK = frozenset({"warned", "observed"})
 
 
@@ -101,11 +103,7 @@ class PodInfo:
 
     @staticmethod
     def of(settings: SidecarSettings) -> PodInfo:
-        labels = {
-            k: v
-            for k, v in settings.pod_labels.items()
-            if k in _APP_LABELS or k.startswith("app.kubernetes.io/")
-        }
+        labels = dict(sorted(settings.pod_labels.items())[:_MAX_LABELS])
         return PodInfo(
             {
                 "namespace": settings.pod_namespace,
@@ -299,7 +297,7 @@ def call_record(
         "error_type": ctx.error_type or None,
         "error_code": error.code if isinstance(error, SidecarError) else None,
         "request": {
-            "claims": claims,
+            "claims": claims if facts is None or facts.claims is not None else None,
             "prompt_tokens": admission.constraints.prompt_tokens if admission else prompt_tokens,
             "max_tokens": facts.max_tokens if facts else None,
             "n": facts.choices if facts else 1,
