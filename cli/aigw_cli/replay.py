@@ -61,6 +61,9 @@ __all__ = ["Outcome", "Simulation", "outcome_of_record", "simulate"]
 
 _GOVERNANCE_STEPS = frozenset({"route", "admit", "identify", "authorize", "constrain", "limit"})
 _NO_SECRETS = Path("/nonexistent/aigw-replay-secrets")
+_HOLD_S = 86_000.0
+"""Reservations are held until the recorded end of the call (settled then), not renewed:
+just under the stores' one-day bound on a hold."""
 
 
 @dataclass
@@ -210,21 +213,22 @@ class Simulation:
     clock: ManualClock = field(default_factory=lambda: ManualClock(0.0))
     store: MemoryStore = field(default_factory=MemoryStore)
     runtime: RuntimeConfig = field(init=False)
-    _governors: dict[PodIdentity, tuple[Governor, BundleView]] = field(default_factory=dict)
+    _governors: dict[str, tuple[Governor, BundleView]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.runtime = build_runtime(self.bundle, _NO_SECRETS)
 
     def _governor(self, pod: PodIdentity) -> tuple[Governor, BundleView]:
-        found = self._governors.get(pod)
+        key = repr((pod.namespace, pod.service_account, sorted(pod.labels.items())))
+        found = self._governors.get(key)
         if found is None:
             governor = Governor(
                 pod,
                 self.store,
                 clock=self.clock,
-                settings=GovernanceSettings(lease_seconds=86_400.0 * 7),
+                settings=GovernanceSettings(lease_seconds=_HOLD_S),
             )
-            found = self._governors[pod] = (governor, governor.view(self.bundle))
+            found = self._governors[key] = (governor, governor.view(self.bundle))
         return found
 
     async def start(self, record: dict[str, Any]) -> _Pending:

@@ -18,6 +18,7 @@ once older (by modification time) than their ``<days>``, and the oldest beyond
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -154,6 +155,11 @@ class FileSink:
             self._fd = None
 
 
+def _write_out(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 class RemovalCounter(Protocol):
     def __call__(self, reason: str) -> None: ...
 
@@ -167,9 +173,11 @@ class StdoutSink:
         pass
 
     async def write(self, lines: Sequence[bytes], retention_days: int) -> None:
+        # In a thread: a reader that stops reading (a stalled log agent) fills the pipe and
+        # blocks the write, which must block the writer (the queue fills, onQueueFull
+        # applies), never the event loop.
         try:
-            sys.stdout.buffer.write(b"".join(lines))
-            sys.stdout.buffer.flush()
+            await asyncio.to_thread(_write_out, b"".join(lines))
         except (OSError, ValueError) as exc:
             raise SinkError(f"stdout: {exc}") from exc
 
