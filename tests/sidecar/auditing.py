@@ -23,7 +23,6 @@ from .conftest import (
     Gateway,
     backend,
     bundle_bytes,
-    route,
     sidecar_settings,
     write_secrets,
 )
@@ -148,11 +147,3 @@ async def sidecar_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-def chat_route(
-    name: str, fake: FakeProvider, price_in: str = "1.50", price_out: str = "6.00"
-) -> Any:
-    return route(
-        name, [priced("primary", fake.openai_base_url, "gpt-4o-mini", price_in, price_out)]
-    )

@@ -62,7 +62,11 @@ def docs(fake: FakeProvider, *, b: bool) -> list[dict[str, Any]]:
 
 def replay(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(AIGW), "replay", *map(str, args)], capture_output=True, text=True, timeout=120
+        [str(AIGW), "replay", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
