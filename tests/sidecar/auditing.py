@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,6 +30,13 @@ from .conftest import (
 
 AIGW = Path(sys.executable).with_name("aigw")
 LISTENING = re.compile(rb"listening on 127\.0\.0\.1:(\d+) \(admin 127\.0\.0\.1:(\d+)\)")
+
+
+def aigw(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``aigw ARGS`` (the real console script), its output captured."""
+    return subprocess.run(
+        [str(AIGW), *map(str, args)], check=False, capture_output=True, text=True, timeout=120
+    )
 
 
 def priced(name: str, url: str, model: str, price_in: str, price_out: str, **kw: Any) -> Any:

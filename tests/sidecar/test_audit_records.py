@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from aigw_fakeprovider import FakeProvider
 
-from .auditing import AIGW, audit_files, audited_gateway, policy_doc, priced, records
+from .auditing import aigw, audit_files, audited_gateway, policy_doc, priced, records
 from .conftest import CANARY_ANTHROPIC, CANARY_OPENAI, backend, route
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -142,7 +141,8 @@ async def test_every_call_has_one_record_with_its_outcome(
     r = {name: by_id[i] for name, i in ids.items()}
 
     ok_record = r["ok"]
-    assert ok_record["status"] == 200 and ok_record["error_type"] is None
+    assert ok_record["status"] == 200
+    assert ok_record["error_type"] is None
     assert ok_record["trace_id"] == TRACE_ID
     assert ok_record["correlation"] == {"x_request_id": "caller-1", "traceparent": TRACEPARENT}
     assert (ok_record["tenant"], ok_record["use_case"], ok_record["app"]) == (
@@ -156,7 +156,8 @@ async def test_every_call_has_one_record_with_its_outcome(
         "primary",
         "openai",
     )
-    assert ok_record["model"] == "gpt-4o-mini" and ok_record["requested_model"] == "chat"
+    assert ok_record["model"] == "gpt-4o-mini"
+    assert ok_record["requested_model"] == "chat"
     assert ok_record["usage"] == {
         "input": 3,
         "output": 3,
@@ -166,22 +167,29 @@ async def test_every_call_has_one_record_with_its_outcome(
     }
     assert ok_record["cost_usd"] == "0.000022500"  # 3 x 1.50 + 3 x 6.00 per million
     assert [a["outcome"] for a in ok_record["attempts"]] == ["ok"]
-    assert ok_record["cache"] == "bypass" and ok_record["idempotent_replay"] is False
+    assert ok_record["cache"] == "bypass"
+    assert ok_record["idempotent_replay"] is False
     assert ok_record["retention_days"] == 90
-    assert ok_record["policy"]["name"] == "app" and ok_record["policy"]["mode"] == "enforce"
+    assert ok_record["policy"]["name"] == "app"
+    assert ok_record["policy"]["mode"] == "enforce"
     assert ok_record["policy"]["version"].startswith("1.")
     assert ok_record["user_hash"].startswith("hmac-sha256:")
     assert ok_record["request"]["max_tokens"] == 10
     limits = {entry["name"]: entry for entry in ok_record["limits"]}
     budget = next(v for k, v in limits.items() if "support-day" in k)
-    assert budget["limit"] == 1_000_000 and budget["remaining"] == 1_000_000 - budget["used"]
-    assert ok_record["duration_ms"] > 0 and ok_record["ttft_ms"] is None
+    assert budget["limit"] == 1_000_000
+    assert budget["remaining"] == 1_000_000 - budget["used"]
+    assert ok_record["duration_ms"] > 0
+    assert ok_record["ttft_ms"] is None
 
-    assert r["stream"]["stream"] is True and r["stream"]["status"] == 200
+    assert r["stream"]["stream"] is True
+    assert r["stream"]["status"] == 200
     assert r["stream"]["ttft_ms"] is not None
     assert r["stream"]["usage"]["output"] > 0
-    assert r["embed"]["operation"] == "embeddings" and r["embed"]["status"] == 200
-    assert r["anthropic"]["api"] == "anthropic" and r["anthropic"]["provider"] == "anthropic"
+    assert r["embed"]["operation"] == "embeddings"
+    assert r["embed"]["status"] == 200
+    assert r["anthropic"]["api"] == "anthropic"
+    assert r["anthropic"]["provider"] == "anthropic"
     assert (r["denied"]["status"], r["denied"]["error_type"]) == (403, "permission_denied")
     assert r["denied"]["decisions"][0]["code"] == "tenant_not_granted"
     assert r["denied"]["decisions"][0]["action"] == "blocked"
@@ -200,9 +208,7 @@ async def test_every_call_has_one_record_with_its_outcome(
     text = b"".join(f.read_bytes() for f in audit_files(path))
     for secret in (CANARY_OPENAI, CANARY_ANTHROPIC, USER, "hello there", "app-key-must-not"):
         assert secret.encode() not in text, secret
-    verified = subprocess.run(
-        [str(AIGW), "audit", "verify", str(path)], capture_output=True, text=True, check=False
-    )
+    verified = aigw("audit", "verify", path)
     assert verified.returncode == 0, verified.stdout
     assert f"{len(ids) + 1} call record(s)" in verified.stdout
 
@@ -249,7 +255,8 @@ async def test_prompts_only_with_store_prompts_and_never_a_secret(
         calls = records(path)
         if not store:
             assert PROMPT_WORDS not in text
-            assert PII_EMAIL not in text and "4111" not in text
+            assert PII_EMAIL not in text
+            assert "4111" not in text
             assert all("prompt" not in r and "answer" not in r for r in calls)
         else:
             complete, streamed = calls

@@ -17,7 +17,7 @@ from typing import Any
 
 from aigw_fakeprovider import FakeProvider
 
-from .auditing import AIGW, audited_gateway, policy_doc, priced, records
+from .auditing import aigw, audited_gateway, policy_doc, priced, records
 from .conftest import bundle_bytes, route
 
 ORDER = ["c1", "c2", "c3", "r1", "c4", "r2", "c5", "c6", "r3", "c7", "c8"]
@@ -61,13 +61,7 @@ def docs(fake: FakeProvider, *, b: bool) -> list[dict[str, Any]]:
 
 
 def replay(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(AIGW), "replay", *map(str, args)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return aigw("replay", *args)
 
 
 async def test_replay_names_exactly_the_calls_b_blocks_or_reroutes(
