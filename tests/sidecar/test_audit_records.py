@@ -60,7 +60,7 @@ def docs(
     ]
 
 
-def _hello(text: str = "hello there") -> list[dict[str, str]]:
+def _hello(text: str = "hello there") -> Any:
     return [{"role": "user", "content": text}]
 
 
