@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from .attempts import BackendStates
 from .audit import AuditLog
 from .bundle_store import BundleStore
 from .context import RequestContext
@@ -21,6 +22,7 @@ from .steps.govern import Governance
 
 __all__ = [
     "AUDIT",
+    "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
     "GOVERN",
@@ -82,6 +84,9 @@ REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
 AUDIT = web.AppKey("aigw_audit", AuditLog)
 """The audit log, present only when a sink is configured."""
+BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
+"""Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
+``/aigw/status``."""
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

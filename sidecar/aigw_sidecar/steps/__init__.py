@@ -14,7 +14,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aigw_sidecar.attempts import AttemptMiddleware
+from aigw_sidecar.attempts import AttemptMiddleware, CircuitBreaker, RetryFallback
 from aigw_sidecar.audit import AuditLog, hasher_of
 from aigw_sidecar.governance import TokenCounter
 from aigw_sidecar.metrics import Metrics
@@ -24,6 +24,7 @@ from aigw_sidecar.settings import SidecarSettings
 from .account import Account
 from .audit import Audit, AuditFacts
 from .govern import Admit, Governance, Limit
+from .inspect import Inspect, InspectAnswer, Inspection
 from .route import ResolveRoute, route_to
 
 __all__ = [
@@ -32,6 +33,9 @@ __all__ = [
     "Audit",
     "AuditFacts",
     "Governance",
+    "Inspect",
+    "InspectAnswer",
+    "Inspection",
     "Limit",
     "Plugin",
     "ResolveRoute",
@@ -69,4 +73,9 @@ def audit_steps(services: Services) -> list[Plugin]:
 
 def default_steps(services: Services) -> Sequence[Plugin]:
     """The standard steps and attempt middlewares (governance is added by the app)."""
-    return [ResolveRoute(), Account(services.metrics, services.counter)]
+    return [
+        ResolveRoute(),
+        Account(services.metrics, services.counter),
+        RetryFallback(services.rng, services.metrics),
+        CircuitBreaker(services.metrics),
+    ]
