@@ -233,7 +233,7 @@ async def test_observe_mode_records_what_enforce_would_have_blocked(
     assert decision["would_have_blocked"] is True
 
 
-async def test_prompts_only_with_store_prompts_and_never_a_secret(
+async def test_prompts_only_with_store_prompts_after_redaction_and_never_a_secret(
     tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
 ) -> None:
     prompt = f"{PROMPT_WORDS} mail {PII_EMAIL} card {PII_CARD}"
@@ -241,9 +241,14 @@ async def test_prompts_only_with_store_prompts_and_never_a_secret(
         run = tmp_path / f"store-{store}"
         run.mkdir()
         spec = docs(oai_fake, claude_fake, storePrompts=store)
+        use_case = spec[-1]["spec"]["useCases"][0]
+        use_case["redaction"] = {"profile": "pii", "mode": "mask", "restoreInAnswer": True}
         async with audited_gateway(run, spec, oai_fake, claude_fake) as (gateway, path):
             client = gateway.openai()
-            await client.chat.completions.create(model="chat", messages=_hello(prompt))
+            complete = await client.chat.completions.create(model="chat", messages=_hello(prompt))
+            assert PII_EMAIL in (
+                complete.choices[0].message.content or ""
+            )  # restored for the caller
             stream = await client.chat.completions.create(
                 model="chat", messages=_hello(prompt), stream=True
             )
@@ -252,17 +257,22 @@ async def test_prompts_only_with_store_prompts_and_never_a_secret(
             await client.close()
         text = b"".join(f.read_bytes() for f in audit_files(path)).decode()
         assert CANARY_OPENAI not in text
+        assert PII_EMAIL not in text
+        assert "4111" not in text
         calls = records(path)
+        for record in calls:
+            categories = {f["category"] for f in record["findings"]}
+            assert {"EMAIL", "CARD"} <= categories, record["findings"]
+            assert all(isinstance(f["count"], int) for f in record["findings"])
         if not store:
             assert PROMPT_WORDS not in text
-            assert PII_EMAIL not in text
-            assert "4111" not in text
             assert all("prompt" not in r and "answer" not in r for r in calls)
         else:
-            complete, streamed = calls
-            assert PROMPT_WORDS in json.dumps(complete["prompt"])
-            assert "Echo:" in json.dumps(complete["answer"])
+            complete_record, streamed = calls
+            assert PROMPT_WORDS in json.dumps(complete_record["prompt"])
+            assert "Echo:" in json.dumps(complete_record["answer"])
             assert streamed["answer"].startswith("Echo:")
+            assert PROMPT_WORDS in streamed["answer"]
 
 
 async def test_the_user_hash_is_keyed_and_stable_under_one_key(

@@ -33,7 +33,7 @@ from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import SidecarError
 from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.claims import Claims
-from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY
+from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
@@ -202,12 +202,13 @@ def call_record(
     pod: PodInfo,
     hasher: UserHasher,
     prompt_tokens: int | None,
-    answer_text: str | None,
+    answer: Any,
 ) -> tuple[Json, AuditQueueFull]:
     """The record of a finished call (and what to do with it when the queue is full).
 
     ``now`` is the event-loop time the call ended; ``prompt_tokens`` the estimate when the
-    admission has none; ``answer_text`` a stream's text when prompts are stored.
+    admission has none; ``answer`` what the audit answer step kept when prompts are stored
+    (a stream's text, or the answer's messages), else None.
     """
     wall = time.time()
     duration = now - ctx.started
@@ -216,6 +217,7 @@ def call_record(
     identity = ctx.state.get(IDENTITY)
     admission = ctx.state.get(ADMISSION)
     facts = ctx.state.get(FACTS)
+    inspection = ctx.state.get(INSPECTION)
     claims, user_hash = _claims(facts.claims if facts else None, hasher, ctx.body)
     policy = identity.policy if identity is not None else None
     mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
@@ -286,7 +288,7 @@ def call_record(
             }
             for d in ctx.decisions
         ],
-        "findings": [],
+        "findings": inspection.as_list() if inspection is not None else [],
         "policy": {
             "name": policy.name if policy else None,
             "mode": policy.mode.value if policy else None,
@@ -309,9 +311,6 @@ def call_record(
     }
     if settings.store_prompts and ctx.body:
         record["prompt"] = _bounded(_prompt_of(ctx.body), _TEXT_LIMIT)
-        answer: Any = answer_text
-        if answer is None and ctx.response is not None:
-            answer = _answer_of(ctx.response)
         record["answer"] = _bounded(answer, _TEXT_LIMIT) if answer is not None else None
     return record, settings.on_queue_full
 
@@ -351,13 +350,6 @@ def _prompt_of(body: Json) -> Any:
     for key in ("messages", "input"):
         if key in body:
             return body[key]
-    return None
-
-
-def _answer_of(response: Json) -> Any:
-    choices = response.get("choices")
-    if isinstance(choices, list):
-        return [c.get("message") for c in choices if isinstance(c, dict)]
     return None
 
 

@@ -22,7 +22,7 @@ from aigw_sidecar.pipeline import Step
 from aigw_sidecar.settings import SidecarSettings
 
 from .account import Account
-from .audit import Audit, AuditFacts
+from .audit import Audit, AuditAnswer, AuditFacts
 from .govern import Admit, Governance, Limit
 from .inspect import Inspect, InspectAnswer, Inspection
 from .route import ResolveRoute, route_to
@@ -31,6 +31,7 @@ __all__ = [
     "Account",
     "Admit",
     "Audit",
+    "AuditAnswer",
     "AuditFacts",
     "Governance",
     "Inspect",
@@ -68,7 +69,7 @@ def audit_steps(services: Services) -> list[Plugin]:
     if log is None:
         return []
     hasher = hasher_of(services.settings)
-    return [Audit(log, log.pod, hasher, services.counter), AuditFacts()]
+    return [Audit(log, log.pod, hasher, services.counter), AuditFacts(), AuditAnswer()]
 
 
 def default_steps(services: Services) -> Sequence[Plugin]:

@@ -6,8 +6,10 @@ cut, disconnected or answered by a step (a cache hit, an idempotent replay), aft
 other step's ``on_finish`` (a stream's: at its end or at the disconnect). It builds the
 record (:func:`~aigw_sidecar.audit.record.call_record`) and offers it to the sidecar's
 :class:`~aigw_sidecar.audit.AuditLog`; sealing and writing happen off the request's path.
-With ``storePrompts`` on it also keeps the text of a streamed answer as the caller got it
-(the outermost transform sees the chunks after every other transform, redaction included).
+With ``storePrompts`` on, :class:`AuditAnswer` keeps the answer as it was after the answer's
+redaction and before the prompt's placeholders were restored for the caller (it sits just
+inside ``Phase.INSPECT``: its transform and ``on_response`` see the answer between the two),
+so a stored answer never holds what redaction took out.
 
 :class:`AuditFacts` (once the body is decoded, before routing) notes what the request asked
 for before any step rewrites the body (a clamped ``max_tokens``, a redacted prompt): the
@@ -18,6 +20,8 @@ calls from them.
 from __future__ import annotations
 
 import asyncio
+import copy
+from typing import Any
 
 from aigw_sidecar.audit import AuditLog, PodInfo, UserHasher
 from aigw_sidecar.audit.record import FACTS, Facts, audit_settings, call_record
@@ -33,16 +37,16 @@ from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform, chunk_text
 
-__all__ = ["Audit", "AuditFacts"]
+__all__ = ["Audit", "AuditAnswer", "AuditFacts"]
 
-_ANSWER: Key[list[str]] = Key("audit.answer")
+_ANSWER: Key[list[Any]] = Key("audit.answer")
 _ANSWER_LIMIT = 64 * 1024
 
 
 class _Collect(StreamTransform):
     """Keeps the streamed text the caller gets (bounded); passes every chunk on unchanged."""
 
-    def __init__(self, parts: list[str]) -> None:
+    def __init__(self, parts: list[Any]) -> None:
         self.parts = parts
         self.size = 0
 
@@ -71,13 +75,6 @@ class Audit(Step):
         self._hasher = hasher
         self._counter = counter
 
-    def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
-        if not audit_settings(ctx).store_prompts:
-            return None
-        parts: list[str] = []
-        ctx.state[_ANSWER] = parts
-        return _Collect(parts)
-
     async def on_finish(self, ctx: RequestContext) -> None:
         now = asyncio.get_running_loop().time()
         prompt_tokens = None
@@ -90,11 +87,35 @@ class Audit(Step):
             pod=self._pod,
             hasher=self._hasher,
             prompt_tokens=prompt_tokens,
-            answer_text="".join(parts) if parts is not None else None,
+            answer=parts if parts is None or ctx.stream is False else "".join(parts),
         )
         waiting = self._log.offer(record, on_full)
         if waiting is not None:
             await waiting
+
+
+class AuditAnswer(Step):
+    """With ``storePrompts``: the answer after its redaction, before any restore."""
+
+    name = "audit.answer"
+    phase = Phase.INSPECT + 10
+
+    def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
+        if not audit_settings(ctx).store_prompts:
+            return None
+        parts: list[Any] = []
+        ctx.state[_ANSWER] = parts
+        return _Collect(parts)
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        response = ctx.response
+        if ctx.stream or response is None or not audit_settings(ctx).store_prompts:
+            return
+        choices = response.get("choices")
+        if isinstance(choices, list):  # a copy: a restore later rewrites the answer in place
+            ctx.state[_ANSWER] = [
+                copy.deepcopy(c.get("message")) for c in choices if isinstance(c, dict)
+            ]
 
 
 class AuditFacts(Step):
