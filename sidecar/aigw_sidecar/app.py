@@ -27,6 +27,7 @@ from .app_keys import (
     BACKEND_STATES,
     DRAINING,
     GOVERN,
+    HEAP,
     IN_FLIGHT,
     METRICS,
     PIPELINE,
@@ -41,6 +42,7 @@ from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
 from .audit import open_audit
 from .bundle_store import BundleStore
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
@@ -160,6 +162,7 @@ def create_apps(
     api[RNG] = rng
     api[REQUEST_IDS] = RequestIds()
     api[IN_FLIGHT] = InFlight()
+    api[HEAP] = HeapTrimmer()
     audit = open_audit(settings, metrics.registry)
     if audit is not None:
         api[AUDIT] = audit

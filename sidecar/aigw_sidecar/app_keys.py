@@ -15,6 +15,7 @@ from .audit import AuditLog
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
@@ -26,7 +27,9 @@ __all__ = [
     "CONTEXT",
     "DRAINING",
     "GOVERN",
+    "HEAP",
     "IN_FLIGHT",
+    "LARGE_BODY",
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
@@ -82,6 +85,9 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+HEAP = web.AppKey("aigw_heap", HeapTrimmer)
+LARGE_BODY = web.RequestKey("aigw_large_body", bool)
+"""Set on a request whose body counted as large for :data:`HEAP` (see ``memory.py``)."""
 AUDIT = web.AppKey("aigw_audit", AuditLog)
 """The audit log, present only when a sink is configured."""
 BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)

@@ -22,7 +22,9 @@ from aigw_contract import AuditQueueFull
 from .app_keys import (
     AUDIT,
     CONTEXT,
+    HEAP,
     IN_FLIGHT,
+    LARGE_BODY,
     METRICS,
     REQUEST_ID,
     REQUEST_IDS,
@@ -144,6 +146,22 @@ async def _audit_bare(request: web.Request, status: int, error_type: str, began:
         await waiting
 
 
+async def _finish(request: web.Request, status: int, error_type: str, began: float) -> None:
+    try:
+        await _audit_bare(request, status, error_type, began)
+    finally:
+        _release(request)
+
+
+def _release(request: web.Request) -> None:
+    """The call is over: let its body and context go now (an idle keep-alive connection
+    keeps its last request reachable until the next one arrives), and give a large body's
+    memory back to the system (:mod:`.memory`)."""
+    request.pop(CONTEXT, None)
+    if request.pop(LARGE_BODY, False):
+        request.app[HEAP].leave()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
@@ -200,4 +218,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
-        await _audit_bare(request, status, error_type, began)
+        await _finish(request, status, error_type, began)
