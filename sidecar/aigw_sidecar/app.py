@@ -26,6 +26,7 @@ from .app_keys import (
     BACKEND_STATES,
     DRAINING,
     GOVERN,
+    HEAP,
     IN_FLIGHT,
     METRICS,
     PIPELINE,
@@ -39,6 +40,7 @@ from .app_keys import (
 from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
 from .bundle_store import BundleStore
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
@@ -144,6 +146,7 @@ def create_apps(
     api[RNG] = rng
     api[REQUEST_IDS] = RequestIds()
     api[IN_FLIGHT] = InFlight()
+    api[HEAP] = HeapTrimmer()
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)

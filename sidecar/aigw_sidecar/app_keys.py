@@ -14,6 +14,7 @@ from .attempts import BackendStates
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
@@ -24,7 +25,9 @@ __all__ = [
     "CONTEXT",
     "DRAINING",
     "GOVERN",
+    "HEAP",
     "IN_FLIGHT",
+    "LARGE_BODY",
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
@@ -80,6 +83,9 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+HEAP = web.AppKey("aigw_heap", HeapTrimmer)
+LARGE_BODY = web.RequestKey("aigw_large_body", bool)
+"""Set on a request whose body counted as large for :data:`HEAP` (see ``memory.py``)."""
 BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
 """Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
 ``/aigw/status``."""

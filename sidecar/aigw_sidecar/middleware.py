@@ -19,7 +19,9 @@ from aiohttp.typedefs import Handler
 
 from .app_keys import (
     CONTEXT,
+    HEAP,
     IN_FLIGHT,
+    LARGE_BODY,
     METRICS,
     REQUEST_ID,
     REQUEST_IDS,
@@ -120,6 +122,15 @@ def _record(metrics: Metrics, request: web.Request, status: int, error: str, beg
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
+def _release(request: web.Request) -> None:
+    """The call is over: let its body and context go now (an idle keep-alive connection
+    keeps its last request reachable until the next one arrives), and give a large body's
+    memory back to the system (:mod:`.memory`)."""
+    request.pop(CONTEXT, None)
+    if request.pop(LARGE_BODY, False):
+        request.app[HEAP].leave()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
@@ -176,3 +187,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
+        _release(request)
