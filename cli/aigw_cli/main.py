@@ -35,6 +35,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the operator: bundle compiler and injection webhook",
     ),
     "sidecar": ("aigw_cli.sidecar_cmd", "run the data-plane proxy beside a workload"),
+    "status": (
+        "aigw_cli.status_cmd",
+        "which bundle revision each injected pod of a namespace serves",
+    ),
+    "rollout": ("aigw_cli.rollout_cmd", "kept bundle revisions (history) and rolling back (undo)"),
     "demo": ("aigw_cli.demo_cmd", "run the local end-to-end demo (fake providers, sidecar, SDKs)"),
 }
 

@@ -31,7 +31,7 @@ __all__ = [
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=63)]
 MODEL_ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
-ModelAlias = Annotated[str, StringConstraints(pattern=MODEL_ALIAS_PATTERN)]
+ModelAlias = Annotated[str, StringConstraints(pattern=MODEL_ALIAS_PATTERN, max_length=128)]
 """A model-like name an app may send in ``model`` (``gpt-4.1-mini``, ``claude-sonnet-4-5``,
 ``meta-llama/Llama-3.1-8B-Instruct``): letters, digits and ``. _ : / @ + -``."""
 HttpURL = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=512)]

@@ -277,6 +277,7 @@ def _ready_status(revision: int, tenant: str | None = None) -> str:
     }
     if tenant:
         status["tenant"] = tenant
+    status["rollout"] = {"revision": revision, "synced": "2/3", "total": 3, "updated": 2}
     return json.dumps({"status": status})
 
 
@@ -314,8 +315,8 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
     assert after["metadata"]["generation"] == before["generation"]  # type: ignore[index]
 
     header, row = _row(crds, "aipolicy", name)
-    assert header == ["NAME", "MODE", "TENANT", "REVISION", "READY", "AGE"]
-    assert row[:5] == [name, "enforce", "acme", "7", "True"]
+    assert header == ["NAME", "MODE", "TENANT", "REVISION", "READY", "SYNCED", "AGE"]
+    assert row[:6] == [name, "enforce", "acme", "7", "True", "2/3"]
 
     crds.kubectl(
         "patch",
@@ -329,8 +330,8 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
         _ready_status(3),
     )
     header, row = _row(crds, "modelroute", "chat")
-    assert header == ["NAME", "FAMILY", "TIER", "REVISION", "READY", "AGE"]
-    assert row[:5] == ["chat", "general-chat", "standard", "3", "True"]
+    assert header == ["NAME", "FAMILY", "TIER", "REVISION", "READY", "SYNCED", "AGE"]
+    assert row[:6] == ["chat", "general-chat", "standard", "3", "True", "2/3"]
 
 
 def test_invalid_status_is_rejected(crds: ControlPlane) -> None:

@@ -1,0 +1,330 @@
+"""The fleet, end to end: injected KWOK pods run their real sidecars (aigw_e2e.kubelet plays
+the kubelet), the operator's leader polls them, and the status says which pod serves what.
+
+3 pods serve revision N; a changed AIPolicy gives N+1 and, a few seconds later, 3/3 on N+1
+(measured: policy change -> every pod serving, median and max, printed, not asserted); a pod
+fed a bundle it refuses is Refused with the reason and keeps serving; ``aigw rollout undo``
+brings every pod back to N and the next change resumes from the resources; a pod whose
+process stops becomes Unknown; an app-like process using ``OpenAI()`` and ``Anthropic()``
+with only the injected environment calls through with model-like names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aigw_e2e.kubelet import Kubelet
+from aigw_fakeprovider import FakeProvider
+from aigw_fakeprovider.server import FakeProviderThread
+
+pytestmark = pytest.mark.k8s
+
+NS = "fleet-a"
+CANARY_OPENAI = "sk-fleet-canary-openai-3c91"
+CANARY_ANTHROPIC = "sk-ant-fleet-canary-77aa"
+VENV_BIN = str(Path(sys.executable).parent)
+APP = """
+import json
+from openai import OpenAI
+from anthropic import Anthropic
+
+chat = OpenAI().chat.completions.with_raw_response.create(
+    model="gpt-4.1-mini", messages=[{"role": "user", "content": "hello"}]
+)
+message = Anthropic().messages.with_raw_response.create(
+    model="claude-sonnet-4-5", max_tokens=64, messages=[{"role": "user", "content": "hello"}]
+)
+print(json.dumps({
+    "openai": [chat.headers["x-aigw-route"], chat.parse().choices[0].message.content],
+    "anthropic": [message.headers["x-aigw-route"], message.parse().content[0].text],
+}))
+"""
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
+    """Poll until truthy; the timeout only bounds a hang (it asserts no speed)."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def resources(openai_url: str, anthropic_url: str, max_tokens: int) -> str:
+    docs = [
+        {
+            "apiVersion": "aigw.dev/v1alpha1",
+            "kind": "ModelRoute",
+            "metadata": {"name": "chat", "namespace": NS},
+            "spec": {
+                "modelAliases": ["gpt-4.1-mini", "gpt-4o-mini"],
+                "backends": [
+                    {
+                        "name": "primary",
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "baseURL": openai_url,
+                        "credentialSecretRef": {"name": "provider-keys", "key": "openai"},
+                        "pricing": {
+                            "inputPerMillionTokensUSD": "0.15",
+                            "outputPerMillionTokensUSD": "0.60",
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "aigw.dev/v1alpha1",
+            "kind": "ModelRoute",
+            "metadata": {"name": "claude", "namespace": NS},
+            "spec": {
+                "modelAliases": ["claude-sonnet-4-5"],
+                "backends": [
+                    {
+                        "name": "sonnet",
+                        "provider": "anthropic",
+                        "model": "claude-sonnet-4-5",
+                        "baseURL": anthropic_url,
+                        "credentialSecretRef": {"name": "provider-keys", "key": "anthropic"},
+                        "pricing": {
+                            "inputPerMillionTokensUSD": "3",
+                            "outputPerMillionTokensUSD": "15",
+                        },
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "aigw.dev/v1alpha1",
+            "kind": "AIPolicy",
+            "metadata": {"name": "fleet-app", "namespace": NS},
+            "spec": {
+                "selector": {"matchLabels": {"app": "fleet"}},
+                "useCases": [
+                    {
+                        "name": "default",
+                        "routes": ["chat", "claude"],
+                        "limits": {"maxTokens": max_tokens},
+                    }
+                ],
+            },
+        },
+    ]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+
+
+def deployment(replicas: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "fleet", "namespace": NS},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "fleet"}},
+                "template": {
+                    "metadata": {"labels": {"app": "fleet", "aigw.dev/inject": "true"}},
+                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+                },
+            },
+        }
+    )
+
+
+class Fleet:
+    def __init__(self, cluster: Any, kubelet: Kubelet, oai: FakeProvider, claude: FakeProvider):
+        self.cluster, self.kubelet, self.oai, self.claude = cluster, kubelet, oai, claude
+
+    def apply(self, max_tokens: int) -> None:
+        text = resources(self.oai.openai_base_url, self.claude.base_url, max_tokens)
+        self.cluster.kubectl("apply", "-f", "-", input=text)
+
+    def pointer_revision(self) -> int:
+        cm = self.cluster.get("-n", NS, "configmap", "aigw-bundle")
+        return int(cm["metadata"]["annotations"]["aigw.dev/revision"])
+
+    def rollout(self) -> dict[str, Any]:
+        policy = self.cluster.get("-n", NS, "aipolicy", "fleet-app")
+        return dict((policy.get("status") or {}).get("rollout") or {})
+
+    def synced(self, revision: int, updated: int, **counts: int) -> dict[str, Any] | None:
+        rollout = self.rollout()
+        wanted = {"revision": revision, "updated": updated, **counts}
+        return rollout if all(rollout.get(k) == v for k, v in wanted.items()) else None
+
+    def aigw(self, *args: str) -> str:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.plane.kubeconfig)}
+        result = subprocess.run(
+            [sys.executable, "-m", "aigw_cli.main", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.aigw("status", "-n", NS, "-o", "json")))
+
+    def report(self, pod: str) -> dict[str, Any]:
+        runtime = self.kubelet.pod(pod, NS)
+        url = f"http://{runtime.ip}:15401/aigw/rollout"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(json.loads(response.read()))
+
+
+@pytest.fixture(scope="module")
+def fleet(aigw_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    plane = aigw_cluster.plane
+    with (
+        FakeProviderThread("openai", api_key=CANARY_OPENAI) as oai,
+        FakeProviderThread("anthropic", api_key=CANARY_ANTHROPIC) as claude,
+    ):
+        aigw_cluster.kubectl("create", "namespace", NS)
+        aigw_cluster.kubectl(
+            "-n",
+            NS,
+            "create",
+            "secret",
+            "generic",
+            "provider-keys",
+            f"--from-literal=openai={CANARY_OPENAI}",
+            f"--from-literal=anthropic={CANARY_ANTHROPIC}",
+        )
+        kubelet = Kubelet(
+            plane.server,
+            plane.admin_ssl_context(),
+            tmp_path_factory.mktemp("kubelet"),
+            namespaces=(NS,),
+            path=os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")]),
+        )
+        with kubelet:
+            yield Fleet(aigw_cluster, kubelet, oai, claude)
+        aigw_cluster.kubectl("delete", "namespace", NS, "--wait=false")
+
+
+def test_policy_change_reaches_every_pod_and_refusals_rollbacks_and_silence_show(
+    fleet: Fleet,
+) -> None:
+    fleet.apply(max_tokens=100)
+    first = wait_for("revision N", fleet.pointer_revision)
+    fleet.cluster.kubectl("apply", "-f", "-", input=deployment(3))
+    wait_for("3 sidecars running", lambda: len(fleet.kubelet.running(NS)) == 3)
+    wait_for("3/3 on N", lambda: fleet.synced(first, 3, total=3))
+    status = fleet.status()
+    assert [p["state"] for p in status["pods"]] == ["Updated"] * 3
+    assert {p["revision"] for p in status["pods"]} == {first}
+    assert all(p["drift"] == 0 for p in status["pods"])
+
+    # Policy change -> every pod serving the new revision, as the status reports it.
+    times, revision = [], first
+    for step in range(5):
+        started = time.monotonic()
+        fleet.apply(max_tokens=200 + step)
+        revision = wait_for("N+1", lambda r=revision: (n := fleet.pointer_revision()) > r and n)
+        wait_for(f"3/3 on {revision}", lambda r=revision: fleet.synced(r, 3, total=3))
+        times.append(time.monotonic() - started)
+    print(
+        f"\npolicy change -> 3/3 pods serving (status.rollout): median "
+        f"{statistics.median(times):.2f}s, max {max(times):.2f}s over {len(times)} changes "
+        f"(load {os.getloadavg()[0]:.1f})"
+    )
+    assert fleet.rollout()["synced"] == "3/3"
+    served = revision
+
+    # One pod is fed a bundle it refuses: reported with the reason, still serving.
+    victim = fleet.kubelet.running(NS)[0]
+    current = dict(victim.published["aigw-bundle"])
+    envelope = json.loads(current["bundle.json"])
+    envelope.update(formatVersion=99, revision=served + 100)
+    fleet.kubelet.override_volume(
+        victim.name, "aigw-bundle", {**current, "bundle.json": json.dumps(envelope).encode()}
+    )
+    wait_for("1 refused", lambda: fleet.synced(served, 2, refused=1))
+    row = next(p for p in fleet.status()["pods"] if p["name"] == victim.name)
+    assert row["state"] == "Refused"
+    assert "formatVersion 99 is not supported" in row["detail"]
+    assert row["refused"]["revision"] == served + 100
+    assert row["revision"] == served  # keeps serving its last good bundle
+    assert fleet.report(victim.name)["serving"]["revision"] == served
+    events = wait_for(
+        "a BundleRefused Event",
+        lambda: fleet.cluster.get(
+            "-n", NS, "events", "--field-selector", f"involvedObject.name={victim.name}"
+        )["items"],
+    )
+    assert {(e["type"], e["reason"]) for e in events} == {("Warning", "BundleRefused")}
+    fleet.kubelet.release_volume(victim.name, "aigw-bundle")
+    wait_for("3/3 again", lambda: fleet.synced(served, 3, refused=0))
+
+    # Rollback to N: every pod back on N, recorded; the resources' Ready says why.
+    history = json.loads(fleet.aigw("rollout", "history", "-n", NS, "-o", "json"))
+    assert history[-1]["inForce"]
+    assert history[-1]["changes"]["changed"] == ["AIPolicy/fleet-app"]
+    kept = [h["revision"] for h in history]
+    target = kept[0]
+    out = fleet.aigw("rollout", "undo", "-n", NS, f"--to-revision={target}", "--reason=test")
+    assert f"revision {target} in force again" in out
+    wait_for(f"3/3 back on {target}", lambda: fleet.synced(target, 3, total=3))
+    status = fleet.status()
+    assert status["rollback"]["toRevision"] == target
+    assert status["rollback"]["by"] == "aigw-admin"
+    assert status["rollback"]["reason"] == "test"
+    assert {p["drift"] for p in status["pods"]} == {0}
+    policy = fleet.cluster.get("-n", NS, "aipolicy", "fleet-app")
+    ready = {c["type"]: c for c in policy["status"]["conditions"]}["Ready"]
+    assert ready["reason"] == "RolledBack"
+    # The next change of a resource publishes again, above every kept revision.
+    fleet.apply(max_tokens=999)
+    resumed = wait_for("a new revision", lambda: (n := fleet.pointer_revision()) > served and n)
+    wait_for(f"3/3 on {resumed}", lambda: fleet.synced(resumed, 3, total=3))
+
+    # A pod whose process stops becomes Unknown.
+    silent = fleet.kubelet.running(NS)[1]
+    fleet.kubelet.stop_sidecar(silent.name)
+    wait_for("1 unknown", lambda: fleet.synced(resumed, 2, unknown=1, total=3), timeout=60)
+    row = next(p for p in fleet.status()["pods"] if p["name"] == silent.name)
+    assert row["state"] == "Unknown"
+
+
+def test_unchanged_sdks_call_through_with_model_like_names(fleet: Fleet) -> None:
+    if not fleet.kubelet.running(NS):
+        fleet.apply(max_tokens=100)
+        wait_for("a bundle", fleet.pointer_revision)
+        fleet.cluster.kubectl("apply", "-f", "-", input=deployment(3))
+    pod = wait_for("a running sidecar", lambda: fleet.kubelet.running(NS))[0]
+    wait_for("its sidecar ready", lambda: fleet.report(pod.name)["serving"])
+    env = fleet.kubelet.app_env(pod.name, "app", NS)
+    assert env["OPENAI_API_KEY"] == env["ANTHROPIC_API_KEY"] != CANARY_OPENAI
+    # Only the injected environment (and what Python itself needs): no code change, no key.
+    env |= {"PATH": os.environ.get("PATH", ""), "HOME": str(pod.root)}
+    result = subprocess.run(
+        [sys.executable, "-c", APP],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert answers["openai"][0] == "chat"
+    assert answers["anthropic"][0] == "claude"
+    # The providers saw the Secret's keys, never the app's placeholder.
+    seen = json.dumps([e.to_json() for e in fleet.oai.recorder.exchanges])
+    seen += json.dumps([e.to_json() for e in fleet.claude.recorder.exchanges])
+    assert env["OPENAI_API_KEY"] not in seen
