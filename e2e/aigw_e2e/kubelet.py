@@ -18,7 +18,8 @@ pod's loopback is its pod IP (KWOK is given a loopback pod CIDR, so pod IPs are 
 addresses): the sidecar gets ``AIGW_HOST``/``AIGW_ADMIN_HOST`` set to it, so three pods all
 listen on port 15400 without colliding, and :meth:`Kubelet.app_env` maps ``127.0.0.1`` in an
 app container's environment to it. The command's first word is looked up on ``path``.
-A container whose process exits is not restarted (a test stops one to see it go Unknown).
+A sidecar whose process exits is restarted after a back-off, as ``restartPolicy: Always``
+asks; :meth:`Kubelet.stop_sidecar` stops one for good (a test's way to see a pod go Unknown).
 
 Tests start it with :meth:`start`/:meth:`stop` (or as a context manager);
 ``python -m aigw_e2e.kubelet --kubeconfig ...`` runs it for people (``make cluster-up``).
@@ -29,9 +30,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -66,9 +69,23 @@ class PodRuntime:
     pinned: set[str] = field(default_factory=set)
     """Volumes a test overrode: no longer synced from the API."""
     published: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    restarts: int = 0
+    next_start: float = 0.0
+    """Back-off after an exit (1 s, doubling, at most 10 s), as the kubelet's CrashLoop."""
+
+    @property
+    def fs(self) -> Path:
+        """The pod's filesystem as the sidecar sees it: volumes at their mount paths below."""
+        return self.root / "fs"
+
+    def mount_path(self, volume: str) -> str:
+        for mount in self.sidecar.get("volumeMounts") or []:
+            if mount["name"] == volume:
+                return str(mount["mountPath"])
+        raise KeyError(volume)
 
     def volume_dir(self, volume: str) -> Path:
-        return self.root / "volumes" / volume
+        return self.fs / self.mount_path(volume).strip("/")
 
     @property
     def sidecar(self) -> dict[str, Any]:
@@ -186,7 +203,12 @@ class Kubelet:
                 seen.add(runtime.uid)
                 with self._lock:
                     self._sync_volumes(runtime, pod, objects)
-                    if runtime.process is None and not runtime.stopped:
+                    self._reap(runtime)
+                    if (
+                        runtime.process is None
+                        and not runtime.stopped
+                        and time.monotonic() >= runtime.next_start
+                    ):
                         self._start_sidecar(runtime, pod, objects)
         with self._lock:
             for uid in set(self.pods) - seen:
@@ -245,17 +267,21 @@ class Kubelet:
     # -- the sidecar process --------------------------------------------------------------
 
     def _local(self, pod: PodRuntime, value: str) -> str:
-        """Container paths in ``value`` -> the pod's local directories."""
-        mounts = sorted(
-            pod.sidecar.get("volumeMounts") or [], key=lambda m: len(m["mountPath"]), reverse=True
-        )
-        for mount in mounts:
+        """Container paths in ``value`` -> paths below the pod's ``fs`` directory: a mount path,
+        anything below it, and its parents (``--secrets-dir`` names the parent of the Secret
+        mounts). One pass, so a local path that itself lies under a mount path (``/tmp``) is not
+        rewritten again."""
+        candidates: set[str] = set()
+        for mount in pod.sidecar.get("volumeMounts") or []:
             path = mount["mountPath"].rstrip("/")
-            local = str(pod.volume_dir(mount["name"]))
-            if value == path:
-                return local
-            value = value.replace(path + "/", local + "/")
-        return value
+            while path and path not in candidates:
+                candidates.add(path)
+                path = path.rsplit("/", 1)[0]
+        if not candidates:
+            return value
+        alternatives = "|".join(re.escape(p) for p in sorted(candidates, key=len, reverse=True))
+        pattern = f"(?:(?<=^)|(?<=[=:,\\s]))({alternatives})(?=/|$|[:,\\s])"
+        return re.sub(pattern, lambda m: str(pod.fs) + m.group(1), value)
 
     def _env(
         self,
@@ -305,6 +331,15 @@ class Kubelet:
         logger.info(
             "pod %s/%s: started %s (pid %d)", pod.namespace, pod.name, SIDECAR, pod.process.pid
         )
+
+    def _reap(self, pod: PodRuntime) -> None:
+        """A sidecar that exited is restarted after a back-off (restartPolicy Always)."""
+        if pod.process is None or (code := pod.process.popen.poll()) is None:
+            return
+        logger.warning("pod %s/%s: %s exited with %s", pod.namespace, pod.name, SIDECAR, code)
+        pod.process = None
+        pod.next_start = time.monotonic() + min(10.0, 2.0**pod.restarts)
+        pod.restarts += 1
 
     def _remove(self, pod: PodRuntime) -> None:
         if pod.process is not None:
