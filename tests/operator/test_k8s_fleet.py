@@ -25,9 +25,11 @@ from typing import Any
 
 import pytest
 
+from aigw_contract.codec import decode_files
 from aigw_e2e.kubelet import Kubelet
 from aigw_fakeprovider import FakeProvider
 from aigw_fakeprovider.server import FakeProviderThread
+from aigw_operator.bundles import configmap_files
 
 pytestmark = pytest.mark.k8s
 
@@ -367,6 +369,7 @@ def _scale_resources(openai_url: str) -> str:
         "provider": "openai",
         "model": "gpt-4o-mini",
         "baseURL": openai_url,
+        "credentialSecretRef": {"name": "provider-keys", "key": "openai"},
         "pricing": {"inputPerMillionTokensUSD": "0.15", "outputPerMillionTokensUSD": "0.60"},
     }
     items: list[dict[str, Any]] = [
@@ -403,6 +406,15 @@ def _scale_resources(openai_url: str) -> str:
 def test_a_1000_policy_bundle_is_published_loaded_and_served(fleet: Fleet, tmp_path: Path) -> None:
     cluster = fleet.cluster
     cluster.kubectl("create", "namespace", SCALE_NS)
+    cluster.kubectl(
+        "-n",
+        SCALE_NS,
+        "create",
+        "secret",
+        "generic",
+        "provider-keys",
+        f"--from-literal=openai={CANARY_OPENAI}",
+    )
     try:
         started = time.monotonic()
         cluster.kubectl("create", "-f", "-", input=_scale_resources(fleet.oai.openai_base_url))
@@ -415,8 +427,8 @@ def test_a_1000_policy_bundle_is_published_loaded_and_served(fleet: Fleet, tmp_p
             if cm.returncode != 0:
                 return None
             body = json.loads(cm.stdout)
-            envelope = json.loads(body["data"]["bundle.json"])
-            return body if envelope.get("expandedBytes", 0) > 500_000 else None
+            bundle = decode_files(configmap_files(body))
+            return body if len(bundle.policies) == SCALE_POLICIES else None
 
         pointer = wait_for("the 1,000-policy bundle", published, timeout=600)
         bundled = time.monotonic()
