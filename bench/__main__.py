@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import datetime as dt
 import fcntl
+import gzip
 import json
 import os
 import platform
@@ -129,6 +130,11 @@ def _profile(
     load.join()
     if raw is None:
         return "py-spy was not available or could not attach"
+    with (
+        raw.open("rb") as stacks,
+        gzip.open(out / f"profile-{target.key}.collapsed.gz", "wb") as kept,
+    ):
+        shutil.copyfileobj(stacks, kept)  # for a flame graph (speedscope, flamegraph.pl)
     summary = pyspy_profile.summarise(raw.read_text().splitlines())
     title = f"# Profile of {target.label} under wrk c=16 ({plan.profile_s:.0f} s, py-spy)\n\n"
     (out / f"profile-{target.key}.md").write_text(title + summary)

@@ -19,6 +19,7 @@ import re
 import subprocess
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import probes
 from infra import collector, otelcol_path, redis
 from procs import Proc, free_port, wait_until_answers
 from rows import STEPS, Row, Step
-from targets import APP_KEY, MODEL, UPSTREAM_KEY, BenchEnv, Target
+from targets import APP_KEY, MODEL, UPSTREAM_KEY, BenchEnv, Target, base_env
 
 __all__ = [
     "ROUTE",
@@ -36,6 +37,7 @@ __all__ = [
     "StepIgnored",
     "compile_bundle",
     "documents",
+    "flag_listed",
     "missing_flags",
     "sidecar_help",
     "start_row",
@@ -112,12 +114,18 @@ def _flag_names(row: Row, help_text: str) -> tuple[dict[str, str], dict[str, str
     missing: dict[str, str] = {}
     for key in row.steps:
         for flag in STEPS[key].flags:
-            listed = [n for n in flag.names if re.search(rf"{re.escape(n)}\b(?!-)", help_text)]
+            listed = [n for n in flag.names if flag_listed(n, help_text)]
             if listed:
                 chosen[flag.value] = listed[0]
             else:
                 missing[key] = f"`aigw sidecar --help` lists no {' or '.join(flag.names)}"
     return chosen, missing
+
+
+def flag_listed(name: str, help_text: str) -> bool:
+    """``--flag`` as a whole word of the help, or ``env:VAR`` when the help names ``VAR``."""
+    wanted = name.removeprefix("env:")
+    return re.search(rf"(?<![\w-]){re.escape(wanted)}(?![\w-])", help_text) is not None
 
 
 def missing_flags(row: Row, python: str) -> dict[str, str]:
@@ -130,6 +138,44 @@ def _secrets(env: BenchEnv) -> Path:
     (secrets / "provider-keys").mkdir(parents=True, exist_ok=True)
     (secrets / "provider-keys" / "openai").write_text(UPSTREAM_KEY)
     return secrets
+
+
+@dataclass
+class _Resources:
+    settings: list[tuple[str, str]] = field(default_factory=list)
+    """(flag or env:VAR, value) for the sidecar."""
+    redis_port: int | None = None
+    audit: Path | None = None
+    collector_log: Path | None = None
+
+
+def _resources(
+    key: str, flags: Mapping[str, str], env: BenchEnv, stack: contextlib.ExitStack
+) -> _Resources:
+    """Starts what the row's flags point at (its own redis-server and Collector, an audit
+    file path) inside ``stack``; returns the flag values and where the evidence will be."""
+    found = _Resources()
+    for kind, name in flags.items():
+        if kind == "redis":
+            found.redis_port = stack.enter_context(redis(f"redis-{key}", env.load_cpu, env.logs))
+            found.settings.append((name, f"redis://127.0.0.1:{found.redis_port}/0"))
+        elif kind == "audit":
+            found.audit = env.work / f"audit-{key}.jsonl"
+            found.settings.append((name, str(found.audit)))
+        elif kind in ("otlp", "otlp-grpc"):
+            binary = otelcol_path(env.cache)
+            if binary is None:
+                raise NotBuilt({"tracing": "the pinned otelcol is not built (`make tools`)"})
+            otel = stack.enter_context(
+                collector(f"otelcol-{key}", binary, env.load_cpu, env.work, env.logs)
+            )
+            found.collector_log = otel.log
+            found.settings.append(
+                (name, otel.http_endpoint if kind == "otlp" else otel.grpc_endpoint)
+            )
+        elif kind.startswith("="):
+            found.settings.append((name, kind[1:]))
+    return found
 
 
 @contextlib.contextmanager
@@ -147,26 +193,15 @@ def start_row(row: Row, env: BenchEnv, upstream_url: str) -> Iterator[Target]:
     command += ["--secrets-dir", str(_secrets(env)), "--log-level", "WARNING"]
     command += ["--drain-timeout", "2"]
     with contextlib.ExitStack() as stack:
-        redis_port = audit = log = None
-        for kind, name in flags.items():
-            if kind == "redis":
-                redis_port = stack.enter_context(redis(f"redis-{row.key}", env.load_cpu, env.logs))
-                command += [name, f"redis://127.0.0.1:{redis_port}/0"]
-            elif kind == "audit":
-                audit = env.work / f"audit-{row.key}.jsonl"
-                command += [name, str(audit)]
-            elif kind in ("otlp", "otlp-grpc"):
-                binary = otelcol_path(env.cache)
-                if binary is None:
-                    raise NotBuilt({"tracing": "the pinned otelcol is not built (`make tools`)"})
-                found = stack.enter_context(
-                    collector(f"otelcol-{row.key}", binary, env.load_cpu, env.work, env.logs)
-                )
-                log = found.log
-                command += [name, found.http_endpoint if kind == "otlp" else found.grpc_endpoint]
-            elif kind.startswith("="):
-                command += [name, kind[1:]]
-        proc = stack.enter_context(Proc(row.key, command, cpus=env.proxy_cpu, log_dir=env.logs))
+        found = _resources(row.key, flags, env, stack)
+        redis_port, audit, log = found.redis_port, found.audit, found.collector_log
+        settings = found.settings
+        variables = {n.removeprefix("env:"): v for n, v in settings if n.startswith("env:")}
+        command += [x for n, v in settings if not n.startswith("env:") for x in (n, v)]
+        proc_env = {**base_env(), **variables} if variables else None
+        proc = stack.enter_context(
+            Proc(row.key, command, cpus=env.proxy_cpu, log_dir=env.logs, env=proc_env)
+        )
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         headers = {"Authorization": f"Bearer {APP_KEY}", "Content-Type": "application/json"}
         probe_env = probes.ProbeEnv(
@@ -204,9 +239,11 @@ def start_row(row: Row, env: BenchEnv, upstream_url: str) -> Iterator[Target]:
 
 def _prove(row: Row, env: probes.ProbeEnv) -> None:
     """Every step of the row acts, or NotBuilt/StepIgnored says which do not and why."""
-    warnings = probes.status_warnings(env.admin_port)
+    status = probes.read_status(env.admin_port)
+    warnings = probes.status_warnings(status)
     unwarned = [k for k in row.steps if not probes.warned(warnings, STEPS[k].fields)]
-    verdict(row.steps, STEPS, warnings, {key: probes.PROBES[key](env) for key in unwarned})
+    problems = {key: probes.PROBES[key](env) for key in unwarned}
+    verdict(row.steps, STEPS, warnings, problems, probes.declares_field_status(status))
 
 
 def verdict(
@@ -214,20 +251,28 @@ def verdict(
     steps: Mapping[str, Step],
     warnings: list[str],
     problems: Mapping[str, str | None],
+    declares: bool = False,
 ) -> None:
     """Decides a row from its steps' status warnings and probe results (``problems``, by
-    step: None when the probe passed; absent when it did not run): returns when every step
-    acts, raises :class:`StepIgnored` for a landed step whose probe failed, else
-    :class:`NotBuilt` naming every step that is missing."""
+    step: None when the probe passed; absent when it did not run).
+
+    Returns when every step acts. A step whose probe failed is a defect, raised as
+    :class:`StepIgnored`, when it claims to exist: it is marked ``landed``, or it needs a
+    sidecar flag (which exists, or the row would not have started), or the sidecar
+    ``declares`` which settings it does not enforce and did not warn about this one. Any
+    other missing step is raised, with all the others, as :class:`NotBuilt`.
+    """
     missing: dict[str, str] = {}
     for key in keys:
-        warning = probes.warned(warnings, steps[key].fields)
+        step = steps[key]
+        warning = probes.warned(warnings, step.fields)
         problem = problems.get(key)
+        claimed = step.landed or bool(step.flags) or (declares and bool(step.fields))
         if warning:
             missing[key] = f"the sidecar warns: {warning}"
         elif key not in problems:
             missing[key] = "not probed"
-        elif problem is not None and steps[key].landed:
+        elif problem is not None and claimed:
             raise StepIgnored(key, problem)
         elif problem is not None:
             missing[key] = f"its probe found: {problem}"

@@ -34,8 +34,10 @@ __all__ = [
     "Marks",
     "ProbeEnv",
     "after_run",
+    "declares_field_status",
     "metric_total",
     "post",
+    "read_status",
     "redis_calls",
     "spans_exported",
     "status_warnings",
@@ -235,8 +237,14 @@ PROBES: Mapping[str, Callable[[ProbeEnv], str | None]] = {
 }
 
 
-def status_warnings(admin_port: int) -> list[str]:
-    """Every string under a ``warnings`` key anywhere in ``/aigw/status``."""
+def read_status(admin_port: int) -> dict[str, Any]:
+    """The sidecar's ``/aigw/status``."""
+    status: dict[str, Any] = _get_json(f"http://127.0.0.1:{admin_port}/aigw/status")
+    return status
+
+
+def status_warnings(status: Mapping[str, Any]) -> list[str]:
+    """Every string under a ``warnings`` key anywhere in a ``/aigw/status`` document."""
     found: list[str] = []
 
     def walk(value: Any, under_warnings: bool) -> None:
@@ -249,8 +257,14 @@ def status_warnings(admin_port: int) -> list[str]:
         elif under_warnings and value is not None:
             found.append(str(value))
 
-    walk(_get_json(f"http://127.0.0.1:{admin_port}/aigw/status"), False)
+    walk(status, False)
     return found
+
+
+def declares_field_status(status: Mapping[str, Any]) -> bool:
+    """Whether the sidecar lists the settings it does not enforce (the contract's field
+    status table): then a setting it does not warn about is one it claims to enforce."""
+    return "inactiveDefaults" in (status.get("bundle") or {})
 
 
 def warned(warnings: list[str], fields: tuple[str, ...]) -> str | None:

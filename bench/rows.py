@@ -16,16 +16,19 @@ A step is three things, all here:
 Whether a step is measured, ``n/a: not built yet``, or a loud failure:
 
 1. a flag it needs is missing from ``aigw sidecar --help``: not built yet;
-2. the sidecar's ``/aigw/status`` warns about one of its ``fields`` (the rule that every
-   accepted field either acts or is warned about): not built yet;
-3. otherwise its probe must pass. If it fails and the step is marked ``landed``, the row
-   FAILS (the bench exits non-zero): a configured step that is ignored is a defect. If it
-   fails and the step is not marked landed: not built yet.
+2. the sidecar's ``/aigw/status`` warns about one of its ``fields`` (every accepted setting
+   either acts or is warned about: the contract's field-status table): not built yet;
+3. otherwise its probe must pass. A step that claims to exist and does not act is a
+   defect: the row FAILS and the bench exits non-zero. A step claims to exist when its flag
+   exists, when the sidecar publishes which settings it does not enforce and did not name
+   this step's, or when it is marked ``landed`` here (for sidecars older than the field
+   status). Otherwise a failed probe means: not built yet.
 
-**When your feature lands**, make its step's config match what you built, set
-``landed=True``, and run ``python bench --quick --cases aigw,aigw-<step>``: the row must be
-measured, not n/a. The rows switch on by themselves; the full row is measured once every
-step is built (until then ``aigw-built`` measures the steps that are).
+**When your feature lands**, make its step's config match what you built (the field values,
+the flag's spelling), mark the field enforced in the contract's field-status table (which
+clears the sidecar's warning), and run ``python bench --quick --cases
+direct,passthrough,aigw,aigw-<step>``: the row must be measured, not n/a. The full row is
+measured once every step is; until then ``aigw-built`` measures the steps that are.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class Flag:
-    """A sidecar flag a step needs; ``value`` names what the harness provides for it:
+    """A sidecar flag a step needs, by its accepted spellings (``--flag``, or ``env:VAR`` for
+    an environment variable that ``aigw sidecar --help`` names); ``value`` names what the
+    harness provides for it:
     ``redis`` (a redis:// URL of the row's own redis-server), ``audit`` (a file path in the
     run's temp dir), ``otlp`` (the base URL of the row's own OTLP/HTTP Collector receiver),
     ``otlp-grpc`` (its host:port for OTLP/gRPC), or a literal prefixed with ``=``."""
@@ -75,6 +80,12 @@ secrets and warn on prompt injection)."""
 MINIMAL_ROUTE: Mapping[str, Any] = {"retry": {"attempts": 1}}
 """One attempt: no retry bookkeeping in the minimal row."""
 
+_OTLP_SPELLINGS = (
+    "--otlp-endpoint",
+    "--otel-endpoint",
+    "--otlp-traces-endpoint",
+    "env:OTEL_EXPORTER_OTLP_ENDPOINT",
+)
 _NEVER = {"requestsPerMinute": 100_000_000, "tokensPerMinute": 1_000_000_000}
 
 STEPS: Mapping[str, Step] = {
@@ -124,7 +135,7 @@ STEPS: Mapping[str, Step] = {
             "tracing",
             "tracing to a local Collector",
             (),
-            flags=(Flag(("--otlp-endpoint", "--otel-endpoint", "--otlp-traces-endpoint"), "otlp"),),
+            flags=(Flag(_OTLP_SPELLINGS, "otlp"),),
         ),
         Step(
             "retries",

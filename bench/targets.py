@@ -32,6 +32,7 @@ __all__ = [
     "UPSTREAM_KEY",
     "BenchEnv",
     "Target",
+    "base_env",
     "ensure_litellm",
     "start_target",
     "upstream",
@@ -178,7 +179,7 @@ def start_target(key: str, env: BenchEnv, upstream_url: str) -> Iterator[Target]
         label = f"LiteLLM proxy {LITELLM_VERSION}"
         headers = {**app_headers, "Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
         proc_env = {
-            **_base_env(),
+            **base_env(),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "LITELLM_LOG": "ERROR",
             "LITELLM_MODE": "PRODUCTION",
@@ -197,7 +198,7 @@ def _nginx_version() -> str:
     return done.stderr.strip().rsplit("/", 1)[-1] or "?"
 
 
-def _base_env() -> dict[str, str]:
+def base_env() -> dict[str, str]:
     import os  # noqa: PLC0415 - the harness is the CLI layer: the one place env is read
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ANTHROPIC"))}

@@ -4,6 +4,10 @@ A GitOps pipeline runs these before anything reaches a cluster. Every problem of
 input is printed as ``file: document N: Kind/name: field.path: what is wrong``; the exit
 code is 1 on any problem and nothing is written then (the output file is replaced
 atomically, only after a successful compile).
+
+Settings that are accepted but not enforced yet (``aigw_contract.enforcement``) are printed
+the same way as ``warning:`` lines, and defaults that are not enforced yet as one ``note:``
+line; they change the exit code only with ``--fail-on-warning``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aigw_contract import ContractError, compile_bundle, load_paths
+from aigw_contract import ContractError, SourceDocument, compile_bundle, load_paths
+from aigw_contract.enforcement import inactive_defaults_text, unenforced
+from aigw_contract.loader import locate_problems
 
 __all__ = ["add_arguments", "run", "write_atomically"]
 
@@ -28,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-o", "--output", type=Path, help="write the bundle here (compile)")
     parser.add_argument("--revision", type=int, default=0, help="bundle revision (compile)")
+    parser.add_argument(
+        "--fail-on-warning",
+        action="store_true",
+        help="exit 1 (and write nothing) when a setting is not enforced yet",
+    )
 
 
 def _generated_at() -> datetime:
@@ -62,14 +73,43 @@ def _namespace(args: argparse.Namespace, found: set[str | None]) -> str:
     )
 
 
+def _warn(documents: list[SourceDocument]) -> int:
+    """Print what is not enforced yet; the number of warnings."""
+    warnings = 0
+    defaults: list[str] = []
+    for doc in documents:
+        resource = doc.resource
+        found = unenforced(
+            resource.kind,
+            resource.spec,
+            resource=f"{resource.kind}/{resource.metadata.name}",
+            source=doc.source,
+            document=doc.document,
+        )
+        for problem in found.settings:
+            print(f"warning: {problem}", file=sys.stderr)
+        warnings += len(found.settings)
+        defaults += [f"{resource.kind} {d}" for d in found.defaults]
+    if defaults:
+        print(f"note: {inactive_defaults_text(defaults)}", file=sys.stderr)
+    return warnings
+
+
 def _compile(args: argparse.Namespace) -> int:
     documents = load_paths(args.paths)
     resources = [d.resource for d in documents]
     namespace = _namespace(args, {r.metadata.namespace for r in resources})
     revision = getattr(args, "revision", 0)
-    bundle = compile_bundle(
-        resources, namespace=namespace, generated_at=_generated_at(), revision=revision
-    )
+    try:
+        bundle = compile_bundle(
+            resources, namespace=namespace, generated_at=_generated_at(), revision=revision
+        )
+    except ContractError as exc:  # cross-references name a resource: say where it is
+        raise type(exc)(locate_problems(exc.problems, documents)) from exc
+    warnings = _warn(documents)
+    if warnings and args.fail_on_warning:
+        print(f"error: {warnings} setting(s) not enforced yet (--fail-on-warning)", file=sys.stderr)
+        return 1
     if args.command == "validate":
         print(
             f"ok: {len(bundle.policies)} AIPolicy, {len(bundle.routes)} ModelRoute "

@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("aigw_cli.compile_cmd", "compile AIPolicy/ModelRoute YAML into a bundle"),
     "validate": ("aigw_cli.compile_cmd", "validate AIPolicy/ModelRoute YAML"),
     "crds": ("aigw_cli.crds_cmd", "print the CustomResourceDefinitions generated from the models"),
+    "docs": ("aigw_cli.docs_cmd", "write a generated reference page (policy-reference)"),
     "fake-provider": ("aigw_cli.fake_provider_cmd", "serve the fake LLM provider (tests, bench)"),
     "operator": (
         "aigw_cli.operator_cmd",

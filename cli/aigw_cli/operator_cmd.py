@@ -54,6 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--sidecar-port", type=int, default=15400)
     add("--sidecar-admin-port", type=int, default=15401)
     add("--native-sidecar", choices=["auto", "always", "never"], default="auto")
+    add(
+        "--sidecar-drain-timeout",
+        type=int,
+        default=25,
+        help="seconds an injected sidecar drains on SIGTERM (capped by the pod's grace period)",
+    )
+    add(
+        "--sidecar-status-from-network",
+        action="store_true",
+        help="injected sidecars serve /aigw/status beyond the pod's loopback",
+    )
     add("--sidecar-cpu-request", default="50m")
     add("--sidecar-memory-request", default="64Mi")
     add("--sidecar-cpu-limit", default="1")
@@ -123,6 +134,8 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             port=args.sidecar_port,
             admin_port=args.sidecar_admin_port,
             native=args.native_sidecar,
+            drain_timeout_s=args.sidecar_drain_timeout,
+            status_from_network=args.sidecar_status_from_network,
             env=_sidecar_env(),
             resources=s.Resources(
                 cpu_request=args.sidecar_cpu_request,

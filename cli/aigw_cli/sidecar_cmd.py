@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,10 @@ _ENV = {
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
     "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
+    "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
+    "body_timeout": "AIGW_BODY_TIMEOUT_S",
+    "send_timeout": "AIGW_SEND_TIMEOUT_S",
+    "status_from_network": "AIGW_STATUS_FROM_NETWORK",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -61,6 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--drain-timeout",
         type=float,
         help=f"seconds to drain on SIGTERM (env {_ENV['drain_timeout']})",
+    )
+    for flag, key, what in (
+        ("--idle-timeout", "idle_timeout", "close a caller connection idle (or sending its head)"),
+        ("--body-timeout", "body_timeout", "refuse a request body not sent within (408)"),
+        ("--send-timeout", "send_timeout", "end a call whose caller stops reading for"),
+    ):
+        parser.add_argument(flag, type=float, help=f"seconds: {what} (env {_ENV[key]}; default 30)")
+    parser.add_argument(
+        "--status-from-network",
+        action="store_const",
+        const="true",
+        help=f"serve /aigw/status to peers beyond the pod's loopback (env "
+        f"{_ENV['status_from_network']}=true; default: loopback only)",
     )
     parser.add_argument(
         "--reload-interval",
@@ -114,10 +132,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
             ("reload_interval", "reload_interval_s", float),
             ("max_body_bytes", "max_body_bytes", int),
             ("redis_timeout", "redis_timeout_s", float),
+            ("idle_timeout", "idle_timeout_s", float),
+            ("body_timeout", "body_timeout_s", float),
+            ("send_timeout", "send_timeout_s", float),
         ):
             raw = _pick(args, name)
             if raw is not None:
-                overrides[field] = kind(raw)
+                number = kind(raw)
+                if field.endswith("_s") and not 0 < number < math.inf:
+                    raise ValueError(f"{name.replace('_', '-')} must be a positive number")
+                overrides[field] = number
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -125,6 +149,9 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
+    status_from_network = _pick(args, "status_from_network")
+    if status_from_network is not None:
+        overrides["status_from_network"] = status_from_network.lower() in ("1", "true", "yes")
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)

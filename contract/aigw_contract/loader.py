@@ -9,6 +9,7 @@ problems of all files are collected before anything is reported.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,13 @@ from .errors import Problem, SourceError
 from .resources import API_VERSION, AIPolicy, ModelRoute, Resource
 from .validation import problems_from_validation_error
 
-__all__ = ["MAX_DOCUMENT_BYTES", "SourceDocument", "load_paths", "parse_documents"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "SourceDocument",
+    "load_paths",
+    "locate_problems",
+    "parse_documents",
+]
 
 MAX_DOCUMENT_BYTES = 1_048_576
 _KINDS: dict[str, type[AIPolicy] | type[ModelRoute]] = {
@@ -160,3 +167,24 @@ def load_paths(paths: Iterable[Path]) -> list[SourceDocument]:
     if problems:
         raise SourceError(problems)
     return resources
+
+
+def locate_problems(
+    problems: Iterable[Problem], documents: Iterable[SourceDocument]
+) -> list[Problem]:
+    """Problems that name a resource but not where it came from (cross-reference errors of
+    the compiler, for instance), with the file and document of that resource added; a resource
+    defined in several documents gets one problem per document."""
+    where: dict[str, list[SourceDocument]] = {}
+    for doc in documents:
+        where.setdefault(f"{doc.resource.kind}/{doc.resource.metadata.name}", []).append(doc)
+    located: list[Problem] = []
+    for problem in problems:
+        found = where.get(problem.resource, []) if not problem.source else []
+        if not found:
+            located.append(problem)
+            continue
+        located += [
+            dataclasses.replace(problem, source=doc.source, document=doc.document) for doc in found
+        ]
+    return list(dict.fromkeys(located))

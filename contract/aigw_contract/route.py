@@ -71,6 +71,14 @@ class Pricing(Model):
     """US dollars per one million prompt (input) tokens, as a decimal string."""
     output_per_million_tokens_usd: USD = Field(default=..., alias="outputPerMillionTokensUSD")
     """US dollars per one million completion (output) tokens, as a decimal string."""
+    cached_input_per_million_tokens_usd: USD | None = Field(
+        default=None, alias="cachedInputPerMillionTokensUSD"
+    )
+    """USD per million prompt tokens read from the provider's prompt cache; default: input price."""
+    cache_write_per_million_tokens_usd: USD | None = Field(
+        default=None, alias="cacheWritePerMillionTokensUSD"
+    )
+    """USD per million prompt tokens written to the provider's cache; default: input price."""
 
 
 class Backend(Model):

@@ -6,7 +6,9 @@ Handlers are ``on.event`` handlers: the namespace is recompiled from scratch on 
 any of its resources (creation, update, deletion, and the initial listing, which is also
 what a standby replica sees when it takes over), so nothing is stored on the objects (no
 finalizers that would block deletion while the operator is down, no progress annotations).
-Only the replica that holds the peering compiles; every replica serves the webhook.
+Only the replica that holds the peering compiles; every replica serves the webhook. The
+peering object is checked before anything starts (``peering``): without it kopf would pause
+forever while the operator looked healthy.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .errors import ApiError, CertificateError, Conflict
 from .kube import Credentials, KubeClient, load_credentials
 from .leader import is_leader
 from .metrics import Metrics
+from .peering import check_peering
 from .reconcile import Reconciler
 from .rollout import Rollout
 from .settings import OperatorSettings, SidecarSettings, WebhookSettings
@@ -157,6 +160,7 @@ async def _run(settings: OperatorSettings, creds: Credentials, stop: asyncio.Eve
     ready = {"webhook": not settings.webhook.enabled, "operator": False}
     runners: list[web.AppRunner] = []
     async with KubeClient(creds) as client:
+        logger.info(await check_peering(client, settings))  # refuses to start without it
         reconciler = Reconciler(client, settings.bundles, metrics, instance=instance)
         debouncer = Debouncer(
             reconciler.reconcile,

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from aigw_contract import AIPolicy, Bundle, CompileError, ModelRoute, Problem, compile_bundle
 from aigw_contract.codec import LATEST_FORMAT, PART_BYTES, EncodedBundle, encode_bundle
+from aigw_contract.enforcement import unenforced
 from aigw_contract.resources import Resource
 from aigw_contract.validation import problems_from_validation_error
 
-__all__ = ["Evaluation", "Verdict", "evaluate", "resource_key"]
+__all__ = ["Evaluation", "Verdict", "evaluate", "resource_key", "summary"]
 
 _MODELS: dict[str, type[AIPolicy] | type[ModelRoute]] = {
     "AIPolicy": AIPolicy,
@@ -43,6 +44,10 @@ class Verdict:
     reason: str | None = None
     """None when valid; else a CamelCase reason for the Valid condition."""
     problems: tuple[Problem, ...] = ()
+    not_enforced: tuple[str, ...] = ()
+    """Settings of a valid resource that are accepted but not enforced yet (``path=value``)."""
+    inactive_defaults: tuple[str, ...] = ()
+    """Defaults of a valid resource that would do something but are not enforced yet."""
 
     @property
     def valid(self) -> bool:
@@ -100,7 +105,10 @@ def evaluate(
         if isinstance(parsed, list):
             verdicts[resource_key(body)] = Verdict(REASON_INVALID_SPEC, tuple(parsed))
         else:
-            verdicts[resource_key(body)] = Verdict()
+            found = unenforced(parsed.kind, parsed.spec)
+            verdicts[resource_key(body)] = Verdict(
+                not_enforced=found.short, inactive_defaults=found.defaults
+            )
             resources.append(parsed)
     invalid = sorted(key for key, v in verdicts.items() if not v.valid)
     if invalid:

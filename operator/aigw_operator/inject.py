@@ -20,7 +20,11 @@ is tested against golden files without a cluster. The rules:
   the ConfigMaps of parts 1..3 of a sharded format-2 bundle, in one directory that the
   kubelet swaps atomically;
 * the pod is labelled ``aigw.dev/injected: "true"`` (the operator's rollout poller lists
-  injected pods by it) and the status annotation names the admin port it polls.
+  injected pods by it) and the status annotation names the admin port it polls;
+* the sidecar's drain fits the pod's grace period: ``--drain-timeout`` is the operator's
+  drain setting or ``terminationGracePeriodSeconds - DRAIN_MARGIN_S`` if that is shorter, and
+  a pod without a grace period gets ``max(30, drain + DRAIN_MARGIN_S)`` (the margin covers
+  closing connections and settling reservations after the drain).
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from .settings import SidecarSettings
 __all__ = [
     "API_KEY_ENV",
     "API_KEY_PLACEHOLDER",
+    "DRAIN_MARGIN_S",
     "Decision",
     "InjectionPlan",
     "decide",
+    "drain_and_grace",
     "plan_injection",
     "sidecar_container",
 ]
@@ -49,6 +55,21 @@ JsonPatch = list[dict[str, Any]]
 _BUNDLE_VOLUME = "aigw-bundle"
 _PODINFO_VOLUME = "aigw-podinfo"
 _TMP_VOLUME = "aigw-tmp"
+DRAIN_MARGIN_S = 5
+"""Seconds of a pod's grace period kept beyond the sidecar's drain."""
+_DEFAULT_GRACE_S = 30
+"""Kubernetes' terminationGracePeriodSeconds when a pod sets none."""
+
+
+def drain_and_grace(settings: SidecarSettings, pod_grace: object) -> tuple[int, int | None]:
+    """The sidecar's drain seconds for a pod, and the grace period to inject (None: keep the
+    pod's own)."""
+    if isinstance(pod_grace, int) and not isinstance(pod_grace, bool) and pod_grace >= 0:
+        return max(1, min(settings.drain_timeout_s, pod_grace - DRAIN_MARGIN_S)), None
+    drain = max(1, settings.drain_timeout_s)
+    return drain, max(_DEFAULT_GRACE_S, drain + DRAIN_MARGIN_S)
+
+
 API_KEY_PLACEHOLDER = "aigw-placeholder-the-sidecar-holds-the-key"
 """What the app's SDK sends as its key: never a credential, ignored by the sidecar."""
 API_KEY_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY")
@@ -102,9 +123,16 @@ def _secret_volume(secret: str) -> str:
 
 
 def sidecar_container(
-    settings: SidecarSettings, secrets: Sequence[str], *, native: bool
+    settings: SidecarSettings,
+    secrets: Sequence[str],
+    *,
+    native: bool,
+    drain_s: int | None = None,
 ) -> dict[str, Any]:
-    """The sidecar container (or native sidecar init container)."""
+    """The sidecar container (or native sidecar init container); ``drain_s`` defaults to the
+    operator's drain setting (see :func:`drain_and_grace` for a pod's own)."""
+    if drain_s is None:
+        drain_s = settings.drain_timeout_s
     res = settings.resources
 
     def field_env(name: str, path: str) -> dict[str, Any]:
@@ -141,6 +169,8 @@ def sidecar_container(
             f"--port={settings.port}",
             f"--admin-port={settings.admin_port}",
             f"--secrets-dir={names.SECRETS_DIR}",
+            f"--drain-timeout={drain_s}",
+            *(["--status-from-network"] if settings.status_from_network else []),
         ],
         "ports": [
             {"name": "aigw-proxy", "containerPort": settings.port, "protocol": "TCP"},
@@ -275,7 +305,8 @@ def plan_injection(
     secrets = sorted(set(secrets))
     spec = pod.get("spec", {})
     patch: JsonPatch = []
-    sidecar = sidecar_container(settings, secrets, native=native)
+    drain, grace = drain_and_grace(settings, spec.get("terminationGracePeriodSeconds"))
+    sidecar = sidecar_container(settings, secrets, native=native, drain_s=drain)
     if native:
         if spec.get("initContainers"):
             patch.append({"op": "add", "path": "/spec/initContainers/0", "value": sidecar})
@@ -284,6 +315,8 @@ def plan_injection(
     else:
         _append(patch, "/spec/containers", True, [sidecar])
     _append(patch, "/spec/volumes", bool(spec.get("volumes")), _volumes(secrets))
+    if grace is not None:
+        patch.append({"op": "add", "path": "/spec/terminationGracePeriodSeconds", "value": grace})
 
     env_containers, key_containers = _app_env(pod, settings, patch)
     status = {

@@ -35,7 +35,7 @@ from .events import post_event
 from .kube import KubeClient
 from .metrics import Metrics
 from .settings import BundleSettings
-from .status import Outcome, desired_status, newly_invalid
+from .status import Outcome, desired_status, newly_invalid, newly_warned
 
 __all__ = ["HISTORY_SELECTOR", "Reconciler", "rollback_of", "write_pointer"]
 
@@ -240,15 +240,15 @@ class Reconciler:
             )
         except NotFound:
             return  # deleted meanwhile; its deletion triggers another reconcile
-        warning = newly_invalid(body, status)
-        if warning is not None:
-            ref = {
-                "apiVersion": body["apiVersion"],
-                "kind": body["kind"],
-                "name": name,
-                "uid": body["metadata"].get("uid"),
-            }
-            await self._event(namespace, ref, "Warning", warning["reason"], warning["message"])
+        ref = {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "name": name,
+            "uid": body["metadata"].get("uid"),
+        }
+        for warning in (newly_invalid(body, status), newly_warned(body, status)):
+            if warning is not None:
+                await self._event(namespace, ref, "Warning", warning["reason"], warning["message"])
 
     async def _event(
         self, namespace: str, ref: Mapping[str, Any], kind: str, reason: str, message: str

@@ -45,7 +45,16 @@ class SidecarSettings:
     port: int = 15400
     """Loopback port of the proxy the app containers call."""
     admin_port: int = 15401
-    """Port of /aigw/status, /aigw/healthz, /aigw/ready and /metrics."""
+    """Port of /aigw/healthz, /aigw/ready, /metrics and /aigw/rollout (and /aigw/status for
+    the pod's loopback)."""
+    drain_timeout_s: int = 25
+    """Longest drain of an injected sidecar on SIGTERM. Each pod gets
+    ``min(this, terminationGracePeriodSeconds - DRAIN_MARGIN_S)``, and a pod that sets no
+    grace period gets ``max(30, this + DRAIN_MARGIN_S)``, so the kubelet never kills a
+    sidecar in the middle of its drain."""
+    status_from_network: bool = False
+    """Let injected sidecars serve /aigw/status (tenants, counters, usage) beyond the pod's
+    loopback; off by default."""
     user_id: int = 65532
     """Non-root uid and gid the sidecar runs as."""
     resources: Resources = field(default_factory=Resources)

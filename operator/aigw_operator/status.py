@@ -1,7 +1,11 @@
 """The status the operator writes on every AIPolicy and ModelRoute: a pure function.
 
-Two conditions (API conventions): ``Valid`` says whether the resource itself is acceptable
-(reason and message name the problem), ``Ready`` whether it is part of the bundle in force.
+Three conditions (API conventions): ``Valid`` says whether the resource itself is acceptable
+(reason and message name the problem), ``Ready`` whether it is part of the bundle in force,
+``Warning`` whether it asks for something that is accepted but not enforced yet
+(``aigw_contract.enforcement``): ``True`` with reason ``NotEnforced`` and the settings in the
+message; ``False`` with reason ``InactiveDefaults`` and the defaults that are not enforced yet,
+or ``AllEnforced``; ``Unknown`` while the resource is invalid.
 ``observedGeneration`` is the generation evaluated, ``bundleRevision`` the revision that
 includes the resource (unchanged while a newer bundle is blocked). ``lastTransitionTime``
 moves only when a condition's status changes, so an unchanged status is an unchanged dict
@@ -15,9 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aigw_contract.enforcement import REFERENCE, inactive_defaults_text
+
 from .evaluate import Evaluation, Verdict, resource_key, summary
 
-__all__ = ["Outcome", "desired_status", "newly_invalid"]
+__all__ = ["Outcome", "desired_status", "newly_invalid", "newly_warned"]
+_SHOWN = 5
+"""Settings named in the Warning condition's message; the rest are counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +44,14 @@ class Outcome:
 def _condition(
     ctype: str,
     *,
-    ok: bool,
+    ok: bool | None,
     reason: str,
     message: str,
     generation: int | None,
     previous: Mapping[str, Any] | None,
     now: datetime,
 ) -> dict[str, Any]:
-    status = "True" if ok else "False"
+    status = "Unknown" if ok is None else "True" if ok else "False"
     when = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     if previous is not None and previous.get("status") == status:
         when = str(previous.get("lastTransitionTime", when))
@@ -77,6 +85,24 @@ def _ready(verdict: Verdict, outcome: Outcome) -> tuple[bool, str, str]:
     return False, "BundleBlocked", f"bundle not updated: {evaluation.blocked_message}; {in_force}"
 
 
+def _warning(verdict: Verdict) -> tuple[bool | None, str, str]:
+    if not verdict.valid:
+        return None, "Invalid", "not evaluated: the resource is invalid (see Valid)"
+    if verdict.not_enforced:
+        named = ", ".join(verdict.not_enforced[:_SHOWN])
+        more = len(verdict.not_enforced) - _SHOWN
+        return (
+            True,
+            "NotEnforced",
+            f"accepted but not enforced yet, without effect: {named}"
+            + (f" (and {more} more)" if more > 0 else "")
+            + f"; see {REFERENCE}",
+        )
+    if verdict.inactive_defaults:
+        return False, "InactiveDefaults", inactive_defaults_text(verdict.inactive_defaults)
+    return False, "AllEnforced", "every setting of this resource is enforced"
+
+
 def desired_status(body: Mapping[str, Any], outcome: Outcome, now: datetime) -> dict[str, Any]:
     """The full status the resource should have after this reconcile."""
     old: Mapping[str, Any] = body.get("status") or {}
@@ -102,8 +128,18 @@ def desired_status(body: Mapping[str, Any], outcome: Outcome, now: datetime) -> 
         previous=previous.get("Ready"),
         now=now,
     )
+    warned, reason, message = _warning(verdict)
+    warning = _condition(
+        "Warning",
+        ok=warned,
+        reason=reason,
+        message=message,
+        generation=generation,
+        previous=previous.get("Warning"),
+        now=now,
+    )
     status: dict[str, Any] = {
-        "conditions": [ready, valid],
+        "conditions": [ready, valid, warning],
         "observedGeneration": generation,
         "bundleRevision": outcome.revision if ok else old.get("bundleRevision"),
     }
@@ -119,7 +155,8 @@ def newly_invalid(body: Mapping[str, Any], status: Mapping[str, Any]) -> dict[st
     """The condition worth a Warning Event: Valid or Ready turned False, or its reason or
     message changed; None when nothing new went wrong (Events are not repeated)."""
     old = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
-    for condition in status["conditions"][::-1]:  # Valid first: it is the more specific
+    checked = [c for c in status["conditions"] if c["type"] in ("Ready", "Valid")]
+    for condition in checked[::-1]:  # Valid first: it is the more specific
         if condition["status"] != "False" or condition["reason"] in (
             "Invalid",
             "BundleBlocked",
@@ -134,3 +171,16 @@ def newly_invalid(body: Mapping[str, Any], status: Mapping[str, Any]) -> dict[st
         ):
             return dict(condition)
     return None
+
+
+def newly_warned(body: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Warning condition when it turned True or its message changed (worth a Warning
+    Event); None otherwise (Events are not repeated)."""
+    warning = next(c for c in status["conditions"] if c["type"] == "Warning")
+    if warning["status"] != "True":
+        return None
+    old = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+    before = old.get("Warning") or {}
+    if (before.get("status"), before.get("message")) == ("True", warning["message"]):
+        return None
+    return dict(warning)

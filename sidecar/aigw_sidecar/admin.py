@@ -2,23 +2,26 @@
 
 Served on its own port (not the loopback-only API port) so the kubelet and Prometheus can
 reach it; it never needs auth and carries no credentials (issue: "/metrics suddenly behind
-auth so scrapes broke"). ``/readyz`` is ready only once a valid bundle is loaded and until
-shutdown starts. ``/aigw/healthz`` and ``/aigw/ready`` are the same probes under the paths
-the operator's injected container uses.
+auth so scrapes broke"). ``/aigw/status`` names tenants, counter keys, usage and the bundle
+path, so it answers only peers on the pod's loopback (``kubectl port-forward`` arrives there)
+unless ``status_from_network`` is set; any other peer gets a 404. ``/readyz`` is ready only
+once a valid bundle is loaded and until shutdown starts. ``/aigw/healthz`` and
+``/aigw/ready`` are the same probes under the paths the operator's injected container uses.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .app_keys import DRAINING, GOVERN, METRICS, SETTINGS, STORE
 from .governance import budget_status
-from .keys import DRAINING, GOVERN, METRICS, STORE
 
-__all__ = ["add_admin_routes"]
+__all__ = ["add_admin_routes", "is_loopback"]
 
 
 def _json(value: object, status: int = 200) -> web.Response:
@@ -44,7 +47,21 @@ async def _metrics(request: web.Request) -> web.Response:
     return response
 
 
+def is_loopback(peer: str | None) -> bool:
+    """Whether a peer address is the pod's own loopback (IPv4, IPv6, IPv4-mapped IPv6)."""
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 async def _status(request: web.Request) -> web.Response:
+    if not request.app[SETTINGS].status_from_network and not is_loopback(request.remote):
+        # Tenants, counter keys, usage and paths stay inside the pod unless configured.
+        return _json({"error": "not found"}, 404)
     status = request.app[STORE].status()
     config = request.app[STORE].current
     if config is not None:

@@ -3,8 +3,9 @@
 :func:`create_apps` wires one :class:`~aigw_sidecar.bundle_store.BundleStore`, one
 :class:`~aigw_sidecar.metrics.Metrics` and one RNG into both. The API app's ``cleanup_ctx``
 owns the lifecycle: first the pooled upstream :class:`aiohttp.ClientSession` and the pipeline
-built on it, then the bundle (initial load, prepared by the pipeline's steps, then the reload
-watcher task). Tests start the
+built on it (the plug-in factory's steps and attempt middlewares, governance always added,
+the HTTP call as the attempt chain's terminal), then the bundle (initial load, prepared by
+the pipeline's steps, then the reload watcher task). Tests start the
 apps in-process with :class:`aiohttp.web.AppRunner`; ``aigw sidecar`` with
 :mod:`aigw_sidecar.server`.
 """
@@ -21,9 +22,7 @@ from aiohttp import web
 
 from . import handlers
 from .admin import add_admin_routes
-from .bundle_store import BundleStore
-from .drain import InFlight
-from .keys import (
+from .app_keys import (
     DRAINING,
     GOVERN,
     IN_FLIGHT,
@@ -36,17 +35,34 @@ from .keys import (
     Draining,
     RequestIds,
 )
+from .attempts import AttemptChain, AttemptMiddleware, HttpCall
+from .bundle_store import BundleStore
+from .drain import InFlight
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
-from .steps import default_steps
-from .steps.govern import build_governor, with_governance
+from .steps import Plugin, Services, default_steps
+from .steps.govern import Governance, build_governance
 
-__all__ = ["StepsFactory", "create_apps"]
+__all__ = ["StepsFactory", "build_pipeline", "create_apps"]
 
-StepsFactory = Callable[[aiohttp.ClientSession, random.Random, Metrics], Sequence[Step]]
+StepsFactory = Callable[[Services], Sequence[Plugin]]
+
+
+def build_pipeline(
+    plugins: Sequence[Plugin], governance: Governance, services: Services, call: HttpCall
+) -> Pipeline:
+    """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
+    added when the factory did not include it."""
+    steps: list[Step] = [p for p in plugins if isinstance(p, Step)]
+    middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
+    for step in governance.steps:
+        if step not in steps:
+            steps.append(step)
+    chain = AttemptChain(middlewares, call, rng=services.rng)
+    return Pipeline(steps, chain)
 
 
 async def _bundle_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -73,9 +89,11 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
             trust_env=False,
             skip_auto_headers=("User-Agent",),
         )
-        app[PIPELINE] = Pipeline(
-            with_governance(steps(session, app[RNG], app[METRICS]), app[GOVERN])
-        )
+        governance = app[GOVERN]
+        counter = governance.governor.counter
+        services = Services(settings, app[METRICS], app[RNG], counter)
+        call = HttpCall(session, app[METRICS], counter)
+        app[PIPELINE] = build_pipeline(steps(services), governance, services, call)
         yield
         await session.close()
         await app[GOVERN].drain()
@@ -101,7 +119,7 @@ def create_apps(
 
     api = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     admin = web.Application()
-    govern = build_governor(settings, metrics)
+    govern = build_governance(settings, metrics)
     for app in (api, admin):
         app.on_response_prepare.append(_server_header)
         app[GOVERN] = govern

@@ -18,9 +18,9 @@ import asyncio
 
 from aiohttp import web
 
+from .app_keys import SETTINGS
 from .context import Json
 from .errors import BodyTimeout, BodyTooLarge, InvalidRequest
-from .keys import SETTINGS
 from .validate import parse_json_object
 
 __all__ = ["read_json_body"]

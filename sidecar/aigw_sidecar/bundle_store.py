@@ -154,6 +154,14 @@ class BundleStore:
         self._metrics.bundle_loaded_timestamp.set(self.loaded_at)
         for warning in config.warnings:
             _log.warning("bundle revision %s: %s", config.revision, warning)
+        if config.not_enforced:  # one line, however many: each is listed in /aigw/status
+            _log.warning(
+                "bundle revision %s: %d setting(s) accepted but not enforced yet, e.g. %s "
+                "(all of them: warnings in /aigw/status)",
+                config.revision,
+                len(config.not_enforced),
+                config.not_enforced[0],
+            )
         _log.info(
             "bundle loaded: revision %s, %s, %d routes, %d policies",
             config.revision,
@@ -202,7 +210,8 @@ class BundleStore:
                 "generatedAt": config.bundle.generated_at.isoformat(),
                 "routes": sorted(config.routes),
                 "policies": [p.name for p in config.bundle.policies],
-                "warnings": list(config.warnings),
+                "warnings": [*config.warnings, *config.not_enforced],
+                "inactiveDefaults": list(config.inactive_defaults),
             },
             "loadedAt": self.loaded_at,
             "loadsOk": self.loads_ok,

@@ -7,9 +7,10 @@ sidecar drains itself instead, in one budget of ``drain_timeout_s`` (see
 
 1. ``/readyz`` turns 503, the listening sockets close, idle keep-alive connections close;
 2. requests in flight get until ``drain_timeout_s - cut_s`` to finish;
-3. what is still running is cancelled: a stream ends with a typed error event in the
-   caller's format (``upstream_unavailable``/``shutting_down``), and ``cut_s`` is what that
-   may take;
+3. what is still running is cancelled: a request whose answer has not started gets a 503
+   ``upstream_unavailable``/``shutting_down`` with ``Retry-After`` (the error middleware), a
+   stream ends with that error as an event in the caller's format, and ``cut_s`` is what
+   that may take;
 4. aiohttp's shutdown then finds nothing left to wait for.
 
 The error middleware registers every API request's task in :class:`InFlight`.
@@ -33,10 +34,11 @@ def cut_seconds(drain_timeout_s: float) -> float:
 class InFlight:
     """The tasks of the API requests being handled."""
 
-    __slots__ = ("_idle", "_tasks")
+    __slots__ = ("_cut", "_idle", "_tasks")
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
+        self._cut: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -49,8 +51,13 @@ class InFlight:
 
     def leave(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
+        self._cut.discard(task)
         if not self._tasks:
             self._idle.set()
+
+    def was_cut(self, task: asyncio.Task[object] | None) -> bool:
+        """Whether ``task`` was cancelled by the drain (not by its caller going away)."""
+        return task in self._cut
 
     async def wait_idle(self, deadline: float) -> bool:
         """Wait until nothing is in flight, at most until loop time ``deadline``; True if so."""
@@ -65,6 +72,7 @@ class InFlight:
         """Cancel every request still in flight and let them end until loop time
         ``deadline`` (a stream writes its closing error event then); how many were cut."""
         tasks = list(self._tasks)
+        self._cut.update(tasks)
         for task in tasks:
             task.cancel(SHUTTING_DOWN)
         if tasks:

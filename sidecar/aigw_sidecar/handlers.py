@@ -1,43 +1,45 @@
-"""The API endpoints: parse and check the body, run the pipeline, render the answer.
+"""The API endpoints: one request context, the pipeline, the answer in the caller's format.
 
-Each handler turns its wire format into the canonical form (``/v1/messages`` translates the
-Anthropic request into OpenAI chat), builds a :class:`~aigw_sidecar.context.RequestContext`
-on the runtime config current at that moment, and runs the pipeline. A complete answer is
-rendered as JSON; a stream as SSE: the first chunk is awaited before the 200 is sent (so an
-upstream that fails at once still gives a proper error status), each write waits for the
-socket to drain (back-pressure), and a failure after the 200 ends the stream with an error
-event in the caller's format. A caller that disconnects cancels the handler (the server runs
-with ``handler_cancellation``), which closes the upstream connection.
+Each endpoint is a front end (:mod:`aigw_sidecar.frontends`): the handler makes a
+:class:`~aigw_sidecar.context.RequestContext` on the runtime config current at that moment,
+lets the pipeline read and decode the body (so even a request refused for its body has run
+the outermost steps), and renders the answer with the front end. A stream: the first batch
+is read before the 200 is sent (inside the upstream attempt, so an upstream that fails at
+once gives a proper error status), each write waits for the socket to drain
+(back-pressure), the request deadline bounds the whole stream, and a failure after the 200
+ends the stream with an error event in the caller's format. A caller that disconnects
+cancels the handler (the server runs with ``handler_cancellation``), which closes the
+upstream connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+from collections.abc import AsyncGenerator, AsyncIterator
 
-import orjson
 from aiohttp import web
 
-from .adapters.anthropic_inbound import anthropic_request_to_openai, openai_response_to_anthropic
-from .adapters.anthropic_stream import OpenAIToAnthropic
+from .app_keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, STORE
 from .body import read_json_body
-from .context import Api, Json, Operation, RequestContext
-from .errors import (
-    NotReady,
-    SidecarError,
-    anthropic_error_body,
-    openai_error_body,
-)
-from .keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, STORE
-from .pipeline import Pipeline
+from .context import Json, RequestContext
+from .errors import NotReady, SidecarError, UpstreamTimeout
+from .frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS, Frontend
+from .keys import MODELS
+from .pipeline import Decode, Pipeline
 from .runtime import RuntimeConfig
-from .sse import DONE, anthropic_event, openai_event
-from .steps.models import MODELS_STEP
-from .validate import check_chat, check_embeddings, check_messages
 
 __all__ = ["chat_completions", "embeddings", "list_models", "messages"]
 
 _JSON = "application/json"
+
+
+def _body_reader(request: web.Request, frontend: Frontend, ctx: RequestContext) -> Decode:
+    async def decode() -> Json:
+        return frontend.decode(await read_json_body(request), ctx)
+
+    return decode
 
 
 def _loaded_config(request: web.Request) -> RuntimeConfig:
@@ -52,21 +54,18 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
     headers = {
         "X-AIGW-Request-Id": ctx.request_id,
         "X-AIGW-Policy-Version": ctx.config.policy_version,
-        "X-AIGW-Cache": "bypass",
+        "X-AIGW-Cache": ctx.cache,
     }
     headers.update(ctx.response_headers)
     return headers
 
 
-async def _serve(
-    request: web.Request, api: Api, operation: Operation, body: Json
-) -> web.StreamResponse:
+async def _serve(request: web.Request, frontend: Frontend) -> web.StreamResponse:
     config = _loaded_config(request)
     ctx = RequestContext(
         request_id=request[REQUEST_ID],
-        api=api,
-        operation=operation,
-        body=body,
+        api=frontend.api,
+        operation=frontend.operation,
         headers=request.headers,
         config=config,
         started=asyncio.get_running_loop().time(),
@@ -74,35 +73,38 @@ async def _serve(
     request[CONTEXT] = ctx
     pipeline = request.app[PIPELINE]
     try:
-        await pipeline.run(ctx)
+        await pipeline.run(ctx, _body_reader(request, frontend, ctx))
         if ctx.chunks is not None:
-            return await _stream(request, ctx, pipeline)
+            return await _stream(request, ctx, pipeline, frontend)
         answer = ctx.response
         assert answer is not None, "the pipeline always answers or raises"
-        if api == "anthropic":
-            answer = openai_response_to_anthropic(answer, ctx.requested_model)
+        ctx.status = 200
         return web.Response(
-            body=orjson.dumps(answer), content_type=_JSON, headers=_base_headers(ctx)
+            body=frontend.render(ctx, answer), content_type=_JSON, headers=_base_headers(ctx)
         )
+    except SidecarError as exc:
+        ctx.error = exc
+        ctx.status, ctx.error_type = exc.status, exc.type
+        raise
+    except (asyncio.CancelledError, ConnectionResetError) as exc:
+        ctx.error = exc
+        ctx.status, ctx.error_type = 499, "client_disconnected"
+        raise
     except BaseException as exc:
         ctx.error = exc
+        ctx.status, ctx.error_type = 500, "internal_error"
         raise
     finally:
         await pipeline.finish(ctx)
-
-
-def _stream_error(ctx: RequestContext, error: SidecarError) -> bytes:
-    if ctx.api == "anthropic":
-        return b"event: error\ndata: " + anthropic_error_body(error, ctx.request_id) + b"\n\n"
-    return b"data: " + openai_error_body(error, ctx.request_id) + b"\n\n"
+        ctx.error = None  # its traceback holds the frames that hold the body: let them go
 
 
 async def _stream(
-    request: web.Request, ctx: RequestContext, pipeline: Pipeline
+    request: web.Request, ctx: RequestContext, pipeline: Pipeline, frontend: Frontend
 ) -> web.StreamResponse:
     chunks = pipeline.stream(ctx)
-    async with contextlib.aclosing(chunks):
-        first = await anext(chunks, None)  # errors before the 200 become normal error responses
+    async with _closing(chunks):
+        first = await anext(chunks, None)
         if ctx.route is not None:
             request.app[METRICS].time_to_first_token.labels(ctx.route.name).observe(
                 asyncio.get_running_loop().time() - ctx.started
@@ -111,73 +113,67 @@ async def _stream(
         response.content_type = "text/event-stream"
         response.headers["Cache-Control"] = "no-cache"
         await response.prepare(request)
+        ctx.status = 200
+        encoder = frontend.stream_encoder(ctx)
         try:
-            if ctx.api == "openai":
-                include_usage = ctx.include_usage
-                batch = first
-                while batch is not None:
-                    data = b"".join(
-                        openai_event(chunk)
-                        for chunk in batch
-                        if include_usage or chunk.get("choices") or not chunk.get("usage")
-                    )
-                    if data:
-                        await response.write(data)
-                    batch = await anext(chunks, None)
-                await response.write(DONE)
-            else:
-                translator = OpenAIToAnthropic(ctx.requested_model)
-                batch = first
-                while batch is not None:
-                    data = b"".join(
-                        anthropic_event(event, payload)
-                        for chunk in batch
-                        for event, payload in translator.feed(chunk)
-                    )
-                    if data:
-                        await response.write(data)
-                    batch = await anext(chunks, None)
-                await response.write(
-                    b"".join(anthropic_event(e, payload) for e, payload in translator.finish())
-                )
+            deadline = ctx.deadline if math.isfinite(ctx.deadline) else None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    batch = first
+                    while batch is not None:
+                        data = encoder.feed(batch)
+                        if data:
+                            await response.write(data)
+                        batch = await anext(chunks, None)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    "the request deadline passed in the middle of the stream",
+                    code="deadline_exceeded",
+                ) from None
+            await pipeline.respond(ctx)
+            await response.write(encoder.finish())
         except SidecarError as exc:
             ctx.error = exc
+            ctx.error_type = exc.type
             with contextlib.suppress(ConnectionError):
-                await response.write(_stream_error(ctx, exc))
+                await response.write(frontend.stream_error(exc, ctx.request_id))
         except ConnectionError as exc:  # the caller went away; closing `chunks` stops upstream
             ctx.error = exc
+            ctx.error_type = "client_disconnected"
             return response
     with contextlib.suppress(ConnectionError):
         await response.write_eof()
     return response
 
 
+@contextlib.asynccontextmanager
+async def _closing(chunks: AsyncIterator[list[Json]]) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
-    body = check_chat(await read_json_body(request))
-    return await _serve(request, "openai", "chat", body)
+    return await _serve(request, OPENAI_CHAT)
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
     """``POST /v1/embeddings``."""
-    body = check_embeddings(await read_json_body(request))
-    if body.get("stream") is not None:
-        body = {k: v for k, v in body.items() if k != "stream"}
-    return await _serve(request, "openai", "embeddings", body)
+    return await _serve(request, OPENAI_EMBEDDINGS)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages`` (Anthropic-compatible)."""
-    body = anthropic_request_to_openai(check_messages(await read_json_body(request)))
-    return await _serve(request, "anthropic", "chat", body)
+    return await _serve(request, ANTHROPIC_MESSAGES)
 
 
 async def list_models(request: web.Request) -> web.Response:
     """``GET /v1/models``: the routes this workload may use (Anthropic shape for its SDK)."""
     config = _loaded_config(request)
-    bodies = config.prepared.get(MODELS_STEP)
-    if not isinstance(bodies, tuple):
-        bodies = (config.models_openai, config.models_anthropic)
+    bodies = config.prepared.get(MODELS) or (config.models_openai, config.models_anthropic)
     return web.Response(
         body=bodies[1] if "anthropic-version" in request.headers else bodies[0],
         content_type=_JSON,

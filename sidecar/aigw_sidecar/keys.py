@@ -1,70 +1,40 @@
-"""Typed keys of the state kept on the aiohttp application and request objects."""
+"""The well-known typed state keys: what one step publishes for the others to read.
+
+Per request (``ctx.state[KEY]``):
+
+=============  ==============================  =============================================
+key            set by                          holds
+=============  ==============================  =============================================
+IDENTITY       the admit step                  who is calling: namespace, tenant, app, use
+                                               case, the governing policy
+ADMISSION      the admit step                  identity + route + constraints (prompt
+                                               estimate, output bound, worst-case cost,
+                                               deadline) + the governance decisions
+GRANT          the limit step                  the reservation held against rate limits and
+                                               budgets (settled when the call ends)
+=============  ==============================  =============================================
+
+Per bundle (``config.prepared[KEY]``, written by ``Step.prepare``):
+
+===============  ==========================================================================
+GOVERNANCE_VIEW  the governance engine's view of the bundle (policy of this pod, prices)
+MODELS           the ``GET /v1/models`` bodies (OpenAI, Anthropic) this workload may use
+===============  ==========================================================================
+
+Everything else an audit record needs is a plain field of the context (``attempts``,
+``decisions``, ``cache``, ``usage``, ``cost_nano``, ``status``, ``error_type``). A step's
+private state uses a key of its own, declared in its module.
+"""
 
 from __future__ import annotations
 
-import itertools
-import random
-import secrets
+from .governance import Admission, BundleView, Grant, Identity
+from .state import Key
 
-from aiohttp import web
+__all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "MODELS"]
 
-from .bundle_store import BundleStore
-from .context import RequestContext
-from .drain import InFlight
-from .metrics import Metrics
-from .pipeline import Pipeline
-from .settings import SidecarSettings
-from .steps.govern import Govern
-
-__all__ = [
-    "CONTEXT",
-    "DRAINING",
-    "GOVERN",
-    "IN_FLIGHT",
-    "METRICS",
-    "PIPELINE",
-    "REQUEST_ID",
-    "REQUEST_IDS",
-    "RNG",
-    "SETTINGS",
-    "STORE",
-    "Draining",
-    "RequestIds",
-]
-
-
-class RequestIds:
-    """Request ids: a random per-process prefix and a counter (unique across pods, and
-    cheaper than fresh randomness per request)."""
-
-    __slots__ = ("_counter", "_prefix")
-
-    def __init__(self) -> None:
-        self._prefix = "req_" + secrets.token_hex(8)
-        self._counter = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):08x}"
-
-
-class Draining:
-    """Set once SIGTERM arrived: ``/readyz`` then says not ready."""
-
-    __slots__ = ("active",)
-
-    def __init__(self) -> None:
-        self.active = False
-
-
-SETTINGS = web.AppKey("aigw_settings", SidecarSettings)
-STORE = web.AppKey("aigw_store", BundleStore)
-METRICS = web.AppKey("aigw_metrics", Metrics)
-PIPELINE = web.AppKey("aigw_pipeline", Pipeline)
-RNG = web.AppKey("aigw_rng", random.Random)
-DRAINING = web.AppKey("aigw_draining", Draining)
-GOVERN = web.AppKey("aigw_govern", Govern)
-REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
-IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
-
-REQUEST_ID = web.RequestKey("aigw_request_id", str)
-CONTEXT = web.RequestKey("aigw_context", RequestContext)
+IDENTITY = Key("identity", Identity)
+ADMISSION = Key("admission", Admission)
+GRANT = Key("grant", Grant)
+GOVERNANCE_VIEW = Key("governance.view", BundleView)
+MODELS: Key[tuple[bytes, bytes]] = Key("models")

@@ -3,8 +3,10 @@
 Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
 rendered in the caller's API shape (Anthropic on ``/v1/messages``, OpenAI elsewhere) with
 ``Retry-After`` when it has one; aiohttp's own HTTP errors (unknown path, wrong method, body
-too large) become the matching typed error; anything else is a bug: logged with the request
-id, answered with a generic 500 that carries no detail.
+too large) become the matching typed error; a request the drain cut before its answer began
+gets a 503 ``shutting_down``; anything else is a bug: logged with the request id, answered
+with a generic 500 that carries no detail. A whole (not streamed) answer is written here
+too, bounded by ``send_timeout_s``, so a caller that stops reading cannot hold it forever.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
+from .drain import SHUTTING_DOWN
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
     InvalidRequest,
     MethodNotAllowed,
     SidecarError,
+    UpstreamUnavailable,
     anthropic_error_body,
     openai_error_body,
 )
-from .keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, STORE
 from .metrics import Metrics
 
 __all__ = ["error_middleware", "error_response", "new_request_id"]
@@ -81,11 +85,34 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
     return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")
 
 
+async def _send(request: web.Request, response: web.Response) -> None:
+    """Write a whole answer here, bounded by ``send_timeout_s``: aiohttp would wait forever
+    for a caller that stopped reading. Past the bound the connection is dropped."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].send_timeout_s):
+            await response.prepare(request)
+            await response.write_eof()
+    except TimeoutError:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise ConnectionResetError("the caller stopped reading the answer") from None
+
+
+def _shutting_down() -> SidecarError:
+    return UpstreamUnavailable(
+        "the gateway is shutting down; retry the request", code=SHUTTING_DOWN, retry_after=1
+    )
+
+
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
-    route = ctx.route.name if ctx is not None and ctx.route is not None else ""
-    if ctx is not None and not error and isinstance(ctx.error, SidecarError):
-        error = ctx.error.type  # a stream that failed after its 200 was sent
+    route = ""
+    if ctx is not None:
+        if ctx.route is not None:
+            route = ctx.route.name
+        if not error and ctx.error_type:
+            error = ctx.error_type  # a stream that failed after its 200 was sent
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
@@ -110,7 +137,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             mapped = _from_http(exc)
             response = error_response(request, mapped)
             error_type = mapped.type
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
+            if not in_flight.was_cut(task) or request.writer.output_size > 0:
+                error_type, status = "client_disconnected", 499
+                raise
+            task.uncancel()  # cut by the drain before its answer began: say so, typed
+            response = error_response(request, _shutting_down())
+            response.force_close()
+            error_type = "upstream_unavailable"
+        except ConnectionResetError:
             error_type = "client_disconnected"
             status = 499
             raise
@@ -122,6 +157,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             error_type = ""
         status = response.status
+        if isinstance(response, web.Response) and not response.prepared:
+            try:
+                await _send(request, response)
+            except ConnectionResetError:
+                status, error_type = 499, "client_disconnected"
+                raise
         return response
     finally:
         in_flight.leave(task)

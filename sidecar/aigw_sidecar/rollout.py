@@ -16,8 +16,8 @@ import time
 import orjson
 from aiohttp import web
 
+from .app_keys import SETTINGS, STORE
 from .bundle_store import BundleStore
-from .keys import SETTINGS, STORE
 from .settings import SidecarSettings
 
 __all__ = ["MAX_REASON_CHARS", "add_rollout_route", "rollout_report"]

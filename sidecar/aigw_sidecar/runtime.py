@@ -5,20 +5,25 @@ The bundle's pydantic models are a good contract and a poor hot path. On every (
 objects so that a request does only dict lookups: per route a backend table with cumulative
 weights for the weighted choice and the timeouts in seconds; per backend the upstream URLs,
 the credential headers (read from the mounted Secret files now, not per request), the
-adapter, and prices as integer femto-USD per token (exact integer cost arithmetic).
+adapter, and prices (:class:`~aigw_sidecar.governance.Prices`, integer nano-USD: the one
+money unit of the sidecar); per route its compiled :class:`AttemptPlan`.
 
 Credentials are held in fields excluded from ``repr`` and never put in logs, status or
 errors. A backend whose credential file is missing stays in the config, marked unusable; the
 problem (never the value) is listed in ``warnings`` and shown in ``/aigw/status``.
+
+Settings of the bundle's policies and routes that this sidecar does not enforce yet are
+found with the contract's field-status table (``aigw_contract.enforcement``, the same rule
+``aigw validate`` and the operator apply) and listed in ``not_enforced``; the defaults that
+are not enforced yet in ``inactive_defaults``. Both show in ``/aigw/status``.
 """
 
 from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import quote
@@ -26,30 +31,26 @@ from urllib.parse import quote
 import orjson
 from aiohttp import ClientTimeout
 
-from aigw_contract import Backend, Bundle, BundleRoute, Provider
+from aigw_contract import Backend, Bundle, BundleRoute, ErrorClass, Provider
+from aigw_contract.enforcement import unenforced
 
 from .adapters import ADAPTERS, Adapter
+from .governance.money import Prices
+from .scrub import Scrubber
+from .state import State
 
 __all__ = [
     "ANTHROPIC_VERSION",
-    "FEMTO_PER_USD",
+    "AttemptPlan",
     "RuntimeBackend",
     "RuntimeConfig",
     "RuntimeRoute",
     "build_runtime",
     "credential_files",
-    "format_usd",
     "render_models",
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
-FEMTO_PER_USD = 10**15
-_PRICE_SCALE = Decimal(10**9)  # USD per million tokens -> femto-USD per token
-
-
-def format_usd(femto: int) -> str:
-    """An amount of femto-USD as a decimal string with nano-dollar precision."""
-    return f"{femto // FEMTO_PER_USD}.{(femto % FEMTO_PER_USD) // 10**6:09d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +67,57 @@ class RuntimeBackend:
     """Request headers including the credential. Never log."""
     secret: str | None = field(repr=False)
     """The credential itself, kept only to scrub it from provider error messages."""
-    input_femto_per_token: int
-    output_femto_per_token: int
+    prices: Prices
+    """What this backend costs (nano-USD per million tokens)."""
+    count_tokens_url: str | None = field(default=None, repr=False)
+    """Anthropic backends: the ``/v1/messages/count_tokens`` URL."""
     credential_problem: str | None = None
     """Why the backend cannot be used (its credential file is missing), or None."""
 
-    def cost_femto(self, prompt_tokens: int, completion_tokens: int) -> int:
-        return (
-            prompt_tokens * self.input_femto_per_token
-            + completion_tokens * self.output_femto_per_token
-        )
+
+@dataclass(frozen=True, slots=True)
+class AttemptPlan:
+    """How the attempt chain may call a route, compiled once per bundle.
+
+    The primary pick is weighted-random among backends with weight > 0; a retryable
+    failure (``retry_on``) may be retried, up to ``attempts`` attempts in all, on the next
+    backend of ``fallback`` not tried yet (else the same one), after a full-jitter backoff of
+    at most ``backoff_max_s``. ``breaker_*`` are the circuit-breaker thresholds per backend.
+    """
+
+    weighted: tuple[RuntimeBackend, ...]
+    """Backends with weight > 0, in bundle order."""
+    cumulative: tuple[int, ...]
+    """Running sums of the weights of ``weighted``."""
+    fallback: tuple[RuntimeBackend, ...]
+    """The route's fallback order."""
+    attempts: int
+    """Most attempts of one request, the first included."""
+    retry_on: frozenset[ErrorClass]
+    backoff_base_s: float
+    backoff_max_s: float
+    breaker_failures: int
+    """Consecutive failures that open a backend's circuit."""
+    breaker_open_s: float
+    """How long an open circuit refuses before one probe."""
+
+    def pick(self, rng: random.Random) -> RuntimeBackend:
+        """The primary backend: weighted-random among those with weight > 0."""
+        if len(self.weighted) == 1:
+            return self.weighted[0]
+        point = rng.random() * self.cumulative[-1]
+        return self.weighted[bisect.bisect_right(self.cumulative, point)]
+
+    def next_backend(self, tried: Collection[str], current: RuntimeBackend) -> RuntimeBackend:
+        """The backend of the next attempt: the first fallback not in ``tried``, else
+        ``current`` again."""
+        for backend in self.fallback:
+            if backend.name not in tried:
+                return backend
+        return current
+
+    def retryable(self, error_class: ErrorClass) -> bool:
+        return error_class in self.retry_on
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +126,8 @@ class RuntimeRoute:
 
     name: str
     backends: tuple[RuntimeBackend, ...]
-    weighted: tuple[RuntimeBackend, ...]
-    """Backends with weight > 0, in bundle order."""
-    cumulative: tuple[int, ...]
-    """Running sums of the weights of ``weighted``."""
+    plan: AttemptPlan
+    """What the attempt chain may do (primary pick, fallbacks, retries, breakers)."""
     connect_s: float
     request_s: float
     idle_s: float
@@ -97,14 +137,13 @@ class RuntimeRoute:
     """A stream: ``connect_s`` to connect, ``idle_s`` between reads (the first byte is
     bounded separately by ``request_s``)."""
     spec: BundleRoute = field(repr=False)
-    """The route as the bundle has it (retry, fallback, circuit breaker for later steps)."""
+    """The route as the bundle has it."""
 
-    def pick(self, rng: random.Random) -> RuntimeBackend:
-        """A weighted-random backend among those with weight > 0."""
-        if len(self.weighted) == 1:
-            return self.weighted[0]
-        point = rng.random() * self.cumulative[-1]
-        return self.weighted[bisect.bisect_right(self.cumulative, point)]
+    def backend(self, name: str) -> RuntimeBackend | None:
+        for backend in self.backends:
+            if backend.name == name:
+                return backend
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +164,18 @@ class RuntimeConfig:
     models_anthropic: bytes
     """Pre-rendered ``GET /v1/models`` body (Anthropic shape)."""
     warnings: tuple[str, ...] = ()
+    """Problems of this config (unreadable credentials), never a credential."""
+    not_enforced: tuple[str, ...] = ()
+    """Settings of the bundle that are accepted but not enforced yet, one line each."""
+    inactive_defaults: tuple[str, ...] = ()
+    """Defaults in the bundle that would do something but are not enforced yet."""
+    scrubber: Scrubber = field(default_factory=Scrubber, repr=False)
+    """Removes every backend's credential from provider messages (:mod:`.scrub`)."""
     credential_files: tuple[Path, ...] = ()
     """The credential files read for this config (watched for rotation)."""
-    prepared: dict[str, object] = field(default_factory=dict, repr=False)
-    """Per-bundle state of pipeline steps (``Step.prepare``), by step name. Filled once, before
-    the config is swapped in, and only read afterwards."""
+    prepared: State = field(default_factory=State, repr=False)
+    """Per-bundle state of pipeline steps (``Step.prepare``), by typed key. Filled once,
+    before the config is swapped in, and only read afterwards."""
 
     def route_for(self, model: str) -> RuntimeRoute | None:
         """The route a request's ``model`` names: a route name or one of its model aliases."""
@@ -156,12 +202,16 @@ def _read_secret(secrets_dir: Path, backend: Backend) -> tuple[str | None, str |
 def _urls(backend: Backend) -> tuple[str, str | None]:
     base = backend.base_url.rstrip("/")
     if backend.provider is Provider.ANTHROPIC:
-        return (base + "/messages" if base.endswith("/v1") else base + "/v1/messages"), None
+        return _anthropic_messages_url(base), None
     if backend.provider is Provider.AZURE_OPENAI:
         deployment = f"{base}/openai/deployments/{quote(backend.model, safe='')}"
         query = f"?api-version={quote(backend.api_version or '', safe='')}"
         return f"{deployment}/chat/completions{query}", f"{deployment}/embeddings{query}"
     return base + "/chat/completions", base + "/embeddings"
+
+
+def _anthropic_messages_url(base: str) -> str:
+    return base + "/messages" if base.endswith("/v1") else base + "/v1/messages"
 
 
 def _headers(provider: Provider, secret: str | None) -> dict[str, str]:
@@ -181,6 +231,7 @@ def _headers(provider: Provider, secret: str | None) -> dict[str, str]:
 def _backend(backend: Backend, secrets_dir: Path) -> RuntimeBackend:
     secret, problem = _read_secret(secrets_dir, backend)
     chat_url, embeddings_url = _urls(backend)
+    count_url = chat_url + "/count_tokens" if backend.provider is Provider.ANTHROPIC else None
     return RuntimeBackend(
         name=backend.name,
         provider=backend.provider,
@@ -190,8 +241,8 @@ def _backend(backend: Backend, secrets_dir: Path) -> RuntimeBackend:
         embeddings_url=embeddings_url,
         headers=MappingProxyType(_headers(backend.provider, secret)),
         secret=secret,
-        input_femto_per_token=int(backend.pricing.input_per_million_tokens_usd * _PRICE_SCALE),
-        output_femto_per_token=int(backend.pricing.output_per_million_tokens_usd * _PRICE_SCALE),
+        prices=Prices.of(backend.pricing),
+        count_tokens_url=count_url,
         credential_problem=problem,
     )
 
@@ -209,11 +260,23 @@ def _route(route: BundleRoute, secrets_dir: Path) -> RuntimeRoute:
     connect = route.timeouts.connect_ms / 1000
     request = route.timeouts.request_ms / 1000
     idle = route.timeouts.idle_ms / 1000
+    by_name = {b.name: b for b in backends}
+    retry, breaker = route.retry, route.circuit_breaker
+    plan = AttemptPlan(
+        weighted=weighted,
+        cumulative=tuple(cumulative),
+        fallback=tuple(by_name[name] for name in route.fallback if name in by_name),
+        attempts=retry.attempts,
+        retry_on=frozenset(retry.retry_on),
+        backoff_base_s=retry.backoff_base_ms / 1000,
+        backoff_max_s=retry.backoff_max_ms / 1000,
+        breaker_failures=breaker.consecutive_failures,
+        breaker_open_s=float(breaker.open_seconds),
+    )
     return RuntimeRoute(
         name=route.name,
         backends=backends,
-        weighted=weighted,
-        cumulative=tuple(cumulative),
+        plan=plan,
         connect_s=connect,
         request_s=request,
         idle_s=idle,
@@ -263,6 +326,17 @@ def credential_files(bundle: Bundle, secrets_dir: Path) -> tuple[Path, ...]:
     )
 
 
+def _not_enforced(bundle: Bundle) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    settings: list[str] = []
+    defaults: set[str] = set()
+    for kind, items in (("AIPolicy", bundle.policies), ("ModelRoute", bundle.routes)):
+        for item in items:
+            found = unenforced(kind, item, resource=f"{kind}/{item.name}")
+            settings += [str(problem) for problem in found.settings]
+            defaults.update(f"{kind} {default}" for default in found.defaults)
+    return tuple(settings), tuple(sorted(defaults))
+
+
 def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     """Compile a validated bundle; reads the credential files it references."""
     routes = {r.name: _route(r, secrets_dir) for r in bundle.routes}
@@ -273,6 +347,7 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
     models_openai, models_anthropic = render_models(bundle, [*routes, *aliases])
     digest = bundle.content_hash.removeprefix("sha256:")[:12]
     files = credential_files(bundle, secrets_dir)
+    not_enforced, inactive_defaults = _not_enforced(bundle)
     return RuntimeConfig(
         bundle=bundle,
         revision=bundle.revision,
@@ -283,5 +358,8 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,
+        not_enforced=not_enforced,
+        inactive_defaults=inactive_defaults,
+        scrubber=Scrubber(b.secret for r in routes.values() for b in r.backends),
         credential_files=files,
     )

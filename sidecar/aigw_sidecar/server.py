@@ -24,8 +24,8 @@ from types import TracebackType
 from aiohttp import web
 
 from .app import StepsFactory, create_apps
+from .app_keys import DRAINING, IN_FLIGHT, STORE
 from .drain import cut_seconds
-from .keys import DRAINING, IN_FLIGHT, STORE
 from .listener import ConnectionLimits, bound_port, listen
 from .settings import SidecarSettings
 from .steps import default_steps

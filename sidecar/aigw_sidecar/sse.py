@@ -8,13 +8,14 @@ The writers render one event as bytes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from aiohttp import StreamReader
 
-from .context import Json
-
 __all__ = ["DONE", "anthropic_event", "iter_sse_batches", "openai_event"]
+
+Json = dict[str, Any]
 
 DONE = b"data: [DONE]\n\n"
 

@@ -1,9 +1,10 @@
 """Provider error responses, mapped into the sidecar's error tree.
 
 A provider's status decides the error class; its message is kept (it is often the useful
-part: "max_tokens is too large") but scrubbed first: the backend's credential and any URL
-are removed, and it is cut to a few hundred characters. Provider headers are never copied,
-except a 429's ``Retry-After`` (seconds, or ``retry-after-ms``) which is passed on.
+part: "max_tokens is too large") but scrubbed first (:mod:`.scrub`: every backend's
+credential in any rendering, anything key-like, URLs), and cut to a few hundred characters.
+Provider headers are never copied, except a 429's ``Retry-After`` (seconds, or
+``retry-after-ms``) which is passed on.
 
 =================  =====================================================================
 provider status    sidecar error
@@ -22,7 +23,6 @@ other 5xx          UpstreamError 502
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import orjson
@@ -36,21 +36,9 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from .scrub import Scrubber
 
-__all__ = ["map_upstream_error", "retry_after_seconds", "scrub"]
-
-_URL = re.compile(r"\b(?:https?|wss?)://\S+", re.IGNORECASE)
-_MAX_MESSAGE = 300
-
-
-def scrub(message: str, secret: str | None) -> str:
-    """A provider message safe to show the caller."""
-    if secret:
-        message = message.replace(secret, "[credential]")
-    message = _URL.sub("[url]", message)
-    if len(message) > _MAX_MESSAGE:
-        message = message[:_MAX_MESSAGE] + "..."
-    return message
+__all__ = ["map_upstream_error", "retry_after_seconds"]
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> int | None:
@@ -81,10 +69,10 @@ def _provider_message(raw: bytes) -> str:
 
 
 def map_upstream_error(  # noqa: PLR0911 - a table in code
-    status: int, raw: bytes, headers: Mapping[str, str], *, backend: str, secret: str | None
+    status: int, raw: bytes, headers: Mapping[str, str], *, backend: str, scrubber: Scrubber
 ) -> SidecarError:
-    """The sidecar error for a provider's non-2xx answer."""
-    detail = scrub(_provider_message(raw), secret)
+    """The sidecar error for a provider's non-2xx answer, its message scrubbed."""
+    detail = scrubber.scrub(_provider_message(raw))
     said = f"backend {backend} answered {status}" + (f": {detail}" if detail else "")
     if status == 429:
         return UpstreamRateLimited(said, retry_after=retry_after_seconds(headers) or 1)

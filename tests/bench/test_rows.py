@@ -4,16 +4,17 @@ step it names."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
-from aigw import NotBuilt, StepIgnored, documents, verdict
+from aigw import NotBuilt, StepIgnored, documents, flag_listed, missing_flags, verdict
 from aigw_contract import compile_bundle, parse_documents
 from probes import PROBES, warned
-from rows import MINIMAL_USE_CASE, ROWS, STEPS, Step
+from rows import MINIMAL_USE_CASE, ROWS, STEPS, Flag, Step
 
 
 def _compiled(key: str) -> dict[str, Any]:
@@ -94,6 +95,18 @@ def test_a_landed_step_whose_probe_fails_fails_the_run() -> None:
     assert "configured but ignored: no Redis" in str(caught.value)
 
 
+def test_a_step_the_sidecar_claims_to_enforce_fails_the_run_when_its_probe_fails() -> None:
+    # A sidecar that lists what it does not enforce, and did not list the cache.
+    with pytest.raises(StepIgnored) as caught:
+        verdict(("cache",), STEPS_UNDER_TEST, [], {"cache": "no hit"}, declares=True)
+    assert caught.value.step == "cache"
+    flagged = {
+        "audit": Step("audit", "audit", ("audit",), flags=(Flag(("--audit-file",), "audit"),))
+    }
+    with pytest.raises(StepIgnored):  # its flag exists, or the row would not have started
+        verdict(("audit",), flagged, [], {"audit": "no record"})
+
+
 def test_steps_not_built_are_all_named() -> None:
     with pytest.raises(NotBuilt) as caught:
         verdict(
@@ -108,3 +121,21 @@ def test_steps_not_built_are_all_named() -> None:
 def test_warnings_are_found_anywhere_in_the_status_and_matched_case_insensitively() -> None:
     assert warned(["Budgets: not enforced"], ("budgets",)) == "Budgets: not enforced"
     assert warned(["credential file missing"], ("budgets", "rateLimits")) is None
+
+
+HELP = """  --redis-url REDIS_URL  shared state (env AIGW_REDIS_URL)
+  --audit-file-mode MODE  (env OTEL_EXPORTER_OTLP_ENDPOINT_X)"""
+
+
+def test_a_flag_is_found_only_as_a_whole_word_of_the_help() -> None:
+    assert flag_listed("--redis-url", HELP)
+    assert flag_listed("env:AIGW_REDIS_URL", HELP)
+    assert not flag_listed("--audit-file", HELP)  # only --audit-file-mode exists
+    assert not flag_listed("env:OTEL_EXPORTER_OTLP_ENDPOINT", HELP)
+    assert not flag_listed("--redis", HELP)
+
+
+def test_the_sidecar_of_this_checkout_has_the_flags_of_its_landed_steps() -> None:
+    landed = [k for k, s in STEPS.items() if s.landed]
+    for key in landed:
+        assert missing_flags(ROWS[f"aigw-{key}"], sys.executable) == {}, key

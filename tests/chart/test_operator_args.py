@@ -186,3 +186,15 @@ def test_redis_and_otlp_values_reach_the_injected_sidecar(
     assert env["AIGW_DEFAULT_MODE"] == "enforce"
     assert env["AIGW_OTLP_ENDPOINT"] == "http://otel.obs.svc:4317"
     assert env["AIGW_OTLP_PROTOCOL"] == "grpc"
+
+
+def test_drain_and_status_values_reach_the_injected_sidecar(render: Render) -> None:
+    """sidecar.drainTimeoutSeconds and statusFromNetwork -> operator flags -> injected args."""
+    default = _settings(_container(render())["args"]).sidecar
+    assert (default.drain_timeout_s, default.status_from_network) == (25, False)
+    values = {"sidecar": {"drainTimeoutSeconds": 40, "statusFromNetwork": True}}
+    settings = _settings(_container(render(values))["args"]).sidecar
+    assert (settings.drain_timeout_s, settings.status_from_network) == (40, True)
+    args = sidecar_container(settings, [], native=True)["args"]
+    assert "--drain-timeout=40" in args
+    assert "--status-from-network" in args

@@ -120,6 +120,11 @@ class OperatorProcess:
         return self.workdir / f"certs-{self.priority}"
 
     def start(self) -> None:
+        self.launch()
+        wait_for(f"operator {self.priority} ready", self.ready, timeout=90)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready."""
         argv = [
             sys.executable,
             "-m",
@@ -141,7 +146,6 @@ class OperatorProcess:
             argv.append("--no-webhook")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        wait_for(f"operator {self.priority} ready", self.ready, timeout=90)
 
     def ready(self) -> bool:
         assert self.process is not None

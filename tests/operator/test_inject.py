@@ -133,6 +133,44 @@ def test_sidecar_env_from_the_operator_settings(json_patch: Patcher) -> None:
     assert {"name": "AIGW_REDIS_URL", "value": "redis://redis:6379/0"} in sidecar["env"]
 
 
+@pytest.mark.parametrize(
+    ("pod_grace", "drain", "grace"),
+    [
+        (None, 25, 30),  # the pod's default 30 s holds 25 s of drain plus the margin
+        (60, 25, 60),  # a longer grace period is kept, the drain stays the setting's
+        (20, 15, 20),  # a shorter one caps the drain
+        (3, 1, 3),
+        (0, 1, 0),
+    ],
+)
+def test_drain_fits_the_grace_period(
+    json_patch: Patcher, pod_grace: int | None, drain: int, grace: int
+) -> None:
+    """Main injected no drain and no grace period: 25 s of drain (50 s in aiohttp) could be
+    killed at the pod's 30 s."""
+    spec = {} if pod_grace is None else {"terminationGracePeriodSeconds": pod_grace}
+    original = pod(LABELLED, **spec)
+    injected = json_patch(
+        original, plan_injection(original, SETTINGS, namespace_enabled=False, native=True).patch
+    )
+    args = injected["spec"]["initContainers"][0]["args"]
+    assert f"--drain-timeout={drain}" in args
+    assert injected["spec"]["terminationGracePeriodSeconds"] == grace
+    assert "--status-from-network" not in args
+
+
+def test_a_long_drain_setting_raises_the_default_grace_period(json_patch: Patcher) -> None:
+    settings = SidecarSettings(drain_timeout_s=90, status_from_network=True)
+    original = pod(LABELLED)
+    injected = json_patch(
+        original, plan_injection(original, settings, namespace_enabled=False, native=False).patch
+    )
+    sidecar = next(c for c in injected["spec"]["containers"] if c["name"] == "aigw-sidecar")
+    assert "--drain-timeout=90" in sidecar["args"]
+    assert "--status-from-network" in sidecar["args"]
+    assert injected["spec"]["terminationGracePeriodSeconds"] == 95
+
+
 def test_sdk_key_placeholders_make_unchanged_clients_construct(json_patch: Patcher) -> None:
     original = pod(LABELLED)
     original["spec"]["containers"][0]["env"].append({"name": "ANTHROPIC_API_KEY", "value": "own"})

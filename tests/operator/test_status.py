@@ -11,7 +11,7 @@ import yaml
 
 from aigw_contract import MAX_BUNDLE_BYTES
 from aigw_operator.evaluate import evaluate
-from aigw_operator.status import Outcome, desired_status, newly_invalid
+from aigw_operator.status import Outcome, desired_status, newly_invalid, newly_warned
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -127,3 +127,40 @@ def test_transition_time_moves_only_when_the_status_changes() -> None:
     second = desired_status(body, outcome2, later)
     assert conditions(second)["Ready"]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     assert second["bundleRevision"] == 2
+
+
+def test_settings_not_enforced_yet_set_the_warning_condition() -> None:
+    items = bodies()
+    evaluation = evaluate(items, namespace="team-a", generated_at=WHEN)
+    outcome = Outcome(evaluation, revision=4, published=True)
+    policy = by_name(items, "support-assistant")
+    status = desired_status(policy, outcome, WHEN)
+    warning = conditions(status)["Warning"]
+    assert (warning["status"], warning["reason"]) == ("True", "NotEnforced")
+    assert "spec.useCases[0].cache.exact.enabled=true" in warning["message"]
+    assert "(and 1 more)" in warning["message"]  # 6 settings, 5 named
+    assert conditions(status)["Ready"]["status"] == "True"  # in force all the same
+    assert newly_warned(policy, status) == warning
+    policy["status"] = status
+    assert newly_warned(policy, desired_status(policy, outcome, WHEN)) is None  # no repeat
+
+
+def test_defaults_alone_do_not_warn_but_are_stated() -> None:
+    items = bodies()
+    route = by_name(items, "chat-economy")
+    route["spec"]["intent"] = {}
+    evaluation = evaluate(items, namespace="team-a", generated_at=WHEN)
+    status = desired_status(route, Outcome(evaluation, revision=4, published=True), WHEN)
+    warning = conditions(status)["Warning"]
+    assert (warning["status"], warning["reason"]) == ("False", "InactiveDefaults")
+    assert "spec.retry.attempts=2" in warning["message"]
+    assert newly_warned(route, status) is None
+
+
+def test_an_invalid_resource_has_an_unknown_warning_condition() -> None:
+    items = bodies()
+    by_name(items, "chat")["spec"]["retry"]["attempts"] = "three"
+    evaluation = evaluate(items, namespace="team-a", generated_at=WHEN)
+    route = by_name(items, "chat")
+    status = desired_status(route, Outcome(evaluation, revision=4, published=False), WHEN)
+    assert conditions(status)["Warning"]["status"] == "Unknown"

@@ -7,20 +7,30 @@ they import nothing but the test fixtures, so they run against any revision.
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import logging
 from typing import Any
 
 import aiohttp
+import openai
 import pytest
 from multidict import CIMultiDict
 
-from .conftest import HELLO_BODY, Gateway
+from .conftest import (
+    CANARY_ANTHROPIC,
+    CANARY_OPENAI,
+    HELLO_BODY,
+    Gateway,
+    bundle_bytes,
+    policy,
+)
 
 CHAT = "/v1/chat/completions"
 EMBED = "/v1/embeddings"
 MESSAGES = "/v1/messages"
+USER: Any = {"role": "user", "content": "hi"}
 
 
 async def _post(gateway: Gateway, headers: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
@@ -252,3 +262,49 @@ async def test_parser_level_400_names_no_software_and_echoes_nothing(
         assert echoed not in body
     assert json.loads(body)["error"]["code"] == "malformed_http"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback logged"
+
+
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda key: key[:14],
+        lambda key: f"{key[:8]}****{key[-4:]}",
+        lambda key: key.upper(),
+        lambda key: base64.b64encode(key.encode()).decode(),
+    ],
+    ids=["prefix", "masked", "upper", "base64"],
+)
+async def test_provider_messages_lose_every_rendering_of_the_keys(
+    gateway: Gateway, render: Any
+) -> None:
+    """The fake OpenAI provider quotes a rendering of its own key and of the Anthropic key."""
+    leaks = [render(CANARY_OPENAI), render(CANARY_ANTHROPIC)]
+    gateway.oai_fake.queue_fault(
+        status=400, error_message=f"Incorrect API key provided: {leaks[0]}; also {leaks[1]}"
+    )
+    status, payload = await _send(gateway, CHAT, _chat())
+    assert status == 400, payload
+    message = payload["error"]["message"]
+    assert "Incorrect API key provided" in message
+    for leak in leaks:
+        assert leak not in message
+        assert leak.lower() not in message.lower()
+
+
+async def test_a_pod_no_policy_selects_lists_no_models(gateway: Gateway) -> None:
+    """Main listed every route to such a pod while refusing every call from it."""
+    docs = [*gateway.docs[:-1], policy(["chat"])]
+    docs[-1]["spec"]["selector"] = {"matchLabels": {"app": "someone-else"}}
+    gateway.write_bundle(bundle_bytes(docs, revision=2))
+    await gateway.wait_revision(2)
+    async with gateway.openai() as client:
+        assert [m.id async for m in client.models.list()] == []
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(model="chat", messages=[USER])
+    async with gateway.anthropic() as claude:
+        assert (await claude.models.list()).data == []
+
+
+async def test_status_is_served_to_loopback_peers(gateway: Gateway) -> None:
+    status = await gateway.status()
+    assert status["bundle"]["revision"] == 1

@@ -2,52 +2,65 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import aiohttp
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from aigw_fakeprovider import FakeProvider
-from aigw_sidecar import RequestContext, SidecarServer, Step
-from aigw_sidecar.context import Json
-from aigw_sidecar.errors import PermissionDenied
-from aigw_sidecar.metrics import Metrics
-from aigw_sidecar.runtime import RuntimeConfig
-from aigw_sidecar.steps import default_steps
+from aigw_sidecar import (
+    Json,
+    Key,
+    PermissionDenied,
+    Phase,
+    Plugin,
+    RequestContext,
+    RuntimeConfig,
+    Services,
+    SidecarServer,
+    Step,
+    StreamTransform,
+    chunk_text,
+    default_steps,
+    with_text,
+)
 
 from .conftest import Gateway, bundle_bytes, sidecar_settings, standard_docs, write_secrets
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
+ROUTES = Key[dict[str, list[str]]]("test.shout.routes")
+
+
+class Upper(StreamTransform):
+    async def feed(self, batch: list[Json]) -> list[Json]:
+        return [with_text(c, chunk_text(c).upper()) if chunk_text(c) else c for c in batch]
+
+
 class Shout(Step):
     """Upper-cases streamed text and answers; refuses requests from tenant 'blocked'."""
 
     name = "shout"
+    phase = Phase.ROUTE + 1
 
     def __init__(self) -> None:
         self.finished: list[str] = []
 
-    def prepare(self, config: RuntimeConfig) -> object:
+    def prepare(self, config: RuntimeConfig) -> None:
         if config.revision == 13:
             raise ValueError("revision 13 is unlucky")
-        return {"routes": sorted(config.routes)}
+        config.prepared[ROUTES] = {"routes": sorted(config.routes)}
 
     async def on_request(self, ctx: RequestContext) -> None:
-        assert ctx.config.prepared[self.name] == {"routes": sorted(ctx.config.routes)}
+        assert ctx.config.prepared[ROUTES] == {"routes": sorted(ctx.config.routes)}
         if ctx.headers.get("X-AIGW-Tenant") == "blocked":
             raise PermissionDenied("tenant 'blocked' may not call models", code="tenant_denied")
 
-    def on_chunk(self, ctx: RequestContext, chunk: Json) -> Json | None:
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                delta["content"] = delta["content"].upper()
-        return chunk
+    def stream_transform(self, ctx: RequestContext) -> StreamTransform:
+        return Upper()
 
     async def on_response(self, ctx: RequestContext) -> None:
         if ctx.response is not None:
@@ -64,11 +77,8 @@ async def shouting(
 ) -> AsyncIterator[tuple[Gateway, Shout]]:
     shout = Shout()
 
-    def steps(
-        session: aiohttp.ClientSession, rng: random.Random, metrics: Metrics
-    ) -> Sequence[Step]:
-        standard = default_steps(session, rng, metrics)
-        return [standard[0], shout, *standard[1:]]
+    def steps(services: Services) -> Sequence[Plugin]:
+        return [*default_steps(services), shout]
 
     docs = standard_docs(oai_fake, claude_fake)
     # Governance (always in the pipeline) must let "blocked" through for this step to judge it.

@@ -7,11 +7,7 @@ from typing import Any
 
 import pytest
 
-from aigw_sidecar.adapters.anthropic_inbound import (
-    anthropic_request_to_openai,
-    openai_response_to_anthropic,
-)
-from aigw_sidecar.adapters.anthropic_stream import AnthropicToOpenAI, OpenAIToAnthropic
+from aigw_sidecar.adapters.anthropic_stream import AnthropicToOpenAI
 from aigw_sidecar.adapters.anthropic_translate import (
     anthropic_response_to_openai,
     anthropic_usage_to_openai,
@@ -19,7 +15,12 @@ from aigw_sidecar.adapters.anthropic_translate import (
     openai_usage_to_anthropic,
 )
 from aigw_sidecar.errors import InvalidRequest, UpstreamError
-from aigw_sidecar.runtime import format_usd
+from aigw_sidecar.frontends.anthropic_request import (
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
+)
+from aigw_sidecar.frontends.anthropic_stream import OpenAIToAnthropic
+from aigw_sidecar.governance import format_usd
 from aigw_sidecar.settings import parse_downward_labels
 
 
@@ -312,9 +313,10 @@ def test_empty_stream_still_closes_properly() -> None:
 
 
 def test_money_and_labels() -> None:
+    # One money unit (nano-USD) and one formatter for headers, metrics and budgets.
     assert format_usd(0) == "0.000000000"
-    assert format_usd(1_500_000_000) == "0.000001500"
-    assert format_usd(10**15 * 3 + 10**6) == "3.000000001"
+    assert format_usd(1_500) == "0.000001500"
+    assert format_usd(3 * 10**9 + 1) == "3.000000001"
     labels = parse_downward_labels('app="support"\napp.kubernetes.io/name="a\\"b"\nbroken\n')
     assert labels == {"app": "support", "app.kubernetes.io/name": 'a"b'}
 

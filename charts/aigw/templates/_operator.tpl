@@ -23,6 +23,10 @@ The command line of `aigw operator`: the one place where chart values become ope
 - --sidecar-port={{ $v.sidecar.ports.api }}
 - --sidecar-admin-port={{ $v.sidecar.ports.admin }}
 - --native-sidecar={{ $v.sidecar.native }}
+- --sidecar-drain-timeout={{ $v.sidecar.drainTimeoutSeconds }}
+{{- if $v.sidecar.statusFromNetwork }}
+- --sidecar-status-from-network
+{{- end }}
 {{- with $v.sidecar.resources.requests }}
 {{- with .cpu }}
 - --sidecar-cpu-request={{ . }}

@@ -16,7 +16,6 @@ from .governor import (
     GovernanceSettings,
     Governor,
     Grant,
-    Usage,
 )
 from .identity import Identity, PodIdentity, PolicyIndex
 from .memory_store import MemoryStore
@@ -27,6 +26,7 @@ from .redis_store import RedisStore
 from .status import budget_status
 from .store import Counter, CounterKind, ReserveResult, Store, StoreUnavailable
 from .tokens import BpeCounter, EstimateCounter, TokenCounter, count_prompt
+from .usage import OutputCounter, Usage, response_output_tokens, usage_of
 from .windows import Window, window_at
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "MemoryStore",
     "NullObserver",
     "Observer",
+    "OutputCounter",
     "PodIdentity",
     "PolicyIndex",
     "Prices",
@@ -68,5 +69,7 @@ __all__ = [
     "budget_status",
     "count_prompt",
     "format_usd",
+    "response_output_tokens",
+    "usage_of",
     "window_at",
 ]

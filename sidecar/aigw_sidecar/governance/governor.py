@@ -296,7 +296,7 @@ class Governor:
         cost = 0
         if usage is not None:
             price = prices or grant.admission.prices
-            cost = price.cost(usage.prompt_tokens, usage.completion_tokens)
+            cost = price.cost_of(usage)
         actual = [settled_amount(role, tokens, cost) for role in grant.roles]
         tag = tag_of(grant.admission.identity)
         now = self.clock.now()

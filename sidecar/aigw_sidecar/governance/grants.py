@@ -16,6 +16,7 @@ from .identity import Identity, PodIdentity, PolicyIndex
 from .money import Prices, route_worst_prices
 from .plan import PlanCache, Role, Unit
 from .store import Counter, Store
+from .usage import Usage
 
 __all__ = ["Admission", "BundleView", "GovernanceSettings", "Grant", "Usage"]
 
@@ -49,18 +50,6 @@ class BundleView:
         self.backend_prices = {
             (r.name, b.name): Prices.of(b.pricing) for r in bundle.routes for b in r.backends
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens a call consumed: provider-reported, or counted from the stream."""
-
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(slots=True)

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, cast
 
 __all__ = [
+    "BYTES_PER_TOKEN",
     "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD",
     "REPLY_PRIMING",
@@ -40,6 +41,8 @@ __all__ = [
     "count_prompt",
 ]
 
+BYTES_PER_TOKEN = 3
+"""The estimate's divisor: UTF-8 bytes per token, rounded down (so tokens round up)."""
 MESSAGE_OVERHEAD = 4
 REPLY_PRIMING = 3
 IMAGE_TOKENS = 1_105
@@ -65,7 +68,7 @@ class EstimateCounter:
 
     def count(self, text: str) -> int:
         size = len(text) if text.isascii() else len(text.encode())
-        return -(-size // 3)
+        return -(-size // BYTES_PER_TOKEN)
 
 
 class _Encoding(Protocol):

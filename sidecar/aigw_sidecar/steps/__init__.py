@@ -1,28 +1,55 @@
 """The pipeline's steps, one module each. See :mod:`aigw_sidecar.pipeline` for the interface
-and :func:`default_steps` for the order."""
+and :func:`default_steps` for what a sidecar runs.
+
+A plug-in factory (``SidecarServer(settings, steps=factory)``) gets the sidecar's
+:class:`Services` and returns its steps and attempt middlewares in any order: steps sort by
+``phase``, middlewares by ``stage``. Governance (admit, limit) is always added by the app, so
+it is never left out by accident.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from aiohttp import ClientSession
-
+from aigw_sidecar.attempts import AttemptMiddleware
+from aigw_sidecar.governance import TokenCounter
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Step
+from aigw_sidecar.settings import SidecarSettings
 
 from .account import Account
-from .models import ModelsList
-from .route import ResolveRoute
-from .upstream import CallUpstream
+from .govern import Admit, Governance, Limit
+from .route import ResolveRoute, route_to
 
-__all__ = ["Account", "CallUpstream", "ModelsList", "ResolveRoute", "default_steps"]
+__all__ = [
+    "Account",
+    "Admit",
+    "Governance",
+    "Limit",
+    "Plugin",
+    "ResolveRoute",
+    "Services",
+    "default_steps",
+    "route_to",
+]
+
+Plugin = Step | AttemptMiddleware
 
 
-def default_steps(session: ClientSession, rng: random.Random, metrics: Metrics) -> list[Step]:
-    """The steps of the standard pipeline, in order."""
-    return [
-        ResolveRoute(),
-        Account(metrics),
-        CallUpstream(session, rng, metrics),
-        ModelsList(),  # prepare only: runs after the governance step's prepare
-    ]
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What a sidecar hands its plug-in factory."""
+
+    settings: SidecarSettings
+    metrics: Metrics
+    rng: random.Random
+    """The sidecar's seedable RNG (backend picks, jitter)."""
+    counter: TokenCounter
+    """The one token estimator (the governor's)."""
+
+
+def default_steps(services: Services) -> Sequence[Plugin]:
+    """The standard steps and attempt middlewares (governance is added by the app)."""
+    return [ResolveRoute(), Account(services.metrics, services.counter)]

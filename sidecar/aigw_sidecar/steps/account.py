@@ -1,82 +1,93 @@
-"""Step: account for usage and cost once the answer is complete.
+"""Step: the call's usage and cost, computed once for the header, the metrics and budgets.
 
-Usage comes from the provider (the response's ``usage``, or a stream's last chunk, which
-the upstream step requests). A stream that ends without usage is estimated (about four
-characters per token) and flagged ``ctx.usage_estimated``, so tokens are never silently
-uncounted. Cost is exact integer arithmetic at the backend's prices; a complete response
-carries it in ``X-AIGW-Cost-USD`` (a stream's headers are sent before its cost is known).
-Budget reconciliation will read ``ctx.usage``/``ctx.cost_femto`` in its own ``on_response``.
+The innermost step (``Phase.ACCOUNT``): it is reached only when the walk got to the upstream
+call, so an answer a step gave (a cache hit) is never accounted as provider usage. Its
+response side runs first on the way back, so the limit step settles budgets to exactly the
+:class:`~aigw_sidecar.governance.Usage` and nano-USD computed here:
+
+- usage: the provider's (``usage`` of the response or of a stream's last chunk, cached
+  prompt tokens included), else estimated with the governor's estimator: the prompt as
+  admission counted it, the output counted from the answer (a complete response's message
+  text, or the stream's deltas as :class:`~aigw_sidecar.governance.OutputCounter` counted
+  them from the provider);
+- cost: :meth:`~aigw_sidecar.governance.Prices.cost_of` at the serving backend's prices
+  (cache reads and writes at their own prices), in nano-USD, rounded up; a complete answer
+  carries it in ``X-AIGW-Cost-USD`` (a stream's headers are sent before it is known);
+- metrics: ``aigw_tokens_total{kind}``, ``aigw_cost_usd_total``.
+
+A stream cut mid-way is accounted in ``on_finish`` to what it streamed (it was produced).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from aigw_sidecar.context import Json, RequestContext
+from aigw_sidecar.context import RequestContext
+from aigw_sidecar.governance import (
+    TokenCounter,
+    Usage,
+    count_prompt,
+    format_usd,
+    response_output_tokens,
+    usage_of,
+)
+from aigw_sidecar.keys import ADMISSION
 from aigw_sidecar.metrics import Metrics
-from aigw_sidecar.pipeline import Step
-from aigw_sidecar.runtime import format_usd
+from aigw_sidecar.pipeline import Phase, Step
 
-__all__ = ["Account", "estimate_prompt_chars"]
-
-
-def estimate_prompt_chars(body: Json) -> int:
-    """Characters of the prompt (chat messages or embedding input)."""
-    total = 0
-    for message in body.get("messages") or ():
-        content: Any = message.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            total += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
-    raw = body.get("input")
-    if isinstance(raw, str):
-        total += len(raw)
-    elif isinstance(raw, list):
-        total += sum(len(x) if isinstance(x, str) else 4 for x in raw)
-    return total
+__all__ = ["Account"]
 
 
 class Account(Step):
     """Usage, cost, token and cost metrics."""
 
     name = "account"
+    phase = Phase.ACCOUNT
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, counter: TokenCounter) -> None:
         self._metrics = metrics
+        self._counter = counter
 
-    def on_chunk(self, ctx: RequestContext, chunk: Json) -> Json | None:
-        if ctx.usage is None:
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta")
-                if delta:
-                    ctx.stream_chars += len(delta.get("content") or "")
-                    for call in delta.get("tool_calls") or ():
-                        ctx.stream_chars += len((call.get("function") or {}).get("arguments") or "")
-        return chunk
+    def _prompt_estimate(self, ctx: RequestContext) -> int:
+        admission = ctx.state.get(ADMISSION)
+        if admission is not None:
+            return admission.constraints.prompt_tokens
+        return count_prompt(ctx.body, self._counter)
 
-    async def on_response(self, ctx: RequestContext) -> None:
-        backend = ctx.backend
-        if backend is None or ctx.route is None:
+    def usage(self, ctx: RequestContext) -> Usage:
+        """What the call consumed: reported by the provider, or estimated."""
+        response = ctx.response
+        if response is not None:
+            reported = usage_of(response.get("usage"))
+            if reported is not None:
+                return reported
+            output = response_output_tokens(response, self._counter)
+            return Usage(self._prompt_estimate(ctx), output, estimated=True)
+        counted = ctx.output
+        if counted is not None and counted.reported is not None:
+            return counted.reported
+        output = counted.output_tokens if counted is not None else 0
+        return Usage(self._prompt_estimate(ctx), output, estimated=True)
+
+    def _account(self, ctx: RequestContext, usage: Usage) -> None:
+        backend, route = ctx.backend, ctx.route
+        if backend is None or route is None:
             return
-        usage = ctx.usage
-        if usage is None:
-            prompt = -(-estimate_prompt_chars(ctx.body) // 4)
-            completion = -(-ctx.stream_chars // 4)
-            usage = {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            }
-            ctx.usage = usage
-            ctx.usage_estimated = True
-        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-        completion_tokens = int(usage.get("completion_tokens") or 0)
-        cost = backend.cost_femto(prompt_tokens, completion_tokens)
-        ctx.cost_femto = cost
+        cost = backend.prices.cost_of(usage)
+        ctx.usage = usage
+        ctx.cost_nano = cost
         if not ctx.stream:
             ctx.response_headers["X-AIGW-Cost-USD"] = format_usd(cost)
-        children = self._metrics.backend(ctx.route.name, backend.name)
-        children.prompt_tokens.inc(prompt_tokens)
-        children.completion_tokens.inc(completion_tokens)
-        children.cost.inc(cost / 10**15)
+        children = self._metrics.backend(route.name, backend.name)
+        if usage.prompt_tokens:
+            children.prompt_tokens.inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            children.completion_tokens.inc(usage.completion_tokens)
+        if cost:
+            children.cost.inc(cost / 1e9)
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        self._account(ctx, self.usage(ctx))
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        counted = ctx.output
+        if ctx.usage is None and counted is not None and counted.output_tokens:
+            self._account(ctx, self.usage(ctx))  # a stream cut mid-way: what it streamed

@@ -1,34 +1,33 @@
-"""Steps: governance before the call (identify, authorize, constrain, limit) and its
-settlement after (reconcile usage and cost, streams and failures included).
+"""Steps: governance before the call (admit: identify, authorize, constrain; limit: reserve
+against rate limits and budgets) and its settlement after.
 
-Before the call :class:`Govern` runs the engine (:mod:`aigw_sidecar.governance`) on the
+:class:`Admit` (``Phase.ADMIT``) runs the engine (:mod:`aigw_sidecar.governance`) on the
 canonical request: a refused request raises the matching sidecar error (403
-``permission_denied``, 429 ``rate_limited``/``budget_exceeded`` with ``Retry-After``, 400
-``cost_limit_exceeded``, 503 when shared state is down and the policy fails closed). An
-admitted one gets its ``max_tokens`` clamped, its deadline tightened, its route switched to
-a budget's fallback route when the budget is spent, and the headers ``X-AIGW-Warning``
-(warn mode) and ``X-AIGW-Budget-Remaining-Tokens``/``-USD``.
+``permission_denied``, 400 ``cost_limit_exceeded``); an admitted one gets its ``max_tokens``
+clamped and its deadline tightened, and publishes ``ctx.state[IDENTITY]`` and
+``ctx.state[ADMISSION]``. Per bundle it prepares the engine's view (``GOVERNANCE_VIEW``) and
+the ``/v1/models`` list of the routes the governing policy grants (``MODELS``; empty when
+no policy governs the pod, since every call would be refused).
 
-After the call the reservation is settled exactly once: to the provider's usage; for a
-stream without usage, to the prompt estimate plus the streamed output counted here; for a
-failed call, to nothing (the reservation is released); for a stream cut mid-way, to what
-was streamed. Reservations are keyed by the sidecar's own request id. With Redis state the
+:class:`Limit` (``Phase.LIMIT``, after inspection) reserves the worst case (429
+``rate_limited``/``budget_exceeded`` with ``Retry-After``, 503 when shared state is down and
+the policy fails closed), switches to a spent budget's fallback route, and holds the
+reservation in ``ctx.state[GRANT]``. It is settled exactly once: to the call's usage as the
+account step computed it (provider-reported, or estimated with the one estimator), to
+nothing when no upstream call answered (a failure, or a step such as a cache hit that
+answered: not billed), to what was streamed for a stream cut mid-way. With Redis state the
 settlement runs in a background task, so the answer does not wait for that round trip
-(shutdown waits for them); a request right behind may briefly see the worst case still
-reserved, which errs on the safe side.
+(shutdown waits for them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
 
-from aigw_contract import Bundle
 from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
-from aigw_sidecar.context import Json, RequestContext
+from aigw_sidecar.context import RequestContext
 from aigw_sidecar.errors import (
     BudgetExceeded,
     CostLimitExceeded,
@@ -52,15 +51,18 @@ from aigw_sidecar.governance import (
     RedisStore,
     Store,
     TokenCounter,
-    Usage,
     format_usd,
 )
+from aigw_sidecar.governance import Decision as GovernanceDecision
+from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, MODELS
 from aigw_sidecar.metrics import Metrics
-from aigw_sidecar.pipeline import Step
-from aigw_sidecar.runtime import RuntimeConfig
+from aigw_sidecar.pipeline import Phase, Step
+from aigw_sidecar.runtime import RuntimeConfig, render_models
 from aigw_sidecar.settings import SidecarSettings
 
-__all__ = ["Govern", "build_governor", "error_of", "with_governance"]
+from .route import route_to
+
+__all__ = ["Admit", "Governance", "Limit", "build_governance", "error_of"]
 
 _ERRORS: dict[DenyKind, type[SidecarError]] = {
     DenyKind.INVALID_REQUEST: InvalidRequest,
@@ -70,7 +72,6 @@ _ERRORS: dict[DenyKind, type[SidecarError]] = {
     DenyKind.COST_LIMIT_EXCEEDED: CostLimitExceeded,
     DenyKind.STATE_UNAVAILABLE: UpstreamUnavailable,
 }
-_ESTIMATE = EstimateCounter()
 _log = logging.getLogger("aigw.governance")
 
 
@@ -79,36 +80,26 @@ def error_of(denied: Denied) -> SidecarError:
     return _ERRORS[denied.kind](denied.message, code=denied.code, retry_after=denied.retry_after)
 
 
-@dataclass(slots=True)
-class _Held:
-    grant: Grant
-    view: BundleView
-    """The bundle's view the request started under (a reload mid-request changes nothing)."""
-    output_tokens: int = 0
-    """Streamed output counted here, for providers that report no usage."""
-
-
-class Govern(Step):
-    """Identify, authorize, constrain and reserve; settle when the request is over."""
-
-    name = "govern"
+class Governance:
+    """One sidecar's governance: the engine, its metrics, and the two steps that use it."""
 
     def __init__(self, governor: Governor, observer: PrometheusObserver | None = None) -> None:
         self.governor = governor
-        self._observer = observer
-        self._view: tuple[Bundle, BundleView] | None = None
-        self._held: dict[str, _Held] = {}
+        self.observer = observer
+        self._view: tuple[object, BundleView] | None = None
         self._background = not isinstance(governor.store, MemoryStore)
         self._settling: set[asyncio.Task[None]] = set()
+        self.admit = Admit(self)
+        self.limit = Limit(self)
 
-    def prepare(self, config: RuntimeConfig) -> BundleView:
-        """The engine's view of a new bundle (its policy for this pod, route prices)."""
-        return self.governor.view(config.bundle)
+    @property
+    def steps(self) -> tuple[Step, Step]:
+        return self.admit, self.limit
 
     def view(self, config: RuntimeConfig) -> BundleView:
         """The view prepared for ``config`` (built here if it was loaded without it)."""
-        view = config.prepared.get(self.name)
-        if isinstance(view, BundleView):
+        view = config.prepared.get(GOVERNANCE_VIEW)
+        if view is not None:
             return view
         cached = self._view
         if cached is not None and cached[0] is config.bundle:
@@ -117,99 +108,22 @@ class Govern(Step):
         self._view = (config.bundle, view)
         return view
 
-    async def on_request(self, ctx: RequestContext) -> None:
-        view = self.view(ctx.config)
-        claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
-        try:
-            admission = self.governor.admit(
-                view,
-                request_id=ctx.request_id,
-                body=ctx.body,
-                route=ctx.route.name if ctx.route is not None else ctx.requested_model,
-                claims=claims,
-            )
-            constraints = admission.constraints
-            if constraints.clamp_to is not None:
-                key = (
-                    "max_completion_tokens" if "max_completion_tokens" in ctx.body else "max_tokens"
-                )
-                ctx.body[key] = constraints.clamp_to
-            if constraints.deadline_ms is not None:
-                ctx.deadline = min(ctx.deadline, ctx.started + constraints.deadline_ms / 1000)
-            grant = await self.governor.limit(view, admission)
-        except Denied as denied:
+    def record(self, ctx: RequestContext, decisions: list[GovernanceDecision]) -> None:
+        for decision in decisions:
             ctx.decisions.append(
-                AuditDecision(self.name, "deny", f"{denied.code}: {denied.message}")
-            )
-            raise error_of(denied) from None
-        for decision in admission.decisions:
-            ctx.decisions.append(
-                AuditDecision(decision.step, decision.verdict.value, decision.message)
-            )
-            if self._observer is not None:
-                self._observer.decision(decision)
-        if grant.degraded_to is not None:
-            route = ctx.config.routes.get(grant.degraded_to)
-            if route is not None:
-                ctx.route = route
-                ctx.response_headers["X-AIGW-Route"] = route.name
-                ctx.decisions.append(
-                    AuditDecision(self.name, "route", f"budget spent: {route.name}")
+                AuditDecision(
+                    decision.step, decision.verdict.value, decision.message, decision.code
                 )
-        headers = ctx.response_headers
-        warnings = admission.warnings
-        if warnings:
-            # Messages may quote caller-supplied claims: keep the header printable ASCII.
-            text = "; ".join(warnings)[:1000].encode("ascii", "backslashreplace").decode()
-            headers["X-AIGW-Warning"] = "".join(c if c.isprintable() else "?" for c in text)
-        _budget_headers(grant, headers)
-        if grant.store is not None:
-            self._held[ctx.request_id] = _Held(grant, view)
-
-    def on_chunk(self, ctx: RequestContext, chunk: Json) -> Json | None:
-        if ctx.usage is None:
-            held = self._held.get(ctx.request_id)
-            if held is not None:
-                for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta")
-                    if delta:
-                        held.output_tokens += _message_tokens(delta)
-        return chunk
-
-    async def on_response(self, ctx: RequestContext) -> None:
-        held = self._held.pop(ctx.request_id, None)
-        if held is None:
-            return
-        usage = ctx.usage
-        if usage is not None and not ctx.usage_estimated:
-            actual = Usage(
-                int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             )
-        else:
-            if ctx.response is not None:  # a complete answer without usage: count its output
-                held.output_tokens = _response_output_tokens(ctx.response)
-            actual = Usage(held.grant.admission.constraints.prompt_tokens, held.output_tokens)
-        if await self._settle(ctx, held, actual) and not ctx.stream:
-            _budget_headers(held.grant, ctx.response_headers)
+            if self.observer is not None:
+                self.observer.decision(decision)
 
-    async def on_finish(self, ctx: RequestContext) -> None:
-        held = self._held.pop(ctx.request_id, None)
-        if held is None:
-            return
-        # Not settled by on_response: the call failed or the stream was cut. What was
-        # streamed was produced (and billed); a call that produced nothing is released.
-        prompt = held.grant.admission.constraints.prompt_tokens
-        await self._settle(
-            ctx, held, Usage(prompt, held.output_tokens) if held.output_tokens else None
-        )
-
-    async def _settle(self, ctx: RequestContext, held: _Held, usage: Usage | None) -> bool:
-        """Settle now (memory state: no I/O) or in the background (shared state: a round
-        trip the answer need not wait for). True when it is already done."""
-        prices = None
-        if ctx.route is not None and ctx.backend is not None:
-            prices = held.view.backend_prices.get((ctx.route.name, ctx.backend.name))
-        settling = self.governor.settle(held.grant, usage, prices)
+    async def settle(self, ctx: RequestContext, grant: Grant) -> bool:
+        """Settle ``grant`` to the call's usage (none: released), now (memory state: no I/O)
+        or in the background (shared state). True when it is already done."""
+        usage = ctx.usage if ctx.answered_by is None else None
+        prices = ctx.backend.prices if ctx.backend is not None and usage is not None else None
+        settling = self.governor.settle(grant, usage, prices)
         if not self._background:
             await settling
             return True
@@ -230,6 +144,110 @@ class Govern(Step):
         await self.governor.aclose()
 
 
+def _deny(ctx: RequestContext, step: str, denied: Denied) -> SidecarError:
+    ctx.decisions.append(AuditDecision(step, "blocked", denied.message, denied.code))
+    return error_of(denied)
+
+
+def _warning_header(ctx: RequestContext, warnings: list[str]) -> None:
+    if warnings:
+        # Messages may quote caller-supplied claims: keep the header printable ASCII.
+        text = "; ".join(warnings)[:1000].encode("ascii", "backslashreplace").decode()
+        ctx.response_headers["X-AIGW-Warning"] = "".join(
+            c if c.isprintable() else "?" for c in text
+        )
+
+
+class Admit(Step):
+    """Identify, authorize and constrain."""
+
+    name = "admit"
+    phase = Phase.ADMIT
+
+    def __init__(self, governance: Governance) -> None:
+        self._g = governance
+
+    def prepare(self, config: RuntimeConfig) -> None:
+        view = self._g.governor.view(config.bundle)
+        config.prepared[GOVERNANCE_VIEW] = view
+        policy = view.index.policy
+        if policy is None:
+            config.prepared[MODELS] = render_models(config.bundle, [])
+            return
+        allowed = {route for use_case in policy.use_cases for route in use_case.routes}
+        names = [name for name in config.routes if name in allowed]
+        names += [alias for alias, route in config.aliases.items() if route in allowed]
+        config.prepared[MODELS] = render_models(config.bundle, names)
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        view = self._g.view(ctx.config)
+        route = ctx.route
+        claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
+        try:
+            admission = self._g.governor.admit(
+                view,
+                request_id=ctx.request_id,
+                body=ctx.body,
+                route=route.name if route is not None else ctx.requested_model,
+                claims=claims,
+            )
+        except Denied as denied:
+            raise _deny(ctx, self.name, denied) from None
+        constraints = admission.constraints
+        if constraints.clamp_to is not None and ctx.operation == "chat":
+            key = "max_completion_tokens" if "max_completion_tokens" in ctx.body else "max_tokens"
+            ctx.body[key] = constraints.clamp_to
+        if constraints.deadline_ms is not None:
+            ctx.deadline = min(ctx.deadline, ctx.started + constraints.deadline_ms / 1000)
+        ctx.state[ADMISSION] = admission
+        ctx.state[IDENTITY] = admission.identity
+        self._g.record(ctx, admission.decisions)
+        _warning_header(ctx, admission.warnings)
+
+
+class Limit(Step):
+    """Reserve against rate limits and budgets; settle when the call is over."""
+
+    name = "limit"
+    phase = Phase.LIMIT
+
+    def __init__(self, governance: Governance) -> None:
+        self._g = governance
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        admission = ctx.state.get(ADMISSION)
+        if admission is None or ctx.operation == "count_tokens":
+            return
+        recorded = len(admission.decisions)
+        try:
+            grant = await self._g.governor.limit(self._g.view(ctx.config), admission)
+        except Denied as denied:
+            raise _deny(ctx, self.name, denied) from None
+        self._g.record(ctx, admission.decisions[recorded:])
+        if grant.degraded_to is not None:
+            route = ctx.config.routes.get(grant.degraded_to)
+            if route is not None:
+                route_to(ctx, route, step=self.name, reason=f"budget spent: {route.name}")
+        _warning_header(ctx, admission.warnings)
+        _budget_headers(grant, ctx.response_headers)
+        if grant.store is not None:
+            ctx.state[GRANT] = grant
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        grant = ctx.state.get(GRANT)
+        if grant is None or grant.settled:
+            return
+        if await self._g.settle(ctx, grant) and not ctx.stream:
+            _budget_headers(grant, ctx.response_headers)
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        grant = ctx.state.get(GRANT)
+        if grant is not None and not grant.settled:
+            # The call failed or the stream was cut: what was streamed was produced (and
+            # billed, the account step counted it); a call that produced nothing is released.
+            await self._g.settle(ctx, grant)
+
+
 def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
     tokens, money = grant.budget_remaining()
     if tokens is not None:
@@ -238,8 +256,8 @@ def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
         headers["X-AIGW-Budget-Remaining-USD"] = format_usd(money)
 
 
-def build_governor(settings: SidecarSettings, metrics: Metrics) -> Govern:
-    """The governance step of one sidecar: its pod identity, state store and metrics."""
+def build_governance(settings: SidecarSettings, metrics: Metrics) -> Governance:
+    """The governance of one sidecar: its pod identity, state store, estimator and metrics."""
     pod = PodIdentity(settings.pod_namespace, settings.service_account, dict(settings.pod_labels))
     store: Store
     if settings.redis_url:
@@ -257,30 +275,4 @@ def build_governor(settings: SidecarSettings, metrics: Metrics) -> Govern:
                 settings.tokenizer,
                 exc,
             )
-    return Govern(Governor(pod, store, counter=counter, observer=observer), observer)
-
-
-def with_governance(steps: Sequence[Step], govern: Govern) -> list[Step]:
-    """``steps`` with governance right after route resolution (first if there is none)."""
-    out = list(steps)
-    names = [s.name for s in out]
-    out.insert(names.index("route") + 1 if "route" in names else 0, govern)
-    return out
-
-
-def _message_tokens(message: Json) -> int:
-    """Estimated tokens of a message or stream delta: its text and tool-call arguments."""
-    tokens = 0
-    text = message.get("content")
-    if isinstance(text, str) and text:
-        tokens += _ESTIMATE.count(text)
-    for call in message.get("tool_calls") or ():
-        args = (call.get("function") or {}).get("arguments")
-        if isinstance(args, str) and args:
-            tokens += _ESTIMATE.count(args)
-    return tokens
-
-
-def _response_output_tokens(response: Json) -> int:
-    """Estimated output tokens of a complete chat completion (no usage reported)."""
-    return sum(_message_tokens(c.get("message") or {}) for c in response.get("choices") or ())
+    return Governance(Governor(pod, store, counter=counter, observer=observer), observer)

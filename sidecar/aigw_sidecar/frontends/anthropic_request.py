@@ -13,15 +13,14 @@ from typing import Any
 
 import orjson
 
-from aigw_sidecar.errors import InvalidRequest
-
-from .anthropic_extras import EXTRAS_KEY, anthropic_extras
-from .anthropic_translate import (
+from aigw_sidecar.adapters.anthropic_extras import EXTRAS_KEY, anthropic_extras
+from aigw_sidecar.adapters.anthropic_translate import (
     FINISH_TO_STOP,
     openai_usage_to_anthropic,
     text_of,
     tool_arguments,
 )
+from aigw_sidecar.errors import InvalidRequest
 
 __all__ = ["anthropic_request_to_openai", "openai_response_to_anthropic"]
 

@@ -1,0 +1,131 @@
+# ruff: noqa: E501 - one line per field, so that flipping a field's status is a one-line diff
+"""Which fields of AIPolicy and ModelRoute are enforced, by what, proven by which test.
+
+This table is the one source of truth for "every accepted field has an effect". Every leaf
+field of both specs (``aigw_contract.fields``) has exactly one entry, by the path users write
+(``spec.useCases[].cache.exact.enabled``). An entry is either
+
+- ``Enforced(by, test)``: the module that gives the field its effect, and the test that
+  proves it (``tests/<file>.py::<test function>``, which must exist); or
+- ``NotEnforced(noop=..., inert_when=...)``: accepted by the schema but not enforced yet.
+  Until it is, ``aigw validate``, the operator (a ``Warning`` condition and Event) and the
+  sidecar (``warnings`` in ``/aigw/status``) warn about every resource that sets it to a
+  value that would do something (see ``enforcement`` for the rule).
+
+``tests/contract/test_field_status.py`` fails when a model field has no entry, when an entry
+names no field, when an ``Enforced`` test or module does not exist; ``docs/policy-reference.md``
+is generated from this table (``aigw docs policy-reference -o docs/policy-reference.md``) and a
+test fails when it is stale.
+
+**When your feature makes a field enforced**: replace its ``NotEnforced(...)`` with
+``Enforced("<module>", "tests/<file>.py::<test>")`` (one line), then regenerate the reference.
+**When you add a field**: add its line here (``NotEnforced`` until a test proves it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FIELD_STATUS", "Enforced", "FieldStatus", "NotEnforced"]
+
+
+@dataclass(frozen=True, slots=True)
+class Enforced:
+    """The field has an effect: ``by`` gives it, ``test`` proves it."""
+
+    by: str
+    """Dotted name of the module that enforces the field."""
+    test: str
+    """``tests/<file>.py::<test>`` (or ``::<Class>::<test>``): the test that proves it."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotEnforced:
+    """Accepted by the schema, not enforced yet: setting it warns, unless it does nothing."""
+
+    noop: tuple[Any, ...] = ()
+    """JSON values that do nothing even once the field is enforced (``false``, ``off``, an
+    empty list): a resource with one of them is not warned about."""
+    inert_when: tuple[str, Any] | None = None
+    """``(sibling, value)``: the field does nothing while its sibling field (same object)
+    has this value, e.g. a cache's ``ttlSeconds`` while ``enabled`` is false."""
+    note: str = ""
+    """What will enforce it, for the reference."""
+
+
+FieldStatus = Enforced | NotEnforced
+
+# fmt: off
+FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
+    "AIPolicy": {
+        "spec.mode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_limits.py::test_observe_and_warn_never_block_and_record_each_decision"),
+        "spec.selector.matchLabels": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_label_selector_semantics"),
+        "spec.selector.matchExpressions[].key": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_label_selector_semantics"),
+        "spec.selector.matchExpressions[].operator": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_label_selector_semantics"),
+        "spec.selector.matchExpressions[].values": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_label_selector_semantics"),
+        "spec.tenant": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_most_specific_policy_wins"),
+        "spec.additionalTenants": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_claims_only_granted_tenants_and_use_cases"),
+        "spec.defaultUseCase": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_field_effects.py::test_default_use_case_serves_requests_that_name_none"),
+        "spec.useCases[].name": Enforced("aigw_sidecar.governance.identity", "tests/governance/test_admission.py::test_claims_only_granted_tenants_and_use_cases"),
+        "spec.useCases[].routes": Enforced("aigw_sidecar.governance.authorize", "tests/governance/test_admission.py::test_authorization_allowlists"),
+        "spec.useCases[].qualityTier": NotEnforced(noop=(None,), note="intent routing by X-AIGW-Quality-Tier"),
+        "spec.useCases[].tools": Enforced("aigw_sidecar.governance.authorize", "tests/governance/test_admission.py::test_authorization_allowlists"),
+        "spec.useCases[].dataClassifications": Enforced("aigw_sidecar.governance.authorize", "tests/governance/test_admission.py::test_authorization_allowlists"),
+        "spec.useCases[].limits.maxTokens": Enforced("aigw_sidecar.governance.constraints", "tests/governance/test_sidecar_governance.py::test_max_tokens_clamped_and_cost_limit"),
+        "spec.useCases[].limits.maxCostUSD": Enforced("aigw_sidecar.governance.constraints", "tests/governance/test_admission.py::test_policy_cost_limit"),
+        "spec.useCases[].limits.maxLatencyMs": Enforced("aigw_sidecar.steps.govern", "tests/sidecar/test_field_effects.py::test_max_latency_bounds_the_upstream_call"),
+        "spec.useCases[].rateLimits.requestsPerMinute": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_limits.py::test_requests_per_minute_refill_and_exact_retry_after"),
+        "spec.useCases[].rateLimits.tokensPerMinute": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_limits.py::test_tokens_per_minute_reserve_then_reconcile"),
+        "spec.useCases[].rateLimits.concurrency": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_limits.py::test_concurrency_leases"),
+        "spec.useCases[].rateLimits.scope": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_field_effects.py::test_rate_limit_scope_decides_which_calls_share_a_counter"),
+        "spec.useCases[].budgets[].name": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_limits.py::test_status_shows_remaining_budget"),
+        "spec.useCases[].budgets[].period": Enforced("aigw_sidecar.governance.windows", "tests/governance/test_limits.py::test_token_budget_reserve_reconcile_and_day_rollover"),
+        "spec.useCases[].budgets[].tokens": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_limits.py::test_token_budget_reserve_reconcile_and_day_rollover"),
+        "spec.useCases[].budgets[].costUSD": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_limits.py::test_money_budget_month_end_and_leap_day"),
+        "spec.useCases[].budgets[].scope": Enforced("aigw_sidecar.governance.plan", "tests/governance/test_field_effects.py::test_budget_scope_decides_which_calls_share_a_counter"),
+        "spec.useCases[].budgets[].onExhausted": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_limits.py::test_budget_exhaustion_degrades_to_the_fallback_route"),
+        "spec.useCases[].budgets[].fallbackRoute": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_limits.py::test_budget_exhaustion_degrades_to_the_fallback_route"),
+        "spec.useCases[].cache.exact.enabled": NotEnforced(noop=(False,), note="the exact response cache"),
+        "spec.useCases[].cache.exact.ttlSeconds": NotEnforced(inert_when=("enabled", False), note="the exact response cache"),
+        "spec.useCases[].cache.semantic.enabled": NotEnforced(noop=(False,), note="the semantic cache"),
+        "spec.useCases[].cache.semantic.threshold": NotEnforced(inert_when=("enabled", False), note="the semantic cache"),
+        "spec.useCases[].cache.semantic.ttlSeconds": NotEnforced(inert_when=("enabled", False), note="the semantic cache"),
+        "spec.useCases[].redaction.profile": NotEnforced(noop=("off",), note="redaction of prompts and answers"),
+        "spec.useCases[].redaction.mode": NotEnforced(inert_when=("profile", "off"), note="redaction of prompts and answers"),
+        "spec.useCases[].promptInjection.mode": NotEnforced(noop=("off",), note="prompt-injection checks"),
+        "spec.useCases[].audit.storePrompts": NotEnforced(noop=(False,), note="audit records"),
+        "spec.useCases[].audit.retentionDays": NotEnforced(note="audit records"),
+        "spec.failMode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_redis_state.py::test_redis_down_follows_the_fail_mode_and_recovers_without_restart"),
+    },
+    "ModelRoute": {
+        "spec.intent.family": NotEnforced(noop=(None,), note="intent routing"),
+        "spec.intent.qualityTier": NotEnforced(noop=(None,), note="intent routing by X-AIGW-Quality-Tier"),
+        "spec.intent.regions": NotEnforced(noop=([],), note="residency routing by X-AIGW-Region"),
+        "spec.modelAliases": Enforced("aigw_sidecar.steps.route", "tests/sidecar/test_fleet.py::test_format_2_sharded_bundle_loads_and_aliases_resolve"),
+        "spec.backends[].name": Enforced("aigw_sidecar.attempts.chain", "tests/sidecar/test_sdk.py::test_weighted_backends_never_pick_weight_zero"),
+        "spec.backends[].provider": Enforced("aigw_sidecar.adapters", "tests/sidecar/test_sdk.py::test_openai_sdk_served_by_anthropic_backend"),
+        "spec.backends[].model": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_weighted_backends_never_pick_weight_zero"),
+        "spec.backends[].baseURL": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_chat_non_streaming"),
+        "spec.backends[].region": NotEnforced(noop=(None,), note="residency routing by X-AIGW-Region"),
+        "spec.backends[].weight": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_weighted_backends_never_pick_weight_zero"),
+        "spec.backends[].credentialSecretRef.name": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_chat_non_streaming"),
+        "spec.backends[].credentialSecretRef.key": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_chat_non_streaming"),
+        "spec.backends[].apiVersion": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_azure_backend"),
+        "spec.backends[].pricing.inputPerMillionTokensUSD": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_chat_non_streaming"),
+        "spec.backends[].pricing.outputPerMillionTokensUSD": Enforced("aigw_sidecar.runtime", "tests/sidecar/test_sdk.py::test_chat_non_streaming"),
+        "spec.backends[].pricing.cachedInputPerMillionTokensUSD": NotEnforced(noop=(None,), note="prompt-cache pricing: aigw_sidecar.governance.money prices it, no test proves it yet"),
+        "spec.backends[].pricing.cacheWritePerMillionTokensUSD": NotEnforced(noop=(None,), note="prompt-cache pricing: aigw_sidecar.governance.money prices it, no test proves it yet"),
+        "spec.fallback": NotEnforced(noop=([],), note="the fallback chain"),
+        "spec.retry.attempts": NotEnforced(noop=(1,), note="retries"),
+        "spec.retry.backoffBaseMs": NotEnforced(inert_when=("attempts", 1), note="retries"),
+        "spec.retry.backoffMaxMs": NotEnforced(inert_when=("attempts", 1), note="retries"),
+        "spec.retry.retryOn": NotEnforced(noop=([],), inert_when=("attempts", 1), note="retries"),
+        "spec.timeouts.connectMs": Enforced("aigw_sidecar.attempts.http", "tests/sidecar/test_field_effects.py::test_connect_timeout_bounds_connecting"),
+        "spec.timeouts.requestMs": Enforced("aigw_sidecar.attempts.http", "tests/sidecar/test_sdk.py::test_unknown_route_and_timeout"),
+        "spec.timeouts.idleMs": Enforced("aigw_sidecar.attempts.http", "tests/sidecar/test_field_effects.py::test_idle_timeout_ends_a_stalled_stream"),
+        "spec.circuitBreaker.consecutiveFailures": NotEnforced(note="circuit breakers"),
+        "spec.circuitBreaker.openSeconds": NotEnforced(note="circuit breakers"),
+    },
+}
+# fmt: on

@@ -1,0 +1,70 @@
+"""Typed keys of the state kept on the aiohttp application and request objects."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+
+from aiohttp import web
+
+from .bundle_store import BundleStore
+from .context import RequestContext
+from .drain import InFlight
+from .metrics import Metrics
+from .pipeline import Pipeline
+from .settings import SidecarSettings
+from .steps.govern import Governance
+
+__all__ = [
+    "CONTEXT",
+    "DRAINING",
+    "GOVERN",
+    "IN_FLIGHT",
+    "METRICS",
+    "PIPELINE",
+    "REQUEST_ID",
+    "REQUEST_IDS",
+    "RNG",
+    "SETTINGS",
+    "STORE",
+    "Draining",
+    "RequestIds",
+]
+
+
+class RequestIds:
+    """Request ids: a random per-process prefix and a counter (unique across pods, and
+    cheaper than fresh randomness per request)."""
+
+    __slots__ = ("_counter", "_prefix")
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):08x}"
+
+
+class Draining:
+    """Set once SIGTERM arrived: ``/readyz`` then says not ready."""
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = False
+
+
+SETTINGS = web.AppKey("aigw_settings", SidecarSettings)
+STORE = web.AppKey("aigw_store", BundleStore)
+METRICS = web.AppKey("aigw_metrics", Metrics)
+PIPELINE = web.AppKey("aigw_pipeline", Pipeline)
+RNG = web.AppKey("aigw_rng", random.Random)
+DRAINING = web.AppKey("aigw_draining", Draining)
+GOVERN = web.AppKey("aigw_govern", Governance)
+REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
+IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+
+REQUEST_ID = web.RequestKey("aigw_request_id", str)
+CONTEXT = web.RequestKey("aigw_context", RequestContext)

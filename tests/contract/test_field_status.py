@@ -1,0 +1,208 @@
+"""The field-status table: complete, pointing at real tests and modules; and the warning
+rule for fields that are not enforced yet (no-op values, inert fields, inactive defaults)."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aigw_contract import AIPolicy, ModelRoute, compile_bundle
+from aigw_contract.enforcement import unenforced
+from aigw_contract.field_status import FIELD_STATUS, Enforced, NotEnforced
+from aigw_contract.fields import KINDS, spec_fields
+
+REPO = Path(__file__).resolve().parents[2]
+ENFORCED = [
+    (kind, path, status)
+    for kind, table in FIELD_STATUS.items()
+    for path, status in table.items()
+    if isinstance(status, Enforced)
+]
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_model_field_has_exactly_one_entry(kind: str) -> None:
+    fields = {f.path for f in spec_fields(kind)}
+    table = set(FIELD_STATUS[kind])
+    assert not fields - table, f"{kind} fields missing from field_status: {sorted(fields - table)}"
+    assert not table - fields, f"field_status names no {kind} field: {sorted(table - fields)}"
+
+
+@cache
+def _tests_in(path: Path) -> frozenset[str]:
+    """``name`` and ``Class::name`` of every test function defined in a file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            found |= {
+                f"{node.name}::{item.name}"
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+    return frozenset(n for n in found if n.rsplit("::", 1)[-1].startswith("test"))
+
+
+@pytest.mark.parametrize(("kind", "path", "status"), ENFORCED, ids=lambda v: str(v)[:80])
+def test_an_enforced_entry_names_a_test_and_a_module_that_exist(
+    kind: str, path: str, status: Enforced
+) -> None:
+    file, sep, name = status.test.partition("::")
+    assert sep, status.test
+    assert file.startswith("tests/"), status.test
+    assert file.endswith(".py"), status.test
+    assert (REPO / file).is_file(), f"{kind} {path}: no test file {file}"
+    assert name in _tests_in(REPO / file), f"{kind} {path}: {file} has no test {name}"
+    assert importlib.util.find_spec(status.by) is not None, f"{kind} {path}: no module {status.by}"
+
+
+def test_the_enforcing_modules_and_tests_are_checked_not_only_listed() -> None:
+    """The check above can fail: a made-up test name is not found."""
+    assert "test_that_does_not_exist" not in _tests_in(REPO / "tests/sidecar/test_sdk.py")
+    assert "test_chat_non_streaming" in _tests_in(REPO / "tests/sidecar/test_sdk.py")
+
+
+def _policy(**use_case: Any) -> AIPolicy:
+    return AIPolicy.model_validate(
+        {
+            "apiVersion": "aigw.dev/v1alpha1",
+            "kind": "AIPolicy",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {
+                "useCases": [
+                    {"name": "a", "routes": ["r"]},
+                    {"name": "b", "routes": ["r"], **use_case},
+                ]
+            },
+        }
+    )
+
+
+def _route(**spec: Any) -> ModelRoute:
+    backend = {
+        "name": "main",
+        "provider": "openai",
+        "model": "m",
+        "baseURL": "https://api.example/v1",
+        "pricing": {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"},
+    }
+    return ModelRoute.model_validate(
+        {
+            "apiVersion": "aigw.dev/v1alpha1",
+            "kind": "ModelRoute",
+            "metadata": {"name": "r", "namespace": "ns"},
+            "spec": {"backends": [backend], **spec},
+        }
+    )
+
+
+def _paths(resource: AIPolicy | ModelRoute) -> list[str]:
+    return [p.path for p in unenforced(resource.kind, resource.spec).settings]
+
+
+def test_a_minimal_resource_warns_about_nothing_but_states_its_inactive_defaults() -> None:
+    policy, route = _policy(), _route()
+    assert _paths(policy) == []
+    assert _paths(route) == []
+    assert (
+        'spec.useCases[].promptInjection.mode="warn"'
+        in unenforced("AIPolicy", policy.spec).defaults
+    )
+    assert "spec.retry.attempts=2" in unenforced("ModelRoute", route.spec).defaults
+
+
+@pytest.mark.parametrize(
+    ("use_case", "warned"),
+    [
+        ({"cache": {"exact": {"enabled": False, "ttlSeconds": 60}}}, []),  # inert: disabled
+        (
+            {"cache": {"exact": {"enabled": True, "ttlSeconds": 60}}},
+            ["spec.useCases[1].cache.exact.enabled", "spec.useCases[1].cache.exact.ttlSeconds"],
+        ),
+        ({"redaction": {"profile": "off", "mode": "block"}}, []),  # no-op profile, inert mode
+        ({"redaction": {"profile": "pii"}}, ["spec.useCases[1].redaction.profile"]),
+        ({"promptInjection": {"mode": "off"}}, []),
+        ({"promptInjection": {"mode": "block"}}, ["spec.useCases[1].promptInjection.mode"]),
+        ({"audit": {"storePrompts": True}}, ["spec.useCases[1].audit.storePrompts"]),
+        ({"qualityTier": "high"}, ["spec.useCases[1].qualityTier"]),
+        ({"rateLimits": {"requestsPerMinute": 5}, "tools": []}, []),  # enforced fields
+    ],
+)
+def test_a_policy_warns_per_setting_that_would_do_something(
+    use_case: dict[str, Any], warned: list[str]
+) -> None:
+    assert _paths(_policy(**use_case)) == warned
+
+
+@pytest.mark.parametrize(
+    ("spec", "warned"),
+    [
+        ({"retry": {"attempts": 1, "backoffBaseMs": 5, "retryOn": ["timeout"]}}, []),
+        ({"retry": {"attempts": 4}}, ["spec.retry.attempts"]),
+        ({"retry": {"backoffMaxMs": 50}}, ["spec.retry.backoffMaxMs"]),  # with 2 attempts
+        ({"fallback": []}, []),
+        ({"circuitBreaker": {"openSeconds": 5}}, ["spec.circuitBreaker.openSeconds"]),
+        (
+            {"intent": {"regions": ["eu"], "family": "gpt"}},
+            ["spec.intent.family", "spec.intent.regions"],
+        ),
+        ({"timeouts": {"connectMs": 50}}, []),
+    ],
+)
+def test_a_route_warns_per_setting_that_would_do_something(
+    spec: dict[str, Any], warned: list[str]
+) -> None:
+    assert _paths(_route(**spec)) == warned
+
+
+def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
+    """The sidecar checks the bundle's policies and routes; validate and the operator check
+    the resources: the same fields, so the same warnings."""
+    policy = _policy(cache={"semantic": {"enabled": True}}, redaction={"profile": "strict"})
+    route = _route(
+        retry={"attempts": 3},
+        backends=[
+            {**_route().spec.backends[0].model_dump(by_alias=True, mode="json"), "region": "eu"}
+        ],
+    )
+    bundle = compile_bundle([policy, route], namespace="ns", generated_at=datetime.now(UTC))
+    for resource, compiled in ((policy, bundle.policies[0]), (route, bundle.routes[0])):
+        direct = unenforced(resource.kind, resource.spec, resource="x")
+        via_bundle = unenforced(resource.kind, compiled, resource="x")
+        assert direct == via_bundle
+        assert direct.settings
+
+
+def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
+    (problem,) = unenforced(
+        "AIPolicy", _policy(audit={"retentionDays": 400}).spec,
+        resource="AIPolicy/p", source="p.yaml", document=2,
+    ).settings  # fmt: skip
+    assert str(problem) == (
+        "p.yaml: document 2: AIPolicy/p: spec.useCases[1].audit.retentionDays: 400 is not "
+        "enforced yet: accepted, but it has no effect (see docs/policy-reference.md)"
+    )
+
+
+def test_no_op_values_are_values_the_field_can_take() -> None:
+    """A no-op that the schema rejects would be a typo that silently never matches."""
+    for kind, table in FIELD_STATUS.items():
+        fields = {f.path: f for f in spec_fields(kind)}
+        for path, status in table.items():
+            if not isinstance(status, NotEnforced):
+                continue
+            schema = fields[path].schema
+            for value in status.noop:
+                if "enum" in schema:
+                    assert value in schema["enum"], (kind, path, value)
+                elif value is not None:
+                    kind_of = {"boolean": bool, "integer": int, "array": list, "string": str}
+                    assert isinstance(value, kind_of[schema["type"]]), (kind, path, value)

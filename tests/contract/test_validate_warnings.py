@@ -1,0 +1,119 @@
+"""``aigw validate`` and ``aigw compile``: warnings for settings that are not enforced yet,
+and cross-reference errors that say where the resource is (file and document)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aigw_cli.main import main
+
+ROUTE: dict[str, Any] = {
+    "apiVersion": "aigw.dev/v1alpha1",
+    "kind": "ModelRoute",
+    "metadata": {"name": "chat", "namespace": "team-a"},
+    "spec": {
+        "backends": [
+            {
+                "name": "primary",
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "baseURL": "https://api.openai.com/v1",
+                "pricing": {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"},
+            }
+        ]
+    },
+}
+
+
+def _policy(name: str = "support", **use_case: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "aigw.dev/v1alpha1",
+        "kind": "AIPolicy",
+        "metadata": {"name": name, "namespace": "team-a"},
+        "spec": {"useCases": [{"name": "reply", "routes": ["chat"], **use_case}]},
+    }
+
+
+def _write(path: Path, *docs: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def test_a_setting_not_enforced_yet_is_a_warning_with_file_document_resource_and_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _write(
+        tmp_path / "in.yaml", ROUTE, _policy(cache={"exact": {"enabled": True, "ttlSeconds": 60}})
+    )
+    assert main(["validate", str(source)]) == 0
+    err = capsys.readouterr().err
+    for field, value in (("enabled", "true"), ("ttlSeconds", "60")):
+        assert (
+            f"warning: {source}: document 2: AIPolicy/support: "
+            f"spec.useCases[0].cache.exact.{field}: {value} is not enforced yet"
+        ) in err
+    assert err.count("warning:") == 2
+    assert "ok: 1 AIPolicy, 1 ModelRoute" in err
+
+
+def test_no_op_settings_and_defaults_are_not_warnings_but_defaults_are_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quiet = _policy(
+        cache={"exact": {"enabled": False, "ttlSeconds": 60}},
+        redaction={"profile": "off", "mode": "block"},
+    )
+    source = _write(
+        tmp_path / "in.yaml", {**ROUTE, "spec": {**ROUTE["spec"], "retry": {"attempts": 1}}}, quiet
+    )
+    assert main(["validate", str(source)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" not in err
+    (note,) = [line for line in err.splitlines() if line.startswith("note:")]
+    assert 'AIPolicy spec.useCases[].promptInjection.mode="warn"' in note
+    assert "retry" not in note  # one attempt: the retry defaults do nothing
+    assert "redaction" not in note  # profile off
+
+
+@pytest.mark.parametrize("command", ["validate", "compile"])
+def test_fail_on_warning_refuses_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    source = _write(tmp_path / "in.yaml", ROUTE, _policy(promptInjection={"mode": "block"}))
+    out = tmp_path / "bundle.json"
+    assert main([command, str(source), "-o", str(out), "--fail-on-warning"]) == 1
+    assert "1 setting(s) not enforced yet" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([command, str(source), "-o", str(out)]) == 0
+
+
+def test_cross_reference_errors_name_the_file_and_the_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path / "a-routes.yaml", ROUTE)
+    policy = _write(
+        tmp_path / "b-policies.yaml",
+        _policy("first"),
+        _policy("second", routes=["chat", "nope"]),
+    )
+    assert main(["validate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"error: {policy}: document 2: AIPolicy/second: spec.useCases[0].routes[1]: "
+        "route 'nope' does not exist in the namespace"
+    ) in err
+
+
+def test_a_resource_defined_twice_is_named_at_both_places(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = _write(tmp_path / "a.yaml", ROUTE, _policy())
+    second = _write(tmp_path / "b.yaml", ROUTE)
+    assert main(["validate", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {first}: document 1: ModelRoute/chat: defined more than once" in err
+    assert f"error: {second}: document 1: ModelRoute/chat: defined more than once" in err

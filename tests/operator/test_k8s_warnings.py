@@ -1,0 +1,95 @@
+"""Settings accepted but not enforced yet, against the real apiserver: the operator sets the
+resource's Warning condition and emits one Warning Event; defaults alone are stated, not
+warned about."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.k8s
+
+NS = "op-warnings"
+ROUTE = {
+    "apiVersion": "aigw.dev/v1alpha1",
+    "kind": "ModelRoute",
+    "metadata": {"name": "chat", "namespace": NS},
+    "spec": {
+        "backends": [
+            {
+                "name": "small",
+                "provider": "openai-compatible",
+                "model": "m1",
+                "baseURL": "http://vllm:8000/v1",
+                "pricing": {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"},
+            }
+        ]
+    },
+}
+
+
+def _policy(cache_enabled: bool) -> dict[str, Any]:
+    use_case = {"name": "reply", "routes": ["chat"], "cache": {"exact": {"enabled": cache_enabled}}}
+    return {
+        "apiVersion": "aigw.dev/v1alpha1",
+        "kind": "AIPolicy",
+        "metadata": {"name": "cached", "namespace": NS},
+        "spec": {"useCases": [use_case]},
+    }
+
+
+def _warning(cluster: Any, kind: str, name: str) -> dict[str, Any]:
+    body = cluster.get("-n", NS, kind, name)
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Warning"), {})
+
+
+def _events(cluster: Any) -> list[dict[str, Any]]:
+    items = cluster.get("-n", NS, "events", "--field-selector", "involvedObject.name=cached")
+    return [e for e in items["items"] if e["reason"] == "NotEnforced"]
+
+
+def test_a_setting_not_enforced_yet_sets_the_warning_condition_and_an_event(
+    aigw_cluster: Any,
+) -> None:
+    aigw_cluster.kubectl("create", "namespace", NS)
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(ROUTE))
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_policy(True)))
+    warning = wait_for(
+        "Warning=True",
+        lambda: (w := _warning(aigw_cluster, "aipolicy", "cached")).get("status") == "True" and w,
+    )
+    assert warning["reason"] == "NotEnforced"
+    assert "spec.useCases[0].cache.exact.enabled=true" in warning["message"]
+    (event,) = wait_for("the Warning Event", lambda: _events(aigw_cluster))
+    assert event["type"] == "Warning"
+    assert "spec.useCases[0].cache.exact.enabled=true" in event["message"]
+    ready = wait_for(
+        "Ready",
+        lambda: next(
+            (
+                c
+                for c in aigw_cluster.get("-n", NS, "aipolicy", "cached")["status"]["conditions"]
+                if c["type"] == "Ready" and c["status"] == "True"
+            ),
+            None,
+        ),
+    )
+    assert ready["reason"] == "InBundle"  # in force all the same, and honest about it
+
+    # Turned off: nothing unenforced is asked for any more; the defaults are stated.
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_policy(False)))
+    cleared = wait_for(
+        "Warning=False",
+        lambda: (w := _warning(aigw_cluster, "aipolicy", "cached")).get("status") == "False" and w,
+    )
+    assert cleared["reason"] == "InactiveDefaults"
+    assert 'spec.useCases[].promptInjection.mode="warn"' in cleared["message"]
+    assert len(_events(aigw_cluster)) == 1  # no Event for the way back
+    route = _warning(aigw_cluster, "modelroute", "chat")
+    assert (route["status"], route["reason"]) == ("False", "InactiveDefaults")
+    assert "spec.retry.attempts=2" in route["message"]
