@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from aigw_contract import AIPolicy, ModelRoute, compile_bundle
-from aigw_contract.codec import EncodedBundle, encode_bundle, read_bundle_file
+from aigw_contract.codec import EncodedBundle, encode_bundle, gc_paused, read_bundle_file
 from aigw_contract.errors import CompileError
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.runtime import build_runtime
 from aigw_sidecar.settings import SidecarSettings
-from aigw_sidecar.steps.govern import build_governor
+from aigw_sidecar.steps.govern import build_governance
 
 
 def _route(i: int) -> dict[str, Any]:
@@ -96,9 +96,10 @@ def main() -> None:
     when = datetime(2026, 1, 1, tzinfo=UTC)
 
     def validate() -> list[AIPolicy | ModelRoute]:
-        return [AIPolicy.model_validate(p) for p in raw_policies] + [
-            ModelRoute.model_validate(r) for r in raw_routes
-        ]
+        with gc_paused():  # as the operator's evaluate() does
+            return [AIPolicy.model_validate(p) for p in raw_policies] + [
+                ModelRoute.model_validate(r) for r in raw_routes
+            ]
 
     resources = validate()
     print(f"{args.policies} AIPolicies, {args.routes} ModelRoutes, best of {args.repeat}")
@@ -123,12 +124,14 @@ def main() -> None:
             (volume / name).symlink_to(f"..data/{name}")
         os.symlink(data.name, volume / "..data")
         settings = SidecarSettings(bundle_path=volume / "bundle.json", pod_namespace="bench")
-        govern = build_governor(settings, Metrics())
+        governance = build_governance(settings, Metrics())
         secrets = Path(scratch) / "secrets"
 
         def load() -> object:
             config = build_runtime(read_bundle_file(settings.bundle_path), secrets)
-            return govern.prepare(config)
+            for step in governance.steps:
+                step.prepare(config)
+            return config
 
         _best("sidecar load (read, inflate, validate, runtime, governance)", args.repeat, load)
     size = sum(len(v) for k, v in encoded.files.items() if k != "bundle.json")
