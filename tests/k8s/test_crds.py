@@ -231,6 +231,16 @@ INVALID = [
         "fallback names undeclared backends",
         id="cel-fallback-declared",
     ),
+    pytest.param(
+        _route(_set("modelAliases", ["gpt-4.1-mini", "gpt-4.1-mini"])),
+        "modelAliases must be unique",
+        id="cel-unique-model-aliases",
+    ),
+    pytest.param(
+        _route(_set("modelAliases", ["not a model"])),
+        "spec.modelAliases[0] in body should match",
+        id="route-model-alias-pattern",
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import pytest
@@ -256,10 +257,12 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
         "{name: b%d, provider: openai-compatible, model: %s, baseURL: http://vllm:8000/v1,"
         ' pricing: {inputPerMillionTokensUSD: "0.02", outputPerMillionTokensUSD: "0.05"}}'
     )
+    # Random model names: format 2 compresses anything repetitive into one part, and the
+    # session's operator runs with 100 KB parts, so 4 parts hold about 400 KB of gzip.
     routes = [
         f"apiVersion: aigw.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: bulk-{r}, "
         f"namespace: {NS}, labels: {{bulk: 'yes'}}}}\nspec:\n  backends:\n"
-        + "".join(f"    - {backend % (i, 'm' * 250)}\n" for i in range(16))
+        + "".join(f"    - {backend % (i, 'm' + token_urlsafe(186))}\n" for i in range(16))
         for r in range(200)
     ]
     aigw_cluster.kubectl("apply", "-f", "-", input="---\n".join(routes))
@@ -269,7 +272,7 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
         return ready if ready.get("reason") == "BundleTooLarge" else None
 
     ready = wait_for("Ready=False BundleTooLarge", too_large)
-    assert "a ConfigMap holds at most" in ready["message"]
+    assert "fit the ConfigMaps a pod mounts" in ready["message"]
     # While the 200 routes arrived, smaller bundles were published; the last one that fitted
     # stays in force, and the status names it.
     after = pointer(aigw_cluster)
@@ -294,7 +297,8 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
 
 
 def test_the_operator_has_no_more_than_the_chart_grants(aigw_cluster: Any) -> None:
-    """It did all of the above as its ServiceAccount; and it cannot read Secrets or Pods."""
+    """It did all of the above as its ServiceAccount; it can list Pods (rollout status) but
+    not change them, and cannot read Secrets."""
     sa = "system:serviceaccount:aigw-op-system:aigw-operator"
 
     def can(*args: str) -> bool:
@@ -302,10 +306,12 @@ def test_the_operator_has_no_more_than_the_chart_grants(aigw_cluster: Any) -> No
         return bool(result.stdout.strip() == "yes")
 
     assert can("create", "configmaps", "-n", NS)
+    assert can("list", "pods", "-n", NS)  # the rollout poller finds injected pods
     assert can("patch", "aipolicies.aigw.dev", "--subresource=status", "-n", NS)
     for verb, resource in [
         ("get", "secrets"),
-        ("list", "pods"),
+        ("patch", "pods"),
+        ("watch", "pods"),
         ("get", "namespaces"),
         ("update", "aipolicies.aigw.dev"),
         ("watch", "configmaps"),
