@@ -278,7 +278,9 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
     after = pointer(aigw_cluster)
     assert after is not None
     assert f"revision {revision(after)} stays in force" in ready["message"]
-    in_force = decode_files(configmap_files(after))
+    # Bundles of a few hundred KB were sharded: the pointer and its part ConfigMaps together.
+    parts = aigw_cluster.get("-n", NS, "configmaps", "-l", "aigw.dev/bundle=pointer-part")
+    in_force = decode_files(configmap_files(after, *parts["items"]))
     assert len(in_force.routes) < 200
     assert revision(after) >= revision(before)
     events = aigw_cluster.get(

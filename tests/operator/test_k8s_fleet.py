@@ -11,6 +11,7 @@ with only the injected environment calls through with model-like names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -488,3 +489,40 @@ def test_a_1000_policy_bundle_is_published_loaded_and_served(fleet: Fleet, tmp_p
             assert "1000 policies" in log
     finally:
         cluster.kubectl("delete", "namespace", SCALE_NS, "--wait=false")
+
+
+def test_a_rotated_secret_reaches_the_running_sidecar(fleet: Fleet) -> None:
+    """The Secret changes after admission: the (stand-in) kubelet re-publishes the mounted
+    files, the sidecar notices and reloads with the new key, without a restart."""
+    pod = wait_for("a running sidecar", lambda: fleet.kubelet.running(NS))[0]
+    pid = pod.process.pid if pod.process else None
+    rotated = "sk-fleet-rotated-9d1e"
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "provider-keys", "namespace": NS},
+        "stringData": {"openai": rotated, "anthropic": CANARY_ANTHROPIC},
+    }
+    fleet.cluster.kubectl("apply", "-f", "-", input=json.dumps(secret))
+    wait_for(
+        "the rotated file",
+        lambda: (pod.volume_dir("aigw-secret-provider-keys") / "openai").read_text() == rotated,
+    )
+
+    def call_sent_with_the_new_key() -> bool:
+        body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "x"}]})
+        request = urllib.request.Request(
+            f"http://{pod.ip}:15400/v1/chat/completions",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        # The fake refuses the new key (an error answer): what matters is which key it saw.
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10):
+            pass
+        return any(
+            rotated in (e.header("authorization") or "") for e in fleet.oai.recorder.exchanges
+        )
+
+    wait_for("a call with the rotated key", call_sent_with_the_new_key, timeout=60)
+    assert pod.process is not None
+    assert pod.process.pid == pid  # no restart
