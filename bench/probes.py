@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from load import unique_word
+
 __all__ = [
     "PROBES",
     "Answer",
@@ -101,7 +103,8 @@ def _get_json(url: str) -> Any:
 
 
 def _unique(text: str) -> str:
-    return f"{text} (probe {uuid.uuid4().hex[:12]})"
+    """``text`` made unique in letters only (no detector takes letters for data)."""
+    return f"{text} (probe {unique_word(uuid.uuid4().int >> 64)})"
 
 
 @contextlib.contextmanager
@@ -174,10 +177,15 @@ def probe_injection(env: ProbeEnv) -> str | None:
 
 
 def _audit_lines(path: Path | None) -> int:
-    if path is None or not path.exists():
+    """Records in the audit file and in every file rotated from it: the row's directory
+    holds nothing else."""
+    if path is None or not path.parent.exists():
         return 0
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
+    total = 0
+    for each in path.parent.iterdir():
+        with each.open("rb") as handle:
+            total += sum(1 for _ in handle)
+    return total
 
 
 def _wait(check: Callable[[], bool], within: float = 5.0) -> bool:
@@ -219,7 +227,7 @@ def probe_tracing(env: ProbeEnv) -> str | None:
 
 
 def probe_retries(env: ProbeEnv) -> str | None:
-    with _queued(env.upstream, {"status": 503}):
+    with _queued(env.upstream, {"status": 503, "retry_after": "0"}):  # retry at once
         answer = post(env.url, env.chat(_unique("hello")), env.headers)
     if answer.status == 200:
         return None

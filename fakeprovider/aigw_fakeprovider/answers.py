@@ -33,6 +33,7 @@ __all__ = [
     "count_words",
     "embedding",
     "pieces",
+    "reply_pieces",
     "reply_text",
     "short_id",
     "tool_arguments",
@@ -49,7 +50,8 @@ def content_text(content: object) -> str:
     """The text of a message's content: a string, or a list of parts/blocks with text in them.
 
     Covers OpenAI text parts (``{"type": "text", "text": ...}``) and Anthropic blocks (text,
-    and ``tool_result`` whose content is itself text or blocks).
+    ``tool_result`` whose content is itself text or blocks, and plain-text ``document``
+    blocks).
     """
     if isinstance(content, str):
         return content
@@ -57,10 +59,13 @@ def content_text(content: object) -> str:
         texts: list[str] = []
         for part in content:
             if isinstance(part, Mapping):
+                source = part.get("source")
                 if isinstance(part.get("text"), str):
                     texts.append(part["text"])
                 elif "content" in part:
                     texts.append(content_text(part["content"]))
+                elif isinstance(source, Mapping) and source.get("type") == "text":
+                    texts.append(str(source.get("data", "")))  # a plain-text document block
             elif isinstance(part, str):
                 texts.append(part)
         return " ".join(t for t in texts if t)
@@ -69,6 +74,16 @@ def content_text(content: object) -> str:
 
 def count_words(texts: Iterable[str]) -> int:
     return sum(len(text.split()) for text in texts)
+
+
+def reply_pieces(
+    last_user_text: str, override: str | None, exact: Sequence[str] | None
+) -> list[str]:
+    """The answer's stream pieces: a fault's exact ``reply_pieces``, else :func:`pieces` of
+    :func:`reply_text`."""
+    if exact is not None:
+        return [p for p in exact if p]
+    return pieces(reply_text(last_user_text, override))
 
 
 def reply_text(last_user_text: str, override: str | None) -> str:
@@ -104,6 +119,18 @@ class ToolCall:
         self.name = name
         self.input = tool_arguments(schema if isinstance(schema, Mapping) else {}, hint)
         self.arguments = json.dumps(self.input, separators=(",", ":"))
+
+    @classmethod
+    def planted(cls, name: str, arguments: str | None) -> ToolCall:
+        """A call a fault plants (``call_tool``): exactly this name and arguments text."""
+        call = cls(name, {}, "")
+        call.arguments = arguments if arguments is not None else "{}"
+        try:
+            parsed = json.loads(call.arguments)
+        except ValueError:
+            parsed = {}
+        call.input = parsed if isinstance(parsed, dict) else {}
+        return call
 
     @property
     def argument_pieces(self) -> list[str]:

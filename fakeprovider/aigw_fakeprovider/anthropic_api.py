@@ -4,6 +4,11 @@
 ``message_start``, ``content_block_start``, ``ping``, ``content_block_delta`` (``text_delta``,
 or ``input_json_delta`` for a ``tool_use`` block), ``content_block_stop``, ``message_delta``
 (``stop_reason``, ``usage.output_tokens``), ``message_stop``. ``GET /v1/models`` lists models.
+With ``thinking: {"type": "enabled"}`` the answer starts with a ``thinking`` block
+(``"Considering: " + <last user text>``, signature ``sig-<request number>``; streamed as
+``thinking_delta`` events and one ``signature_delta``), and a ``thinking`` block in the
+history without its signature is a 400, as extended thinking requires.
+``POST /v1/messages/count_tokens`` answers ``{"input_tokens": N}`` by the same rule as usage.
 The ``anthropic-version`` header is required, as by the real API. Errors are
 ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``; 529 is
 ``overloaded_error``.
@@ -16,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import ToolCall, content_text, count_words, pieces, reply_text, short_id
+from .answers import ToolCall, content_text, count_words, pieces, reply_pieces, short_id
 from .answers import truncate as truncate_pieces
 from .wire import CALL_KEY, Call, anthropic_sse
 
@@ -99,22 +104,63 @@ def _is_tool_result(message: object) -> bool:
     )
 
 
-async def messages_handler(request: web.Request) -> web.StreamResponse:
-    call: Call = request[CALL_KEY]
+def _input_tokens(body: Mapping[str, Any], messages: list[Any]) -> int:
+    texts = [content_text(body.get("system", ""))]
+    texts += [content_text(m.get("content")) for m in messages if isinstance(m, Mapping)]
+    return count_words(texts) + len(messages)
+
+
+def _unsigned_thinking(messages: list[Any]) -> int | None:
+    """The index of the first message with a ``thinking`` block that lacks its signature."""
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for block in content if isinstance(content, list) else ():
+            if (
+                isinstance(block, Mapping)
+                and block.get("type") == "thinking"
+                and not (isinstance(block.get("signature"), str) and block["signature"])
+            ):
+                return index
+    return None
+
+
+def _checked(call: Call, request: web.Request, *, needs_max_tokens: bool) -> web.Response | None:
     body = call.body
     if "anthropic-version" not in request.headers:
         return _invalid(call, "anthropic-version: header is required")
     if not isinstance(body, Mapping) or not isinstance(body.get("model"), str):
         return _invalid(call, "model: Field required")
     max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    if needs_max_tokens and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
         return _invalid(call, "max_tokens: Field required")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _invalid(call, "messages: Field required")
-    texts = [content_text(body.get("system", ""))]
-    texts += [content_text(m.get("content")) for m in messages if isinstance(m, Mapping)]
-    input_tokens = count_words(texts) + len(messages)
+    unsigned = _unsigned_thinking(messages)
+    if unsigned is not None:
+        return _invalid(call, f"messages.{unsigned}.content.thinking.signature: Field required")
+    return None
+
+
+async def count_tokens_handler(request: web.Request) -> web.StreamResponse:
+    call: Call = request[CALL_KEY]
+    refused = _checked(call, request, needs_max_tokens=False)
+    if refused is not None:
+        return refused
+    return call.json({"input_tokens": _input_tokens(call.body, call.body["messages"])})
+
+
+async def messages_handler(request: web.Request) -> web.StreamResponse:
+    call: Call = request[CALL_KEY]
+    refused = _checked(call, request, needs_max_tokens=True)
+    if refused is not None:
+        return refused
+    body = call.body
+    max_tokens = body["max_tokens"]
+    messages = body["messages"]
+    input_tokens = _input_tokens(body, messages)
     last = next(
         (
             content_text(m.get("content"))
@@ -123,39 +169,87 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
         ),
         "",
     )
-    tool = _chosen_tool(body, messages, last)
+    fault = call.fault
+    if fault.call_tool is not None:
+        tool: ToolCall | None = ToolCall.planted(fault.call_tool, fault.tool_arguments)
+    else:
+        tool = _chosen_tool(body, messages, last)
     if tool is not None:
         parts, stop_reason = tool.argument_pieces, "tool_use"
     else:
-        parts, truncated = truncate_pieces(pieces(reply_text(last, call.fault.reply)), max_tokens)
+        exact = reply_pieces(last, fault.reply, fault.reply_pieces)
+        parts, truncated = truncate_pieces(exact, max_tokens)
         stop_reason = "max_tokens" if truncated else "end_turn"
     message_id = short_id("msg_", call.seq)
     tool_id = short_id("toolu_", call.seq)
+    thinking = body.get("thinking")
+    thought = (
+        Thought(pieces(f"Considering: {last}"), f"sig-{call.seq}")
+        if isinstance(thinking, Mapping) and thinking.get("type") == "enabled"
+        else None
+    )
+    read = min(call.fault.cached_tokens, input_tokens)
+    written = min(call.fault.cache_write_tokens, input_tokens - read)
     usage = {
-        "input_tokens": input_tokens,
-        "output_tokens": len(parts),
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": input_tokens - read - written,
+        "output_tokens": len(parts) + (len(thought.parts) if thought else 0),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "service_tier": "standard",
     }
     head = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"]}
     if body.get("stream") is True:
-        events = _events(head, parts, tool, tool_id, stop_reason, usage, call.fault.omit_usage)
+        events = _events(
+            head, parts, tool, tool_id, stop_reason, usage, call.fault.omit_usage, thought
+        )
         return await call.stream(events, _STREAM_ERROR)
     block: dict[str, Any]
     if tool is None:
         block = {"type": "text", "text": "".join(parts)}
     else:
         block = {"type": "tool_use", "id": tool_id, "name": tool.name, "input": tool.input}
+    content = [block]
+    if thought is not None:
+        content.insert(0, thought.block())
     payload: dict[str, Any] = {
         **head,
-        "content": [block],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
     }
     if not call.fault.omit_usage:
         payload["usage"] = usage
     return call.json(payload)
+
+
+class Thought:
+    """The answer's ``thinking`` block: its text pieces and signature."""
+
+    __slots__ = ("parts", "signature")
+
+    def __init__(self, parts: list[str], signature: str) -> None:
+        self.parts = parts
+        self.signature = signature
+
+    def block(self) -> dict[str, Any]:
+        return {"type": "thinking", "thinking": "".join(self.parts), "signature": self.signature}
+
+
+def _delta(index: int, delta: dict[str, Any]) -> bytes:
+    return anthropic_sse(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    )
+
+
+def _thinking_events(thought: Thought) -> Iterator[bytes]:
+    start = {"type": "thinking", "thinking": ""}
+    yield anthropic_sse(
+        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": start}
+    )
+    for part in thought.parts:
+        yield _delta(0, {"type": "thinking_delta", "thinking": part})
+    yield _delta(0, {"type": "signature_delta", "signature": thought.signature})
+    yield anthropic_sse("content_block_stop", {"type": "content_block_stop", "index": 0})
 
 
 def _events(  # noqa: PLR0917 - private, called once
@@ -166,18 +260,24 @@ def _events(  # noqa: PLR0917 - private, called once
     stop_reason: str,
     usage: dict[str, Any],
     omit_usage: bool,
+    thought: Thought | None = None,
 ) -> Iterator[bytes]:
     start_usage = {**usage, "output_tokens": 1}
     message = {**head, "content": [], "stop_reason": None, "stop_sequence": None}
     yield anthropic_sse(
         "message_start", {"type": "message_start", "message": {**message, "usage": start_usage}}
     )
+    index = 0
+    if thought is not None:
+        yield from _thinking_events(thought)
+        index = 1
     if tool is None:
         block: dict[str, Any] = {"type": "text", "text": ""}
     else:
         block = {"type": "tool_use", "id": tool_id, "name": tool.name, "input": {}}
     yield anthropic_sse(
-        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
     )
     yield anthropic_sse("ping", {"type": "ping"})
     for part in parts:
@@ -185,10 +285,8 @@ def _events(  # noqa: PLR0917 - private, called once
             delta = {"type": "text_delta", "text": part}
         else:
             delta = {"type": "input_json_delta", "partial_json": part}
-        yield anthropic_sse(
-            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
-        )
-    yield anthropic_sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+        yield _delta(index, delta)
+    yield anthropic_sse("content_block_stop", {"type": "content_block_stop", "index": index})
     final: dict[str, Any] = {
         "type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": None},
@@ -223,5 +321,6 @@ def models_handler(
 def routes(models: tuple[str, ...]) -> list[web.RouteDef]:
     return [
         web.post("/v1/messages", messages_handler),
+        web.post("/v1/messages/count_tokens", count_tokens_handler),
         web.get("/v1/models", models_handler(models)),
     ]

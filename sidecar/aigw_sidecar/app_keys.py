@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import secrets
+from collections.abc import Mapping
 
 from aiohttp import web
 
+from .attempts import BackendStates
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
@@ -17,6 +20,7 @@ from .settings import SidecarSettings
 from .steps.govern import Governance
 
 __all__ = [
+    "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
     "GOVERN",
@@ -30,7 +34,10 @@ __all__ = [
     "STORE",
     "Draining",
     "RequestIds",
+    "correlation_id",
 ]
+
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestIds:
@@ -45,6 +52,14 @@ class RequestIds:
 
     def next(self) -> str:
         return f"{self._prefix}{next(self._counter):08x}"
+
+
+def correlation_id(headers: Mapping[str, str]) -> str | None:
+    """The caller's ``X-Request-Id`` when it is sane: echoed and logged, never a key."""
+    given = headers.get("X-Request-Id")
+    if given and _GOOD_ID.match(given):
+        return given
+    return None
 
 
 class Draining:
@@ -65,6 +80,9 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
+"""Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
+``/aigw/status``."""
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

@@ -212,6 +212,14 @@ class RequestContext:
         self.chunks = chunks
         self.answered_by = step.name
 
+    def warn(self, message: str) -> None:
+        """Add ``message`` to the ``X-AIGW-Warning`` header (printable ASCII, bounded)."""
+        text = message.encode("ascii", "backslashreplace").decode()
+        text = "".join(c if c.isprintable() else "?" for c in text)
+        previous = self.response_headers.get("X-AIGW-Warning")
+        joined = f"{previous}; {text}" if previous else text
+        self.response_headers["X-AIGW-Warning"] = joined[:1000]
+
     @property
     def answered(self) -> bool:
         """Whether a response or a stream is ready (from upstream or from a step)."""

@@ -20,10 +20,19 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["SHUTTING_DOWN", "InFlight", "cut_seconds"]
+from .errors import UpstreamUnavailable
+
+__all__ = ["SHUTTING_DOWN", "InFlight", "cut_seconds", "shutting_down"]
 
 SHUTTING_DOWN = "shutting_down"
 """The ``code`` of the error a request cut by the drain ends with."""
+
+
+def shutting_down() -> UpstreamUnavailable:
+    """The error of a request cut by the drain (a 503, or a stream's last event)."""
+    return UpstreamUnavailable(
+        "the gateway is shutting down; retry the request", code=SHUTTING_DOWN, retry_after=1
+    )
 
 
 def cut_seconds(drain_timeout_s: float) -> float:

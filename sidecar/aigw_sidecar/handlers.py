@@ -9,7 +9,9 @@ once gives a proper error status), each write waits for the socket to drain
 (back-pressure), the request deadline bounds the whole stream, and a failure after the 200
 ends the stream with an error event in the caller's format. A caller that disconnects
 cancels the handler (the server runs with ``handler_cancellation``), which closes the
-upstream connection.
+upstream connection. A caller that stops reading is dropped once a write has waited
+``send_timeout_s`` for it (which also closes the upstream connection and ends the call),
+and a stream the drain cuts ends with a ``shutting_down`` error event (:mod:`.drain`).
 """
 
 from __future__ import annotations
@@ -17,20 +19,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from .app_keys import CONTEXT, METRICS, PIPELINE, REQUEST_ID, STORE
+from .app_keys import (
+    CONTEXT,
+    IN_FLIGHT,
+    METRICS,
+    PIPELINE,
+    REQUEST_ID,
+    SETTINGS,
+    STORE,
+    correlation_id,
+)
 from .body import read_json_body
 from .context import Json, RequestContext
+from .drain import shutting_down
 from .errors import NotReady, SidecarError, UpstreamTimeout
-from .frontends import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_EMBEDDINGS, Frontend
+from .frontends import (
+    ANTHROPIC_COUNT_TOKENS,
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_EMBEDDINGS,
+    Frontend,
+)
 from .keys import MODELS
 from .pipeline import Decode, Pipeline
 from .runtime import RuntimeConfig
 
-__all__ = ["chat_completions", "embeddings", "list_models", "messages"]
+__all__ = ["chat_completions", "count_tokens", "embeddings", "list_models", "messages"]
 
 _JSON = "application/json"
 
@@ -56,6 +74,9 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
         "X-AIGW-Policy-Version": ctx.config.policy_version,
         "X-AIGW-Cache": ctx.cache,
     }
+    caller_id = correlation_id(ctx.headers)
+    if caller_id is not None:
+        headers["X-Request-Id"] = caller_id  # echoed for the caller's correlation only
     headers.update(ctx.response_headers)
     return headers
 
@@ -115,6 +136,7 @@ async def _stream(
         await response.prepare(request)
         ctx.status = 200
         encoder = frontend.stream_encoder(ctx)
+        send = _sender(request, response)
         try:
             deadline = ctx.deadline if math.isfinite(ctx.deadline) else None
             try:
@@ -123,7 +145,7 @@ async def _stream(
                     while batch is not None:
                         data = encoder.feed(batch)
                         if data:
-                            await response.write(data)
+                            await send(data)
                         batch = await anext(chunks, None)
             except TimeoutError:
                 raise UpstreamTimeout(
@@ -131,19 +153,55 @@ async def _stream(
                     code="deadline_exceeded",
                 ) from None
             await pipeline.respond(ctx)
-            await response.write(encoder.finish())
+            await send(encoder.finish())
         except SidecarError as exc:
             ctx.error = exc
             ctx.error_type = exc.type
             with contextlib.suppress(ConnectionError):
-                await response.write(frontend.stream_error(exc, ctx.request_id))
+                await send(frontend.stream_error(exc, ctx.request_id))
         except ConnectionError as exc:  # the caller went away; closing `chunks` stops upstream
             ctx.error = exc
             ctx.error_type = "client_disconnected"
             return response
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not request.app[IN_FLIGHT].was_cut(task):
+                raise
+            assert task is not None
+            task.uncancel()  # the drain's cut: end the stream with a typed event, not silence
+            error = shutting_down()
+            ctx.error, ctx.error_type = error, error.type
+            with contextlib.suppress(ConnectionError):
+                await send(frontend.stream_error(error, ctx.request_id))
     with contextlib.suppress(ConnectionError):
         await response.write_eof()
     return response
+
+
+def _sender(
+    request: web.Request, response: web.StreamResponse
+) -> Callable[[bytes], Awaitable[None]]:
+    """``response.write`` bounded by ``send_timeout_s`` when it may have to wait. A write
+    waits only when it leaves more than the transport's high-water mark queued for the
+    caller (the transport then pauses its writer), so the common case, a small batch and
+    nothing queued, costs no timer."""
+    timeout = request.app[SETTINGS].send_timeout_s
+    transport = request.transport
+    high = transport.get_write_buffer_limits()[1] if transport is not None else 0
+    framing = 64  # chunked-encoding framing aiohttp adds to each write
+
+    async def send(data: bytes) -> None:
+        if transport is None or transport.get_write_buffer_size() + len(data) + framing <= high:
+            await response.write(data)
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await response.write(data)
+        except TimeoutError:
+            transport.abort()
+            raise ConnectionResetError("the caller stopped reading the stream") from None
+
+    return send
 
 
 @contextlib.asynccontextmanager
@@ -168,6 +226,11 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
 async def messages(request: web.Request) -> web.StreamResponse:
     """``POST /v1/messages`` (Anthropic-compatible)."""
     return await _serve(request, ANTHROPIC_MESSAGES)
+
+
+async def count_tokens(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/messages/count_tokens`` (Anthropic-compatible)."""
+    return await _serve(request, ANTHROPIC_COUNT_TOKENS)
 
 
 async def list_models(request: web.Request) -> web.Response:

@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .app_keys import CONTEXT, IN_FLIGHT, METRICS, REQUEST_ID, REQUEST_IDS, SETTINGS, STORE
-from .drain import SHUTTING_DOWN
+from .app_keys import (
+    CONTEXT,
+    IN_FLIGHT,
+    METRICS,
+    REQUEST_ID,
+    REQUEST_IDS,
+    SETTINGS,
+    STORE,
+    correlation_id,
+)
+from .drain import shutting_down
 from .errors import (
     BodyTooLarge,
     EndpointNotFound,
     InvalidRequest,
     MethodNotAllowed,
     SidecarError,
-    UpstreamUnavailable,
     anthropic_error_body,
     openai_error_body,
 )
@@ -35,21 +42,21 @@ from .metrics import Metrics
 __all__ = ["error_middleware", "error_response", "new_request_id"]
 
 _log = logging.getLogger(__name__)
-_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def new_request_id(request: web.Request) -> str:
-    """The caller's ``X-Request-Id`` if it is sane, else a fresh one."""
-    given = request.headers.get("X-Request-Id")
-    if given and _GOOD_ID.match(given):
-        return given
+    """A fresh id the sidecar generates for every request (``X-AIGW-Request-Id``).
+
+    Never the caller's ``X-Request-Id``: a caller can send one id on many calls, and what
+    is keyed by the request id (per-request state, reservations) must not be shared.
+    """
     return request.app[REQUEST_IDS].next()
 
 
 def error_response(request: web.Request, error: SidecarError) -> web.Response:
     """``error`` as a response in the shape of the endpoint the caller used."""
     request_id = request.get(REQUEST_ID, "")
-    if request.path == "/v1/messages":
+    if request.path.startswith("/v1/messages"):
         body = anthropic_error_body(error, request_id)
     else:
         body = openai_error_body(error, request_id)
@@ -58,6 +65,9 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
         response.force_close()
     headers = response.headers
     headers["X-AIGW-Request-Id"] = request_id
+    caller_id = correlation_id(request.headers)
+    if caller_id is not None:
+        headers["X-Request-Id"] = caller_id
     if error.status == 429:  # DESIGN: every 429 says when to come back
         headers["Retry-After"] = str(error.retry_after or 1)
     elif error.retry_after is not None and error.status == 503:
@@ -99,12 +109,6 @@ async def _send(request: web.Request, response: web.Response) -> None:
         raise ConnectionResetError("the caller stopped reading the answer") from None
 
 
-def _shutting_down() -> SidecarError:
-    return UpstreamUnavailable(
-        "the gateway is shutting down; retry the request", code=SHUTTING_DOWN, retry_after=1
-    )
-
-
 def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
     ctx = request.get(CONTEXT)
     route = ""
@@ -142,7 +146,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 error_type, status = "client_disconnected", 499
                 raise
             task.uncancel()  # cut by the drain before its answer began: say so, typed
-            response = error_response(request, _shutting_down())
+            response = error_response(request, shutting_down())
             response.force_close()
             error_type = "upstream_unavailable"
         except ConnectionResetError:
@@ -150,7 +154,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status = 499
             raise
         except Exception:  # noqa: BLE001 - a bug becomes a bare 500, logged
-            _log.exception("unexpected error in request %s", request[REQUEST_ID])
+            _log.exception(
+                "unexpected error in request %s (caller id %s)",
+                request[REQUEST_ID],
+                correlation_id(request.headers),
+            )
             response = error_response(
                 request, SidecarError("internal error in the gateway", code="internal_error")
             )

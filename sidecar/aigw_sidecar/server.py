@@ -84,6 +84,8 @@ class SidecarServer:
     async def stop(self) -> None:
         """Drain within ``drain_timeout_s``: stop accepting, let requests in flight finish,
         cut those that do not (streams end with an error event), close everything."""
+        if self.api[DRAINING].active:
+            return  # stopped already (or stopping)
         loop = asyncio.get_running_loop()
         budget = self.settings.drain_timeout_s
         deadline = loop.time() + budget

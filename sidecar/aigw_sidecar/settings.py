@@ -71,9 +71,19 @@ class SidecarSettings:
     """Shared state for rate limits and budgets across replicas; None: this pod's memory."""
     redis_timeout_s: float = 0.5
     """Bound of connecting to Redis and of each reply; past it the policy's failMode applies."""
+    lease_s: float = 30.0
+    """How long a reservation and its concurrency lease are held in the state store without
+    renewal; renewed every third of it while the call runs, so a sidecar that dies holds
+    them at most this long."""
     tokenizer: str = "estimate"
     """Prompt token counting: ``estimate`` (conservative, built in) or an OpenAI encoding
     (``o200k_base``, ``cl100k_base``) when the optional ``bpe-openai`` package is installed."""
+    redaction_key: bytes | None = field(default=None, repr=False)
+    """Key of redaction mode ``hash`` (from a mounted Secret): replicas sharing it produce
+    the same hash for the same value and tenant. None: a random key per process."""
+    injection_classifier: str | None = None
+    """``module:factory`` of an optional prompt-injection classifier (imported only when
+    set); ``factory()`` returns an object with ``name``, ``threshold`` and ``score(text)``."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from aigw_fakeprovider import FakeProviderThread
-from load import UNIQUE, run_stream, run_wrk
+from load import UNIQUE, run_stream, run_wrk, unique_word
 from measure import soak_chunk_seconds
 
 KEY = "sk-load"
@@ -36,7 +36,7 @@ def test_wrk_sends_a_new_number_in_every_request_and_counts_its_whole_duration()
     assert result.errors == 0
     assert len(prompts) >= result.requests
     assert len(set(prompts)) == len(prompts)  # every request differed
-    assert all(p.startswith("n ") and p[2:].isdigit() for p in prompts)
+    assert all(p.startswith("n ") and p[2:].isalpha() and p[2:].islower() for p in prompts)
     assert result.seconds >= 1.0  # the rate divides by the time the requests took
 
 
@@ -62,6 +62,14 @@ def test_stream_client_sends_a_new_number_in_every_request() -> None:
     assert result.ttft_p50_us is not None
     assert result.ttft_p50_us <= result.p50_us
     assert len(set(prompts)) == 20
+
+
+def test_unique_words_are_letters_and_differ_for_every_number() -> None:
+    words = [unique_word(n) for n in range(0, 100_000, 7)] + [unique_word(2**52 + 1)]
+    assert len(set(words)) == len(words)
+    assert all(w.isalpha() and w.islower() for w in words)
+    assert unique_word(0) == "a"
+    assert unique_word(27) == "bb"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aigw_cli import operator_cmd
+from aigw_cli import operator_cmd, sidecar_cmd
 from aigw_operator.inject import sidecar_container
 from aigw_operator.settings import OperatorSettings
 
@@ -123,15 +123,13 @@ def test_images(
 
 
 def test_sidecar_settings_without_a_flag_travel_as_environment(render: Render) -> None:
-    """Default mode, Redis and OpenTelemetry: AIGW_SIDECAR_* on the operator."""
+    """Redis and OpenTelemetry: AIGW_SIDECAR_* on the operator, only when enabled."""
     plain = _env(_container(render()))
-    assert plain["AIGW_SIDECAR_DEFAULT_MODE"] == "enforce"
-    assert not [n for n in plain if n.startswith(("AIGW_SIDECAR_REDIS", "AIGW_SIDECAR_OTLP"))]
+    assert not [n for n in plain if n.startswith("AIGW_SIDECAR_")]
     env = _env(
         _container(
             render(
                 {
-                    "sidecar": {"defaultMode": "observe"},
                     "redis": {"enabled": True, "url": "rediss://r.state.svc:6380/1"},
                     "opentelemetry": {
                         "enabled": True,
@@ -144,9 +142,7 @@ def test_sidecar_settings_without_a_flag_travel_as_environment(render: Render) -
         )
     )
     assert {k: v for k, v in env.items() if k.startswith("AIGW_SIDECAR_")} == {
-        "AIGW_SIDECAR_DEFAULT_MODE": "observe",
         "AIGW_SIDECAR_REDIS_URL": "rediss://r.state.svc:6380/1",
-        "AIGW_SIDECAR_REDIS_FAIL_MODE": "closed",
         "AIGW_SIDECAR_OTLP_ENDPOINT": "http://otel.obs.svc:4318",
         "AIGW_SIDECAR_OTLP_PROTOCOL": "http/protobuf",
         "AIGW_SIDECAR_TRACE_SAMPLING_RATIO": "0.25",
@@ -182,10 +178,31 @@ def test_redis_and_otlp_values_reach_the_injected_sidecar(
     sidecar = sidecar_container(settings.sidecar, [], native=True)
     env = {e["name"]: e.get("value") for e in sidecar["env"]}
     assert env["AIGW_REDIS_URL"] == "redis://r.state.svc:6379/0"  # what aigw sidecar reads
-    assert env["AIGW_REDIS_FAIL_MODE"] == "closed"
-    assert env["AIGW_DEFAULT_MODE"] == "enforce"
     assert env["AIGW_OTLP_ENDPOINT"] == "http://otel.obs.svc:4317"
     assert env["AIGW_OTLP_PROTOCOL"] == "grpc"
+
+
+def test_every_setting_the_chart_hands_the_sidecar_is_read_by_it(
+    render: Render, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chart values that reach the injected sidecar and are never read are settings without
+    an effect: each AIGW_* variable it gets is one `aigw sidecar` reads, or one it lists as
+    not wired yet (and warns about)."""
+    everything = {
+        "redis": {"enabled": True, "url": "redis://r.state.svc:6379/0"},
+        "opentelemetry": {"enabled": True, "endpoint": "http://otel.obs.svc:4317"},
+        "sidecar": {"drainTimeoutSeconds": 40, "statusFromNetwork": True},
+    }
+    container = _container(render(everything))
+    for name, value in _env(container).items():
+        monkeypatch.setenv(name, value)
+    settings = _settings(container["args"])
+    sidecar = sidecar_container(settings.sidecar, [], native=True)
+    names = {e["name"] for e in sidecar["env"]}
+    unread = names - sidecar_cmd.ENVIRONMENT - set(sidecar_cmd.NOT_WIRED_YET)
+    assert not unread, f"the injected sidecar gets, and never reads: {sorted(unread)}"
+    # Only OpenTelemetry may be carried without being read, until tracing lands.
+    assert set(sidecar_cmd.NOT_WIRED_YET) <= {n for n in names if "OTLP" in n or "TRACE" in n}
 
 
 def test_drain_and_status_values_reach_the_injected_sidecar(render: Render) -> None:

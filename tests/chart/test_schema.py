@@ -21,7 +21,9 @@ WRONG: list[tuple[dict[str, Any], str, str]] = [
     ({"webhook": {"port": "9443"}}, "/webhook/port", "got string, want integer"),
     ({"webhook": {"timeoutSeconds": 60}}, "/webhook/timeoutSeconds", "maximum: got 60, want 30"),
     ({"crds": {"install": "yes"}}, "/crds/install", "got string, want boolean"),
-    ({"sidecar": {"defaultMode": "block"}}, "/sidecar/defaultMode", "'observe', 'warn', 'enforce'"),
+    # Values that could never have an effect are gone, so setting them is an error:
+    ({"sidecar": {"defaultMode": "observe"}}, "/sidecar", "defaultMode"),
+    ({"redis": {"failMode": "open"}}, "/redis", "failMode"),
     ({"sidecar": {"native": True}}, "/sidecar/native", "got boolean, want string"),
     ({"sidecar": {"ports": {"api": 80}}}, "/sidecar/ports/api", "minimum: got 80, want 1,024"),
     ({"image": {"digest": "latest"}}, "/image/digest", "does not match pattern"),

@@ -1,28 +1,36 @@
 """Fixtures of the governance tests: a real redis-server, bundles built from policy dicts,
-and a store fixture that runs the same test against memory and Redis state."""
+a store fixture that runs the same test against memory and Redis state, and a real sidecar
+(in-process, loopback) in front of the fake provider."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
 import yaml
 from redis.asyncio import Redis
 
 from aigw_contract import Bundle, compile_bundle, parse_documents
+from aigw_fakeprovider import FakeProvider
+from aigw_sidecar import SidecarServer, SidecarSettings
 from aigw_sidecar.governance import MemoryStore, RedisStore, Store, redis_py
 
 Doc = dict[str, Any]
 BundleFactory = Callable[..., Bundle]
 NAMESPACE = "team-a"
+HELLO: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
 
 
 def free_port() -> int:
@@ -35,13 +43,19 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server on a free loopback port, in its own directory; stoppable mid-test."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *extra: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed (bash .ci/system-deps.sh installs it)")
         self.binary = binary
-        self.workdir = workdir
+        # A private directory, not pytest's tmp_path: pytest deletes old numbered temp
+        # directories when other sessions start, and a cluster node whose config file
+        # vanishes exits. ``workdir`` keeps a link to it for whoever reads the test's files.
+        self.workdir = Path(tempfile.mkdtemp(prefix="aigw-redis-"))
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.extra = extra
+        """More redis-server arguments (``--cluster-enabled yes``, TLS settings)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,18 +78,23 @@ class RedisServer:
                 "--dir",
                 str(self.workdir),
                 "--logfile",
-                str(self.workdir / "redis.log"),
+                str(self.workdir / f"redis-{self.port}.log"),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5
+        )
         try:
             for _ in range(400):
+                if self.proc.poll() is not None:
+                    pytest.fail(f"redis-server exited: see {self.workdir}/redis-{self.port}.log")
                 try:
                     if client.ping():
                         return
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.TimeoutError):
                     time.sleep(0.025)
             pytest.fail(f"redis-server did not answer on port {self.port}")
         finally:
@@ -83,9 +102,35 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
             self.proc.terminate()
             self.proc.wait(timeout=30)
             self.proc = None
+
+    def remove(self) -> None:
+        """Stop and delete the server's directory."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, nothing saved."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and commands wait in socket buffers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def client(self) -> redis.Redis:
+        """A blocking client with string replies (close it)."""
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
 
     def flush(self) -> None:
         client = redis.Redis(host="127.0.0.1", port=self.port)
@@ -100,7 +145,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture
@@ -109,7 +154,25 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)
     server.start()
     yield server
-    server.stop()
+    server.remove()
+
+
+def counter_values(client: redis.Redis, part: str) -> list[float]:
+    """Levels of the Redis counters whose field contains ``part`` (``:tpm``, ``:bu:d:``):
+    buckets and budgets are fields of one hash per tenant (see redis_scripts)."""
+    values: list[float] = []
+    for key in client.keys("aigw:*:c"):
+        for name, value in client.hgetall(key).items():
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            if part in text and text.endswith((".l", ".v")):
+                values.append(float(value))
+    return values
+
+
+@pytest.fixture(name="counter_values")
+def counter_values_fixture() -> Callable[[redis.Redis, str], list[float]]:
+    """:func:`counter_values`, for tests (this folder is not a package)."""
+    return counter_values
 
 
 def async_client(url: str) -> Redis:
@@ -128,7 +191,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "redis":
         redis_store = RedisStore.from_url(server.url)
     else:
-        redis_store = RedisStore(async_client(server.url), unreachable=redis_py.UNREACHABLE)
+        redis_store = RedisStore(async_client(server.url), failures=redis_py.FAILURES)
     yield redis_store
     await redis_store.client.aclose()
 
@@ -187,3 +250,111 @@ def bundle_of() -> Callable[..., Bundle]:
         return make_bundle(*docs, *routes)
 
     return build
+
+
+def sidecar_route(name: str, base_url: str, price: str = "1.00") -> dict[str, Any]:
+    return {
+        "apiVersion": "aigw.dev/v1alpha1",
+        "kind": "ModelRoute",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "backends": [
+                {
+                    "name": "main",
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "baseURL": base_url,
+                    "pricing": {
+                        "inputPerMillionTokensUSD": price,
+                        "outputPerMillionTokensUSD": price,
+                    },
+                }
+            ],
+            "retry": {"attempts": 1},
+        },
+    }
+
+
+class Sidecar:
+    def __init__(self, server: SidecarServer, fake: FakeProvider) -> None:
+        self.server = server
+        self.fake = fake
+        self.url = f"http://127.0.0.1:{server.api_port}"
+        self.admin = f"http://127.0.0.1:{server.admin_port}"
+
+    async def post(
+        self, body: dict[str, Any] | None = None, **headers: str
+    ) -> tuple[int, dict[str, str], Any]:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+            session.post(
+                f"{self.url}/v1/chat/completions",
+                json=body or HELLO,
+                headers={k.replace("_", "-"): v for k, v in headers.items()},
+            ) as response,
+        ):
+            text = await response.text()
+            payload = json.loads(text) if response.content_type == "application/json" else text
+            return response.status, dict(response.headers), payload
+
+    async def get(self, path: str) -> str:
+        async with aiohttp.ClientSession() as session, session.get(self.admin + path) as r:
+            return await r.text()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProvider]:
+    async with FakeProvider("openai") as provider:
+        yield provider
+
+
+@pytest.fixture
+def sidecar_with(tmp_path: Path, fake: FakeProvider) -> Callable[..., Any]:
+    """``async with sidecar_with(policy_spec, **settings) as sidecar``."""
+
+    def make(spec: dict[str, Any], **settings: Any) -> Any:
+        docs = [
+            sidecar_route("chat", fake.openai_base_url),
+            sidecar_route("cheap", fake.openai_base_url, "0.10"),
+            {
+                "apiVersion": "aigw.dev/v1alpha1",
+                "kind": "AIPolicy",
+                "metadata": {"name": "app", "namespace": NAMESPACE},
+                "spec": spec,
+            },
+        ]
+        parsed, problems = parse_documents(
+            "\n---\n".join(json.dumps(d) for d in docs).encode(), "t"
+        )
+        assert not problems
+        bundle = compile_bundle(
+            [d.resource for d in parsed], namespace=NAMESPACE,
+            generated_at=datetime(2026, 11, 27, tzinfo=UTC), revision=1,
+        )  # fmt: skip
+        path = tmp_path / "bundle.json"
+        path.write_bytes(bundle.to_json_bytes())
+        values: dict[str, Any] = {
+            "bundle_path": path, "port": 0, "admin_port": 0, "admin_host": "127.0.0.1",
+            "secrets_dir": tmp_path, "reload_interval_s": 0.05, "drain_timeout_s": 2.0,
+            "pod_labels": {"app": "support"}, **settings,
+        }  # fmt: skip
+        return _Running(SidecarServer(SidecarSettings(**values)), fake)
+
+    return make
+
+
+class _Running:
+    def __init__(self, server: SidecarServer, fake: FakeProvider) -> None:
+        self.server = server
+        self.fake = fake
+
+    async def __aenter__(self) -> Sidecar:
+        await self.server.__aenter__()
+        return Sidecar(self.server, self.fake)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.__aexit__(None, None, None)
+
+
+def use_case(**extra: Any) -> dict[str, Any]:
+    return {"name": "reply", "routes": ["chat"], **extra}

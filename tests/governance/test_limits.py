@@ -129,7 +129,7 @@ async def test_concurrency_leases(harness: Any) -> None:
     c = await h.grant()
     assert c.levels == (2.0,)
     # A sidecar that died holding leases: they expire with the request's lease time.
-    h.clock.advance(h.governor.settings.max_request_seconds + 6)
+    h.clock.advance(h.governor.settings.lease_seconds + 1)
     await h.grant()
 
 
@@ -181,12 +181,13 @@ async def test_reserve_and_reconcile_are_idempotent(harness: Any) -> None:
     h: Harness = harness(spec(budgets=[{"name": "d", "period": "day", "tokens": 1000}]))
     admission = h.admit()
     grant = await h.governor.limit(h.view, admission)
-    again = await h.governor.limit(h.view, admission)  # same request id: not counted twice
+    again = await h.governor.limit(h.view, admission)  # same reservation: not counted twice
     assert grant.levels == again.levels == (100.0,)
     store = h.governor.store
     tag = "team-a:team-a"
-    assert await store.reconcile(tag, admission.request_id, grant.counters, [30], 0) is not None
-    assert await store.reconcile(tag, admission.request_id, grant.counters, [30], 0) is None
+    rid, now = admission.reservation_id, h.clock.now()
+    assert await store.reconcile(tag, rid, grant.counters, [30], now) is not None
+    assert await store.reconcile(tag, rid, grant.counters, [30], now) is None
     assert await store.read(grant.counters, h.clock.now()) == (30.0,)
 
 

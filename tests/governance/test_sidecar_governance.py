@@ -11,130 +11,17 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from aigw_contract import compile_bundle, parse_documents
-from aigw_fakeprovider import FakeProvider
-from aigw_sidecar import SidecarServer, SidecarSettings
 from aigw_sidecar.governance import EstimateCounter
 
-NAMESPACE = "team-a"
-HELLO: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
+from .conftest import HELLO, use_case
+
 Post = Callable[..., Any]
-
-
-def route(name: str, base_url: str, price: str = "1.00") -> dict[str, Any]:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": base_url,
-                    "pricing": {
-                        "inputPerMillionTokensUSD": price,
-                        "outputPerMillionTokensUSD": price,
-                    },
-                }
-            ],
-            "retry": {"attempts": 1},
-        },
-    }
-
-
-class Sidecar:
-    def __init__(self, server: SidecarServer, fake: FakeProvider) -> None:
-        self.server = server
-        self.fake = fake
-        self.url = f"http://127.0.0.1:{server.api_port}"
-        self.admin = f"http://127.0.0.1:{server.admin_port}"
-
-    async def post(
-        self, body: dict[str, Any] | None = None, **headers: str
-    ) -> tuple[int, dict[str, str], Any]:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{self.url}/v1/chat/completions",
-                json=body or HELLO,
-                headers={k.replace("_", "-"): v for k, v in headers.items()},
-            ) as response,
-        ):
-            text = await response.text()
-            payload = json.loads(text) if response.content_type == "application/json" else text
-            return response.status, dict(response.headers), payload
-
-    async def get(self, path: str) -> str:
-        async with aiohttp.ClientSession() as session, session.get(self.admin + path) as r:
-            return await r.text()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with FakeProvider("openai") as provider:
-        yield provider
-
-
-@pytest.fixture
-def sidecar_with(tmp_path: Path, fake: FakeProvider) -> Callable[..., Any]:
-    """``async with sidecar_with(policy_spec, **settings) as sidecar``."""
-
-    def make(spec: dict[str, Any], **settings: Any) -> Any:
-        docs = [
-            route("chat", fake.openai_base_url),
-            route("cheap", fake.openai_base_url, "0.10"),
-            {
-                "apiVersion": "aigw.dev/v1alpha1",
-                "kind": "AIPolicy",
-                "metadata": {"name": "app", "namespace": NAMESPACE},
-                "spec": spec,
-            },
-        ]
-        parsed, problems = parse_documents(
-            "\n---\n".join(json.dumps(d) for d in docs).encode(), "t"
-        )
-        assert not problems
-        bundle = compile_bundle(
-            [d.resource for d in parsed], namespace=NAMESPACE,
-            generated_at=datetime(2026, 11, 27, tzinfo=UTC), revision=1,
-        )  # fmt: skip
-        path = tmp_path / "bundle.json"
-        path.write_bytes(bundle.to_json_bytes())
-        values: dict[str, Any] = {
-            "bundle_path": path, "port": 0, "admin_port": 0, "admin_host": "127.0.0.1",
-            "secrets_dir": tmp_path, "reload_interval_s": 0.05, "drain_timeout_s": 2.0,
-            "pod_labels": {"app": "support"}, **settings,
-        }  # fmt: skip
-        return _Running(SidecarServer(SidecarSettings(**values)), fake)
-
-    return make
-
-
-class _Running:
-    def __init__(self, server: SidecarServer, fake: FakeProvider) -> None:
-        self.server = server
-        self.fake = fake
-
-    async def __aenter__(self) -> Sidecar:
-        await self.server.__aenter__()
-        return Sidecar(self.server, self.fake)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.server.__aexit__(None, None, None)
-
-
-def use_case(**extra: Any) -> dict[str, Any]:
-    return {"name": "reply", "routes": ["chat"], **extra}
 
 
 async def test_enforce_refuses_ungranted_claims_and_routes(sidecar_with: Any) -> None:

@@ -409,3 +409,22 @@ async def test_the_deadline_bounds_the_whole_stream(rig: Rig) -> None:
             await _claude_text(claude, "claude", limit)
     error: Any = cut.value.body
     assert error["error"]["aigw_type"] == "timeout"
+
+
+async def test_an_unenforced_latency_limit_is_recorded(rig: Rig) -> None:
+    docs = rig.gateway.docs
+    docs[-1]["spec"]["mode"] = "warn"
+    docs[-1]["spec"]["useCases"][0]["limits"] = {"maxLatencyMs": 300}
+    rig.gateway.write_bundle(bundle_bytes(docs, revision=2))
+    await rig.gateway.wait_revision(2)
+    rig.gateway.oai_fake.queue_fault(chunk_latency_ms=100)
+    async with rig.gateway.openai() as client:
+        stream = await client.chat.completions.create(model="chat", messages=PROMPT, stream=True)
+        pieces: list[str] = []
+        await _collect(stream, pieces)
+    assert "".join(pieces) == "Echo: " + WORDS  # warn mode cuts nothing...
+    metrics = await rig.metrics()
+    assert (  # ...and records what enforce would have done
+        'aigw_policy_decisions_total{code="latency_limit_exceeded",step="constrain",'
+        'verdict="warned"} 1.0' in metrics
+    )

@@ -139,3 +139,35 @@ async def test_sigterm_cuts_what_outlives_the_drain_within_it(
     text = log.decode()
     assert "cut 1 request(s)" in text
     assert "Traceback" not in text
+
+
+async def test_otlp_settings_are_ignored_out_loud(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    """The chart's opentelemetry.* values reach the sidecar as AIGW_OTLP_*: until tracing is
+    built, it says at startup that it ignores them, instead of looking configured."""
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(bundle_bytes(standard_docs(oai_fake, claude_fake)))
+    process = await asyncio.create_subprocess_exec(
+        *(str(AIGW), "sidecar", "--bundle", str(bundle), "--port", "0", "--admin-port", "0"),
+        *("--admin-host", "127.0.0.1", "--secrets-dir", str(write_secrets(tmp_path))),
+        env={"PATH": "/usr/bin:/bin", "AIGW_OTLP_ENDPOINT": "http://otel.obs.svc:4317"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    log = b""
+    try:
+        async with asyncio.timeout(30):
+            while LISTENING.search(log) is None:
+                line = await process.stderr.readline()
+                assert line, log.decode()
+                log += line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            log += await process.stderr.read()
+            await process.wait()
+    assert (
+        b"WARNING aigw_sidecar: AIGW_OTLP_ENDPOINT set, but this sidecar exports no "
+        b"OpenTelemetry traces yet: ignored"
+    ) in log

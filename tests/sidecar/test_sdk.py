@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import anthropic
@@ -448,17 +449,32 @@ async def test_prompt_caching_marks_and_anthropic_params_survive_the_round_trip(
         }
     ]
     async with gateway.anthropic() as claude:
-        for route in ("claude", "chat"):
+        await claude.messages.create(
+            model="claude",
+            max_tokens=2000,
+            system=system,
+            messages=messages,
+            tools=[tool],
+            tool_choice={"type": "none"},
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            extra_body={"top_k": 5},
+        )
+        # An OpenAI backend cannot honour thinking or top_k: under enforce that is a typed
+        # 400, never a silent drop (issue 12); the cache marks alone change no answer.
+        with pytest.raises(anthropic.BadRequestError) as refused:
             await claude.messages.create(
-                model=route,
-                max_tokens=2000,
-                system=system,
-                messages=messages,
-                tools=[tool],
-                tool_choice={"type": "none"},
-                thinking={"type": "enabled", "budget_tokens": 1024},
-                extra_body={"top_k": 5},
-            )
+                model="chat", max_tokens=2000, system=system, messages=messages,
+                tools=[tool], tool_choice={"type": "none"},
+                thinking={"type": "enabled", "budget_tokens": 1024}, extra_body={"top_k": 5},
+            )  # fmt: skip
+        await claude.messages.create(
+            model="chat", max_tokens=2000, system=system, messages=messages, tools=[tool],
+            tool_choice={"type": "none"},
+        )  # fmt: skip
+    error: Any = refused.value.body
+    assert error["error"]["code"] == "unsupported_parameter"
+    assert "parameter thinking" in error["error"]["message"]
+    assert "parameter top_k" in error["error"]["message"]
     sent = gateway.claude_fake.recorder.last.body
     assert sent["system"] == [{"type": "text", "text": "long policy text", "cache_control": cache}]
     assert sent["messages"][0]["content"][0]["cache_control"] == cache

@@ -60,6 +60,12 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
     return data
 
 
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
+
+
 async def _connect(gateway: Gateway) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection("127.0.0.1", gateway.server.api_port)
 
@@ -75,7 +81,7 @@ async def _serves(gateway: Gateway) -> None:
 async def test_a_silent_connection_is_closed(strict: Gateway) -> None:
     reader, writer = await _connect(strict)
     assert await _closed_by_server(reader) == b""
-    writer.close()
+    await _close(writer)
     await _serves(strict)
 
 
@@ -94,7 +100,7 @@ async def test_a_request_head_sent_byte_by_byte_is_closed(strict: Gateway) -> No
         assert await _closed_by_server(reader) == b""
     finally:
         sender.cancel()
-        writer.close()
+        await _close(writer)
     await _serves(strict)
 
 
@@ -108,7 +114,7 @@ async def test_an_idle_keep_alive_connection_is_closed(strict: Gateway) -> None:
     await writer.drain()
     answer = await _closed_by_server(reader)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
-    writer.close()
+    await _close(writer)
 
 
 async def test_a_body_that_stalls_is_408(strict: Gateway) -> None:
@@ -119,7 +125,7 @@ async def test_a_body_that_stalls_is_408(strict: Gateway) -> None:
     )
     await writer.drain()
     answer = await _closed_by_server(reader)
-    writer.close()
+    await _close(writer)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer[:300]
     assert json.loads(body)["error"]["code"] == "body_timeout"
@@ -159,5 +165,33 @@ async def test_a_caller_that_stops_reading_an_answer_is_dropped(strict: Gateway)
             await asyncio.sleep(0.05)
     with contextlib.suppress(ConnectionError):  # what the kernel held, then EOF or a reset
         await _closed_by_server(reader)
-    writer.close()
+    await _close(writer)
+    await _serves(strict)
+
+
+async def test_a_caller_that_stops_reading_a_stream_is_dropped(strict: Gateway) -> None:
+    """On main the upstream stream and the call stayed open as long as the caller did not
+    read (idleMs bounds only the upstream side)."""
+    strict.oai_fake.queue_fault(reply="word " * 400_000)  # 400,000 events, about 60 MB
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", strict.server.api_port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    body = json.dumps({**HELLO_BODY, "stream": True}).encode()
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    await writer.drain()
+    await strict.oai_fake.recorder.wait_for(bool, within=WAIT)
+    async with asyncio.timeout(WAIT):
+        while True:
+            if await _in_flight(strict) == 0:
+                break
+            await asyncio.sleep(0.05)
+    with contextlib.suppress(ConnectionError):
+        received = await _closed_by_server(reader)
+        assert b"data: [DONE]" not in received, "the caller never got the whole answer"
+    await _close(writer)
     await _serves(strict)

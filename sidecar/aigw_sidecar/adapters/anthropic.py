@@ -11,8 +11,12 @@ import orjson
 from aigw_sidecar.errors import UnsupportedOperation, UpstreamError
 
 from .anthropic_stream import AnthropicToOpenAI
-from .anthropic_translate import anthropic_response_to_openai, openai_request_to_anthropic
-from .base import Json, StreamDecoder
+from .anthropic_translate import (
+    anthropic_response_to_openai,
+    anthropic_unsupported,
+    openai_request_to_anthropic,
+)
+from .base import Carriage, Json, StreamDecoder
 
 __all__ = ["AnthropicAdapter"]
 
@@ -42,8 +46,23 @@ class AnthropicAdapter:
 
     supports_embeddings = False
 
-    def chat_request(self, body: Json, model: str, *, stream: bool) -> bytes:
-        return orjson.dumps(openai_request_to_anthropic(body, model, stream=stream))
+    def chat_request(
+        self, body: Json, model: str, *, stream: bool, carriage: Carriage | None
+    ) -> bytes:
+        return orjson.dumps(
+            openai_request_to_anthropic(body, model, stream=stream, carriage=carriage)
+        )
+
+    def count_tokens_request(self, body: Json, model: str, carriage: Carriage | None) -> bytes:
+        """A ``/v1/messages/count_tokens`` body: the request without its output settings."""
+        request = openai_request_to_anthropic(body, model, stream=False, carriage=carriage)
+        for key in ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences",
+                    "metadata", "service_tier"):  # fmt: skip
+            request.pop(key, None)
+        return orjson.dumps(request)
+
+    def unsupported(self, body: Json, carriage: Carriage | None) -> list[str]:
+        return anthropic_unsupported(body)
 
     def chat_response(self, raw: bytes) -> Json:
         return anthropic_response_to_openai(_load_object(raw, "response"))

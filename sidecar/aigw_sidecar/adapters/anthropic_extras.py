@@ -1,55 +1,130 @@
-"""What Anthropic callers send that OpenAI chat has no field for, carried through anyway.
+"""Anthropic-native content in the canonical form, and what an OpenAI-style backend gets of it.
 
-A request to ``/v1/messages`` served by an Anthropic backend goes Anthropic -> canonical
-(OpenAI chat) -> Anthropic. Without care that round trip drops prompt-caching marks and
-Anthropic-only parameters (a known complaint about other gateways). So:
+A ``/v1/messages`` request served by an Anthropic backend goes Anthropic -> canonical
+(OpenAI chat) -> Anthropic, and must keep everything the caller sent. So the canonical form
+carries, besides OpenAI's own shapes:
 
-- ``cache_control`` stays on the canonical content parts (text, image), on system parts (the
-  system message then keeps a list of parts) and on tools, and is restored on the way out;
-- Anthropic-only parameters (``thinking``, ``top_k``, ``service_tier``) ride in the canonical
-  body under :data:`EXTRAS_KEY` and are merged back by the Anthropic adapter;
-- an OpenAI-style backend never sees either: :func:`strip_for_openai` drops the key and,
-  when the request carried cache marks, removes them from copies of the parts.
+- ``cache_control`` on content parts, system parts and tools (prompt-caching marks);
+- *native parts*: content parts whose ``type`` OpenAI does not have (``document``,
+  ``search_result``, ...), kept verbatim and sent verbatim to an Anthropic backend;
+- ``thinking_blocks`` on assistant messages (``thinking``/``redacted_thinking`` blocks with
+  their signatures, which extended thinking needs back in the next turn), and
+  ``reasoning_content`` (the thinking text, as OpenAI-compatible servers name it);
+- Anthropic-only top-level parameters in :class:`~.base.Carriage` (never in the body).
+
+An OpenAI-style backend gets the closest honest equivalent (:func:`to_openai`): marks and
+thinking are dropped (they change no answer), a text ``document`` becomes a text part and a
+base64 PDF a ``file`` part; anything else it cannot take is named by
+:func:`openai_unsupported`, so the upstream call refuses it under enforce (never a silent
+200 that answers without the document) and warns otherwise.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ANTHROPIC_ONLY_PARAMS", "EXTRAS_KEY", "anthropic_extras", "strip_for_openai"]
+from .base import Carriage
 
-EXTRAS_KEY = "x_aigw_anthropic"
-"""Canonical-body key of Anthropic-only data; never sent to an OpenAI-style backend."""
-ANTHROPIC_ONLY_PARAMS = ("thinking", "top_k", "service_tier")
+__all__ = [
+    "MESSAGES_FIELDS",
+    "OPENAI_PART_TYPES",
+    "openai_unsupported",
+    "to_openai",
+]
 
 Json = dict[str, Any]
 
+MESSAGES_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "stream",
+        "temperature",
+        "top_p",
+        "stop_sequences",
+        "tools",
+        "tool_choice",
+        "metadata",
+    }
+)
+"""Top-level ``/v1/messages`` fields the front end maps into the canonical form; every other
+field rides in ``Carriage.anthropic_params``."""
+OPENAI_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+_ASSISTANT_EXTRAS = ("thinking_blocks", "reasoning_content")
 
-def anthropic_extras(body: Json, *, cache_marks: bool) -> Json | None:
-    """The :data:`EXTRAS_KEY` value for an Anthropic request, or None if there is nothing."""
-    params = {key: body[key] for key in ANTHROPIC_ONLY_PARAMS if body.get(key) is not None}
-    if not params and not cache_marks:
+
+def _document_part(part: Json) -> Json | None:
+    """A native ``document`` part as an OpenAI part, or None when OpenAI cannot take it."""
+    source = part.get("source")
+    if not isinstance(source, dict):
         return None
-    return {"params": params, "cache_control": cache_marks}
+    kind = source.get("type")
+    if kind == "text" and isinstance(source.get("data"), str):
+        return {"type": "text", "text": source["data"]}
+    if kind == "content" and isinstance(source.get("content"), list):
+        texts = [b.get("text") for b in source["content"] if isinstance(b, dict) and b.get("text")]
+        return {"type": "text", "text": "\n".join(t for t in texts if isinstance(t, str))}
+    if (
+        kind == "base64"
+        and source.get("media_type") == "application/pdf"
+        and isinstance(source.get("data"), str)
+    ):
+        title = part.get("title")
+        return {
+            "type": "file",
+            "file": {
+                "filename": title if isinstance(title, str) and title else "document.pdf",
+                "file_data": "data:application/pdf;base64," + source["data"],
+            },
+        }
+    return None
 
 
-def _strip_parts(content: Any) -> Any:
-    if not isinstance(content, list):
-        return content
-    return [
-        {k: v for k, v in part.items() if k != "cache_control"} if isinstance(part, dict) else part
-        for part in content
-    ]
+def _openai_part(part: Any) -> Json | None:
+    if not isinstance(part, dict):
+        return None
+    kind = part.get("type")
+    if kind in OPENAI_PART_TYPES:
+        if "cache_control" in part:
+            return {k: v for k, v in part.items() if k != "cache_control"}
+        return part
+    if kind == "document":
+        return _document_part(part)
+    return None
 
 
-def strip_for_openai(out: Json) -> None:
-    """Remove Anthropic-only data from a (shallow) copy of a canonical body, in place."""
-    extras = out.pop(EXTRAS_KEY, None)
-    if not extras or not extras.get("cache_control"):
-        return
-    out["messages"] = [
-        {**m, "content": _strip_parts(m["content"])} if isinstance(m.get("content"), list) else m
-        for m in out["messages"]
-    ]
+def openai_unsupported(body: Json, carriage: Carriage | None) -> list[str]:
+    """What of a request with Anthropic carriage an OpenAI-style backend cannot honour."""
+    if carriage is None:
+        return []
+    names = [f"parameter {key}" for key in carriage.anthropic_params]
+    if carriage.native:
+        for message in body.get("messages") or ():
+            content = message.get("content")
+            if isinstance(content, list):
+                names += [
+                    f"content type {part.get('type')}"
+                    for part in content
+                    if isinstance(part, dict) and _openai_part(part) is None
+                ]
+    return names
+
+
+def to_openai(out: Json) -> None:
+    """Turn the native content of a (shallow) copy of a canonical body into OpenAI's, in
+    place; the body's own messages and parts are never changed."""
+    messages: list[Json] = []
+    for original in out["messages"]:
+        content = original.get("content")
+        message = original
+        if isinstance(content, list) or any(k in original for k in _ASSISTANT_EXTRAS):
+            message = {k: v for k, v in original.items() if k not in _ASSISTANT_EXTRAS}
+            if isinstance(content, list):
+                parts = [p for p in map(_openai_part, content) if p is not None]
+                message["content"] = parts
+        messages.append(message)
+    out["messages"] = messages
     if out.get("tools"):
         out["tools"] = [{k: v for k, v in t.items() if k != "cache_control"} for t in out["tools"]]

@@ -4,7 +4,10 @@
 returns what to emit now, so back-pressure and cancellation stay with the caller.
 ``message_start`` gives the id, model and input tokens and opens the assistant turn; text
 deltas become ``delta.content``; ``tool_use`` blocks become ``delta.tool_calls`` (id and
-name first, then ``arguments`` fragments from ``input_json_delta``); ``message_delta`` gives
+name first, then ``arguments`` fragments from ``input_json_delta``); ``thinking`` blocks
+become ``delta.reasoning_content`` (their text) and ``delta.thinking_blocks`` (a signature,
+or a whole ``redacted_thinking`` block), so a ``/v1/messages`` caller gets them back;
+``message_delta`` gives
 the finish reason and output tokens; ``message_stop`` emits a final usage chunk
 (``choices: []``), as OpenAI does with ``stream_options.include_usage``.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aigw_sidecar.errors import UpstreamError
+from aigw_sidecar.errors import UpstreamError, UpstreamUnavailable
 
 from .anthropic_translate import STOP_TO_FINISH, anthropic_usage_to_openai
 
@@ -45,13 +48,18 @@ class AnthropicToOpenAI:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
 
-    def feed(self, event: str, data: Json) -> list[Json]:  # noqa: PLR0911 - one branch per event
+    def feed(self, event: str, data: Json) -> list[Json]:  # noqa: PLR0911, PLR0912 - per event
         kind = data.get("type", event)
         if kind == "content_block_delta":
             delta = data.get("delta") or {}
             dtype = delta.get("type")
             if dtype == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
+            if dtype == "thinking_delta":
+                return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
+            if dtype == "signature_delta":
+                block = {"type": "thinking", "thinking": "", "signature": delta.get("signature")}
+                return [self._chunk({"thinking_blocks": [block]})]
             if dtype == "input_json_delta":
                 tool = self._blocks.get(data.get("index", -1))
                 if tool is None:
@@ -61,6 +69,8 @@ class AnthropicToOpenAI:
             return []
         if kind == "content_block_start":
             block = data.get("content_block") or {}
+            if block.get("type") == "redacted_thinking":
+                return [self._chunk({"thinking_blocks": [block]})]
             if block.get("type") != "tool_use":
                 return []
             tool = self._next_tool
@@ -94,8 +104,8 @@ class AnthropicToOpenAI:
             return [final]
         if kind == "error":
             error = data.get("error") or {}
-            raise UpstreamError(
-                f"the provider failed mid-stream ({error.get('type', 'error')})",
-                code="upstream_stream_error",
-            )
+            kind = str(error.get("type", "error"))[:40]
+            # overloaded_error is a 529 sent in the stream: unavailable (retryable by default)
+            failure = UpstreamUnavailable if kind == "overloaded_error" else UpstreamError
+            raise failure(f"the provider failed mid-stream ({kind})", code="upstream_stream_error")
         return []  # ping, content_block_stop, unknown future events

@@ -2,9 +2,10 @@
 
 The sidecar's canonical form is an OpenAI chat request/response (a plain dict, as parsed).
 This module is the *backend* direction (canonical request out, Anthropic response back) and
-the mapping tables both directions share; :mod:`.anthropic_inbound` is the *front end*
-direction of ``/v1/messages`` (Anthropic request in, canonical response out). All are pure
-functions over dicts, so each is unit-testable and both sides agree on every mapping:
+the mapping tables both directions share; ``aigw_sidecar.frontends.anthropic_request`` is
+the *front end* direction of ``/v1/messages`` (Anthropic request in, canonical response
+out). All are pure functions over dicts, so each is unit-testable and both sides agree on
+every mapping:
 
 =====================  ===============================================================
 OpenAI                 Anthropic
@@ -18,10 +19,14 @@ tool_choice            auto / any (required) / none / tool (a named function)
 finish_reason          stop_reason: stop<->end_turn|stop_sequence, length<->max_tokens,
                        tool_calls<->tool_use, content_filter<->refusal
 usage prompt/complet.  input_tokens (+cache reads/writes) / output_tokens
+file (PDF data URL)    ``document`` block with a base64 PDF source
+native parts           sent verbatim (``document``, ``search_result``, ...)
+thinking_blocks        ``thinking``/``redacted_thinking`` blocks, first in the turn
+reasoning_content      the text of the answer's ``thinking`` blocks
 =====================  ===============================================================
 
-Streams are in :mod:`.anthropic_stream`; prompt-caching marks and Anthropic-only
-parameters survive the round trip (:mod:`.anthropic_extras`).
+Streams are in :mod:`.anthropic_stream`; prompt-caching marks, native content and
+Anthropic-only parameters survive the round trip (:mod:`.anthropic_extras`).
 """
 
 from __future__ import annotations
@@ -33,13 +38,16 @@ import orjson
 
 from aigw_sidecar.errors import InvalidRequest
 
-from .anthropic_extras import EXTRAS_KEY
+from .anthropic_extras import MESSAGES_FIELDS, OPENAI_PART_TYPES
+from .base import Carriage
 
 __all__ = [
     "ANTHROPIC_DEFAULT_MAX_TOKENS",
+    "ANTHROPIC_UNSUPPORTED",
     "FINISH_TO_STOP",
     "STOP_TO_FINISH",
     "anthropic_response_to_openai",
+    "anthropic_unsupported",
     "anthropic_usage_to_openai",
     "openai_request_to_anthropic",
     "openai_usage_to_anthropic",
@@ -67,6 +75,70 @@ FINISH_TO_STOP = {
 }
 
 Json = dict[str, Any]
+
+ANTHROPIC_UNSUPPORTED = (
+    "response_format",
+    "seed",
+    "logprobs",
+    "top_logprobs",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "prediction",
+    "audio",
+    "modalities",
+    "reasoning_effort",
+    "web_search_options",
+)
+"""OpenAI chat parameters an Anthropic backend cannot honour (when set to something other
+than their neutral value)."""
+_NEUTRAL: dict[str, Any] = {
+    "logprobs": False,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "logit_bias": {},
+    "modalities": ["text"],
+}
+
+
+def anthropic_unsupported(body: Json) -> list[str]:
+    """What a canonical request asks for that an Anthropic backend cannot honour."""
+    names = [
+        f"parameter {key}"
+        for key in ANTHROPIC_UNSUPPORTED
+        if key in body and body[key] is not None and body[key] != _NEUTRAL.get(key)
+    ]
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and _unsendable(part):
+                    names.append(f"content type {part.get('type')}")
+    return names
+
+
+def _unsendable(part: Json) -> bool:
+    kind = part.get("type")
+    if kind in {"input_audio", "refusal"}:
+        return True
+    if kind == "file":
+        return _file_document(part) is None
+    return False
+
+
+def _file_document(part: Json) -> Json | None:
+    file = part.get("file")
+    data = file.get("file_data") if isinstance(file, dict) else None
+    prefix = "data:application/pdf;base64,"
+    if not isinstance(data, str) or not data.startswith(prefix):
+        return None
+    block: Json = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": data[len(prefix) :]},
+    }
+    if isinstance(file, dict) and isinstance(file.get("filename"), str):
+        block["title"] = file["filename"]
+    return block
 
 
 def text_of(content: Any) -> str:
@@ -107,11 +179,14 @@ def _openai_parts_to_blocks(content: Any) -> list[Json]:
             block: Json = {"type": "text", "text": part.get("text", "")}
         elif kind == "image_url":
             block = _image_block(part)
+        elif kind not in OPENAI_PART_TYPES:
+            blocks.append(part)  # native (document, search_result, ...): verbatim
+            continue
         else:
-            raise InvalidRequest(
-                f"content part type {kind!r} cannot be sent to an Anthropic backend",
-                code="unsupported_content",
-            )
+            found = _file_document(part) if kind == "file" else None
+            if found is None:
+                continue  # named by anthropic_unsupported: refused or warned about before
+            block = found
         if "cache_control" in part:
             block["cache_control"] = part["cache_control"]
         blocks.append(block)
@@ -158,7 +233,9 @@ def _tool_choice_to_anthropic(choice: Any, parallel: Any) -> Json | None:
     return result
 
 
-def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json:  # noqa: PLR0912
+def openai_request_to_anthropic(  # noqa: PLR0912 - one table
+    body: Json, model: str, *, stream: bool, carriage: Carriage | None = None
+) -> Json:
     """A canonical (OpenAI chat) request as an Anthropic Messages API request."""
     system: list[Json] = []
     messages: list[Json] = []
@@ -173,7 +250,11 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
         elif role == "user":
             _append(messages, "user", _openai_parts_to_blocks(content))
         elif role == "assistant":
-            blocks = _openai_parts_to_blocks(content)
+            thinking = message.get("thinking_blocks")
+            blocks = (
+                [b for b in thinking if isinstance(b, dict)] if isinstance(thinking, list) else []
+            )
+            blocks += _openai_parts_to_blocks(content)
             for call in message.get("tool_calls") or ():
                 function = call.get("function") or {}
                 blocks.append(
@@ -222,9 +303,10 @@ def openai_request_to_anthropic(body: Json, model: str, *, stream: bool) -> Json
         out["metadata"] = {"user_id": user}
     if stream:
         out["stream"] = True
-    extras = body.get(EXTRAS_KEY)
-    if extras:
-        out.update(extras["params"])
+    if carriage is not None:
+        for key, value in carriage.anthropic_params.items():
+            if key not in MESSAGES_FIELDS:  # never the model, max_tokens, messages, ...
+                out[key] = value
     return out
 
 
@@ -279,10 +361,15 @@ def anthropic_response_to_openai(message: Json) -> Json:
     """An Anthropic Messages API response as an OpenAI chat completion."""
     texts: list[str] = []
     calls: list[Json] = []
+    thinking: list[Json] = []
     for block in message.get("content") or ():
+        if not isinstance(block, dict):
+            continue
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text", ""))
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
         elif kind == "tool_use":
             calls.append(
                 {
@@ -297,6 +384,11 @@ def anthropic_response_to_openai(message: Json) -> Json:
     reply: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         reply["tool_calls"] = calls
+    if thinking:
+        reply["reasoning_content"] = "".join(
+            b["thinking"] for b in thinking if isinstance(b.get("thinking"), str)
+        )
+        reply["thinking_blocks"] = thinking
     return {
         "id": message.get("id", ""),
         "object": "chat.completion",

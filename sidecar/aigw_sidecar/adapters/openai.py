@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from aigw_sidecar.errors import UpstreamError
+from aigw_sidecar.errors import UnsupportedOperation, UpstreamError
 
-from .anthropic_extras import EXTRAS_KEY, strip_for_openai
-from .base import Json, StreamDecoder
+from .anthropic_extras import openai_unsupported, to_openai
+from .base import Carriage, Json, StreamDecoder
 
 __all__ = ["OpenAIAdapter"]
 
@@ -58,11 +58,13 @@ class OpenAIAdapter:
 
     supports_embeddings = True
 
-    def chat_request(self, body: Json, model: str, *, stream: bool) -> bytes:
+    def chat_request(
+        self, body: Json, model: str, *, stream: bool, carriage: Carriage | None
+    ) -> bytes:
         out = dict(body)
         out["model"] = model
-        if EXTRAS_KEY in out:
-            strip_for_openai(out)
+        if carriage is not None and carriage.native:
+            to_openai(out)
         if stream:
             options = body.get("stream_options")
             out["stream_options"] = (
@@ -72,6 +74,12 @@ class OpenAIAdapter:
 
     def chat_response(self, raw: bytes) -> Json:
         return _load_object(raw)
+
+    def count_tokens_request(self, body: Json, model: str, carriage: Carriage | None) -> bytes:
+        raise UnsupportedOperation("OpenAI-style backends have no token-counting endpoint")
+
+    def unsupported(self, body: Json, carriage: Carriage | None) -> list[str]:
+        return openai_unsupported(body, carriage)
 
     def stream_decoder(self, model: str) -> StreamDecoder:
         return _decode_stream_event

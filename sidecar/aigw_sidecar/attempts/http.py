@@ -29,18 +29,24 @@ import asyncio
 from collections.abc import AsyncGenerator
 
 import aiohttp
+import orjson
 from aiohttp import ClientSession, ClientTimeout
 
+from aigw_contract import EnforcementMode, Provider
 from aigw_sidecar.adapters import StreamDecoder
-from aigw_sidecar.context import Json
+from aigw_sidecar.adapters.base import CARRIAGE, Adapter, Carriage
+from aigw_sidecar.context import Decision, Json, RequestContext
 from aigw_sidecar.errors import (
+    InvalidRequest,
     SidecarError,
     UnsupportedOperation,
+    UpstreamError,
     UpstreamFailure,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from aigw_sidecar.governance import OutputCounter, TokenCounter
+from aigw_sidecar.governance import OutputCounter, TokenCounter, count_prompt
+from aigw_sidecar.keys import ADMISSION
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.runtime import RuntimeBackend
 from aigw_sidecar.sse import iter_sse_batches
@@ -99,9 +105,27 @@ class HttpCall:
                 f"backend {backend.name} has no usable credential", code="credential_unavailable"
             )
         adapter = backend.adapter
+        carriage = ctx.state.get(CARRIAGE)
+        headers = attempt.headers
+        if (
+            carriage is not None
+            and carriage.anthropic_beta
+            and backend.provider is Provider.ANTHROPIC
+        ):
+            headers["anthropic-beta"] = carriage.anthropic_beta
         if ctx.operation == "chat":
+            _check_supported(ctx, adapter, backend, carriage)
             url = backend.chat_url
-            data = adapter.chat_request(ctx.body, backend.model, stream=ctx.stream)
+            data = adapter.chat_request(
+                ctx.body, backend.model, stream=ctx.stream, carriage=carriage
+            )
+        elif ctx.operation == "count_tokens":
+            if backend.count_tokens_url is None:  # no such endpoint: the one estimator counts
+                attempt.record.outcome = "ok"
+                tokens = count_prompt(ctx.body, self._counter)
+                return Upstream(attempt, response={"input_tokens": tokens})
+            url = backend.count_tokens_url
+            data = adapter.count_tokens_request(ctx.body, backend.model, carriage)
         else:
             if backend.embeddings_url is None:
                 raise UnsupportedOperation(
@@ -115,7 +139,6 @@ class HttpCall:
         if remaining <= 0:
             raise UpstreamTimeout("the request deadline passed before the upstream call")
         post = self._session.post
-        headers = attempt.headers
         try:
             if ctx.stream:  # connect, then the first byte by the deadline, then idle per chunk
                 async with asyncio.timeout(min(route.request_s, remaining)):
@@ -163,10 +186,12 @@ class HttpCall:
             raw = await _read(response, backend)
         finally:
             response.release()
-        if ctx.operation == "chat":
-            answer = adapter.chat_response(raw)
-        else:
+        if ctx.operation == "embeddings":
             answer = adapter.embeddings_response(raw)
+        elif ctx.operation == "count_tokens":
+            answer = _count(raw)
+        else:
+            answer = adapter.chat_response(raw)
         return Upstream(attempt, response=answer)
 
     async def _chunks(
@@ -200,6 +225,43 @@ class HttpCall:
             else:
                 response.close()  # abandoned: drop the connection so the provider stops
         self._ended(attempt, "ok")
+
+
+def _check_supported(
+    ctx: RequestContext, adapter: Adapter, backend: RuntimeBackend, carriage: Carriage | None
+) -> None:
+    """Refuse (enforce) or warn about (warn, observe) what this backend cannot honour; never
+    drop it silently."""
+    names = adapter.unsupported(ctx.body, carriage)
+    if not names:
+        return
+    admission = ctx.state.get(ADMISSION)
+    mode = admission.mode if admission is not None else EnforcementMode.ENFORCE
+    message = f"backend {backend.name} ({backend.provider.value}) cannot honour " + ", ".join(
+        sorted(set(names))
+    )
+    if mode is EnforcementMode.ENFORCE:
+        ctx.decisions.append(Decision("upstream", "blocked", message, "unsupported_parameter"))
+        raise InvalidRequest(message, code="unsupported_parameter")
+    verdict = "warned" if mode is EnforcementMode.WARN else "observed"
+    ctx.decisions.append(
+        Decision("upstream", verdict, message + " (left out)", "unsupported_parameter")
+    )
+    if mode is EnforcementMode.WARN:
+        ctx.warn(message + " (left out)")
+
+
+def _count(raw: bytes) -> Json:
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        answer = None
+    tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+        raise UpstreamError(
+            "the provider sent a malformed token count", code="upstream_bad_response"
+        )
+    return {"input_tokens": tokens}
 
 
 async def _prefixed(

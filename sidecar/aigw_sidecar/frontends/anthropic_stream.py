@@ -2,9 +2,12 @@
 SSE events out.
 
 A small state machine fed one canonical chunk at a time: it emits ``message_start``, then
-``content_block_start/delta/stop`` per text or tool block, and at the end ``message_delta``
-(stop reason, usage) and ``message_stop``. Usage arrives in OpenAI's last chunk, after the
-finish reason, so ``message_delta`` waits for :meth:`OpenAIToAnthropic.finish`.
+``content_block_start/delta/stop`` per thinking, text or tool block (``reasoning_content``
+deltas are thinking text, a ``thinking_blocks`` entry with a ``signature`` its
+``signature_delta``, a ``redacted_thinking`` one a block of its own), and at the end
+``message_delta`` (stop reason, usage) and ``message_stop``. Usage arrives in OpenAI's last
+chunk, after the finish reason, so ``message_delta`` waits for
+:meth:`OpenAIToAnthropic.finish`.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class OpenAIToAnthropic:
             self._usage = usage
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
+            if "reasoning_content" in delta or "thinking_blocks" in delta:
+                self._thinking(delta, out)
             text = delta.get("content")
             if text:
                 if self._block_kind != "text":
@@ -97,6 +102,26 @@ class OpenAIToAnthropic:
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
         return out
+
+    def _thinking(self, delta: Json, out: list[Event]) -> None:
+        reasoning = delta.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            if self._block_kind != "thinking":
+                self._open_block("thinking", {"type": "thinking", "thinking": ""}, out)
+            out.append(self._delta({"type": "thinking_delta", "thinking": reasoning}))
+        blocks = delta.get("thinking_blocks")
+        for block in blocks if isinstance(blocks, list) else ():
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "redacted_thinking":
+                self._open_block("redacted_thinking", block, out)
+                self._close_block(out)
+            elif isinstance(block.get("signature"), str):
+                if self._block_kind != "thinking":
+                    self._open_block("thinking", {"type": "thinking", "thinking": ""}, out)
+                out.append(
+                    self._delta({"type": "signature_delta", "signature": block["signature"]})
+                )
 
     def _delta(self, delta: Json) -> Event:
         return (

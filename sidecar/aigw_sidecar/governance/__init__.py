@@ -24,7 +24,15 @@ from .observer import NullObserver, Observer
 from .prometheus import PrometheusObserver
 from .redis_store import RedisStore
 from .status import budget_status
-from .store import Counter, CounterKind, ReserveResult, Store, StoreUnavailable
+from .store import (
+    Counter,
+    CounterKind,
+    ReserveResult,
+    Store,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+)
 from .tokens import BpeCounter, EstimateCounter, TokenCounter, count_prompt
 from .usage import OutputCounter, Usage, response_output_tokens, usage_of
 from .windows import Window, window_at
@@ -60,6 +68,8 @@ __all__ = [
     "RedisStore",
     "ReserveResult",
     "Store",
+    "StoreError",
+    "StoreRejected",
     "StoreUnavailable",
     "SystemClock",
     "TokenCounter",

@@ -65,5 +65,5 @@ def authorize(
         )
     if failures and mode is EnforcementMode.ENFORCE:
         code, message = failures[0]
-        raise Denied(DenyKind.PERMISSION_DENIED, message, code=code)
+        raise Denied(DenyKind.PERMISSION_DENIED, message, code=code, step="authorize")
     return tuple(Decision.for_mode(mode, "authorize", code, msg) for code, msg in failures)

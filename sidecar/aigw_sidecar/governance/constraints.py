@@ -8,7 +8,11 @@ goes out unchanged and the decision is recorded); a caller's own header limits a
 honoured, since the caller asked for them.
 
 The cost estimate is the worst case the reservation holds: prompt tokens (estimated) plus
-the output bound, at the dearest backend of the route, in integer nano-USD.
+the output bound, at the dearest backend of the route, in integer nano-USD. The output
+bound is per choice times the number of choices: OpenAI's ``n`` asks for ``n`` answers of
+up to ``max_tokens`` each, billed as such (the prompt once). It is the only output
+multiplier of the APIs served: Anthropic's Messages API has none (an Anthropic backend
+refuses ``n > 1``), embeddings produce no output.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from aigw_contract import EnforcementMode, UseCase
 from .decisions import Decision, Denied, DenyKind
 from .money import Prices, format_usd, usd_to_nano
 
-__all__ = ["Constraints", "constrain", "requested_max_tokens"]
+__all__ = ["MAX_CHOICES", "Constraints", "constrain", "requested_choices", "requested_max_tokens"]
+
+MAX_CHOICES = 128
+"""Most choices (``n``) one request may ask for (OpenAI's own ceiling)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +39,7 @@ class Constraints:
     prompt_tokens: int
     """Estimated prompt tokens."""
     max_output_tokens: int
-    """Output bound the reservation assumes."""
+    """Output bound the reservation assumes: per choice times the number of choices."""
     clamp_to: int | None
     """A ``max_tokens`` the sidecar must write into the request body (None: leave it)."""
     estimated_cost_nusd: int
@@ -40,6 +47,9 @@ class Constraints:
     deadline_ms: int | None
     """Deadline of the whole request in milliseconds from its start."""
     decisions: tuple[Decision, ...] = ()
+    unenforced_latency_ms: int | None = None
+    """Under observe or warn: the policy's ``maxLatencyMs`` that enforce would apply. The
+    sidecar records a decision when a call runs past it (nothing is cut)."""
 
 
 def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
@@ -49,6 +59,22 @@ def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def requested_choices(body: Mapping[str, Any]) -> int:
+    """How many answers a request asks for (``n``, default 1); :class:`Denied` past
+    :data:`MAX_CHOICES`."""
+    value = body.get("n")
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+        raise Denied(
+            DenyKind.INVALID_REQUEST,
+            f"'n' must be an integer from 1 to {MAX_CHOICES}",
+            code="invalid_n",
+            step="constrain",
+        )
+    return value
 
 
 def constrain(
@@ -62,10 +88,12 @@ def constrain(
     caller_max_cost_nusd: int | None = None,
     caller_max_latency_ms: int | None = None,
     produces_output: bool = True,
+    choices: int = 1,
 ) -> Constraints:
     """Apply the use case's request limits and the caller's header limits.
 
     ``produces_output=False`` (embeddings): no output tokens to clamp or reserve.
+    ``choices``: answers asked for (``n``); each may be as long as the output bound.
     """
     enforce = mode is EnforcementMode.ENFORCE
     limits = use_case.limits
@@ -88,6 +116,7 @@ def constrain(
                     f"max_tokens {requested_output} exceeds the policy's {limits.max_tokens}",
                 )
             )
+    output *= choices
     cost = prices.cost(prompt_tokens, output)
 
     if caller_max_cost_nusd is not None and cost > caller_max_cost_nusd:
@@ -95,6 +124,7 @@ def constrain(
             DenyKind.COST_LIMIT_EXCEEDED,
             f"estimated cost {format_usd(cost)} USD exceeds X-AIGW-Max-Cost-USD",
             code="cost_limit_exceeded",
+            step="constrain",
         )
     if limits.max_cost_usd is not None and cost > usd_to_nano(limits.max_cost_usd):
         message = (
@@ -102,7 +132,9 @@ def constrain(
             f"{limits.max_cost_usd} USD per request"
         )
         if enforce:
-            raise Denied(DenyKind.COST_LIMIT_EXCEEDED, message, code="cost_limit_exceeded")
+            raise Denied(
+                DenyKind.COST_LIMIT_EXCEEDED, message, code="cost_limit_exceeded", step="constrain"
+            )
         decisions.append(Decision.for_mode(mode, "constrain", "cost_limit_exceeded", message))
 
     deadline: int | None = limits.max_latency_ms if enforce else None
@@ -116,5 +148,6 @@ def constrain(
         clamp_to=clamp_to,
         estimated_cost_nusd=cost,
         deadline_ms=deadline,
+        unenforced_latency_ms=None if enforce else limits.max_latency_ms,
         decisions=tuple(decisions),
     )

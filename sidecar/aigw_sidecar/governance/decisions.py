@@ -35,12 +35,20 @@ class Denied(Exception):
     """A request the policy refuses."""
 
     def __init__(
-        self, kind: DenyKind, message: str, *, code: str, retry_after: int | None = None
+        self,
+        kind: DenyKind,
+        message: str,
+        *,
+        code: str,
+        retry_after: int | None = None,
+        step: str = "limit",
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.code = code
+        self.step = step
+        """The governance step that refused (identify, authorize, constrain, limit)."""
         self.retry_after = retry_after
         """Whole seconds for ``Retry-After`` (rate limits, budgets, unavailable state)."""
 

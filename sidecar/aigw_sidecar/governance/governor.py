@@ -6,21 +6,34 @@ the per-request work is a few dictionary look-ups, one token estimate and, when 
 has limits or budgets, one store round trip to reserve and one to settle.
 
 Reserve the worst case, settle to the truth. :meth:`Governor.limit` reserves prompt
-estimate + output bound (tokens) and the worst-case cost against every rate limit and
-budget atomically; :meth:`Governor.settle` adjusts them to the provider's usage (or the
-counted stream, or nothing for a failed call) and ends the concurrency lease. Both are
-idempotent per sidecar-generated request id (never a client-supplied one, which a client
-could replay to skip counting).
+estimate + output bound (tokens, times ``n`` choices) and the worst-case cost against every
+rate limit and budget atomically; :meth:`Governor.settle` adjusts them to the provider's
+usage (or the counted stream, or nothing for a failed call) and ends the concurrency lease.
+Both are keyed by a reservation id the governor generates itself for every admission
+(never an id the caller sent, which a caller could repeat to share one lease or settle one
+reservation twice); the caller's id only travels along for logs.
 
-Shared state down: the policy's ``failMode`` decides. ``open`` counts in this pod's memory
-meanwhile (a per-pod bound is better than none); ``closed`` refuses under enforce. Either
-way a metric and a log line say which happened. Settlements that cannot reach the store
-wait in a bounded queue and are replayed after the next successful reservation.
+A reservation lives as long as its call: it is held for ``lease_seconds``, renewed every
+third of that by one background task while the call runs (:meth:`Governor._maintain`),
+and ended by the settlement. A sidecar that dies stops renewing; its leases end by
+themselves within ``lease_seconds``.
+
+Shared state failing (unreachable, timing out, or answering an error such as READONLY):
+the policy's ``failMode`` decides, for every failure alike. ``open`` counts in this pod's
+memory meanwhile (a per-pod bound is better than none); ``closed`` refuses under enforce.
+A metric counts each, and one log line per outcome every 10 s says which happened. A
+reservation whose reply did not come in time may still run later: the script refuses to
+write past its give-up deadline, and a compensating release is queued as well. Settlements
+and releases that cannot reach the store wait in a bounded queue, replayed in the
+background once it answers again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -32,7 +45,7 @@ from aigw_contract import Bundle, DataClassification, EnforcementMode, Exhaustio
 from .authorize import authorize, declared_tools
 from .claims import Claims
 from .clock import Clock, SystemClock
-from .constraints import Constraints, constrain, requested_max_tokens
+from .constraints import Constraints, constrain, requested_choices, requested_max_tokens
 from .decisions import Decision, Denied, DenyKind, Verdict
 from .grants import Admission, BundleView, GovernanceSettings, Grant, Usage
 from .identity import Identity, PodIdentity
@@ -41,7 +54,7 @@ from .money import Prices
 from .observer import NullObserver, Observer
 from .plan import Role, denial, settled_amount, tag_of
 from .redis_store import RedisStore
-from .store import Counter, Store, StoreUnavailable
+from .store import MAX_AMOUNT, Counter, Store, StoreError, StoreRejected, StoreUnavailable
 from .tokens import EstimateCounter, TokenCounter, count_prompt
 
 __all__ = [
@@ -54,6 +67,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("aigw.governance")
+_Pending = tuple[Store, str, str, list[Counter], list[int], float]
+"""A deferred settlement: store, tag, reservation id, counters, actual amounts, time."""
 _NO_CLAIMS = Claims()
 
 
@@ -79,12 +94,23 @@ class Governor:
         self.local: Store = store if isinstance(store, MemoryStore) else MemoryStore()
         self._logged: dict[str, list[float]] = {}
         """Outcome -> [monotonic time of its last log line, requests not logged since]."""
-        self._pending: deque[tuple[Store, str, str, list[Counter], list[int], float]] = deque(
-            maxlen=self.settings.pending_settlements
-        )
+        self._pending: deque[_Pending] = deque(maxlen=self.settings.pending_settlements)
+        self._prefix = "rsv_" + secrets.token_hex(8)
+        self._ids = itertools.count(1)
+        self._active: dict[str, Grant] = {}
+        """Reservation id -> grant of a call in progress (renewed while it runs)."""
+        self._maintainer: asyncio.Task[None] | None = None
+
+    def new_reservation_id(self) -> str:
+        """A reservation id: a random per-process prefix and a counter (unique across pods)."""
+        return f"{self._prefix}{next(self._ids):08x}"
 
     async def aclose(self) -> None:
-        """Close the shared store's connection (the sidecar is shutting down)."""
+        """Stop renewing, then close the shared store's connection (shutdown)."""
+        task, self._maintainer = self._maintainer, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         if isinstance(self.store, RedisStore):
             await self.store.client.aclose()
 
@@ -137,26 +163,22 @@ class Governor:
             produces_output=chat,
             caller_max_cost_nusd=claims.max_cost_nusd,
             caller_max_latency_ms=claims.max_latency_ms,
+            choices=requested_choices(body) if chat else 1,
         )
         decisions += constraints.decisions
-        return Admission(request_id, identity, route, constraints, prices, decisions)
+        return Admission(
+            request_id, self.new_reservation_id(), identity, route, constraints, prices, decisions
+        )
 
     async def limit(self, view: BundleView, admission: Admission) -> Grant:
         """Reserve the worst case against every rate limit and budget of the use case."""
         identity = admission.identity
         enforce = admission.mode is EnforcementMode.ENFORCE
         now = self.clock.now()
-        deadline = admission.constraints.deadline_ms
-        lease = deadline / 1000.0 if deadline is not None else self.settings.max_request_seconds
         degraded: frozenset[str] = frozenset()
         while True:
             counters, roles = view.plans.counters(
-                identity,
-                admission.constraints,
-                now=now,
-                lease_seconds=lease + 5.0,
-                enforce=enforce,
-                degraded=degraded,
+                identity, admission.constraints, now=now, enforce=enforce, degraded=degraded
             )
             if not counters:
                 return Grant(admission, None, counters, roles, ())
@@ -164,8 +186,12 @@ class Governor:
             if result.ok:
                 self._record_over(admission, counters, roles, result.over, degraded)
                 grant = Grant(admission, store, counters, roles, result.levels)
+                grant.held_until = now + self.settings.lease_seconds
                 if degraded:
                     grant.degraded_to = admission.route
+                if not result.duplicate:
+                    self._active[admission.reservation_id] = grant
+                    self._start_maintenance()
                 return grant
             counter, role = counters[result.failed], roles[result.failed]
             budget = role.budget
@@ -200,10 +226,17 @@ class Governor:
         enforce: bool,
     ) -> tuple[Store, Any]:
         tag = tag_of(identity)
-        ttl = self.settings.record_ttl_seconds
+        rid = admission.reservation_id
+        until = now + self.settings.lease_seconds
         try:
-            result = await self.store.reserve(tag, admission.request_id, counters, now, ttl)
-        except StoreUnavailable as exc:
+            result = await self.store.reserve(tag, rid, counters, now, until)
+        except StoreError as exc:
+            if isinstance(exc, StoreUnavailable) and exc.maybe_applied:
+                # The script may still run (a frozen Redis): it refuses past its give-up
+                # deadline, and this release undoes it if it ran before.
+                self._defer((self.store, tag, rid, counters, [0] * len(counters), now))
+            elif isinstance(exc, StoreRejected):
+                log.error("state store refused reservation %s: %s", rid, exc)
             fail_mode = identity.policy.fail_mode
             if fail_mode is FailMode.CLOSED and enforce:
                 self.observer.state_unavailable("reserve", "fail_closed")
@@ -237,13 +270,13 @@ class Governor:
                         "shared state unreachable: the policy would fail closed",
                     )
                 )
-            result = await self.local.reserve(tag, admission.request_id, counters, now, ttl)
+            result = await self.local.reserve(tag, rid, counters, now, until)
             return self.local, result
         if self._logged:
             self._logged.clear()
             log.warning("state store reachable again: limits and budgets are shared again")
         if self._pending and self.store is not self.local:
-            await self._replay()
+            self._start_maintenance()
         return self.store, result
 
     def _log_unavailable(self, level: int, outcome: str, message: str) -> None:
@@ -297,21 +330,39 @@ class Governor:
         if usage is not None:
             price = prices or grant.admission.prices
             cost = price.cost_of(usage)
-        actual = [settled_amount(role, tokens, cost) for role in grant.roles]
+        # Provider-reported usage is bounded like everything else that reaches a store.
+        actual = [min(settled_amount(role, tokens, cost), MAX_AMOUNT) for role in grant.roles]
         tag = tag_of(grant.admission.identity)
         now = self.clock.now()
-        rid = grant.admission.request_id
+        rid = grant.admission.reservation_id
+        self._active.pop(rid, None)
         try:
             levels = await grant.store.reconcile(tag, rid, grant.counters, actual, now)
+        except StoreRejected as exc:
+            log.error("state store refused the settlement of %s: %s", rid, exc)
+            return
         except StoreUnavailable as exc:
             self.observer.state_unavailable("settle", "deferred")
-            log.warning("state store unreachable (%s): settlement of %s deferred", exc, rid)
-            self._pending.append((grant.store, tag, rid, grant.counters, actual, now))
+            self._log_unavailable(
+                logging.WARNING, "deferred", f"state store failed ({exc}): settlement deferred"
+            )
+            self._defer((grant.store, tag, rid, grant.counters, actual, now))
             return
         if levels is not None:
             grant.levels = levels
 
-    async def _replay(self) -> None:
+    def _defer(self, entry: _Pending) -> None:
+        """Queue a settlement (or a compensating release) until the store answers again."""
+        self._pending.append(entry)
+        self._start_maintenance()
+
+    @property
+    def pending(self) -> int:
+        """Settlements and releases waiting for the store to answer again."""
+        return len(self._pending)
+
+    async def _replay(self) -> bool:
+        """Replay queued settlements; False when the store still fails."""
         # Entries are taken off the queue before awaiting, so concurrent replays never
         # settle one twice; a failure puts the entry back and stops.
         while self._pending:
@@ -319,9 +370,50 @@ class Governor:
             store, tag, rid, counters, actual, when = entry
             try:
                 await store.reconcile(tag, rid, counters, actual, max(when, self.clock.now()))
+            except StoreRejected as exc:
+                log.error("state store refused a deferred settlement of %s: %s", rid, exc)
             except StoreUnavailable:
                 self._pending.appendleft(entry)
-                return
+                return False
+        return True
+
+    def _start_maintenance(self) -> None:
+        if self._maintainer is None or self._maintainer.done():
+            self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        """Renew the reservations of calls in progress and replay deferred settlements;
+        ends by itself when there is nothing left to do."""
+        interval = self.settings.lease_seconds / 3
+        retry = min(interval, 0.5)
+        while self._active or self._pending:
+            if self._pending and await self._replay():
+                continue
+            await asyncio.sleep(retry if self._pending else interval)
+            now = self.clock.now()
+            due = [g for g in self._active.values() if g.held_until - now < 2 * interval]
+            for grant in due:
+                await self._renew(grant, now)
+
+    async def _renew(self, grant: Grant, now: float) -> None:
+        store = grant.store
+        rid = grant.admission.reservation_id
+        if store is None or grant.settled:
+            return
+        until = now + self.settings.lease_seconds
+        try:
+            tag = tag_of(grant.admission.identity)
+            held = await store.renew(tag, rid, grant.counters, now, until)
+        except StoreError as exc:
+            self._log_unavailable(
+                logging.WARNING, "renew", f"state store failed ({exc}): leases not renewed"
+            )
+            return
+        if held:
+            grant.held_until = until
+        else:
+            self._active.pop(rid, None)
+            log.warning("reservation %s was no longer held when renewed", rid)
 
 
 def _free() -> Prices:

@@ -29,10 +29,10 @@ class GovernanceSettings:
     """Output bound assumed when neither the request nor the policy sets one."""
     default_data_classification: str = "internal"
     """Classification of a request without ``X-AIGW-Data-Classification``."""
-    max_request_seconds: float = 600.0
-    """Longest a request can hold a concurrency lease when it sets no deadline."""
-    record_ttl_seconds: int = 3_600
-    """How long a reservation waits for its settlement before it stays counted."""
+    lease_seconds: float = 30.0
+    """How long a reservation (and its concurrency lease) is held without renewal. The
+    governor renews it every third of that while the call runs and ends it when the call
+    ends; a sidecar that dies stops renewing, so its leases end within this time."""
     pending_settlements: int = 10_000
     """Settlements kept for replay while the store is unreachable; older ones are dropped."""
 
@@ -57,6 +57,9 @@ class Admission:
     """A request that passed identify, authorize and constrain."""
 
     request_id: str
+    """The request's id, for logs (correlation only: never a key)."""
+    reservation_id: str
+    """The sidecar-generated id its reservation, lease and settlement are keyed by."""
     identity: Identity
     route: str
     constraints: Constraints
@@ -86,6 +89,8 @@ class Grant:
     degraded_to: str | None = None
     """The fallback route a spent budget sent this request to."""
     settled: bool = False
+    held_until: float = 0.0
+    """When the store lets the reservation go unless it is renewed (the governor's clock)."""
 
     def budget_remaining(self) -> tuple[int | None, int | None]:
         """Smallest remaining (tokens, nano-USD) over this request's budgets."""

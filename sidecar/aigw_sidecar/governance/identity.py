@@ -113,6 +113,7 @@ class PolicyIndex:
                 DenyKind.PERMISSION_DENIED,
                 f"no AIPolicy in namespace {self.namespace!r} governs this workload",
                 code="no_policy",
+                step="identify",
             )
         violations: list[str] = []
         chosen_tenant = tenant or policy.tenant
@@ -122,6 +123,7 @@ class PolicyIndex:
                     DenyKind.PERMISSION_DENIED,
                     f"tenant {chosen_tenant!r} is not granted by policy {policy.name!r}",
                     code="tenant_not_granted",
+                    step="identify",
                 )
             violations.append(f"tenant {chosen_tenant!r} not granted")
             chosen_tenant = policy.tenant
@@ -133,6 +135,7 @@ class PolicyIndex:
                     DenyKind.PERMISSION_DENIED,
                     f"use case {name!r} is not granted by policy {policy.name!r}",
                     code="use_case_not_granted",
+                    step="identify",
                 )
             violations.append(f"use case {name!r} not granted")
             spec = self._use_cases[policy.default_use_case]

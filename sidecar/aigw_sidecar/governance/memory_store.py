@@ -3,8 +3,8 @@
 Same semantics as the Redis store (see :mod:`.store`), computed in Python. The event loop
 runs one coroutine at a time and these methods never await, so every reservation is atomic
 without locks. Memory is bounded: every entry carries an expiry (bucket drained, lease
-over, window ended plus grace, reservation record aged out) and a sweep drops expired
-entries at most once every ``sweep_interval`` seconds, so idle tenants cost nothing.
+over, window ended plus grace, reservation record no longer renewed) and a sweep drops
+expired entries at most once every ``sweep_interval`` seconds, so idle tenants cost nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .store import TOTAL_GRACE_SECONDS, Counter, CounterKind, ReserveResult, record_key
+from .store import (
+    TOTAL_GRACE_SECONDS,
+    Counter,
+    CounterKind,
+    ReserveResult,
+    check_counters,
+    record_key,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -27,7 +34,13 @@ class _Bucket:
 @dataclass(slots=True)
 class _Leases:
     holders: dict[str, float] = field(default_factory=dict)
-    """Request id -> lease expiry."""
+    """Reservation id -> lease expiry."""
+
+
+@dataclass(slots=True)
+class _Total:
+    value: float
+    window_end: float
 
 
 class MemoryStore:
@@ -38,8 +51,7 @@ class MemoryStore:
     def __init__(self, sweep_interval: float = 10.0) -> None:
         self._buckets: dict[str, _Bucket] = {}
         self._leases: dict[str, _Leases] = {}
-        self._totals: dict[str, list[float]] = {}
-        """key -> [value, expiry]."""
+        self._totals: dict[str, _Total] = {}
         self._records: dict[str, float] = {}
         """reservation record key -> expiry."""
         self._sweep_interval = sweep_interval
@@ -61,11 +73,12 @@ class MemoryStore:
                 return 0.0
             return float(sum(1 for until in leases.holders.values() if until > now))
         total = self._totals.get(counter.key)
-        return 0.0 if total is None or total[1] <= now else total[0]
+        return 0.0 if total is None or total.window_end != counter.param else total.value
 
     async def reserve(
-        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, record_ttl: int
+        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, until: float
     ) -> ReserveResult:
+        check_counters(counters, now, until)
         self._maybe_sweep(now)
         levels = [self._level(c, now) for c in counters]
         rkey = record_key(tag, request_id)
@@ -79,12 +92,36 @@ class MemoryStore:
                     return ReserveResult(False, i, _retry_after(counter, level, now), tuple(levels))
                 over.append(i)
         for i, counter in enumerate(counters):
-            levels[i] = self._apply(counter, levels[i], counter.amount, request_id, now)
-        self._records[rkey] = now + record_ttl
+            amount = counter.amount
+            levels[i] = self._apply(counter, levels[i], amount, request_id, now, until=until)
+        self._records[rkey] = until
         return ReserveResult(True, -1, 0.0, tuple(levels), tuple(over))
 
+    async def renew(
+        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, until: float
+    ) -> bool:
+        check_counters(counters, now, until)
+        rkey = record_key(tag, request_id)
+        expiry = self._records.get(rkey)
+        if expiry is None or expiry <= now:
+            return False
+        self._records[rkey] = until
+        for counter in counters:
+            if counter.kind is CounterKind.LEASE:
+                leases = self._leases.get(counter.key)
+                if leases is not None and request_id in leases.holders:
+                    leases.holders[request_id] = until
+        return True
+
     def _apply(
-        self, counter: Counter, level: float, delta: int, request_id: str, now: float
+        self,
+        counter: Counter,
+        level: float,
+        delta: int,
+        request_id: str,
+        now: float,
+        *,
+        until: float = 0.0,
     ) -> float:
         if counter.kind is CounterKind.BUCKET:
             new = max(0.0, level + delta)
@@ -93,17 +130,17 @@ class MemoryStore:
         if counter.kind is CounterKind.LEASE:
             leases = self._leases.setdefault(counter.key, _Leases())
             if delta > 0:
-                leases.holders[request_id] = counter.param
+                leases.holders[request_id] = until
             else:
                 leases.holders.pop(request_id, None)
-            return float(sum(1 for until in leases.holders.values() if until > now))
+            return float(sum(1 for expiry in leases.holders.values() if expiry > now))
         total = self._totals.get(counter.key)
-        if total is None or total[1] <= now:
+        if total is None or total.window_end != counter.param:
             if delta < 0:
-                return 0.0
-            total = self._totals[counter.key] = [0.0, counter.param + TOTAL_GRACE_SECONDS]
-        total[0] += delta
-        return total[0]
+                return 0.0  # the reservation's window is over: nothing to give back
+            total = self._totals[counter.key] = _Total(0.0, counter.param)
+        total.value += delta
+        return total.value
 
     async def reconcile(
         self,
@@ -113,8 +150,9 @@ class MemoryStore:
         actual: Sequence[int],
         now: float,
     ) -> tuple[float, ...] | None:
-        if self._records.pop(record_key(tag, request_id), None) is None:
-            return None
+        expiry = self._records.pop(record_key(tag, request_id), None)
+        if expiry is None or expiry <= now:
+            return None  # settled already, or held past its renewal: it stays counted
         levels: list[float] = []
         for counter, amount in zip(counters, actual, strict=True):
             level = self._level(counter, now)
@@ -138,7 +176,9 @@ class MemoryStore:
                 del leases.holders[rid]
             if not leases.holders:
                 del self._leases[key]
-        for key in [k for k, t in self._totals.items() if t[1] <= now]:
+        for key in [
+            k for k, t in self._totals.items() if t.window_end + TOTAL_GRACE_SECONDS <= now
+        ]:
             del self._totals[key]
         for key in [k for k, until in self._records.items() if until <= now]:
             del self._records[key]

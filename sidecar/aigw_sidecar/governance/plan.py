@@ -5,7 +5,11 @@ Counter keys (all under the request's ``{namespace:tenant}`` hash tag)::
     aigw:{ns:tenant}:rl:<scope>:rpm            requests/min bucket
     aigw:{ns:tenant}:rl:<scope>:tpm            tokens/min bucket
     aigw:{ns:tenant}:cc:<scope>                concurrency leases
-    aigw:{ns:tenant}:bu:<budget>:<scope>:<window>:tok|usd   budget totals per window
+    aigw:{ns:tenant}:bu:<budget>:<scope>:<period>:tok|usd   budget totals (param: window end)
+
+With Redis state the buckets and budgets are fields of one hash per tag and the lease key
+is a zset (see :mod:`.redis_scripts`); a budget counter holds the window its value belongs
+to, so a new window starts from zero without a new key.
 
 ``<scope>`` is ``t`` (whole tenant), ``a.<app>`` or ``u.<use case>``, as the limit's
 ``scope`` says. Use cases of one tenant that declare the same budget name with the same
@@ -26,7 +30,7 @@ from .constraints import Constraints
 from .decisions import Denied, DenyKind
 from .identity import Identity
 from .money import usd_to_nano
-from .store import Counter, CounterKind
+from .store import MAX_AMOUNT, Counter, CounterKind
 from .windows import window_at
 
 __all__ = [
@@ -77,7 +81,6 @@ def build_counters(
     constraints: Constraints,
     *,
     now: float,
-    lease_seconds: float,
     enforce: bool,
     degraded: frozenset[str] = frozenset(),
 ) -> tuple[list[Counter], list[Role]]:
@@ -87,7 +90,7 @@ def build_counters(
     request to the fallback route: they keep counting but no longer refuse.
     """
     prefix = f"aigw:{{{tag_of(identity)}}}:"
-    tokens = constraints.prompt_tokens + constraints.max_output_tokens
+    tokens = min(constraints.prompt_tokens + constraints.max_output_tokens, MAX_AMOUNT)
     counters: list[Counter] = []
     roles: list[Role] = []
     rate = identity.use_case.rate_limits
@@ -98,7 +101,7 @@ def build_counters(
             Counter(
                 CounterKind.BUCKET,
                 f"{prefix}rl:{rscope}:rpm",
-                rpm,
+                min(rpm, MAX_AMOUNT),
                 1,
                 rpm / 60.0,
                 enforce,
@@ -112,7 +115,7 @@ def build_counters(
             Counter(
                 CounterKind.BUCKET,
                 f"{prefix}rl:{rscope}:tpm",
-                tpm,
+                min(tpm, MAX_AMOUNT),
                 tokens,
                 tpm / 60.0,
                 enforce,
@@ -125,9 +128,9 @@ def build_counters(
             Counter(
                 CounterKind.LEASE,
                 f"{prefix}cc:{rscope}",
-                rate.concurrency,
+                min(rate.concurrency, MAX_AMOUNT),
                 1,
-                now + lease_seconds,
+                0.0,
                 enforce,
                 "concurrency",
             )
@@ -135,14 +138,14 @@ def build_counters(
         roles.append(Role(Unit.LEASES))
     for budget in identity.use_case.budgets:
         window = window_at(budget.period, now)
-        base = f"{prefix}bu:{budget.name}:{scope_id(budget.scope, identity)}:{window.label}"
+        base = f"{prefix}bu:{budget.name}:{scope_id(budget.scope, identity)}:{budget.period.value}"
         checks = enforce and budget.name not in degraded
         if budget.tokens is not None:
             counters.append(
                 Counter(
                     CounterKind.TOTAL,
                     base + ":tok",
-                    budget.tokens,
+                    min(budget.tokens, MAX_AMOUNT),
                     tokens,
                     window.end,
                     checks,
@@ -155,8 +158,8 @@ def build_counters(
                 Counter(
                     CounterKind.TOTAL,
                     base + ":usd",
-                    usd_to_nano(budget.cost_usd),
-                    constraints.estimated_cost_nusd,
+                    min(usd_to_nano(budget.cost_usd), MAX_AMOUNT),
+                    min(constraints.estimated_cost_nusd, MAX_AMOUNT),
                     window.end,
                     checks,
                     f"budget:{budget.name}:usd",
@@ -234,7 +237,6 @@ class PlanCache:
         constraints: Constraints,
         *,
         now: float,
-        lease_seconds: float,
         enforce: bool,
         degraded: frozenset[str] = frozenset(),
     ) -> tuple[list[Counter], list[Role]]:
@@ -243,15 +245,15 @@ class PlanCache:
         entry = self._entries.get(key)
         if entry is None or now >= entry[0]:
             templates, roles = build_counters(
-                identity, _ZERO, now=now, lease_seconds=0.0, enforce=enforce, degraded=degraded
+                identity, _ZERO, now=now, enforce=enforce, degraded=degraded
             )
             ends = [c.param for c in templates if c.kind is CounterKind.TOTAL]
             entry = (min(ends, default=math.inf), templates, roles)
             self._entries[key] = entry
         _, templates, roles = entry
-        tokens = constraints.prompt_tokens + constraints.max_output_tokens
-        cost = constraints.estimated_cost_nusd
-        lease_until = now + lease_seconds
+        # Bounded to what a store holds exactly: a larger amount fits no limit either way.
+        tokens = min(constraints.prompt_tokens + constraints.max_output_tokens, MAX_AMOUNT)
+        cost = min(constraints.estimated_cost_nusd, MAX_AMOUNT)
         counters: list[Counter] = []
         for template, role in zip(templates, roles, strict=True):
             unit = role.unit
@@ -259,8 +261,6 @@ class PlanCache:
                 amount, param = tokens, template.param
             elif unit is Unit.NANO_USD:
                 amount, param = cost, template.param
-            elif unit is Unit.LEASES:
-                amount, param = 1, lease_until
             else:
                 amount, param = 1, template.param
             counters.append(

@@ -11,15 +11,16 @@ from __future__ import annotations
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 
-__all__ = ["UNREACHABLE", "connect"]
+__all__ = ["FAILURES", "connect"]
 
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
+FAILURES: tuple[type[BaseException], ...] = (
+    redis_errors.RedisError,
     TimeoutError,
     OSError,
+    ValueError,
 )
-"""The redis-py failures that mean "Redis cannot be reached" (the policy's fail mode applies)."""
+"""The redis-py failures that mean "Redis cannot be used now": unreachable, timed out, or an
+error reply (READONLY, MOVED, OOM, ...). The policy's fail mode applies to each."""
 
 
 def connect(url: str, *, max_connections: int, timeout: float) -> Redis:

@@ -9,10 +9,18 @@ tag, so the scripts run in one cluster slot) works the same way through
 NOSCRIPT (a restarted or failed-over Redis), and connections are re-opened after failures,
 so a Redis that comes back needs no sidecar restart.
 
-Unreachable Redis: any connection error or timeout becomes :class:`StoreUnavailable`, and
-the store stays "down" for ``retry_interval`` seconds, answering at once without network
-I/O, so a dead Redis costs requests nothing while the policy's fail mode applies; the
-first call after the interval probes it again.
+Every failure is :class:`~.store.StoreUnavailable`, so the policy's fail mode applies to all
+of them alike: no connection, a timeout, and error replies too (``READONLY`` from a replica
+or during a failover, ``MOVED``/``CLUSTERDOWN``, ``OOM``, ``BUSY``). After one the store
+stays "down" for ``retry_interval`` seconds, answering at once without network I/O; the
+first call after the interval probes again. Only the scripts' own ``AIGWARG`` refusal (an
+argument out of range, a bug) is :class:`~.store.StoreRejected`.
+
+Give-up deadline: a reservation carries the time, on the Redis server's clock, after which
+the sidecar no longer waits for it (``timeout x GIVE_UP_SHARE`` after sending); the script
+refuses to write past it. The store learns the offset between its clock and the server's
+from ``TIME`` once a minute (its error is half a round trip, well inside the share of the
+timeout left for the reply to travel back).
 """
 
 from __future__ import annotations
@@ -22,16 +30,40 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .redis_scripts import RECONCILE, RESERVE
-from .resp import RespClient, Script
-from .store import Counter, CounterKind, ReserveResult, StoreUnavailable, record_key
+from .redis_scripts import RECONCILE, RENEW, RESERVE
+from .resp import RespClient, RespError, Script
+from .store import (
+    Counter,
+    CounterKind,
+    ReserveResult,
+    StoreRejected,
+    StoreUnavailable,
+    check_counters,
+)
 
 if TYPE_CHECKING:  # redis-py is imported only where it is used: see .redis_py
     from redis.asyncio import Redis
 
-__all__ = ["RedisStore"]
+__all__ = ["GIVE_UP_SHARE", "RedisStore", "hash_key", "zset_of"]
 
-_LEAN_UNREACHABLE: tuple[type[BaseException], ...] = (TimeoutError, OSError)
+_LEAN_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, OSError, RespError, ValueError)
+GIVE_UP_SHARE = 0.75
+"""Share of the reply timeout after which a reservation may no longer be written."""
+_OFFSET_EVERY = 60.0
+
+
+def hash_key(tag: str) -> str:
+    """The hash of every bucket and budget of one ``{namespace:tenant}`` tag."""
+    return f"aigw:{{{tag}}}:c"
+
+
+def zset_of(tag: str, counters: Sequence[Counter]) -> tuple[str, str]:
+    """(key, name) of the zset that holds a request's record: its lease set, else ``open``."""
+    prefix = f"aigw:{{{tag}}}:"
+    for c in counters:
+        if c.kind is CounterKind.LEASE:
+            return c.key, c.key.removeprefix(prefix)
+    return prefix + "open", "open"
 
 
 class RedisStore:
@@ -44,22 +76,31 @@ class RedisStore:
         client: RespClient | Redis,
         *,
         retry_interval: float = 0.5,
-        unreachable: tuple[type[BaseException], ...] = _LEAN_UNREACHABLE,
+        timeout: float = 0.5,
+        failures: tuple[type[BaseException], ...] = _LEAN_FAILURES,
     ) -> None:
-        """``unreachable``: the client's exceptions that mean Redis cannot be reached; pass
-        :data:`.redis_py.UNREACHABLE` with a redis-py client."""
+        """``failures``: the client's exceptions that mean Redis cannot be used now; pass
+        :data:`.redis_py.FAILURES` with a redis-py client. ``timeout`` is the client's reply
+        timeout (the give-up deadline is derived from it)."""
         self._client = client
-        self._unreachable = unreachable
+        self._failures = failures
         self._reserve: Any
         self._reconcile: Any
+        self._renew: Any
         if isinstance(client, RespClient):
             self._reserve = Script(client, RESERVE)
             self._reconcile = Script(client, RECONCILE)
+            self._renew = Script(client, RENEW)
         else:
             self._reserve = client.register_script(RESERVE)
             self._reconcile = client.register_script(RECONCILE)
+            self._renew = client.register_script(RENEW)
         self._retry_interval = retry_interval
+        self._give_up = timeout * GIVE_UP_SHARE
         self._down_until = 0.0
+        self._offset = 0.0
+        """Server clock minus this process's clock, in seconds."""
+        self._offset_at = -_OFFSET_EVERY
 
     @classmethod
     def from_url(
@@ -74,18 +115,30 @@ class RedisStore:
         unreachable Redis is noticed within it. ``redis://`` uses the lean client; other
         schemes use redis-py (:mod:`.redis_py`)."""
         if url.startswith("redis://"):
-            return cls(RespClient(url, timeout=timeout), retry_interval=retry_interval)
+            client = RespClient(url, timeout=timeout)
+            return cls(client, retry_interval=retry_interval, timeout=timeout)
         # Imported here, not at the top: redis-py costs every sidecar ~20 MB of RSS, and only
         # sidecars configured for TLS or Cluster need it.
         from . import redis_py  # noqa: PLC0415
 
-        client = redis_py.connect(url, max_connections=max_connections, timeout=timeout)
-        return cls(client, retry_interval=retry_interval, unreachable=redis_py.UNREACHABLE)
+        redis = redis_py.connect(url, max_connections=max_connections, timeout=timeout)
+        failures = redis_py.FAILURES
+        return cls(redis, retry_interval=retry_interval, timeout=timeout, failures=failures)
 
     @property
     def client(self) -> RespClient | Redis:
         """The underlying client (closed by whoever created it)."""
         return self._client
+
+    def _unavailable(self, exc: BaseException, *, sent: bool) -> StoreUnavailable:
+        self._down_until = time.monotonic() + self._retry_interval
+        reason = type(exc).__name__
+        if isinstance(exc, RespError) or reason in ("ResponseError", "ReadOnlyError"):
+            # The error code only (READONLY, MOVED, OOM): the rest may name keys.
+            reason = f"{reason} {str(exc).split(' ', 1)[0][:32]}"
+        error = StoreUnavailable(f"redis failed: {reason}")
+        error.maybe_applied = sent
+        return error
 
     async def _run(self, script: Any, keys: list[str], args: list[str]) -> list[bytes]:
         # Monotonic time: the back-off must not depend on the injectable wall clock.
@@ -93,36 +146,70 @@ class RedisStore:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
         try:
             result: list[bytes] = await script(keys=keys, args=args)
-        except self._unreachable as exc:
-            self._down_until = time.monotonic() + self._retry_interval
-            raise StoreUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+        except self._failures as exc:
+            if "AIGWARG" in str(exc):
+                raise StoreRejected(f"redis refused an argument: {exc}") from exc
+            raise self._unavailable(exc, sent=True) from exc
         return result
 
+    async def _deadline_ms(self) -> int:
+        """The give-up deadline of a reservation sent now, on the server's clock."""
+        mono = time.monotonic()
+        if mono - self._offset_at >= _OFFSET_EVERY:
+            before = time.time()
+            try:
+                reply = await self._command("TIME")
+            except self._failures as exc:
+                raise self._unavailable(exc, sent=False) from exc
+            after = time.time()
+            self._offset = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
+            self._offset_at = mono
+        return int((time.time() + self._offset + self._give_up) * 1000)
+
     async def reserve(
-        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, record_ttl: int
+        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, until: float
     ) -> ReserveResult:
-        keys = [record_key(tag, request_id)]
-        args = [repr(now), request_id, str(record_ttl)]
+        check_counters(counters, now, until)
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("redis is unreachable (retrying shortly)")
+        prefix = f"aigw:{{{tag}}}:"
+        zkey, zname = zset_of(tag, counters)
+        args = [repr(now), str(await self._deadline_ms()), request_id, repr(until), zname]
         for c in counters:
-            keys.append(c.key)
             args += [
                 c.kind.value,
+                "" if c.kind is CounterKind.LEASE else c.key.removeprefix(prefix),
                 str(c.limit),
                 str(c.amount),
                 repr(c.param),
                 "1" if c.enforce else "0",
             ]
-        raw = await self._run(self._reserve, keys, args)
-        status = raw[0]
-        over = tuple(int(i) for i in raw[3].split(b",")) if raw[3] else ()
-        return ReserveResult(
-            ok=status != b"0",
-            failed=int(raw[1]),
-            retry_after=float(raw[2]),
-            levels=tuple(float(v) for v in raw[4:]),
-            over=over,
-            duplicate=status == b"2",
-        )
+        raw = await self._run(self._reserve, [hash_key(tag), zkey], args)
+        try:
+            status = raw[0]
+            if status == b"3":
+                error = StoreUnavailable("redis ran the reservation after its give-up deadline")
+                error.maybe_applied = False
+                raise error
+            over = tuple(int(i) for i in raw[3].split(b",")) if raw[3] else ()
+            return ReserveResult(
+                ok=status != b"0",
+                failed=int(raw[1]),
+                retry_after=float(raw[2]),
+                levels=tuple(float(v) for v in raw[4:]),
+                over=over,
+                duplicate=status == b"2",
+            )
+        except (IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise self._unavailable(exc, sent=True) from exc
+
+    async def renew(
+        self, tag: str, request_id: str, counters: Sequence[Counter], now: float, until: float
+    ) -> bool:
+        check_counters(counters, now, until)
+        zkey, _ = zset_of(tag, counters)
+        raw: Any = await self._run(self._renew, [zkey], [repr(now), request_id, repr(until)])
+        return bool(raw == 1)
 
     async def reconcile(
         self,
@@ -132,16 +219,21 @@ class RedisStore:
         actual: Sequence[int],
         now: float,
     ) -> tuple[float, ...] | None:
-        keys = [record_key(tag, request_id)]
+        prefix = f"aigw:{{{tag}}}:"
+        zkey, _ = zset_of(tag, counters)
         args = [repr(now), request_id]
         for c, amount in zip(counters, actual, strict=True):
-            keys.append(c.key)
-            delta = -1 if c.kind is CounterKind.LEASE else amount - c.amount
-            args += [c.kind.value, str(delta), repr(c.param)]
-        raw = await self._run(self._reconcile, keys, args)
-        if raw[0] == b"0":
-            return None
-        return tuple(float(v) for v in raw[1:])
+            lease = c.kind is CounterKind.LEASE
+            delta = -1 if lease else amount - c.amount
+            args += [c.kind.value, "" if lease else c.key.removeprefix(prefix), str(delta)]
+            args.append("0" if lease else repr(c.param))
+        raw = await self._run(self._reconcile, [hash_key(tag), zkey], args)
+        try:
+            if raw[0] == b"0":
+                return None
+            return tuple(float(v) for v in raw[1:])
+        except (IndexError, TypeError, ValueError) as exc:
+            raise self._unavailable(exc, sent=True) from exc
 
     async def _command(self, *args: str) -> Any:
         if isinstance(self._client, RespClient):
@@ -153,22 +245,26 @@ class RedisStore:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
         calls = []
         for c in counters:
+            tag = c.key.split("{", 1)[1].split("}", 1)[0]
+            field = c.key.removeprefix(f"aigw:{{{tag}}}:")
             if c.kind is CounterKind.BUCKET:
-                calls.append(self._command("HMGET", c.key, "l", "t"))
+                calls.append(self._command("HMGET", hash_key(tag), field + ".l", field + ".t"))
             elif c.kind is CounterKind.LEASE:
                 calls.append(self._command("ZCOUNT", c.key, f"({now!r}", "+inf"))
             else:
-                calls.append(self._command("GET", c.key))
+                calls.append(self._command("HMGET", hash_key(tag), field + ".v", field + ".w"))
         try:
             replies = await asyncio.gather(*calls)
-        except self._unreachable as exc:
-            self._down_until = time.monotonic() + self._retry_interval
-            raise StoreUnavailable(f"redis is unreachable: {type(exc).__name__}") from exc
+        except self._failures as exc:
+            raise self._unavailable(exc, sent=False) from exc
         levels: list[float] = []
         for c, reply in zip(counters, replies, strict=True):
             if c.kind is CounterKind.BUCKET:
                 level = float(reply[0] or 0) - max(0.0, now - float(reply[1] or now)) * c.param
                 levels.append(max(0.0, level))
-            else:
+            elif c.kind is CounterKind.LEASE:
                 levels.append(float(reply or 0))
+            else:
+                same = reply[1] is not None and float(reply[1]) == c.param
+                levels.append(float(reply[0] or 0) if same else 0.0)
         return tuple(levels)

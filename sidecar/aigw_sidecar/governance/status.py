@@ -14,7 +14,7 @@ from .constraints import Constraints
 from .governor import BundleView, Governor
 from .money import format_usd
 from .plan import Unit, build_counters
-from .store import StoreUnavailable
+from .store import StoreError
 
 __all__ = ["budget_status"]
 
@@ -34,12 +34,12 @@ async def budget_status(governor: Governor, view: BundleView) -> dict[str, Any]:
     state = governor.store.name
     for use_case in policy.use_cases:
         identity = view.index.identify(policy.tenant, use_case.name, enforce=False)
-        counters, roles = build_counters(identity, zero, now=now, lease_seconds=0.0, enforce=False)
+        counters, roles = build_counters(identity, zero, now=now, enforce=False)
         if not counters:
             continue
         try:
             levels = await governor.store.read(counters, now)
-        except StoreUnavailable:
+        except StoreError:
             state = f"{governor.store.name} unreachable; showing this pod's local counts"
             levels = await governor.local.read(counters, now)
         for counter, role, level in zip(counters, roles, levels, strict=True):

@@ -85,7 +85,8 @@ class Account(Step):
             children.cost.inc(cost / 1e9)
 
     async def on_response(self, ctx: RequestContext) -> None:
-        self._account(ctx, self.usage(ctx))
+        if ctx.operation != "count_tokens":  # counting tokens consumes none
+            self._account(ctx, self.usage(ctx))
 
     async def on_finish(self, ctx: RequestContext) -> None:
         counted = ctx.output

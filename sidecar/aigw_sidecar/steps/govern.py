@@ -27,7 +27,7 @@ import logging
 
 from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
-from aigw_sidecar.context import RequestContext
+from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import (
     BudgetExceeded,
     CostLimitExceeded,
@@ -43,6 +43,7 @@ from aigw_sidecar.governance import (
     Denied,
     DenyKind,
     EstimateCounter,
+    GovernanceSettings,
     Governor,
     Grant,
     MemoryStore,
@@ -51,6 +52,7 @@ from aigw_sidecar.governance import (
     RedisStore,
     Store,
     TokenCounter,
+    Verdict,
     format_usd,
 )
 from aigw_sidecar.governance import Decision as GovernanceDecision
@@ -144,8 +146,11 @@ class Governance:
         await self.governor.aclose()
 
 
-def _deny(ctx: RequestContext, step: str, denied: Denied) -> SidecarError:
+def _deny(ctx: RequestContext, step: str, denied: Denied, governance: Governance) -> SidecarError:
     ctx.decisions.append(AuditDecision(step, "blocked", denied.message, denied.code))
+    if governance.observer is not None:  # blocked decisions are counted like the others
+        decision = GovernanceDecision(denied.step, denied.code, denied.message, Verdict.BLOCKED)
+        governance.observer.decision(decision)
     return error_of(denied)
 
 
@@ -183,6 +188,7 @@ class Admit(Step):
         view = self._g.view(ctx.config)
         route = ctx.route
         claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
+        _strip_consumed_claims(ctx.body)
         try:
             admission = self._g.governor.admit(
                 view,
@@ -192,7 +198,7 @@ class Admit(Step):
                 claims=claims,
             )
         except Denied as denied:
-            raise _deny(ctx, self.name, denied) from None
+            raise _deny(ctx, self.name, denied, self._g) from None
         constraints = admission.constraints
         if constraints.clamp_to is not None and ctx.operation == "chat":
             key = "max_completion_tokens" if "max_completion_tokens" in ctx.body else "max_tokens"
@@ -203,6 +209,23 @@ class Admit(Step):
         ctx.state[IDENTITY] = admission.identity
         self._g.record(ctx, admission.decisions)
         _warning_header(ctx, admission.warnings)
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        admission = ctx.state.get(ADMISSION)
+        if admission is None:
+            return
+        limit = admission.constraints.unenforced_latency_ms
+        if limit is None:
+            return
+        elapsed_ms = (asyncio.get_running_loop().time() - ctx.started) * 1000
+        if elapsed_ms > limit:  # observe/warn: enforce would have cut this call here
+            decision = GovernanceDecision.for_mode(
+                admission.mode,
+                "constrain",
+                "latency_limit_exceeded",
+                f"the call took {elapsed_ms:.0f} ms, past the policy's maxLatencyMs {limit}",
+            )
+            self._g.record(ctx, [decision])
 
 
 class Limit(Step):
@@ -222,7 +245,7 @@ class Limit(Step):
         try:
             grant = await self._g.governor.limit(self._g.view(ctx.config), admission)
         except Denied as denied:
-            raise _deny(ctx, self.name, denied) from None
+            raise _deny(ctx, self.name, denied, self._g) from None
         self._g.record(ctx, admission.decisions[recorded:])
         if grant.degraded_to is not None:
             route = ctx.config.routes.get(grant.degraded_to)
@@ -246,6 +269,21 @@ class Limit(Step):
             # The call failed or the stream was cut: what was streamed was produced (and
             # billed, the account step counted it); a call that produced nothing is released.
             await self._g.settle(ctx, grant)
+
+
+_BODY_CLAIMS = ("tenant", "use_case")
+
+
+def _strip_consumed_claims(body: Json) -> None:
+    """Remove the ``metadata`` claims governance consumed, so they never reach a provider
+    (the rest of ``metadata`` is the caller's own and goes through)."""
+    meta = body.get("metadata")
+    if isinstance(meta, dict) and any(k in meta for k in _BODY_CLAIMS):
+        rest = {k: v for k, v in meta.items() if k not in _BODY_CLAIMS}
+        if rest:
+            body["metadata"] = rest
+        else:
+            del body["metadata"]
 
 
 def _budget_headers(grant: Grant, headers: dict[str, str]) -> None:
@@ -275,4 +313,6 @@ def build_governance(settings: SidecarSettings, metrics: Metrics) -> Governance:
                 settings.tokenizer,
                 exc,
             )
-    return Governance(Governor(pod, store, counter=counter, observer=observer), observer)
+    tunables = GovernanceSettings(lease_seconds=settings.lease_s)
+    governor = Governor(pod, store, settings=tunables, counter=counter, observer=observer)
+    return Governance(governor, observer)
