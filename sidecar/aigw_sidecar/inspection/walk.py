@@ -8,8 +8,8 @@ of its tool calls, new and legacy ``function_call``), and tool results. Content 
 or a list of parts; every part's ``text`` is seen, and so is the text of the Anthropic-native
 parts the canonical form carries (``document`` text sources, ``search_result`` blocks).
 Signed ``thinking_blocks`` are left as they are (a changed one is refused by the provider).
-Tool-call arguments are JSON: their string values are rewritten one by one (so a placeholder never breaks the JSON), and raw
-text is rewritten when they do not parse.
+Tool-call arguments are JSON: their string values are rewritten one by one (so a
+placeholder never breaks the JSON), and raw text is rewritten when they do not parse.
 
 A ``Rewrite`` gets ``(text, source)`` and returns the new text, or None to keep it.
 """
