@@ -116,7 +116,7 @@ class SidecarProcess:
 
 @contextlib.asynccontextmanager
 async def sidecar_process(
-    tmp: Path, docs: list[dict[str, Any]], *args: str
+    tmp: Path, docs: list[dict[str, Any]], *args: str, stdout: int | None = None
 ) -> AsyncIterator[SidecarProcess]:
     """The real ``aigw sidecar`` process on ``docs`` (killed if the test did not stop it)."""
     bundle = tmp / "bundle.json"
@@ -139,6 +139,7 @@ async def sidecar_process(
         str(secrets),
         *args,
         stderr=asyncio.subprocess.PIPE,
+        stdout=stdout,
         env={"AIGW_POD_NAMESPACE": NAMESPACE, "PATH": "/usr/bin:/bin"},
     )
     assert process.stderr is not None
