@@ -106,8 +106,10 @@ class SidecarProcess:
         return f"http://127.0.0.1:{self.api}"
 
     async def stop(self) -> int:
-        """SIGTERM; the exit code (the drain and the audit flush happen before it)."""
-        self.process.send_signal(signal.SIGTERM)
+        """SIGTERM (unless it got one already); the exit code (the drain and the audit
+        flush happen before it)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
         assert self.process.stderr is not None
         async with asyncio.timeout(60):
             self.log += await self.process.stderr.read()
