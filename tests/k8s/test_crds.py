@@ -231,6 +231,16 @@ INVALID = [
         "fallback names undeclared backends",
         id="cel-fallback-declared",
     ),
+    pytest.param(
+        _route(_set("modelAliases", ["gpt-4.1-mini", "gpt-4.1-mini"])),
+        "modelAliases must be unique",
+        id="cel-unique-model-aliases",
+    ),
+    pytest.param(
+        _route(_set("modelAliases", ["not a model"])),
+        "spec.modelAliases[0] in body should match",
+        id="route-model-alias-pattern",
+    ),
 ]
 
 
@@ -277,6 +287,7 @@ def _ready_status(revision: int, tenant: str | None = None) -> str:
     }
     if tenant:
         status["tenant"] = tenant
+    status["rollout"] = {"revision": revision, "synced": "2/3", "total": 3, "updated": 2}
     return json.dumps({"status": status})
 
 
@@ -315,7 +326,7 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
 
     header, row = _row(crds, "aipolicy", name)
     assert header == ["NAME", "MODE", "TENANT", "REVISION", "READY", "SYNCED", "AGE"]
-    assert row[:5] == [name, "enforce", "acme", "7", "True"]
+    assert row[:6] == [name, "enforce", "acme", "7", "True", "2/3"]
 
     crds.kubectl(
         "patch",
@@ -330,7 +341,7 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
     )
     header, row = _row(crds, "modelroute", "chat")
     assert header == ["NAME", "FAMILY", "TIER", "REVISION", "READY", "SYNCED", "AGE"]
-    assert row[:5] == ["chat", "general-chat", "standard", "3", "True"]
+    assert row[:6] == ["chat", "general-chat", "standard", "3", "True", "2/3"]
 
 
 def test_invalid_status_is_rejected(crds: ControlPlane) -> None:
