@@ -141,7 +141,23 @@ def _all_weights_zero(spec: Obj) -> None:
 
 
 BUDGET = "useCases.0.budgets.0"
+PATTERN = {"name": "employee-id", "pattern": r"EMP-\d{6}"}
 INVALID = [
+    pytest.param(
+        _policy(_set("useCases.0.redaction.customPatterns", [PATTERN, PATTERN])),
+        "spec.useCases[0].redaction.customPatterns[1]: Duplicate value",
+        id="custom-pattern-names-unique",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.redaction.customPatterns", [{**PATTERN, "pattern": "a" * 513}])),
+        "spec.useCases[0].redaction.customPatterns[0].pattern: Too long",
+        id="custom-pattern-length",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.redaction.customPatterns", [{**PATTERN, "category": "lower"}])),
+        "spec.useCases[0].redaction.customPatterns[0].category in body should match",
+        id="custom-pattern-category",
+    ),
     pytest.param(
         _policy(_set("mode", "block")),
         'spec.mode: Unsupported value: "block": supported values: "observe", "warn", "enforce"',
@@ -250,6 +266,19 @@ def test_apiserver_rejects_invalid_objects(crds: ControlPlane, obj: Obj, message
     assert code != 0
     assert f'{obj["kind"]} "{obj["metadata"]["name"]}" is invalid' in stderr, stderr
     assert message in stderr, stderr
+
+
+def test_custom_patterns_and_restore_are_accepted_with_defaults(crds: ControlPlane) -> None:
+    policy = _policy(_set("useCases.0.redaction", {"profile": "pii", "customPatterns": [PATTERN]}))
+    policy["metadata"] = {"name": "custom-patterns"}
+    code, stderr = _create(crds, policy)
+    assert code == 0, stderr
+    spec = crds.kubectl_json("get", "aipolicy", "custom-patterns", "-n", NS)["spec"]
+    assert isinstance(spec, dict)
+    redaction = spec["useCases"][0]["redaction"]
+    assert redaction["customPatterns"] == [PATTERN]
+    assert (redaction["mode"], redaction["restoreInAnswer"]) == ("mask", False)
+    crds.kubectl("delete", "aipolicy", "custom-patterns", "-n", NS)
 
 
 def test_examples_are_accepted(crds: ControlPlane) -> None:
