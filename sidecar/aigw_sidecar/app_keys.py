@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from .attempts import BackendStates
+from .audit import AuditLog
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
@@ -21,6 +22,7 @@ from .settings import SidecarSettings
 from .steps.govern import Governance
 
 __all__ = [
+    "AUDIT",
     "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
@@ -86,6 +88,8 @@ IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
 HEAP = web.AppKey("aigw_heap", HeapTrimmer)
 LARGE_BODY = web.RequestKey("aigw_large_body", bool)
 """Set on a request whose body counted as large for :data:`HEAP` (see ``memory.py``)."""
+AUDIT = web.AppKey("aigw_audit", AuditLog)
+"""The audit log, present only when a sink is configured."""
 BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
 """Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
 ``/aigw/status``."""
