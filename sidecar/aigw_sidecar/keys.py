@@ -5,6 +5,8 @@ Per request (``ctx.state[KEY]``):
 =============  ==============================  =============================================
 key            set by                          holds
 =============  ==============================  =============================================
+CLAIMS         the admit step                  what the request claims (tenant, use case,
+                                               classification, limits), parsed and bounded
 IDENTITY       the admit step                  who is calling: namespace, tenant, app, use
                                                case, the governing policy
 ADMISSION      the admit step                  identity + route + constraints (prompt
@@ -32,11 +34,14 @@ private state uses a key of its own, declared in its module.
 from __future__ import annotations
 
 from .governance import Admission, BundleView, Grant, Identity
+from .governance.claims import Claims
 from .inspection import InspectionReport
 from .state import Key
 
-__all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
+__all__ = ["ADMISSION", "CLAIMS", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
 
+CLAIMS = Key("claims", Claims)
+"""The request's parsed claims (the admit step; the audit record states them)."""
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
 GRANT = Key("grant", Grant)

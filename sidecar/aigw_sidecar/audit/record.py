@@ -17,6 +17,7 @@ choices and the declared tools.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -67,7 +68,6 @@ class Facts:
     max_tokens: int | None
     choices: int
     tools: tuple[str, ...]
-    claims: Claims | None
 
 
 FACTS = Key("audit.facts", Facts)
@@ -202,12 +202,14 @@ def call_record(
     pod: PodInfo,
     hasher: UserHasher,
     prompt_tokens: int | None,
+    claims: Claims | None,
     answer: Any,
 ) -> tuple[Json, AuditQueueFull]:
     """The record of a finished call (and what to do with it when the queue is full).
 
     ``now`` is the event-loop time the call ended; ``prompt_tokens`` the estimate when the
-    admission has none; ``answer`` what the audit answer step kept when prompts are stored
+    admission has none; ``claims`` the request's (None: none were parsed, or they were
+    malformed); ``answer`` what the audit answer step kept when prompts are stored
     (a stream's text, or the answer's messages), else None.
     """
     wall = time.time()
@@ -218,7 +220,7 @@ def call_record(
     admission = ctx.state.get(ADMISSION)
     facts = ctx.state.get(FACTS)
     inspection = ctx.state.get(INSPECTION)
-    claims, user_hash = _claims(facts.claims if facts else None, hasher, ctx.body)
+    claimed, user_hash = _claims(claims, hasher, ctx.body)
     policy = identity.policy if identity is not None else None
     mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
     backend = ctx.backend
@@ -299,7 +301,7 @@ def call_record(
         "error_type": ctx.error_type or None,
         "error_code": error.code if isinstance(error, SidecarError) else None,
         "request": {
-            "claims": claims if facts is None or facts.claims is not None else None,
+            "claims": claimed if claims is not None or not ctx.body else None,
             "prompt_tokens": admission.constraints.prompt_tokens if admission else prompt_tokens,
             "max_tokens": facts.max_tokens if facts else None,
             "n": facts.choices if facts else 1,
@@ -353,7 +355,12 @@ def _prompt_of(body: Json) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    """A whole second as text (records come in bursts: formatted once per second)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def _iso(wall: float) -> str:
     seconds = int(wall)
-    micros = int((wall - seconds) * 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    return f"{_second(seconds)}.{int((wall - seconds) * 1_000_000):06d}Z"

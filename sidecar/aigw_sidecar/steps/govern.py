@@ -56,7 +56,7 @@ from aigw_sidecar.governance import (
     format_usd,
 )
 from aigw_sidecar.governance import Decision as GovernanceDecision
-from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, MODELS
+from aigw_sidecar.keys import ADMISSION, CLAIMS, GOVERNANCE_VIEW, GRANT, IDENTITY, MODELS
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.runtime import RuntimeConfig, render_models
@@ -188,6 +188,7 @@ class Admit(Step):
         view = self._g.view(ctx.config)
         route = ctx.route
         claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
+        ctx.state[CLAIMS] = claims
         _strip_consumed_claims(ctx.body)
         try:
             admission = self._g.governor.admit(
