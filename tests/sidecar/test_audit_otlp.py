@@ -5,6 +5,7 @@ a Collector that is down never stalls the calls (the file is the durable copy)."
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,16 @@ def docs(oai: FakeProvider) -> list[dict[str, Any]]:
     ]
 
 
+def _documents(collector: Collector) -> list[dict[str, Any]]:
+    """The complete lines of the Collector's logs file (it may be writing the last one)."""
+    path = collector.output("logs")
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
 def _bodies(collector: Collector) -> list[tuple[str, dict[str, str]]]:
     found = []
-    for document in collector.read("logs"):
+    for document in _documents(collector):
         for resource in document.get("resourceLogs", []):
             for scope in resource.get("scopeLogs", []):
                 for log in scope.get("logRecords", []):
