@@ -3,8 +3,8 @@ and :func:`default_steps` for what a sidecar runs.
 
 A plug-in factory (``SidecarServer(settings, steps=factory)``) gets the sidecar's
 :class:`Services` and returns its steps and attempt middlewares in any order: steps sort by
-``phase``, middlewares by ``stage``. Governance (admit, limit) is always added by the app, so
-it is never left out by accident.
+``phase``, middlewares by ``stage``. Governance (admit, limit), residency and inspection are
+always added by the app, so they are never left out by accident.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from aigw_sidecar.settings import SidecarSettings
 from .account import Account
 from .govern import Admit, Governance, Limit
 from .inspect import Inspect, InspectAnswer, Inspection
-from .route import ResolveRoute, route_to
+from .residency import Residency
+from .route import ResolveRoute, request_claims, route_to
 
 __all__ = [
     "Account",
@@ -33,9 +34,11 @@ __all__ = [
     "Inspection",
     "Limit",
     "Plugin",
+    "Residency",
     "ResolveRoute",
     "Services",
     "default_steps",
+    "request_claims",
     "route_to",
 ]
 
