@@ -128,7 +128,6 @@ STEPS: Mapping[str, Step] = {
             "audit",
             "audit records to a file",
             ("audit",),
-            use_case={"audit": {"storePrompts": False, "retentionDays": 90}},
             flags=(Flag(("--audit-file", "--audit-path", "--audit-log"), "audit"),),
         ),
         Step(

@@ -27,6 +27,7 @@ from .errors import (
 from .loader import SourceDocument, load_paths, parse_documents
 from .policy import (
     AIPolicySpec,
+    AuditQueueFull,
     Budget,
     BudgetPeriod,
     DataClassification,
@@ -50,6 +51,7 @@ __all__ = [
     "VERSION",
     "AIPolicy",
     "AIPolicySpec",
+    "AuditQueueFull",
     "Backend",
     "Budget",
     "BudgetPeriod",
