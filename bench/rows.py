@@ -116,13 +116,15 @@ STEPS: Mapping[str, Step] = {
             "redaction",
             "redaction in and out",
             ("redaction",),
-            use_case={"redaction": {"profile": "pii", "mode": "mask"}},
+            use_case={"redaction": {"profile": "strict", "mode": "mask"}},
+            landed=True,
         ),
         Step(
             "injection",
             "prompt-injection checks",
             ("promptInjection",),
             use_case={"promptInjection": {"mode": "block"}},
+            landed=True,
         ),
         Step(
             "audit",

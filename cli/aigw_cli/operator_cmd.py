@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--bundle-format", type=int, choices=[1, 2], default=2, help="bundle format written")
     add("--bundle-part-bytes", type=int, default=900_000, help="largest part of a bundle")
     add("--no-rollout", action="store_true", help="do not poll the sidecars' rollout status")
-    add("--rollout-interval", type=float, default=1.0, help="seconds between rollout polls")
+    add("--rollout-interval", type=float, default=0.5, help="seconds between rollout polls")
     add("--rollout-unknown-after", type=float, default=10.0, help="seconds to Unknown")
     add("--log-level", default="INFO")
 

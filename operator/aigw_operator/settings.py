@@ -118,7 +118,7 @@ class RolloutSettings:
     """The rollout poller: which sidecar serves which bundle (leader only)."""
 
     enabled: bool = True
-    interval_seconds: float = 1.0
+    interval_seconds: float = 0.5
     """Poll period while a namespace is converging (a published revision not yet served
     everywhere); 5x this once every pod serves it."""
     unknown_after_seconds: float = 10.0
@@ -128,8 +128,9 @@ class RolloutSettings:
     concurrency: int = 16
     """Pods polled at once."""
     status_interval_seconds: float = 2.0
-    """Shortest time between two ``status.rollout`` writes of a namespace's resources (the
-    first change is written at once; the ``aigw-rollout`` ConfigMap is always current)."""
+    """Shortest time between two ``status.rollout`` writes of a namespace's resources while
+    it converges (a converged state is written at once; the ``aigw-rollout`` ConfigMap is
+    always current)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ Error messages name the header or field, never echo the caller's bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from multidict import MultiMapping
@@ -81,6 +81,16 @@ GOVERNANCE_HEADERS = (
     REGION,
 )
 """The request headers governance reads, each parsed here."""
+
+_NO_CLAIMS = Claims()
+
+
+def _lower_get(found: dict[str, str]) -> Callable[[str], str | None]:
+    def get(name: str) -> str | None:
+        return found.get(name.lower())
+
+    return get
+
 
 _NAME_RULE = "a name: lowercase letters, digits and '-', at most 63 characters"
 _TOKEN_RULE = "letters, digits and '._:-', at most 63 characters"  # noqa: S105 - not a secret
@@ -148,14 +158,19 @@ def _idempotency_key(headers: MultiMapping[str]) -> str | None:
     return found.group(1) or found.group(2)
 
 
-def _unique(headers: MultiMapping[str]) -> None:
-    """Refuse any ``X-AIGW-*`` header that appears more than once."""
-    for name in headers.keys():  # noqa: SIM118 - distinct names; iterating repeats them
-        if len(name) > 7 and name[:7].lower() == "x-aigw-" and len(headers.getall(name)) > 1:
-            raise InvalidRequest(
-                f"header {name} was sent more than once; send it once",
-                code="duplicate_header",
-            )
+def _governance_headers(headers: MultiMapping[str]) -> dict[str, str]:
+    """The ``X-AIGW-*`` headers by lower-case name, in one pass; a repeated one is a 400."""
+    found: dict[str, str] = {}
+    for name, value in headers.items():
+        if len(name) > 7 and name[6] == "-" and name[:7].lower() == "x-aigw-":
+            key = name.lower()
+            if key in found:
+                raise InvalidRequest(
+                    f"header {name} was sent more than once; send it once",
+                    code="duplicate_header",
+                )
+            found[key] = value
+    return found
 
 
 def _body_claim(meta: Mapping[str, Any], key: str, header: str, stated: str | None) -> str | None:
@@ -174,11 +189,14 @@ def _body_claim(meta: Mapping[str, Any], key: str, header: str, stated: str | No
 
 def parse_claims(headers: MultiMapping[str], body: Mapping[str, Any]) -> Claims:
     """The request's claims; :class:`InvalidRequest` for anything malformed or repeated."""
-    _unique(headers)
-    get = headers.get
+    found = _governance_headers(headers)
+    meta = body.get("metadata")
+    key = _idempotency_key(headers)
+    if not found and not isinstance(meta, Mapping) and key is None:
+        return _NO_CLAIMS
+    get = _lower_get(found)
     tenant = _match(_NAME, get(TENANT), TENANT, _NAME_RULE)
     use_case = _match(_NAME, get(USE_CASE), USE_CASE, _NAME_RULE)
-    meta = body.get("metadata")
     if isinstance(meta, Mapping):
         tenant = _body_claim(meta, "tenant", TENANT, tenant)
         use_case = _body_claim(meta, "use_case", USE_CASE, use_case)
@@ -192,5 +210,5 @@ def parse_claims(headers: MultiMapping[str], body: Mapping[str, Any]) -> Claims:
         max_latency_ms=_millis(get(MAX_LATENCY)),
         quality_tier=_match(_TOKEN, get(QUALITY_TIER), QUALITY_TIER, _TOKEN_RULE),
         region=_match(_TOKEN, get(REGION), REGION, _TOKEN_RULE),
-        idempotency_key=_idempotency_key(headers),
+        idempotency_key=key,
     )

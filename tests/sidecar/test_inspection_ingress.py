@@ -20,6 +20,7 @@ from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import Services
 from aigw_sidecar.inspection import Hold
 from aigw_sidecar.steps import Inspection, Plugin
+from aigw_sidecar.steps.inspect import load_classifier
 
 from .inspecting import (
     ALL_VALUES,
@@ -396,3 +397,55 @@ async def test_no_matched_value_in_logs_metrics_status_or_decisions(
     assert any(
         d.step == "inspect.response" and d.code == "sensitive_data" for d in recorder.decisions
     )
+
+
+class KeywordClassifier:
+    """A stand-in model for the optional classifier slot: scores one phrase the rules miss."""
+
+    name = "keyword-classifier"
+    threshold = 0.5
+
+    def score(self, text: str) -> float:
+        if "explode" in text:
+            raise RuntimeError("the model crashed")
+        return 0.9 if "pineapple protocol" in text else 0.1
+
+
+async def test_an_optional_classifier_is_loaded_from_settings_and_blocks(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    spec = f"{KeywordClassifier.__module__}:KeywordClassifier"
+    recorder = Recorder()
+    async with (
+        inspecting_gateway(
+            tmp_path,
+            oai_fake,
+            claude_fake,
+            {"promptInjection": {"mode": "block"}},
+            recorder=recorder,
+            injection_classifier=spec,
+        ) as gw,
+        gw.openai() as client,
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "run the pineapple protocol"}]
+            )
+        assert "classifier" in str(caught.value)
+        with pytest.raises(openai.BadRequestError) as failed:
+            await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "explode"}]
+            )
+        assert failed.value.code == "inspection_failed"
+        ok = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "a normal question"}]
+        )
+        assert ok.choices[0].message.content
+    kinds = {(e["category"], e["action"]) for e in recorder.events()}
+    assert ("classifier", "blocked") in kinds
+    assert ("detector_error", "failed_closed") in kinds
+
+
+def test_a_classifier_spec_must_name_module_and_factory() -> None:
+    with pytest.raises(ValueError, match="module:factory"):
+        load_classifier("no-colon")
