@@ -108,11 +108,12 @@ def _paths(resource: AIPolicy | ModelRoute) -> list[str]:
     return [p.path for p in unenforced(resource.kind, resource.spec).settings]
 
 
-def test_a_minimal_resource_warns_about_nothing_but_states_its_inactive_defaults() -> None:
+def test_a_minimal_resource_warns_about_nothing_and_has_no_inactive_defaults() -> None:
     policy, route = _policy(), _route()
     assert _paths(policy) == []
     assert _paths(route) == []
-    assert "spec.useCases[].audit.retentionDays=30" in unenforced("AIPolicy", policy.spec).defaults
+    # Audit retention and onQueueFull were the last defaults without an effect.
+    assert unenforced("AIPolicy", policy.spec).defaults == ()
     # Retries, fallbacks and breakers are enforced: a route's defaults all have their effect.
     assert not any("retry" in d for d in unenforced("ModelRoute", route.spec).defaults)
 
@@ -172,11 +173,11 @@ def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
 
 def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
     (problem,) = unenforced(
-        "AIPolicy", _policy(audit={"retentionDays": 400}).spec,
+        "AIPolicy", _policy(qualityTier="gold").spec,
         resource="AIPolicy/p", source="p.yaml", document=2,
     ).settings  # fmt: skip
     assert str(problem) == (
-        "p.yaml: document 2: AIPolicy/p: spec.useCases[1].audit.retentionDays: 400 is not "
+        'p.yaml: document 2: AIPolicy/p: spec.useCases[1].qualityTier: "gold" is not '
         "enforced yet: accepted, but it has no effect (see docs/policy-reference.md)"
     )
 
