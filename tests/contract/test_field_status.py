@@ -173,11 +173,11 @@ def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
 
 def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
     (problem,) = unenforced(
-        "AIPolicy", _policy(qualityTier="gold").spec,
+        "AIPolicy", _policy(cache={"exact": {"enabled": True}}).spec,
         resource="AIPolicy/p", source="p.yaml", document=2,
     ).settings  # fmt: skip
     assert str(problem) == (
-        'p.yaml: document 2: AIPolicy/p: spec.useCases[1].qualityTier: "gold" is not '
+        "p.yaml: document 2: AIPolicy/p: spec.useCases[1].cache.exact.enabled: true is not "
         "enforced yet: accepted, but it has no effect (see docs/policy-reference.md)"
     )
 
