@@ -449,3 +449,30 @@ async def test_an_optional_classifier_is_loaded_from_settings_and_blocks(
 def test_a_classifier_spec_must_name_module_and_factory() -> None:
     with pytest.raises(ValueError, match="module:factory"):
         load_classifier("no-colon")
+
+
+async def test_text_inside_anthropic_documents_is_masked(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    messages: list[MessageParam] = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "document",
+                    "source": {"type": "text", "media_type": "text/plain", "data": SECRET_PROMPT},
+                    "title": "notes",
+                },
+                {"type": "text", "text": "summarise the notes"},
+            ],
+        }
+    ]
+    async with (
+        inspecting_gateway(tmp_path, oai_fake, claude_fake, STRICT_MASK) as gw,
+        gw.anthropic() as claude,
+    ):
+        for model, fake in (("claude", claude_fake), ("chat", oai_fake)):
+            await claude.messages.create(model=model, max_tokens=32, messages=messages)
+            sent = _received(fake)
+            _assert_clean(sent)
+            assert "[EMAIL_1]" in sent
