@@ -5,8 +5,6 @@ Per request (``ctx.state[KEY]``):
 =============  ==============================  =============================================
 key            set by                          holds
 =============  ==============================  =============================================
-CLAIMS         the admit step                  what the request claims (tenant, use case,
-                                               classification, limits), parsed and bounded
 IDENTITY       the admit step                  who is calling: namespace, tenant, app, use
                                                case, the governing policy
 ADMISSION      the admit step                  identity + route + constraints (prompt
@@ -14,6 +12,9 @@ ADMISSION      the admit step                  identity + route + constraints (p
                                                deadline) + the governance decisions
 GRANT          the limit step                  the reservation held against rate limits and
                                                budgets (settled when the call ends)
+CLAIMS         the route or admit step         the caller's parsed claims (tenant, use case,
+                                               classification, limits, tier, region,
+                                               Idempotency-Key), parsed once
 INSPECTION     the inspect steps               what redaction, injection and tool checks
                                                found and did: categories, detectors,
                                                actions and counts, never values
@@ -33,18 +34,16 @@ private state uses a key of its own, declared in its module.
 
 from __future__ import annotations
 
-from .governance import Admission, BundleView, Grant, Identity
-from .governance.claims import Claims
+from .governance import Admission, BundleView, Claims, Grant, Identity
 from .inspection import InspectionReport
 from .state import Key
 
 __all__ = ["ADMISSION", "CLAIMS", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
 
-CLAIMS = Key("claims", Claims)
-"""The request's parsed claims (the admit step; the audit record states them)."""
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
 GRANT = Key("grant", Grant)
+CLAIMS = Key("claims", Claims)
 INSPECTION = Key("inspection", InspectionReport)
 GOVERNANCE_VIEW = Key("governance.view", BundleView)
 MODELS: Key[tuple[bytes, bytes]] = Key("models")
