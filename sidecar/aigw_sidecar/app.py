@@ -179,7 +179,7 @@ def create_apps(
     api[HEAP] = HeapTrimmer()
     audit = open_audit(settings, metrics.registry)
     if audit is not None:
-        api[AUDIT] = audit
+        api[AUDIT] = admin[AUDIT] = audit
     api.cleanup_ctx.append(_audit_ctx)  # first in, last out
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)

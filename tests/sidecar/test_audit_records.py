@@ -135,6 +135,10 @@ async def test_every_call_has_one_record_with_its_outcome(
             # leaving the block closes the connection mid-stream
         await oai_fake.recorder.wait_for(lambda xs: any(x.disconnected for x in xs), within=10)
         await client.close()
+        audit_status = (await gateway.status())["audit"]
+        assert audit_status["sinks"] == ["file"]
+        assert audit_status["dropped"] == 0
+        assert audit_status["chain"].startswith("aud_")
     by_id = {r["id"]: r for r in records(path)}
     assert len(records(path)) == len(ids) + 1  # + the tight call that was allowed
     assert set(ids.values()) <= set(by_id)
