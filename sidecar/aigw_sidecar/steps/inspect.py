@@ -106,6 +106,7 @@ class Inspection:
         self.scanner = InjectionScanner(classifier)
         self.metrics = metrics
         self.key = settings.redaction_key or os.urandom(32)
+        self.key_configured = settings.redaction_key is not None
         self.extra_detectors = extra_detectors
         """Detectors added to every use case's plan (plug-ins and tests)."""
         self.inspect = Inspect(self)
@@ -179,8 +180,8 @@ class Inspect(Step):
             }
         config.prepared[PLANS] = plans
         if any(p.redaction.mode is RedactionMode.HASH for p in plans.values()):
-            _log.info("redaction mode hash in use; key %s", "configured" if
-                      self._i.key is not None else "per process")  # fmt: skip
+            source = "configured" if self._i.key_configured else "drawn for this process only"
+            _log.info("redaction mode hash in use; its key is %s", source)
 
     async def on_request(self, ctx: RequestContext) -> None:
         identity = ctx.state.get(IDENTITY)
