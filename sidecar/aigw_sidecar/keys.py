@@ -38,7 +38,7 @@ from .governance import Admission, BundleView, Claims, Grant, Identity
 from .inspection import InspectionReport
 from .state import Key
 
-__all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
+__all__ = ["ADMISSION", "CLAIMS", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
 
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
