@@ -33,7 +33,7 @@ from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import SidecarError
 from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.claims import Claims
-from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION
+from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION, TRACE
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
@@ -214,6 +214,9 @@ def call_record(
     duration = now - ctx.started
     settings = audit_settings(ctx)
     correlation, trace_id = _correlation(ctx.headers)
+    trace = ctx.state.get(TRACE)
+    if trace is not None:  # tracing on: the request's own trace (the caller's, or a new one)
+        trace_id = trace.trace_id
     identity = ctx.state.get(IDENTITY)
     admission = ctx.state.get(ADMISSION)
     facts = ctx.state.get(FACTS)
