@@ -49,7 +49,6 @@ class _Spans:
     parent: Context
     offset_ns: int
     """Add to event-loop time x 1e9 to get Unix time in ns."""
-    tracestate: str | None
     baggage: str | None
     attempts: list[tuple[AttemptRecord, Span]] = field(default_factory=list)
 
@@ -94,8 +93,7 @@ class Trace(Step):
                 carrier: dict[str, str] = {}
                 _BAGGAGE.inject(carrier, _baggage_context(entries))
                 carried = carrier.get("baggage")
-        state = context.trace_state.to_header() if context.trace_state else None
-        ctx.state[_SPANS] = _Spans(span, set_span_in_context(span), offset, state, carried)
+        ctx.state[_SPANS] = _Spans(span, set_span_in_context(span), offset, carried)
 
     async def on_finish(self, ctx: RequestContext) -> None:
         spans = ctx.state.get(_SPANS)
@@ -156,13 +154,8 @@ class AttemptSpan(AttemptMiddleware):
             else None,
         )
         spans.attempts.append((record, span))
-        context = span.get_span_context()
         headers = attempt.headers
-        headers["traceparent"] = (
-            f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
-        )
-        if spans.tracestate:
-            headers["tracestate"] = spans.tracestate
+        _TRACECONTEXT.inject(headers, set_span_in_context(span))  # traceparent, tracestate
         if spans.baggage:
             headers["baggage"] = spans.baggage
         return await call_next(attempt)
