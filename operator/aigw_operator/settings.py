@@ -55,6 +55,10 @@ class SidecarSettings:
     status_from_network: bool = False
     """Let injected sidecars serve /aigw/status (tenants, counters, usage) beyond the pod's
     loopback; off by default."""
+    audit_size_limit: str | None = "1Gi"
+    """Size limit of the audit ``emptyDir`` mounted at ``/var/log/aigw`` (the sidecar writes
+    ``audit.jsonl`` there, rotated at 64 MiB, 8 rotated files kept: a log agent ships them).
+    None: no audit volume and no ``--audit-file``, so the sidecar writes no records."""
     user_id: int = 65532
     """Non-root uid and gid the sidecar runs as."""
     resources: Resources = field(default_factory=Resources)

@@ -12,6 +12,9 @@ ADMISSION      the admit step                  identity + route + constraints (p
                                                deadline) + the governance decisions
 GRANT          the limit step                  the reservation held against rate limits and
                                                budgets (settled when the call ends)
+CLAIMS         the route or admit step         the caller's parsed claims (tenant, use case,
+                                               classification, limits, tier, region,
+                                               Idempotency-Key), parsed once
 INSPECTION     the inspect steps               what redaction, injection and tool checks
                                                found and did: categories, detectors,
                                                actions and counts, never values
@@ -34,9 +37,13 @@ private state uses a key of its own, declared in its module.
 
 from __future__ import annotations
 
+<<<<<<< HEAD
 from dataclasses import dataclass
 
 from .governance import Admission, BundleView, Grant, Identity
+=======
+from .governance import Admission, BundleView, Claims, Grant, Identity
+>>>>>>> main
 from .inspection import InspectionReport
 from .state import Key
 
@@ -68,6 +75,7 @@ class TraceIds:
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
 GRANT = Key("grant", Grant)
+CLAIMS = Key("claims", Claims)
 INSPECTION = Key("inspection", InspectionReport)
 TRACE = Key("trace", TraceIds)
 GOVERNANCE_VIEW = Key("governance.view", BundleView)

@@ -3,10 +3,10 @@ and :func:`default_steps` for what a sidecar runs.
 
 A plug-in factory (``SidecarServer(settings, steps=factory)``) gets the sidecar's
 :class:`Services` and returns its steps and attempt middlewares in any order: steps sort by
-``phase``, middlewares by ``stage``. Governance (admit, limit) is always added by the app, so
-it is never left out by accident; so are the audit steps when the sidecar has an audit
-log (:func:`audit_steps`) and the telemetry steps (:func:`telemetry_steps`: GenAI metrics
-always, traces when tracing is configured).
+``phase``, middlewares by ``stage``. Governance (admit, limit), residency and inspection are
+always added by the app, so they are never left out by accident; so are the audit steps
+when the sidecar has an audit log (:func:`audit_steps`) and the telemetry steps
+(:func:`telemetry_steps`: GenAI metrics always, traces when tracing is configured).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from .audit import Audit, AuditAnswer, AuditFacts
 from .genai_metrics import GenAiMetricsStep
 from .govern import Admit, Governance, Limit
 from .inspect import Inspect, InspectAnswer, Inspection
-from .route import ResolveRoute, route_to
+from .residency import Residency
+from .route import ResolveRoute, request_claims, route_to
 
 if TYPE_CHECKING:
     from aigw_sidecar.telemetry.export import Tracing
@@ -47,10 +48,12 @@ __all__ = [
     "Inspection",
     "Limit",
     "Plugin",
+    "Residency",
     "ResolveRoute",
     "Services",
     "audit_steps",
     "default_steps",
+    "request_claims",
     "route_to",
     "telemetry_steps",
 ]
