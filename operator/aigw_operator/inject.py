@@ -215,7 +215,6 @@ def sidecar_container(
     return container
 
 
-<<<<<<< HEAD
 _POD_RESOURCE = (
     f"k8s.namespace.name=$({names.ENV_POD_NAMESPACE}),k8s.pod.name=$({names.ENV_POD_NAME}),"
     f"k8s.service_account.name=$({names.ENV_SERVICE_ACCOUNT}),"
@@ -240,10 +239,7 @@ def _sidecar_env(env: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
 _RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 
 
-def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
-=======
 def _volumes(secrets: Sequence[str], audit_size_limit: str | None) -> list[dict[str, Any]]:
->>>>>>> main
     volumes: list[dict[str, Any]] = [
         # The pointer is not optional: without a bundle the sidecar cannot govern, so the pod
         # waits for one. Parts 1.. exist only for bundles too large for one ConfigMap.

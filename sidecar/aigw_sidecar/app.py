@@ -51,11 +51,7 @@ from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
-<<<<<<< HEAD
-from .steps import Plugin, Services, audit_steps, default_steps, telemetry_steps
-=======
-from .steps import Plugin, Residency, Services, audit_steps, default_steps
->>>>>>> main
+from .steps import Plugin, Residency, Services, audit_steps, default_steps, telemetry_steps
 from .steps.govern import Governance, build_governance
 from .steps.inspect import Inspect, InspectAnswer, Inspection
 from .telemetry import GenAiMetrics

@@ -37,13 +37,9 @@ private state uses a key of its own, declared in its module.
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 from dataclasses import dataclass
 
-from .governance import Admission, BundleView, Grant, Identity
-=======
 from .governance import Admission, BundleView, Claims, Grant, Identity
->>>>>>> main
 from .inspection import InspectionReport
 from .state import Key
 
