@@ -8,6 +8,7 @@ Runs in ``Phase.OBSERVE`` and does its work in ``on_finish``, when everything is
   ``gen_ai_client_inference_time_to_first_chunk_seconds``;
 - for the attempt that answered: the token counters by type (input, output, cache read,
   cache write) and the per-operation token histograms;
+- per request with a route: ``aigw_cache_requests_total{route,cache}`` (the cache hit rate);
 - per request with an identity: ``aigw_tenant_requests_total``, ``aigw_tenant_tokens_total``,
   ``aigw_tenant_cost_usd_total`` and the budgets' ``aigw_budget_used_ratio``, with the
   tenant cap of :class:`~aigw_sidecar.telemetry.GenAiMetrics`.
@@ -48,6 +49,8 @@ class GenAiMetricsStep(Step):
         backend = ctx.backend
         if usage is not None and backend is not None:
             self._usage(usage, operation, backend.provider.value, backend.model)
+        if ctx.route is not None:
+            self._metrics.cache_requests.labels(ctx.route.name, ctx.cache).inc()
         identity = ctx.state.get(IDENTITY)
         if identity is not None:
             self._tenant(ctx, identity.tenant, identity.use_case.name, usage)

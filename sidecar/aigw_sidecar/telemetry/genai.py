@@ -173,6 +173,12 @@ class GenAiMetrics:
             ["budget", "tenant", "use_case"],
             registry=r,
         )
+        self.cache_requests = Counter(
+            "aigw_cache_requests",
+            "API requests by route and cache outcome (X-AIGW-Cache: hit, miss, bypass).",
+            ["route", "cache"],
+            registry=r,
+        )
         self._cap = tenant_cap
         self._pairs: set[tuple[str, str]] = set()
         self._children: dict[tuple[str, str, str], InferenceChildren] = {}
