@@ -28,6 +28,7 @@ from .account import Account
 from .audit import Audit, AuditAnswer, AuditFacts
 from .genai_metrics import GenAiMetricsStep
 from .govern import Admit, Governance, Limit
+from .idempotency import Idempotency
 from .inspect import Inspect, InspectAnswer, Inspection
 from .residency import Residency
 from .route import ResolveRoute, request_claims, route_to
@@ -43,6 +44,7 @@ __all__ = [
     "AuditFacts",
     "GenAiMetricsStep",
     "Governance",
+    "Idempotency",
     "Inspect",
     "InspectAnswer",
     "Inspection",
