@@ -45,6 +45,7 @@ from .state import Key
 
 __all__ = [
     "ADMISSION",
+    "CLAIMS",
     "GOVERNANCE_VIEW",
     "GRANT",
     "IDENTITY",
