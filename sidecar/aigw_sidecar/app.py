@@ -42,19 +42,29 @@ from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
 from .audit import open_audit
 from .bundle_store import BundleStore
 from .drain import InFlight
+from .governance import RedisStore
+from .idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from .memory import HeapTrimmer
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
-from .steps import Plugin, Residency, Services, audit_steps, default_steps
+from .steps import Idempotency, Plugin, Residency, Services, audit_steps, default_steps
 from .steps.govern import Governance, build_governance
 from .steps.inspect import Inspect, InspectAnswer, Inspection
 
 __all__ = ["StepsFactory", "build_pipeline", "create_apps"]
 
 StepsFactory = Callable[[Services], Sequence[Plugin]]
+
+
+def _idempotency_store(governance: Governance) -> IdempotencyStore:
+    """Redis when the sidecar shares state (the same connection), else this pod's memory."""
+    store = governance.governor.store
+    if isinstance(store, RedisStore):
+        return RedisIdempotencyStore(store.client, store.failures)
+    return MemoryIdempotencyStore()
 
 
 def build_pipeline(
@@ -80,6 +90,8 @@ def build_pipeline(
         steps.extend(Inspection(services.settings, services.metrics).steps)
     if Residency.name not in names:
         steps.append(Residency(governance.governor.settings.default_data_classification))
+    if Idempotency.name not in names:
+        steps.append(Idempotency(_idempotency_store(governance), services.metrics))
     chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
     return Pipeline(steps, chain)
 

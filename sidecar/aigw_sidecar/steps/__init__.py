@@ -24,6 +24,7 @@ from aigw_sidecar.settings import SidecarSettings
 from .account import Account
 from .audit import Audit, AuditAnswer, AuditFacts
 from .govern import Admit, Governance, Limit
+from .idempotency import Idempotency
 from .inspect import Inspect, InspectAnswer, Inspection
 from .residency import Residency
 from .route import ResolveRoute, request_claims, route_to
@@ -35,6 +36,7 @@ __all__ = [
     "AuditAnswer",
     "AuditFacts",
     "Governance",
+    "Idempotency",
     "Inspect",
     "InspectAnswer",
     "Inspection",
