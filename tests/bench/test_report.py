@@ -78,6 +78,8 @@ def test_design_targets_are_ratios_with_verdicts_and_a_stand_in_for_the_full_row
     assert "checked on `aigw-limits`" in targets
     assert "| aigw-cache-hit |" in targets
     assert "n/a: row not measured" in targets
+    assert "| aigw-limits | RSS growth over 10,000 calls (MB) | 1.0 |" in targets
+    assert "n/a: fewer than 100,000 calls within the soak's time cap |" in targets
 
 
 def test_marginal_cost_is_the_step_row_minus_the_minimal_row() -> None:
