@@ -51,8 +51,13 @@ from measure import CHAT, Plan, bodies, broadest, measure, soak
 from rows import ALL_STEPS, ROWS, STEPS, Row
 from targets import LITELLM_VERSION, BenchEnv, Target, ensure_litellm, start_target, upstream
 
-ALL_CASES = ("direct", "nginx", "passthrough", *ROWS, "aigw-built", "litellm")
+ALL_CASES = (
+    "direct", "nginx", "passthrough", *ROWS, "aigw-built", "aigw-built-no-retries", "litellm",
+)  # fmt: skip
 BUILT = "aigw-built"
+BUILT_NO_RETRIES = "aigw-built-no-retries"
+"""``aigw-built`` without retries, fallback and breakers: the two side by side in one run
+show what the resilience middlewares cost on the hot path (no faults: nothing retried)."""
 """The row of every step that proved it acts, when that is neither one step nor all."""
 
 
@@ -186,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
 def _start(
     key: str, env: BenchEnv, upstream_url: str, steps: dict[str, dict[str, str]]
 ) -> contextlib.AbstractContextManager[Target]:
+    if key == BUILT_NO_RETRIES:
+        built = tuple(
+            k for k in ALL_STEPS if k != "retries" and steps.get(k, {}).get("state") == "measured"
+        )
+        if not built:
+            raise _Same("no step but retries is built: aigw is this row")
+        label = f"aigw every step built so far but retries ({', '.join(built)})"
+        return start_row(Row(BUILT_NO_RETRIES, label, built), env, upstream_url)
     if key == BUILT:
         built = tuple(k for k in ALL_STEPS if steps.get(k, {}).get("state") == "measured")
         if len(built) < 2:
@@ -221,7 +234,8 @@ def _start_all(
     targets: list[Target] = []
     steps: dict[str, dict[str, str]] = results["steps"]
     # Single-step rows first: what they find decides the rows of several steps.
-    for key in sorted(cases, key=lambda k: (k == BUILT, k in ROWS and len(ROWS[k].steps) > 1)):
+    computed = (BUILT, BUILT_NO_RETRIES)
+    for key in sorted(cases, key=lambda k: (k in computed, k in ROWS and len(ROWS[k].steps) > 1)):
         _log(f"starting {key}")
         step = _step_of_row(key) if key in ROWS else None
         try:
