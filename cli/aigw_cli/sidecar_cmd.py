@@ -30,6 +30,10 @@ _ENV = {
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
     "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
+    "redis_tls_ca": "AIGW_REDIS_TLS_CA_FILE",
+    "redis_tls_cert": "AIGW_REDIS_TLS_CERT_FILE",
+    "redis_tls_key": "AIGW_REDIS_TLS_KEY_FILE",
+    "redis_tls_server_name": "AIGW_REDIS_TLS_SERVER_NAME",
     "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
     "body_timeout": "AIGW_BODY_TIMEOUT_S",
     "send_timeout": "AIGW_SEND_TIMEOUT_S",
@@ -100,9 +104,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help=f"logging level (env {_ENV['log_level']}; INFO)")
     parser.add_argument(
         "--redis-url",
-        help=f"shared state for limits and budgets, redis://host:port/db (env "
-        f"{_ENV['redis_url']}; default: this pod's memory)",
+        help=f"shared state for limits and budgets: redis://host:port/db, rediss:// (TLS), "
+        f"redis+cluster://host:port,host:port or rediss+cluster:// (env {_ENV['redis_url']}; "
+        "default: this pod's memory)",
     )
+    for flag, what in (
+        ("ca", "PEM bundle of the CAs that sign the Redis server's certificate (default: the "
+         "system's)"),
+        ("cert", "client certificate (PEM) for a Redis that requires one"),
+        ("key", "private key of the client certificate (PEM)"),
+        ("server-name", "name the Redis server's certificate must carry (default: the URL's "
+         "host)"),
+    ):  # fmt: skip
+        env = _ENV["redis_tls_" + flag.replace("-", "_")]
+        parser.add_argument(f"--redis-tls-{flag}", help=f"rediss:// URLs: {what} (env {env})")
     parser.add_argument(
         "--redis-timeout",
         type=float,
@@ -164,10 +179,14 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
-    for name in ("redis_url", "tokenizer"):
+    for name in ("redis_url", "tokenizer", "redis_tls_server_name"):
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
+    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+        value = _pick(args, name)
+        if value is not None:
+            overrides[name + "_file"] = Path(value)
     for field, env in _POD_ENV.items():
         if os.environ.get(env):
             overrides[field] = os.environ[env]
