@@ -160,7 +160,8 @@ def _resources(
             found.redis_port = stack.enter_context(redis(f"redis-{key}", env.load_cpu, env.logs))
             found.settings.append((name, f"redis://127.0.0.1:{found.redis_port}/0"))
         elif kind == "audit":
-            found.audit = env.work / f"audit-{key}.jsonl"
+            found.audit = env.work / f"audit-{key}" / "audit.jsonl"  # and rotated siblings
+            found.audit.parent.mkdir(parents=True, exist_ok=True)
             found.settings.append((name, str(found.audit)))
         elif kind in ("otlp", "otlp-grpc"):
             binary = otelcol_path(env.cache)

@@ -177,10 +177,15 @@ def probe_injection(env: ProbeEnv) -> str | None:
 
 
 def _audit_lines(path: Path | None) -> int:
-    if path is None or not path.exists():
+    """Records in the audit file and in every file rotated from it: the row's directory
+    holds nothing else."""
+    if path is None or not path.parent.exists():
         return 0
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
+    total = 0
+    for each in path.parent.iterdir():
+        with each.open("rb") as handle:
+            total += sum(1 for _ in handle)
+    return total
 
 
 def _wait(check: Callable[[], bool], within: float = 5.0) -> bool:

@@ -141,7 +141,9 @@ def _headers_line(headers: Any) -> str:
     return ", ".join(f"{k[7:]}={headers.get(k)}" for k in keys if headers.get(k) is not None)
 
 
-def _scenarios(base: str, admin: str, fake_openai: str, reload: Callable[[], str]) -> _Checks:
+def _scenarios(  # noqa: PLR0915 - one demo step after another
+    base: str, admin: str, fakes: tuple[str, str], reload: Callable[[], str]
+) -> _Checks:
     import anthropic  # noqa: PLC0415 - dev extra, only the demo client needs the SDKs
     import openai  # noqa: PLC0415
 
@@ -153,6 +155,7 @@ def _scenarios(base: str, admin: str, fake_openai: str, reload: Callable[[], str
     )
     claude = anthropic.Anthropic(base_url=base, api_key="not-a-provider-key", max_retries=0)
     checks = _Checks()
+    fake_openai, fake_anthropic = fakes
     hello: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "Where is my order 1234?"}
     ]
@@ -182,8 +185,22 @@ def _scenarios(base: str, admin: str, fake_openai: str, reload: Callable[[], str
         text = "".join(b.text for b in message.content if b.type == "text")
         return f"Anthropic SDK answered via an OpenAI backend: {text!r} ({message.stop_reason})"
 
+    def fallback_503() -> str:
+        _post_json(f"{fake_openai}/_fake/faults", {"fault": {"status": 503}})
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=hello)
+        completion = raw.parse()
+        backend, attempts = raw.headers.get("x-aigw-backend"), raw.headers.get("x-aigw-attempts")
+        assert backend == "claude-fallback", f"served by {backend}, not the fallback"
+        assert attempts == "2", f"{attempts} attempts, not 2"
+        return (
+            f"OpenAI backend 503 -> fallback {backend} (Anthropic, translated), "
+            f"X-AIGW-Attempts {attempts}: {completion.choices[0].message.content!r}"
+        )
+
     def upstream_429() -> str:
-        _post_json(f"{fake_openai}/_fake/faults", {"fault": {"status": 429, "retry_after": "7"}})
+        # Both providers say 429 for 7 s, longer than the route's longest retry pause.
+        for fake in (fake_openai, fake_anthropic):
+            _post_json(f"{fake}/_fake/faults", {"fault": {"status": 429, "retry_after": "7"}})
         try:
             client.chat.completions.create(model="chat", messages=hello)
         except openai.RateLimitError as exc:
@@ -209,7 +226,8 @@ def _scenarios(base: str, admin: str, fake_openai: str, reload: Callable[[], str
     checks.step(
         "Anthropic SDK on /v1/messages, served by the route's OpenAI backend", anthropic_sdk
     )
-    checks.step("The provider answers 429: mapped, Retry-After passed on", upstream_429)
+    checks.step("A provider 503: the request falls back to another provider", fallback_503)
+    checks.step("Every backend answers 429: a typed 429, the Retry-After passed on", upstream_429)
     checks.step("An unknown route is refused with a typed 404", unknown_route)
     checks.step("Hot reload: a new bundle revision, no restart", reload)
     checks.step("/aigw/status on the admin port", status)
@@ -277,7 +295,9 @@ def _run_demo(work: Path, examples: Path) -> int:
         _wait_http(f"http://127.0.0.1:{ports['anthropic']}/_fake/health")
         _wait_http(f"{admin}/readyz")
         print(f"sidecar ready: API {base} (loopback), admin {admin}; logs in {work}")
-        checks = _scenarios(base, admin, fakes["openai"].removesuffix("/v1"), reload)
+        checks = _scenarios(
+            base, admin, (fakes["openai"].removesuffix("/v1"), fakes["anthropic"]), reload
+        )
     if checks.failed:
         print(f"\n{len(checks.failed)} demo step(s) failed: {', '.join(checks.failed)}")
         print(f"logs: {work}")

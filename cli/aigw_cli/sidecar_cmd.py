@@ -34,6 +34,8 @@ _ENV = {
     "redis_tls_cert": "AIGW_REDIS_TLS_CERT_FILE",
     "redis_tls_key": "AIGW_REDIS_TLS_KEY_FILE",
     "redis_tls_server_name": "AIGW_REDIS_TLS_SERVER_NAME",
+    "redaction_key_file": "AIGW_REDACTION_KEY_FILE",
+    "injection_classifier": "AIGW_INJECTION_CLASSIFIER",
     "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
     "body_timeout": "AIGW_BODY_TIMEOUT_S",
     "send_timeout": "AIGW_SEND_TIMEOUT_S",
@@ -129,6 +131,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"prompt token counting: estimate, o200k_base, cl100k_base (env "
         f"{_ENV['tokenizer']}; default estimate; encodings need the bpe-openai package)",
     )
+    parser.add_argument(
+        "--redaction-key-file",
+        type=Path,
+        help="file holding the key of redaction mode hash (a mounted Secret; env "
+        f"{_ENV['redaction_key_file']}); without it each process draws its own key",
+    )
+    parser.add_argument(
+        "--injection-classifier",
+        help="optional prompt-injection classifier as module:factory, imported only when "
+        f"given (env {_ENV['injection_classifier']})",
+    )
 
 
 def _pick(args: argparse.Namespace, name: str) -> str | None:
@@ -179,7 +192,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
-    for name in ("redis_url", "tokenizer", "redis_tls_server_name"):
+    for name in ("redis_url", "tokenizer", "injection_classifier", "redis_tls_server_name"):
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
@@ -187,6 +200,13 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
         value = _pick(args, name)
         if value is not None:
             overrides[name + "_file"] = Path(value)
+    key_file = _pick(args, "redaction_key_file")
+    if key_file is not None:
+        try:
+            overrides["redaction_key"] = Path(key_file).read_bytes().strip()
+        except OSError as exc:
+            print(f"error: cannot read the redaction key file {key_file}: {exc}", file=sys.stderr)
+            return 2
     for field, env in _POD_ENV.items():
         if os.environ.get(env):
             overrides[field] = os.environ[env]

@@ -15,6 +15,7 @@ from typing import Annotated, Self
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from ._base import USD, Model, Name, duplicates
+from .patterns import MAX_PATTERN_CHARS, check_pattern
 
 __all__ = [
     "AIPolicySpec",
@@ -22,6 +23,7 @@ __all__ = [
     "Budget",
     "BudgetPeriod",
     "CacheSettings",
+    "CustomPattern",
     "DataClassification",
     "EnforcementMode",
     "ExactCache",
@@ -247,6 +249,27 @@ class CacheSettings(Model):
     """Semantic cache."""
 
 
+class CustomPattern(Model):
+    """A policy's own detector: a bounded regular expression (see docs/inspection.md)."""
+
+    name: Name
+    """Name of the detector, unique within the use case (reported with each finding)."""
+    pattern: Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATTERN_CHARS)]
+    """Python regex: at most 128 characters per match, no backreferences, no nested repeats."""
+    category: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")] | None = None
+    """Placeholder category such as EMPLOYEE_ID ([EMPLOYEE_ID_1]); default: the name in capitals."""
+
+    @model_validator(mode="after")
+    def _safe_pattern(self) -> Self:
+        if (problem := check_pattern(self.pattern)) is not None:
+            raise ValueError(f"customPatterns {self.name}: {problem}")
+        return self
+
+    @property
+    def placeholder_category(self) -> str:
+        return self.category or self.name.upper().replace("-", "_")
+
+
 class Redaction(Model):
     """Redaction of secrets and personal data in prompts and answers."""
 
@@ -254,6 +277,20 @@ class Redaction(Model):
     """Detectors to run: off, secrets, pii or strict."""
     mode: RedactionMode = RedactionMode.MASK
     """mask, hash, or block the request."""
+    custom_patterns: list[CustomPattern] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """This use case's own detectors, run beside the profile's (also when the profile is off)."""
+    restore_in_answer: bool = False
+    """mask mode: the prompt's placeholders ([EMAIL_1]) in the answer become the caller's values."""
+
+    @model_validator(mode="after")
+    def _unique_pattern_names(self) -> Self:
+        if repeated := duplicates([p.name for p in self.custom_patterns]):
+            raise ValueError(f"customPatterns names must be unique: {', '.join(repeated)}")
+        return self
 
 
 class PromptInjection(Model):

@@ -33,6 +33,7 @@ __all__ = [
     "count_words",
     "embedding",
     "pieces",
+    "reply_pieces",
     "reply_text",
     "short_id",
     "tool_arguments",
@@ -75,6 +76,16 @@ def count_words(texts: Iterable[str]) -> int:
     return sum(len(text.split()) for text in texts)
 
 
+def reply_pieces(
+    last_user_text: str, override: str | None, exact: Sequence[str] | None
+) -> list[str]:
+    """The answer's stream pieces: a fault's exact ``reply_pieces``, else :func:`pieces` of
+    :func:`reply_text`."""
+    if exact is not None:
+        return [p for p in exact if p]
+    return pieces(reply_text(last_user_text, override))
+
+
 def reply_text(last_user_text: str, override: str | None) -> str:
     """The answer: the fault's exact ``reply``, else an echo of the last user text."""
     if override is not None:
@@ -108,6 +119,18 @@ class ToolCall:
         self.name = name
         self.input = tool_arguments(schema if isinstance(schema, Mapping) else {}, hint)
         self.arguments = json.dumps(self.input, separators=(",", ":"))
+
+    @classmethod
+    def planted(cls, name: str, arguments: str | None) -> ToolCall:
+        """A call a fault plants (``call_tool``): exactly this name and arguments text."""
+        call = cls(name, {}, "")
+        call.arguments = arguments if arguments is not None else "{}"
+        try:
+            parsed = json.loads(call.arguments)
+        except ValueError:
+            parsed = {}
+        call.input = parsed if isinstance(parsed, dict) else {}
+        return call
 
     @property
     def argument_pieces(self) -> list[str]:

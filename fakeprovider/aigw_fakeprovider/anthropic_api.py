@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .answers import ToolCall, content_text, count_words, pieces, reply_text, short_id
+from .answers import ToolCall, content_text, count_words, pieces, reply_pieces, short_id
 from .answers import truncate as truncate_pieces
 from .wire import CALL_KEY, Call, anthropic_sse
 
@@ -169,11 +169,16 @@ async def messages_handler(request: web.Request) -> web.StreamResponse:
         ),
         "",
     )
-    tool = _chosen_tool(body, messages, last)
+    fault = call.fault
+    if fault.call_tool is not None:
+        tool: ToolCall | None = ToolCall.planted(fault.call_tool, fault.tool_arguments)
+    else:
+        tool = _chosen_tool(body, messages, last)
     if tool is not None:
         parts, stop_reason = tool.argument_pieces, "tool_use"
     else:
-        parts, truncated = truncate_pieces(pieces(reply_text(last, call.fault.reply)), max_tokens)
+        exact = reply_pieces(last, fault.reply, fault.reply_pieces)
+        parts, truncated = truncate_pieces(exact, max_tokens)
         stop_reason = "max_tokens" if truncated else "end_turn"
     message_id = short_id("msg_", call.seq)
     tool_id = short_id("toolu_", call.seq)

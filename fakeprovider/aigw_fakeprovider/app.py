@@ -166,8 +166,17 @@ def _refusal(  # noqa: PLR0917 - private, called once
     if fault.status is None or fault.status < 400:
         return None
     status = fault.status
-    if fault.retry_after is not None or status in _RETRY_STATUSES:
+    hinted = fault.retry_after_ms is not None or fault.ratelimit_reset is not None
+    if fault.retry_after is not None or (status in _RETRY_STATUSES and not hinted):
         headers = {**headers, "retry-after": fault.retry_after or "1"}
+    if fault.retry_after_ms is not None:
+        headers = {**headers, "retry-after-ms": fault.retry_after_ms}
+    if fault.ratelimit_reset is not None and "x-ratelimit-reset-requests" in headers:
+        headers = {
+            **headers,
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": fault.ratelimit_reset,
+        }
     message = fault.error_message or _DEFAULT_MESSAGES.get(status, f"fake provider error {status}")
     return flavor.error_response(status, message, headers)
 

@@ -17,6 +17,7 @@ When both apply, the queued fault is taken first and the headers override it fie
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -35,11 +36,15 @@ _INT_FIELDS = (
     "cache_write_tokens",
 )
 _OPTIONAL_INT_FIELDS = ("status", "cut_after_chunks", "error_after_chunks")
-_STR_FIELDS = ("retry_after", "reply", "error_message")
-_BOOL_FIELDS = ("omit_usage",)
+_STR_FIELDS = ("retry_after", "retry_after_ms", "ratelimit_reset", "reply", "error_message")
+_BOOL_FIELDS = ("omit_usage", "legacy_function_call")
+_PIECES_FIELDS = ("reply_pieces",)
+_CALL_FIELDS = ("call_tool", "tool_arguments")
 _HEADER_TO_FIELD = {
     "x-fake-status": "status",
     "x-fake-retry-after": "retry_after",
+    "x-fake-retry-after-ms": "retry_after_ms",
+    "x-fake-ratelimit-reset": "ratelimit_reset",
     "x-fake-latency-ms": "latency_ms",
     "x-fake-chunk-latency-ms": "chunk_latency_ms",
     "x-fake-cut-after-chunks": "cut_after_chunks",
@@ -47,6 +52,10 @@ _HEADER_TO_FIELD = {
     "x-fake-omit-usage": "omit_usage",
     "x-fake-reply": "reply",
     "x-fake-error-message": "error_message",
+    "x-fake-reply-pieces": "reply_pieces",
+    "x-fake-call-tool": "call_tool",
+    "x-fake-tool-arguments": "tool_arguments",
+    "x-fake-legacy-function-call": "legacy_function_call",
     "x-fake-cached-tokens": "cached_tokens",
     "x-fake-cache-write-tokens": "cache_write_tokens",
 }
@@ -59,6 +68,11 @@ class Fault:
 
     ``status``: answer this HTTP status with the provider's error body instead of a result.
     ``retry_after``: value of the ``Retry-After`` header on that error (seconds, as text).
+    ``retry_after_ms``: value of a ``retry-after-ms`` header on that error (OpenAI's SDKs
+    read it); with it, no default ``Retry-After`` is added.
+    ``ratelimit_reset``: OpenAI flavor, on that error: ``x-ratelimit-remaining-requests: 0``
+    and ``x-ratelimit-reset-requests`` set to this duration (``1s``, ``250ms``), the only
+    back-off hint when neither ``retry_after`` nor ``retry_after_ms`` is set.
     ``latency_ms``: wait this long before the first byte (status line) is sent.
     ``chunk_latency_ms``: wait this long between stream events.
     ``cut_after_chunks``: close the connection after this many stream events, without the
@@ -69,6 +83,13 @@ class Fault:
     ``omit_usage``: leave token usage out of the answer (and of the final stream events).
     ``reply``: answer exactly this text instead of the echo.
     ``error_message``: the message of the error body (with ``status``).
+    ``reply_pieces``: answer exactly the concatenation of these texts, and stream each as one
+    content event (so a test chooses every chunk boundary); overrides ``reply``.
+    ``call_tool``: answer with a call of this tool, whether or not the request offered it
+    (a model calling a tool it should not), with ``tool_arguments`` (JSON text, default
+    ``{}``) streamed in 8-character pieces.
+    ``legacy_function_call``: OpenAI flavor: the call in the legacy ``function_call`` form
+    (``finish_reason: function_call``) instead of ``tool_calls``.
     ``cached_tokens``: report this many of the prompt tokens as read from the prompt cache
     (OpenAI ``prompt_tokens_details.cached_tokens``, Anthropic ``cache_read_input_tokens``).
     ``cache_write_tokens``: report this many as written to it (Anthropic
@@ -77,6 +98,8 @@ class Fault:
 
     status: int | None = None
     retry_after: str | None = None
+    retry_after_ms: str | None = None
+    ratelimit_reset: str | None = None
     latency_ms: int = 0
     chunk_latency_ms: int = 0
     cut_after_chunks: int | None = None
@@ -84,6 +107,10 @@ class Fault:
     omit_usage: bool = False
     reply: str | None = None
     error_message: str | None = None
+    reply_pieces: tuple[str, ...] | None = None
+    call_tool: str | None = None
+    tool_arguments: str | None = None
+    legacy_function_call: bool = False
     cached_tokens: int = 0
     cache_write_tokens: int = 0
 
@@ -108,10 +135,13 @@ class Fault:
         return dataclasses.replace(self, **overrides) if overrides else self
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.reply_pieces is not None:
+            data["reply_pieces"] = list(self.reply_pieces)
+        return data
 
 
-def _coerce(name: str, value: object) -> Any:
+def _coerce(name: str, value: object) -> Any:  # noqa: PLR0911 - one return per kind
     if name in _INT_FIELDS:
         if value is None and name in _OPTIONAL_INT_FIELDS:
             return None
@@ -125,8 +155,16 @@ def _coerce(name: str, value: object) -> Any:
         if isinstance(value, bool):
             return value
         return str(value).strip().lower() in _TRUE
-    if name in _STR_FIELDS:
+    if name in _STR_FIELDS or name in _CALL_FIELDS:
         return None if value is None else str(value)
+    if name in _PIECES_FIELDS:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"fault field {name!r} must be a list of strings")
+        return tuple(value)
     raise ValueError(f"unknown fault field {name!r}")
 
 

@@ -23,8 +23,7 @@ from .answers import (
     content_text,
     count_words,
     embedding,
-    pieces,
-    reply_text,
+    reply_pieces,
     short_id,
 )
 from .answers import truncate as truncate_pieces
@@ -145,7 +144,7 @@ def _check_azure(call: Call) -> web.Response | None:
     return error_response(404, "Resource not found", call.headers, code="404")
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+async def chat_completions(request: web.Request) -> web.StreamResponse:  # noqa: PLR0912
     call: Call = request[CALL_KEY]
     body = call.body
     if (refused := _check_azure(call)) is not None:
@@ -160,12 +159,18 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     texts = [content_text(m.get("content")) for m in messages if isinstance(m, Mapping)]
     prompt_tokens = count_words(texts) + len(messages)
     last = _last_text(messages)
-    tool = _chosen_tool(body, last)
+    fault = call.fault
+    if fault.call_tool is not None:
+        tool: ToolCall | None = ToolCall.planted(fault.call_tool, fault.tool_arguments)
+    else:
+        tool = _chosen_tool(body, last)
+    legacy = tool is not None and fault.legacy_function_call
     if tool is not None:
-        parts, finish = tool.argument_pieces, "tool_calls"
+        parts, finish = tool.argument_pieces, "function_call" if legacy else "tool_calls"
     else:
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
-        parts, truncated = truncate_pieces(pieces(reply_text(last, call.fault.reply)), limit)
+        exact = reply_pieces(last, fault.reply, fault.reply_pieces)
+        parts, truncated = truncate_pieces(exact, limit)
         finish = "length" if truncated else "stop"
     head = {
         "id": short_id("chatcmpl-", call.seq),
@@ -183,10 +188,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if body.get("stream") is True:
         options = body.get("stream_options")
         with_usage = isinstance(options, Mapping) and options.get("include_usage") is True
-        events = _chunks(head, parts, tool, tool_id, finish, usage if with_usage else None)
+        events = _chunks(
+            head, parts, tool, tool_id, finish, usage if with_usage else None, legacy=legacy
+        )
         return await call.stream(events, _STREAM_ERROR)
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-    if tool is not None:
+    if tool is not None and legacy:
+        message["function_call"] = {"name": tool.name, "arguments": tool.arguments}
+    elif tool is not None:
         message["tool_calls"] = [
             {
                 "id": tool_id,
@@ -211,6 +220,8 @@ def _chunks(  # noqa: PLR0917 - private, called once
     tool_id: str,
     finish: str,
     usage: dict[str, Any] | None,
+    *,
+    legacy: bool = False,
 ) -> Iterator[bytes]:
     base = {"object": "chat.completion.chunk", **head}
     if usage is not None:
@@ -224,6 +235,11 @@ def _chunks(  # noqa: PLR0917 - private, called once
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         for part in parts:
             yield chunk({"content": part})
+    elif legacy:
+        start = {"name": tool.name, "arguments": ""}
+        yield chunk({"role": "assistant", "content": None, "function_call": start})
+        for part in parts:
+            yield chunk({"function_call": {"arguments": part}})
     else:
         function = {"name": tool.name, "arguments": ""}
         first = {"index": 0, "id": tool_id, "type": "function", "function": function}

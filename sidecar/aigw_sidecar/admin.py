@@ -11,6 +11,7 @@ once a valid bundle is loaded and until shutdown starts. ``/aigw/healthz`` and
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 
@@ -18,7 +19,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .app_keys import DRAINING, GOVERN, METRICS, SETTINGS, STORE
+from .app_keys import BACKEND_STATES, DRAINING, GOVERN, METRICS, SETTINGS, STORE
+from .attempts import HEALTH
 from .governance import budget_status
 
 __all__ = ["add_admin_routes", "is_loopback"]
@@ -67,9 +69,21 @@ async def _status(request: web.Request) -> web.Response:
     if config is not None:
         govern = request.app[GOVERN]
         status["governance"] = await budget_status(govern.governor, govern.view(config))
+    status["backends"] = _backend_health(request)
     status["draining"] = request.app[DRAINING].active
     status["now"] = time.time()
     return _json(status)
+
+
+def _backend_health(request: web.Request) -> list[dict[str, object]]:
+    """Circuit breakers and back-offs of every (route, backend) that has been called."""
+    now = asyncio.get_running_loop().time()
+    rows: list[dict[str, object]] = []
+    for (route, backend), state in request.app[BACKEND_STATES].items():
+        health = state.get(HEALTH)
+        if health is not None:
+            rows.append({"route": route, "backend": backend, **health.status(now)})
+    return rows
 
 
 def add_admin_routes(app: web.Application) -> None:

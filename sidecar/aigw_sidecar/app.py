@@ -23,6 +23,7 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .app_keys import (
+    BACKEND_STATES,
     DRAINING,
     GOVERN,
     IN_FLIGHT,
@@ -35,7 +36,7 @@ from .app_keys import (
     Draining,
     RequestIds,
 )
-from .attempts import AttemptChain, AttemptMiddleware, HttpCall
+from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
 from .bundle_store import BundleStore
 from .drain import InFlight
 from .metrics import Metrics
@@ -45,6 +46,7 @@ from .rollout import add_rollout_route
 from .settings import SidecarSettings
 from .steps import Plugin, Services, default_steps
 from .steps.govern import Governance, build_governance
+from .steps.inspect import Inspect, InspectAnswer, Inspection
 
 __all__ = ["StepsFactory", "build_pipeline", "create_apps"]
 
@@ -52,16 +54,24 @@ StepsFactory = Callable[[Services], Sequence[Plugin]]
 
 
 def build_pipeline(
-    plugins: Sequence[Plugin], governance: Governance, services: Services, call: HttpCall
+    plugins: Sequence[Plugin],
+    governance: Governance,
+    services: Services,
+    call: HttpCall,
+    states: BackendStates | None = None,
 ) -> Pipeline:
     """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
-    added when the factory did not include it."""
+    and inspection added when the factory did not include them (a plug-in factory cannot
+    leave a policy's redaction out by accident; it may bring its own ``Inspection``)."""
     steps: list[Step] = [p for p in plugins if isinstance(p, Step)]
     middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
     for step in governance.steps:
         if step not in steps:
             steps.append(step)
-    chain = AttemptChain(middlewares, call, rng=services.rng)
+    names = {s.name for s in steps}
+    if Inspect.name not in names and InspectAnswer.name not in names:
+        steps.extend(Inspection(services.settings, services.metrics).steps)
+    chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
     return Pipeline(steps, chain)
 
 
@@ -93,7 +103,9 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         counter = governance.governor.counter
         services = Services(settings, app[METRICS], app[RNG], counter)
         call = HttpCall(session, app[METRICS], counter)
-        app[PIPELINE] = build_pipeline(steps(services), governance, services, call)
+        app[PIPELINE] = build_pipeline(
+            steps(services), governance, services, call, app[BACKEND_STATES]
+        )
         yield
         await session.close()
         await app[GOVERN].drain()
@@ -120,7 +132,9 @@ def create_apps(
     api = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     admin = web.Application()
     govern = build_governance(settings, metrics)
+    states = BackendStates()
     for app in (api, admin):
+        app[BACKEND_STATES] = states
         app.on_response_prepare.append(_server_header)
         app[GOVERN] = govern
         app[SETTINGS] = settings

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from .attempts import BackendStates
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
@@ -19,6 +20,7 @@ from .settings import SidecarSettings
 from .steps.govern import Governance
 
 __all__ = [
+    "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
     "GOVERN",
@@ -78,6 +80,9 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
+"""Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
+``/aigw/status``."""
 
 REQUEST_ID = web.RequestKey("aigw_request_id", str)
 CONTEXT = web.RequestKey("aigw_context", RequestContext)

@@ -179,6 +179,20 @@ class UpstreamFailure(SidecarError):
 
     error_class: ClassVar[ErrorClass] = ErrorClass.UPSTREAM_ERROR
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: int | None = None,
+        wait_s: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.wait_s = wait_s
+        """How long the provider asked us not to call this backend again (``Retry-After``,
+        ``retry-after-ms``, ``x-ratelimit-reset-*``), to the millisecond; None: it said
+        nothing. ``retry_after`` is the same rounded up to whole seconds for the caller."""
+
 
 class UpstreamTimeout(UpstreamFailure):
     type = "timeout"

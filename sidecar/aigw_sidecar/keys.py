@@ -12,6 +12,9 @@ ADMISSION      the admit step                  identity + route + constraints (p
                                                deadline) + the governance decisions
 GRANT          the limit step                  the reservation held against rate limits and
                                                budgets (settled when the call ends)
+INSPECTION     the inspect steps               what redaction, injection and tool checks
+                                               found and did: categories, detectors,
+                                               actions and counts, never values
 =============  ==============================  =============================================
 
 Per bundle (``config.prepared[KEY]``, written by ``Step.prepare``):
@@ -29,12 +32,14 @@ private state uses a key of its own, declared in its module.
 from __future__ import annotations
 
 from .governance import Admission, BundleView, Grant, Identity
+from .inspection import InspectionReport
 from .state import Key
 
-__all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "MODELS"]
+__all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
 
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
 GRANT = Key("grant", Grant)
+INSPECTION = Key("inspection", InspectionReport)
 GOVERNANCE_VIEW = Key("governance.view", BundleView)
 MODELS: Key[tuple[bytes, bytes]] = Key("models")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["BackendMetrics", "Metrics"]
+__all__ = ["BackendMetrics", "BreakerMetrics", "Metrics"]
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
@@ -27,6 +27,16 @@ class BackendMetrics:
     prompt_tokens: Counter
     completion_tokens: Counter
     cost: Counter
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerMetrics:
+    """The circuit-breaker children of one (route, backend)."""
+
+    state: Gauge
+    """0 closed, 1 half-open, 2 open."""
+    transitions: dict[str, Counter]
+    """By the state moved to."""
 
 
 class Metrics:
@@ -81,6 +91,13 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("aigw_requests_in_flight", "API requests in progress.", registry=r)
+        self.inspection = Counter(
+            "aigw_inspection_findings_total",
+            "Inspection findings (redaction, prompt injection, tool calls, detector errors) by "
+            "what was done about them; never the values.",
+            ["direction", "kind", "category", "action"],
+            registry=r,
+        )
         self.bundle_reloads = Counter(
             "aigw_bundle_reloads",
             "Bundle loads, by result (ok, failed).",
@@ -94,6 +111,52 @@ class Metrics:
         self.bundle_loaded_timestamp = Gauge(
             "aigw_bundle_loaded_timestamp_seconds",
             "Unix time the loaded bundle was loaded.",
+            registry=r,
+        )
+        self.request_attempts = Histogram(
+            "aigw_request_attempts",
+            "Upstream attempts per request that called upstream (retries and fallbacks + 1).",
+            ["route"],
+            buckets=(1, 2, 3, 4, 5, 6, 8, 10),
+            registry=r,
+        )
+        self.retries = Counter(
+            "aigw_upstream_retries",
+            "Attempts made again after a retryable failure, by the failed backend and the"
+            " failure's class.",
+            ["route", "backend", "error_class"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "aigw_upstream_fallbacks",
+            "Retries that moved to another backend, by the backend left and the one tried.",
+            ["route", "from_backend", "to_backend"],
+            registry=r,
+        )
+        self.retry_stops = Counter(
+            "aigw_upstream_retry_stops",
+            "Failed requests that were not retried further, by reason (not_retryable,"
+            " attempts_exhausted, deadline, backoff_too_long).",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "aigw_circuit_breaker_state",
+            "Circuit breaker of a (route, backend): 0 closed, 1 half-open, 2 open.",
+            ["route", "backend"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "aigw_circuit_breaker_transitions",
+            "Circuit breaker transitions, by the state moved to.",
+            ["route", "backend", "state"],
+            registry=r,
+        )
+        self.refused_attempts = Counter(
+            "aigw_upstream_refused",
+            "Requests answered without calling upstream because every usable backend was"
+            " out (circuit_open, backend_backing_off, residency).",
+            ["route", "reason"],
             registry=r,
         )
         self._request_children: dict[tuple[str, int, str], Counter] = {}
@@ -114,6 +177,18 @@ class Metrics:
             )
             self._backend_children[key] = children
         return children
+
+    def breaker(self, route: str, backend: str) -> BreakerMetrics:
+        """The breaker children of one (route, backend) (made when its health is)."""
+        state = self.breaker_state.labels(route, backend)
+        state.set(0)
+        return BreakerMetrics(
+            state,
+            {
+                name: self.breaker_transitions.labels(route, backend, name)
+                for name in ("closed", "half_open", "open")
+            },
+        )
 
     def count_request(self, route: str, status: int, error_type: str, seconds: float) -> None:
         key = (route, status, error_type)

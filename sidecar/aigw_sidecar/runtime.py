@@ -73,6 +73,8 @@ class RuntimeBackend:
     """Anthropic backends: the ``/v1/messages/count_tokens`` URL."""
     credential_problem: str | None = None
     """Why the backend cannot be used (its credential file is missing), or None."""
+    region: str | None = None
+    """The region it runs in (residency), or None when the route does not say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ class AttemptPlan:
     """Backends with weight > 0, in bundle order."""
     cumulative: tuple[int, ...]
     """Running sums of the weights of ``weighted``."""
+    weights: tuple[int, ...]
+    """The weights of ``weighted``."""
     fallback: tuple[RuntimeBackend, ...]
     """The route's fallback order."""
     attempts: int
@@ -244,6 +248,7 @@ def _backend(backend: Backend, secrets_dir: Path) -> RuntimeBackend:
         prices=Prices.of(backend.pricing),
         count_tokens_url=count_url,
         credential_problem=problem,
+        region=backend.region,
     )
 
 
@@ -265,6 +270,7 @@ def _route(route: BundleRoute, secrets_dir: Path) -> RuntimeRoute:
     plan = AttemptPlan(
         weighted=weighted,
         cumulative=tuple(cumulative),
+        weights=tuple(w for w in weights if w > 0),
         fallback=tuple(by_name[name] for name in route.fallback if name in by_name),
         attempts=retry.attempts,
         retry_on=frozenset(retry.retry_on),

@@ -87,6 +87,12 @@ class SidecarSettings:
     tokenizer: str = "estimate"
     """Prompt token counting: ``estimate`` (conservative, built in) or an OpenAI encoding
     (``o200k_base``, ``cl100k_base``) when the optional ``bpe-openai`` package is installed."""
+    redaction_key: bytes | None = field(default=None, repr=False)
+    """Key of redaction mode ``hash`` (from a mounted Secret): replicas sharing it produce
+    the same hash for the same value and tenant. None: a random key per process."""
+    injection_classifier: str | None = None
+    """``module:factory`` of an optional prompt-injection classifier (imported only when
+    set); ``factory()`` returns an object with ``name``, ``threshold`` and ``score(text)``."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

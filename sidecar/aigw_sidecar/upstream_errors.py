@@ -3,8 +3,8 @@
 A provider's status decides the error class; its message is kept (it is often the useful
 part: "max_tokens is too large") but scrubbed first (:mod:`.scrub`: every backend's
 credential in any rendering, anything key-like, URLs), and cut to a few hundred characters.
-Provider headers are never copied, except a 429's ``Retry-After`` (seconds, or
-``retry-after-ms``) which is passed on.
+Provider headers are never copied, except the back-off hint of a 429 or 503 (below), passed
+on as ``Retry-After``.
 
 =================  =====================================================================
 provider status    sidecar error
@@ -19,11 +19,22 @@ provider status    sidecar error
 502, 503, 529      UpstreamUnavailable 503
 other 5xx          UpstreamError 502
 =================  =====================================================================
+
+How long the provider asked us to stay away (``UpstreamFailure.wait_s``, to the
+millisecond; the retry and breaker middlewares never call that backend sooner): the largest
+of ``retry-after-ms``, ``Retry-After`` (delta-seconds or an HTTP date) and, on a 429,
+OpenAI's ``x-ratelimit-reset-requests`` / ``x-ratelimit-reset-tokens`` (durations such as
+``1s``, ``6m0s``, ``20ms``) of the limit whose ``x-ratelimit-remaining-*`` is 0 (both when
+neither says). Hints are capped at an hour: a provider cannot park a backend for longer.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import orjson
 
@@ -38,21 +49,75 @@ from .errors import (
 )
 from .scrub import Scrubber
 
-__all__ = ["map_upstream_error", "retry_after_seconds"]
+__all__ = ["map_upstream_error", "wait_hint_seconds"]
+
+_MAX_WAIT_S = 3600.0
+_DURATION = re.compile(
+    r"(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m(?!s))?(?:([0-9]{1,9}(?:\.[0-9]{1,9})?)s)?"
+    r"(?:([0-9]{1,9}(?:\.[0-9]{1,9})?)ms)?",
+    re.ASCII,
+)
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> int | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (HTTP dates are ignored)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(1, -(-int(float(millis)) // 1000))
-        except ValueError:
-            pass
-    seconds = headers.get("retry-after")
-    if seconds and seconds.strip().isdigit():
-        return max(1, int(seconds.strip()))
-    return None
+def _number(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _retry_after(text: str | None) -> float | None:
+    """``Retry-After``: delta-seconds or an HTTP date."""
+    if not text:
+        return None
+    text = text.strip()
+    if text.isascii() and text.isdigit():
+        return float(text[:12])
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _duration(text: str | None) -> float | None:
+    """OpenAI's reset durations: ``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``."""
+    if not text or len(text) > 40:
+        return None
+    found = _DURATION.fullmatch(text.strip())
+    if found is None or not any(found.groups()):
+        return None
+    hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in found.groups())
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+def wait_hint_seconds(status: int, headers: Mapping[str, str]) -> float | None:
+    """How long the provider asked not to be called again, in seconds (None: no hint)."""
+    hints: list[float] = []
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        hints.append(millis / 1000)
+    seconds = _retry_after(headers.get("retry-after"))
+    if seconds is not None:
+        hints.append(seconds)
+    if status == 429:
+        exhausted = [
+            kind
+            for kind in ("requests", "tokens")
+            if (headers.get(f"x-ratelimit-remaining-{kind}") or "").strip() == "0"
+        ] or ["requests", "tokens"]
+        for kind in exhausted:
+            reset = _duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if reset is not None:
+                hints.append(reset)
+    if not hints:
+        return None
+    return min(max(hints), _MAX_WAIT_S)
 
 
 def _provider_message(raw: bytes) -> str:
@@ -75,7 +140,9 @@ def map_upstream_error(  # noqa: PLR0911 - a table in code
     detail = scrubber.scrub(_provider_message(raw))
     said = f"backend {backend} answered {status}" + (f": {detail}" if detail else "")
     if status == 429:
-        return UpstreamRateLimited(said, retry_after=retry_after_seconds(headers) or 1)
+        wait = wait_hint_seconds(status, headers)
+        seconds = 1 if wait is None else max(1, math.ceil(wait))
+        return UpstreamRateLimited(said, retry_after=seconds, wait_s=wait)
     if status in (401, 403):
         return UpstreamError(
             f"backend {backend} refused the gateway's credential ({status})",
@@ -88,7 +155,9 @@ def map_upstream_error(  # noqa: PLR0911 - a table in code
     if status in (408, 504):
         return UpstreamTimeout(said)
     if status in (502, 503, 529):
-        return UpstreamUnavailable(said, retry_after=retry_after_seconds(headers))
+        wait = wait_hint_seconds(status, headers)
+        after = None if wait is None else max(1, math.ceil(wait))
+        return UpstreamUnavailable(said, retry_after=after, wait_s=wait)
     if 400 <= status < 500:
         return InvalidRequest(said, code="upstream_rejected_request")
     return UpstreamError(said)

@@ -26,7 +26,9 @@ import orjson
 from .errors import InvalidRequest
 
 __all__ = [
+    "MAX_CHOICES",
     "MAX_JSON_DEPTH",
+    "MAX_OUTPUT_TOKENS",
     "check_chat",
     "check_embeddings",
     "check_messages",
@@ -36,6 +38,11 @@ __all__ = [
 
 MAX_JSON_DEPTH = 64
 """Deepest nesting of objects and arrays a request body may have (the body itself is 1)."""
+MAX_OUTPUT_TOKENS = 2**31 - 1
+"""Largest ``max_tokens``/``max_completion_tokens`` (providers take a 32-bit integer); with
+:data:`MAX_CHOICES` it bounds every worst case governance reserves for."""
+MAX_CHOICES = 128
+"""Largest ``n`` (OpenAI's own maximum)."""
 _MAX_MODEL = 256
 _MAX_MESSAGES = 10_000
 _CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -133,6 +140,13 @@ def _range(body: Json, key: str, low: float, high: float) -> None:
         raise _bad(f"'{key}' must be between {low:g} and {high:g}")
 
 
+def _at_most(body: Json, key: str, high: int) -> None:
+    """An integer field (its type checked already) is at most ``high``."""
+    value = body.get(key)
+    if value is not None and value > high:
+        raise _bad(f"'{key}' must be an integer from 1 to {high}")
+
+
 def _content_parts(content: Any, where: str) -> None:
     if content is None or isinstance(content, str):
         return
@@ -213,6 +227,9 @@ def check_chat(body: Json) -> Json:
         _optional(body, key, kind)
     _range(body, "temperature", 0, 2)
     _range(body, "top_p", 0, 1)
+    _at_most(body, "max_tokens", MAX_OUTPUT_TOKENS)
+    _at_most(body, "max_completion_tokens", MAX_OUTPUT_TOKENS)
+    _at_most(body, "n", MAX_CHOICES)
     stop = body.get("stop")
     if stop is not None and not (
         isinstance(stop, str)
@@ -268,8 +285,8 @@ def check_messages(body: Json) -> Json:  # noqa: PLR0912
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
         raise _bad("'max_tokens' is required", "missing_field")
-    if not _is_int(max_tokens) or max_tokens < 1:
-        raise _bad("'max_tokens' must be a positive integer")
+    if not _is_int(max_tokens) or not 1 <= max_tokens <= MAX_OUTPUT_TOKENS:
+        raise _bad(f"'max_tokens' must be an integer from 1 to {MAX_OUTPUT_TOKENS}")
     messages = body.get("messages")
     if messages is None:
         raise _bad("'messages' is required", "missing_field")

@@ -123,7 +123,12 @@ def test_1000_policies_fit_one_configmap_and_defaults_are_written_once() -> None
     first_use_case = payload["policies"][0]["useCases"][0]
     assert "cache" not in first_use_case
     assert "redaction" not in first_use_case
-    assert payload["defaults"]["useCase"]["redaction"] == {"profile": "secrets", "mode": "mask"}
+    assert payload["defaults"]["useCase"]["redaction"] == {
+        "profile": "secrets",
+        "mode": "mask",
+        "customPatterns": [],
+        "restoreInAnswer": False,
+    }
     assert decode_files(encoded.files) == bundle
 
 

@@ -112,11 +112,9 @@ def test_a_minimal_resource_warns_about_nothing_but_states_its_inactive_defaults
     policy, route = _policy(), _route()
     assert _paths(policy) == []
     assert _paths(route) == []
-    assert (
-        'spec.useCases[].promptInjection.mode="warn"'
-        in unenforced("AIPolicy", policy.spec).defaults
-    )
-    assert "spec.retry.attempts=2" in unenforced("ModelRoute", route.spec).defaults
+    assert "spec.useCases[].audit.retentionDays=30" in unenforced("AIPolicy", policy.spec).defaults
+    # Retries, fallbacks and breakers are enforced: a route's defaults all have their effect.
+    assert not any("retry" in d for d in unenforced("ModelRoute", route.spec).defaults)
 
 
 @pytest.mark.parametrize(
@@ -127,10 +125,8 @@ def test_a_minimal_resource_warns_about_nothing_but_states_its_inactive_defaults
             {"cache": {"exact": {"enabled": True, "ttlSeconds": 60}}},
             ["spec.useCases[1].cache.exact.enabled", "spec.useCases[1].cache.exact.ttlSeconds"],
         ),
-        ({"redaction": {"profile": "off", "mode": "block"}}, []),  # no-op profile, inert mode
-        ({"redaction": {"profile": "pii"}}, ["spec.useCases[1].redaction.profile"]),
-        ({"promptInjection": {"mode": "off"}}, []),
-        ({"promptInjection": {"mode": "block"}}, ["spec.useCases[1].promptInjection.mode"]),
+        ({"redaction": {"profile": "pii", "mode": "block"}}, []),  # enforced fields
+        ({"promptInjection": {"mode": "block"}}, []),
         ({"audit": {"storePrompts": True}}, ["spec.useCases[1].audit.storePrompts"]),
         ({"qualityTier": "high"}, ["spec.useCases[1].qualityTier"]),
         ({"rateLimits": {"requestsPerMinute": 5}, "tools": []}, []),  # enforced fields
@@ -146,10 +142,9 @@ def test_a_policy_warns_per_setting_that_would_do_something(
     ("spec", "warned"),
     [
         ({"retry": {"attempts": 1, "backoffBaseMs": 5, "retryOn": ["timeout"]}}, []),
-        ({"retry": {"attempts": 4}}, ["spec.retry.attempts"]),
-        ({"retry": {"backoffMaxMs": 50}}, ["spec.retry.backoffMaxMs"]),  # with 2 attempts
+        ({"retry": {"attempts": 4, "backoffMaxMs": 50}}, []),  # enforced: no warning
         ({"fallback": []}, []),
-        ({"circuitBreaker": {"openSeconds": 5}}, ["spec.circuitBreaker.openSeconds"]),
+        ({"circuitBreaker": {"openSeconds": 5}}, []),
         (
             {"intent": {"regions": ["eu"], "family": "gpt"}},
             ["spec.intent.family", "spec.intent.regions"],

@@ -74,16 +74,16 @@ def test_no_op_settings_and_defaults_are_not_warnings_but_defaults_are_noted(
     err = capsys.readouterr().err
     assert "warning:" not in err
     (note,) = [line for line in err.splitlines() if line.startswith("note:")]
-    assert 'AIPolicy spec.useCases[].promptInjection.mode="warn"' in note
-    assert "retry" not in note  # one attempt: the retry defaults do nothing
-    assert "redaction" not in note  # profile off
+    assert "AIPolicy spec.useCases[].audit.retentionDays=30" in note
+    assert "retry" not in note  # retries are enforced: nothing to note
+    assert "redaction" not in note  # enforced
 
 
 @pytest.mark.parametrize("command", ["validate", "compile"])
 def test_fail_on_warning_refuses_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    source = _write(tmp_path / "in.yaml", ROUTE, _policy(promptInjection={"mode": "block"}))
+    source = _write(tmp_path / "in.yaml", ROUTE, _policy(audit={"storePrompts": True}))
     out = tmp_path / "bundle.json"
     assert main([command, str(source), "-o", str(out), "--fail-on-warning"]) == 1
     assert "1 setting(s) not enforced yet" in capsys.readouterr().err

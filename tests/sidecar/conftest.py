@@ -176,6 +176,7 @@ def standard_docs(oai: FakeProvider, claude: FakeProvider) -> list[dict[str, Any
             "slow",
             [backend("primary", "openai", oai.openai_base_url, "gpt-4o-mini", key="openai")],
             timeouts={"connectMs": 1000, "requestMs": 200, "idleMs": 200},
+            retry={"attempts": 1},  # the timeout itself reaches the caller
         ),
     ]
     docs.append(

@@ -14,20 +14,20 @@ async def test_status_lists_settings_not_enforced_yet(
 ) -> None:
     status = await gateway.status()
     assert status["bundle"]["warnings"] == []  # the standard bundle asks for nothing unenforced
-    assert "ModelRoute spec.retry.attempts=2" in status["bundle"]["inactiveDefaults"]
+    assert not any("spec.retry" in d for d in status["bundle"]["inactiveDefaults"])
     *resources, policy = gateway.docs
     policy["spec"]["useCases"][0]["cache"] = {"exact": {"enabled": True}}
     policy["spec"]["useCases"][0]["redaction"] = {"profile": "off", "mode": "hash"}  # no-op
     chat = next(d for d in resources if d["metadata"]["name"] == "chat")
-    chat["spec"]["fallback"] = ["primary"]
+    chat["spec"]["backends"][0]["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
     caplog.set_level(logging.WARNING)
     gateway.write_bundle(bundle_bytes([*resources, policy], revision=2))
     status = await gateway.wait_revision(2)
     assert status["bundle"]["warnings"] == [
         "AIPolicy/app: spec.useCases[0].cache.exact.enabled: true is not enforced yet: "
         "accepted, but it has no effect (see docs/policy-reference.md)",
-        'ModelRoute/chat: spec.fallback: ["primary"] is not enforced yet: '
-        "accepted, but it has no effect (see docs/policy-reference.md)",
+        'ModelRoute/chat: spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is'
+        " not enforced yet: accepted, but it has no effect (see docs/policy-reference.md)",
     ]
     assert not any("redaction" in d for d in status["bundle"]["inactiveDefaults"])
     (logged,) = [r for r in caplog.records if "not enforced yet" in r.getMessage()]

@@ -15,7 +15,7 @@ from aigw_sidecar.adapters.anthropic_translate import (
     openai_request_to_anthropic,
     openai_usage_to_anthropic,
 )
-from aigw_sidecar.errors import UpstreamError
+from aigw_sidecar.errors import UpstreamUnavailable
 from aigw_sidecar.frontends.anthropic_request import (
     anthropic_request_to_openai,
     openai_response_to_anthropic,
@@ -254,7 +254,7 @@ def test_anthropic_stream_to_openai_chunks() -> None:
     assert chunks[6]["choices"] == []
     assert chunks[6]["usage"]["prompt_tokens"] == 7
     assert chunks[6]["usage"]["completion_tokens"] == 9
-    with pytest.raises(UpstreamError):
+    with pytest.raises(UpstreamUnavailable):  # a 529 in the stream: retryable by default
         translate.feed("error", {"type": "error", "error": {"type": "overloaded_error"}})
 
 

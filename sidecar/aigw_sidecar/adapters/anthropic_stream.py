@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aigw_sidecar.errors import UpstreamError
+from aigw_sidecar.errors import UpstreamError, UpstreamUnavailable
 
 from .anthropic_translate import STOP_TO_FINISH, anthropic_usage_to_openai
 
@@ -104,8 +104,8 @@ class AnthropicToOpenAI:
             return [final]
         if kind == "error":
             error = data.get("error") or {}
-            raise UpstreamError(
-                f"the provider failed mid-stream ({error.get('type', 'error')})",
-                code="upstream_stream_error",
-            )
+            kind = str(error.get("type", "error"))[:40]
+            # overloaded_error is a 529 sent in the stream: unavailable (retryable by default)
+            failure = UpstreamUnavailable if kind == "overloaded_error" else UpstreamError
+            raise failure(f"the provider failed mid-stream ({kind})", code="upstream_stream_error")
         return []  # ping, content_block_stop, unknown future events

@@ -83,6 +83,11 @@ class Attempt:
         """1 for the request's first attempt, then 2, 3, ..."""
         return self.record.number
 
+    @property
+    def states(self) -> BackendStates:
+        """The health and state of every (route, backend) (for picking the next one)."""
+        return self._chain.states
+
     def retry(self, backend: RuntimeBackend | None = None) -> Attempt:
         """A new attempt of the same request, on ``backend`` (default: the same one); pass
         it to ``call_next``. It gets its own record, headers and backend state."""
@@ -114,6 +119,14 @@ class AttemptMiddleware:
     async def __call__(self, attempt: Attempt, call_next: CallNext) -> Upstream:
         return await call_next(attempt)
 
+    async def first_backend(
+        self, ctx: RequestContext, route: RuntimeRoute, states: BackendStates
+    ) -> RuntimeBackend:
+        """The backend of a request's first attempt. Override it to choose (health,
+        residency; it may wait or raise); the outermost middleware that does is asked, and
+        with none the plan's weighted pick is used."""
+        raise NotImplementedError  # only called where a subclass overrides it
+
 
 class BackendStates:
     """Per (route, backend) typed state that survives bundle reloads.
@@ -133,6 +146,10 @@ class BackendStates:
         if state is None:
             state = self._states[key] = State()
         return state
+
+    def peek(self, route: str, backend: str) -> State | None:
+        """The state of (route, backend) if it has any (never creates one)."""
+        return self._states.get((route, backend))
 
     def retain(self, config: RuntimeConfig) -> None:
         """Forget the state of backends the new bundle no longer has."""
@@ -154,7 +171,7 @@ def _bind(middleware: AttemptMiddleware, call_next: CallNext) -> CallNext:
 class AttemptChain:
     """The compiled onion: middlewares (sorted by stage) around the terminal."""
 
-    __slots__ = ("_call", "middlewares", "rng", "states")
+    __slots__ = ("_call", "_first", "middlewares", "rng", "states")
 
     def __init__(
         self,
@@ -171,6 +188,14 @@ class AttemptChain:
         for middleware in reversed(self.middlewares):
             call = _bind(middleware, call)
         self._call = call
+        self._first = next(
+            (
+                m
+                for m in self.middlewares
+                if type(m).first_backend is not AttemptMiddleware.first_backend
+            ),
+            None,
+        )
 
     def prepare(self, config: RuntimeConfig) -> None:
         for middleware in self.middlewares:
@@ -203,8 +228,17 @@ class AttemptChain:
         """Call upstream for ``ctx``: the plan's primary pick through the whole chain."""
         route = ctx.route
         assert route is not None, "a route is resolved before the upstream call"
-        first = self.attempt(ctx, route, route.plan.pick(self.rng))
-        upstream = await self._call(first)
+        chooser = self._first
+        if chooser is None:
+            backend = route.plan.pick(self.rng)
+        else:
+            backend = await chooser.first_backend(ctx, route, self.states)
+        first = self.attempt(ctx, route, backend)
+        try:
+            upstream = await self._call(first)
+        finally:
+            made = sum(1 for record in ctx.attempts if record.outcome != "circuit_open")
+            ctx.response_headers["X-AIGW-Attempts"] = str(made)
         ctx.backend = upstream.attempt.backend
         ctx.response_headers["X-AIGW-Backend"] = upstream.attempt.backend.name
         return upstream

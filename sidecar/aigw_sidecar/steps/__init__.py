@@ -13,7 +13,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aigw_sidecar.attempts import AttemptMiddleware
+from aigw_sidecar.attempts import AttemptMiddleware, CircuitBreaker, RetryFallback
 from aigw_sidecar.governance import TokenCounter
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Step
@@ -21,12 +21,16 @@ from aigw_sidecar.settings import SidecarSettings
 
 from .account import Account
 from .govern import Admit, Governance, Limit
+from .inspect import Inspect, InspectAnswer, Inspection
 from .route import ResolveRoute, route_to
 
 __all__ = [
     "Account",
     "Admit",
     "Governance",
+    "Inspect",
+    "InspectAnswer",
+    "Inspection",
     "Limit",
     "Plugin",
     "ResolveRoute",
@@ -52,4 +56,9 @@ class Services:
 
 def default_steps(services: Services) -> Sequence[Plugin]:
     """The standard steps and attempt middlewares (governance is added by the app)."""
-    return [ResolveRoute(), Account(services.metrics, services.counter)]
+    return [
+        ResolveRoute(),
+        Account(services.metrics, services.counter),
+        RetryFallback(services.rng, services.metrics),
+        CircuitBreaker(services.metrics),
+    ]

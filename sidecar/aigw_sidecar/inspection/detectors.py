@@ -1,0 +1,148 @@
+"""The detector interface: what every secret, PII and custom-pattern detector looks like.
+
+A :class:`Detector` has a ``name`` (``github_token``), a ``category`` (``TOKEN``: what a
+placeholder and a ``content_blocked`` message name), a ``confidence`` (0..1, used to pick
+between overlapping findings and reported with them) and a :class:`Hold`: how much of the
+end of a stream it may still be matching, so the stream redactor holds back exactly that
+(see :mod:`.stream`). ``find(text)`` yields the spans of the sensitive part of each match.
+
+:class:`PatternDetector` is the one implementation the catalog uses: a bounded regular
+expression, an optional group that is the sensitive part (``password: <value>`` masks the
+value only) and an optional check (Luhn, mod-97, CRC-32...) that a match must pass.
+
+:func:`select` merges the findings of many detectors into non-overlapping ones: the
+earliest start wins, then the longest, then the most confident.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Detector", "DetectorFailed", "Finding", "Hold", "PatternDetector", "scan", "select"]
+
+
+class DetectorFailed(Exception):
+    """A detector raised: ``name`` says which (the text is never part of the error)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"detector {name} failed")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """How a detector's matches can end a stream's text while still incomplete.
+
+    - ``token``: a match never contains whitespace, so only the trailing run of
+      non-whitespace characters can be an incomplete match;
+    - ``charset`` + ``max_length``: a match consists only of these characters and is at
+      most this long, so only the trailing run of them (within ``max_length``) can be;
+    - neither: any of the last ``max_length`` characters can be (custom patterns).
+
+    A match that reaches the end of the text is always held from its start (it may grow).
+    """
+
+    token: bool = False
+    charset: re.Pattern[str] | None = None
+    """A pattern matching the trailing run, e.g. ``[0-9 -]*\\Z``."""
+    max_length: int = 0
+
+    def start(self, text: str, token_start: int) -> int:
+        """The earliest index of ``text`` an incomplete match may start at."""
+        end = len(text)
+        if self.token:
+            return token_start
+        floor = max(0, end - self.max_length)
+        if self.charset is None:
+            return floor
+        run = self.charset.search(text, floor)
+        return run.start() if run is not None else end
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A sensitive span: ``text[start:end]`` matched ``detector`` (never the value itself)."""
+
+    start: int
+    end: int
+    detector: str
+    category: str
+    confidence: float
+
+
+class Detector(Protocol):
+    """Anything that finds sensitive spans in text."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def hold(self) -> Hold: ...
+    @property
+    def hint(self) -> str:
+        """A substring every match contains ("" when none): text without it is skipped."""
+        ...
+
+    def find(self, text: str) -> Iterable[tuple[int, int]]: ...
+
+
+Check = Callable[[re.Match[str]], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PatternDetector:
+    """A regular expression, the group that is sensitive, and an optional check."""
+
+    name: str
+    category: str
+    confidence: float
+    pattern: re.Pattern[str]
+    hold: Hold
+    group: int | str = 0
+    check: Check | None = None
+    hint: str = ""
+
+    def find(self, text: str) -> Iterator[tuple[int, int]]:
+        if self.hint and self.hint not in text:
+            return
+        check = self.check
+        for match in self.pattern.finditer(text):
+            if check is not None and not check(match):
+                continue
+            start, end = match.span(self.group)
+            if end > start:
+                yield start, end
+
+
+def scan(detectors: Sequence[Detector], text: str) -> list[Finding]:
+    """Every detector's findings in ``text``, unmerged."""
+    found: list[Finding] = []
+    for detector in detectors:
+        hint = detector.hint
+        if hint and hint not in text:
+            continue
+        try:
+            spans = list(detector.find(text))
+        except Exception as exc:
+            raise DetectorFailed(detector.name) from exc
+        for start, end in spans:
+            found.append(Finding(start, end, detector.name, detector.category, detector.confidence))
+    return found
+
+
+def select(findings: Iterable[Finding]) -> list[Finding]:
+    """Non-overlapping findings in text order: earliest, then longest, then most confident."""
+    ordered = sorted(findings, key=lambda f: (f.start, f.start - f.end, -f.confidence))
+    chosen: list[Finding] = []
+    last_end = -1
+    for finding in ordered:
+        if finding.start >= last_end:
+            chosen.append(finding)
+            last_end = finding.end
+    return chosen

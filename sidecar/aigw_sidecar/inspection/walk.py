@@ -1,0 +1,144 @@
+"""Where the text is in a canonical (OpenAI-shaped) request and answer.
+
+Ingress inspection must see every text the model will see, whichever caller API it came
+from (the front ends turn Anthropic ``system`` blocks into a system message,
+``tool_result`` blocks into ``role: tool`` messages and ``tool_use`` into ``tool_calls``):
+system and developer messages, user turns, assistant history (its text and the arguments
+of its tool calls, new and legacy ``function_call``), and tool results. Content is a string
+or a list of parts; every part's ``text`` is seen. Tool-call arguments are JSON: their
+string values are rewritten one by one (so a placeholder never breaks the JSON), and raw
+text is rewritten when they do not parse.
+
+A ``Rewrite`` gets ``(text, source)`` and returns the new text, or None to keep it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["Rewrite", "answer_tool_names", "rewrite_answer", "rewrite_request"]
+
+Json = dict[str, Any]
+Rewrite = Callable[[str, str], "str | None"]
+
+_SOURCES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
+
+
+def _content(holder: Json, key: str, source: str, rewrite: Rewrite) -> None:
+    value = holder.get(key)
+    if isinstance(value, str):
+        if value and (new := rewrite(value, source)) is not None:
+            holder[key] = new
+        return
+    if isinstance(value, list):
+        for part in value:
+            if isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str) and text and (new := rewrite(text, source)) is not None:
+                    part["text"] = new
+
+
+def _strings(value: Any, rewrite: Rewrite, source: str) -> tuple[Any, bool]:
+    """``value`` (parsed JSON) with its strings rewritten, and whether any changed."""
+    stack: list[Any] = [value]
+    changed = False
+    if isinstance(value, str):
+        new = rewrite(value, source)
+        return (new, True) if new is not None else (value, False)
+    while stack:
+        node = stack.pop()
+        items: Iterator[tuple[Any, Any]]
+        if isinstance(node, dict):
+            items = iter(list(node.items()))
+        elif isinstance(node, list):
+            items = iter(list(enumerate(node)))
+        else:
+            continue
+        for key, child in items:
+            if isinstance(child, str):
+                if child and (new := rewrite(child, source)) is not None:
+                    node[key] = new
+                    changed = True
+            elif isinstance(child, dict | list):
+                stack.append(child)
+    return value, changed
+
+
+def _arguments(function: Any, source: str, rewrite: Rewrite) -> None:
+    if not isinstance(function, dict):
+        return
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str) or not arguments:
+        return
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        if (new := rewrite(arguments, source)) is not None:
+            function["arguments"] = new
+        return
+    value, changed = _strings(parsed, rewrite, source)
+    if changed:
+        function["arguments"] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _calls(message: Json, rewrite: Rewrite) -> None:
+    for call in message.get("tool_calls") or ():
+        if isinstance(call, dict):
+            _arguments(call.get("function"), "tool_arguments", rewrite)
+    _arguments(message.get("function_call"), "tool_arguments", rewrite)
+
+
+def rewrite_request(body: Json, rewrite: Rewrite) -> None:
+    """Every model-visible text of a canonical chat request through ``rewrite``, in place."""
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            continue
+        source = _SOURCES.get(str(message.get("role")), "user")
+        _content(message, "content", source, rewrite)
+        if source == "assistant":
+            _calls(message, rewrite)
+
+
+def rewrite_answer(response: Json, rewrite: Rewrite) -> Json:
+    """A copy of a canonical chat completion with its texts through ``rewrite`` (the
+    original is left alone: a cache may hold it)."""
+    choices = response.get("choices")
+    if not isinstance(choices, list):
+        return response
+    out_choices = []
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            out_choices.append(choice)
+            continue
+        copy = json.loads(json.dumps(message))
+        _content(copy, "content", "content", rewrite)
+        _calls(copy, rewrite)
+        out_choices.append({**choice, "message": copy})
+    return {**response, "choices": out_choices}
+
+
+def answer_tool_names(response: Json) -> list[str]:
+    """The tools a complete answer calls (``tool_calls`` and legacy ``function_call``)."""
+    names: list[str] = []
+    for choice in response.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                names.append(str(function.get("name", "")))
+        legacy = message.get("function_call")
+        if isinstance(legacy, dict):
+            names.append(str(legacy.get("name", "")))
+    return names
