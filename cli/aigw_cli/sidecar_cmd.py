@@ -151,6 +151,19 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return os.environ.get(_ENV[name]) or None
 
 
+def _redis_tls(args: argparse.Namespace) -> dict[str, object]:
+    """The ``rediss://`` settings given by flags or environment."""
+    found: dict[str, object] = {}
+    server_name = _pick(args, "redis_tls_server_name")
+    if server_name is not None:
+        found["redis_tls_server_name"] = server_name
+    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+        value = _pick(args, name)
+        if value is not None:
+            found[name + "_file"] = Path(value)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per setting
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
@@ -192,14 +205,11 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
-    for name in ("redis_url", "tokenizer", "injection_classifier", "redis_tls_server_name"):
+    for name in ("redis_url", "tokenizer", "injection_classifier"):
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
-    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
-        value = _pick(args, name)
-        if value is not None:
-            overrides[name + "_file"] = Path(value)
+    overrides.update(_redis_tls(args))
     key_file = _pick(args, "redaction_key_file")
     if key_file is not None:
         try:
