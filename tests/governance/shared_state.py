@@ -228,6 +228,7 @@ _CLUSTER_ARGS = (
     "--cluster-config-file", "nodes.conf",
     "--cluster-node-timeout", "1000",
     "--cluster-replica-validity-factor", "0",
+    "--repl-diskless-sync-delay", "0",
 )  # fmt: skip
 
 
@@ -274,9 +275,26 @@ class Cluster:
                 finally:
                     client.close()
             if all(states) and len(self.masters()) * (1 + self.replicas) >= len(states):
-                return
+                if self._replicas_in_sync():
+                    return
             time.sleep(0.1)
         pytest.fail("the cluster did not reach cluster_state:ok")
+
+    def _replicas_in_sync(self) -> bool:
+        """Every running replica has finished its sync with its master."""
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            client = node.client()
+            try:
+                info = client.info("replication")
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+        return True
 
     def masters(self) -> list[RedisServer]:
         """The running nodes that are masters now."""

@@ -117,9 +117,10 @@ class RedisStore:
         unreachable Redis is noticed within it; ``tls`` applies to ``rediss`` schemes."""
         client: RespClient | ClusterClient
         if url.startswith(("redis+cluster://", "rediss+cluster://")):
-            client = ClusterClient(url, timeout=timeout, tls=tls)
-        else:
-            client = RespClient(url, timeout=timeout, tls=tls)
+            # The cluster client backs off per node: one dead shard is not every tenant's.
+            cluster = ClusterClient(url, timeout=timeout, tls=tls, retry_interval=retry_interval)
+            return cls(cluster, retry_interval=0.0, timeout=timeout)
+        client = RespClient(url, timeout=timeout, tls=tls)
         return cls(client, retry_interval=retry_interval, timeout=timeout)
 
     @property
@@ -149,13 +150,14 @@ class RedisStore:
             raise self._unavailable(exc, sent=True) from exc
         return result
 
-    async def _deadline_ms(self) -> int:
-        """The give-up deadline of a reservation sent now, on the server's clock."""
+    async def _deadline_ms(self, key: str) -> int:
+        """The give-up deadline of a reservation sent now, on the server's clock (measured
+        on the node that owns ``key``: in a cluster, the one that runs the script)."""
         mono = time.monotonic()
         if mono - self._offset_at >= _OFFSET_EVERY:
             before = time.time()
             try:
-                reply = await self._command("TIME")
+                reply = await self._command("TIME", key=key)
             except self._failures as exc:
                 raise self._unavailable(exc, sent=False) from exc
             after = time.time()
@@ -171,7 +173,8 @@ class RedisStore:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
         prefix = f"aigw:{{{tag}}}:"
         zkey, zname = zset_of(tag, counters)
-        args = [repr(now), str(await self._deadline_ms()), request_id, repr(until), zname]
+        deadline = await self._deadline_ms(hash_key(tag))
+        args = [repr(now), str(deadline), request_id, repr(until), zname]
         for c in counters:
             args += [
                 c.kind.value,

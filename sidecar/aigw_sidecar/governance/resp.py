@@ -206,11 +206,14 @@ class RespClient:
         self._ssl = self.tls.context() if self.tls is not None else None
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
+        self._closed = False
 
     async def _connection(self) -> _Protocol:
         protocol = self._protocol
         if protocol is not None and not protocol.closed:
             return protocol
+        if self._closed:  # a late task must not open a connection nobody will close
+            raise ConnectionError("the redis client is closed")
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
@@ -271,6 +274,7 @@ class RespClient:
         return await self._send(await self._connection(), first, args)
 
     async def aclose(self) -> None:
+        self._closed = True
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.closed = True

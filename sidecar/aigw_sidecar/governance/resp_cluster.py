@@ -13,7 +13,9 @@ once and refreshed in full in the background) and ``ASK`` (a slot migrating: ``A
 and the command go to the target node back to back, the map unchanged). A node that cannot
 be reached, or ``CLUSTERDOWN``/``TRYAGAIN``, fails the command (the policy's fail mode
 applies) and marks the map stale, so the next command asks the cluster again: after a
-failover the promoted replica is found without a restart.
+failover the promoted replica is found without a restart. A node that failed is skipped
+for ``retry_interval`` seconds (its commands fail at once, without network I/O) while the
+other nodes' tenants are served as usual: an outage of one shard is one shard's.
 
 URLs: ``redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster://``
 with TLS); every node is reached with the same credentials and TLS settings.
@@ -51,7 +53,14 @@ def key_slot(key: str | bytes) -> int:
 class ClusterClient:
     """Commands routed by key across the nodes of one Redis Cluster."""
 
-    def __init__(self, url: str, *, timeout: float = 0.5, tls: TlsSettings | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.5,
+        tls: TlsSettings | None = None,
+        retry_interval: float = 0.5,
+    ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("redis+cluster", "rediss+cluster"):
             raise ValueError("a cluster URL is redis+cluster:// or rediss+cluster://")
@@ -72,6 +81,9 @@ class ClusterClient:
         self._stale = True
         self._refreshed = -_REFRESH_EVERY
         self._refreshing: asyncio.Task[None] | None = None
+        self._retry_interval = retry_interval
+        self._down: dict[tuple[str, int], float] = {}
+        """Node -> monotonic time until which it is not tried again."""
 
     @staticmethod
     def _address(part: str) -> tuple[str, int]:
@@ -132,6 +144,8 @@ class ClusterClient:
             address = self._owner[key_slot(key)] or self._seeds[0]
         asking = False
         for _ in range(_MAX_REDIRECTS + 1):
+            if time.monotonic() < self._down.get(address, 0.0):
+                raise ConnectionError(f"redis node {address[0]}:{address[1]} is down (retrying)")
             client = self.node(address)
             try:
                 if asking:
@@ -151,6 +165,7 @@ class ClusterClient:
                     self._owner[int(slot)] = address
                     self._mark_stale()
             except (ConnectionError, OSError):
+                self._down[address] = time.monotonic() + self._retry_interval
                 self._mark_stale()
                 raise
         raise ConnectionError("too many cluster redirections")
