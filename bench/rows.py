@@ -116,19 +116,20 @@ STEPS: Mapping[str, Step] = {
             "redaction",
             "redaction in and out",
             ("redaction",),
-            use_case={"redaction": {"profile": "pii", "mode": "mask"}},
+            use_case={"redaction": {"profile": "strict", "mode": "mask"}},
+            landed=True,
         ),
         Step(
             "injection",
             "prompt-injection checks",
             ("promptInjection",),
             use_case={"promptInjection": {"mode": "block"}},
+            landed=True,
         ),
         Step(
             "audit",
             "audit records to a file",
             ("audit",),
-            use_case={"audit": {"storePrompts": False, "retentionDays": 90}},
             flags=(Flag(("--audit-file", "--audit-path", "--audit-log"), "audit"),),
         ),
         Step(

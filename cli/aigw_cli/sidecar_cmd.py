@@ -13,6 +13,10 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aigw_sidecar.settings import AuditConfig
 
 __all__ = ["ENVIRONMENT", "NOT_WIRED_YET", "add_arguments", "run"]
 
@@ -40,6 +44,13 @@ _ENV = {
     "body_timeout": "AIGW_BODY_TIMEOUT_S",
     "send_timeout": "AIGW_SEND_TIMEOUT_S",
     "status_from_network": "AIGW_STATUS_FROM_NETWORK",
+    "audit_file": "AIGW_AUDIT_FILE",
+    "audit_stdout": "AIGW_AUDIT_STDOUT",
+    "audit_otlp_endpoint": "AIGW_AUDIT_OTLP_ENDPOINT",
+    "audit_file_max_bytes": "AIGW_AUDIT_FILE_MAX_BYTES",
+    "audit_file_keep": "AIGW_AUDIT_FILE_KEEP",
+    "audit_queue_size": "AIGW_AUDIT_QUEUE_SIZE",
+    "audit_key_file": "AIGW_AUDIT_KEY_FILE",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -142,6 +153,84 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="optional prompt-injection classifier as module:factory, imported only when "
         f"given (env {_ENV['injection_classifier']})",
     )
+    _audit_arguments(parser)
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("audit records (docs/audit.md; no sink: no records)")
+    group.add_argument(
+        "--audit-file",
+        type=Path,
+        help=f"JSON-lines audit file, rotated by size (env {_ENV['audit_file']})",
+    )
+    group.add_argument(
+        "--audit-stdout",
+        action="store_const",
+        const="true",
+        help=f"also write audit records to standard output (env {_ENV['audit_stdout']}=true)",
+    )
+    group.add_argument(
+        "--audit-otlp-endpoint",
+        help=f"also send audit records as OTLP logs to this OTLP/HTTP base URL, e.g. "
+        f"http://collector:4318 (env {_ENV['audit_otlp_endpoint']})",
+    )
+    group.add_argument(
+        "--audit-file-max-bytes",
+        type=int,
+        help=f"rotate the audit file at this size (env {_ENV['audit_file_max_bytes']}; "
+        f"default 64 MiB)",
+    )
+    group.add_argument(
+        "--audit-file-keep",
+        type=int,
+        help=f"rotated audit files kept at most (env {_ENV['audit_file_keep']}; default 8)",
+    )
+    group.add_argument(
+        "--audit-queue-size",
+        type=int,
+        help=f"audit records waiting for the writer at most (env {_ENV['audit_queue_size']}; "
+        f"default 10000)",
+    )
+    group.add_argument(
+        "--audit-key-file",
+        type=Path,
+        help=f"key of the user-id hash in audit records (env {_ENV['audit_key_file']}; "
+        f"default: a random key per process)",
+    )
+
+
+def _audit_config(args: argparse.Namespace) -> AuditConfig:
+    """The audit settings of the flags and environment (``ValueError`` for a bad one)."""
+    from aigw_sidecar.settings import AuditConfig  # noqa: PLC0415
+
+    values: dict[str, object] = {}
+    if (file := _pick(args, "audit_file")) is not None:
+        values["file"] = Path(file)
+    if (stdout := _pick(args, "audit_stdout")) is not None:
+        values["stdout"] = stdout.lower() in ("1", "true", "yes")
+    if (endpoint := _pick(args, "audit_otlp_endpoint")) is not None:
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError("audit-otlp-endpoint must be an http:// or https:// URL")
+        values["otlp_endpoint"] = endpoint
+    for name, field in (
+        ("audit_file_max_bytes", "file_max_bytes"),
+        ("audit_file_keep", "file_keep"),
+        ("audit_queue_size", "queue_size"),
+    ):
+        if (raw := _pick(args, name)) is not None:
+            number = int(raw)
+            if number < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer")
+            values[field] = number
+    if (key_file := _pick(args, "audit_key_file")) is not None:
+        try:
+            key = Path(key_file).read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read the audit key file: {exc.strerror}") from None
+        if len(key) < 16:
+            raise ValueError("the audit key file must hold at least 16 bytes")
+        values["hash_key"] = key
+    return AuditConfig(**values)  # type: ignore[arg-type]
 
 
 def _pick(args: argparse.Namespace, name: str) -> str | None:
@@ -192,6 +281,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
                 if field.endswith("_s") and not 0 < number < math.inf:
                     raise ValueError(f"{name.replace('_', '-')} must be a positive number")
                 overrides[field] = number
+        overrides["audit"] = _audit_config(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from .errors import (
 from .loader import SourceDocument, load_paths, parse_documents
 from .policy import (
     AIPolicySpec,
+    AuditQueueFull,
     Budget,
     BudgetPeriod,
     DataClassification,
@@ -47,6 +48,7 @@ __all__ = [
     "VERSION",
     "AIPolicy",
     "AIPolicySpec",
+    "AuditQueueFull",
     "Backend",
     "Budget",
     "BudgetPeriod",

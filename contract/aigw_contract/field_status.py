@@ -98,8 +98,9 @@ FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
         "spec.useCases[].redaction.customPatterns[].category": Enforced("aigw_sidecar.inspection.plan", "tests/sidecar/test_inspection_ingress.py::test_custom_patterns_and_profile_off"),
         "spec.useCases[].redaction.restoreInAnswer": Enforced("aigw_sidecar.steps.inspect", "tests/sidecar/test_inspection_egress.py::test_restore_in_answer_gives_the_caller_its_own_values_back"),
         "spec.useCases[].promptInjection.mode": Enforced("aigw_sidecar.inspection.injection", "tests/sidecar/test_inspection_ingress.py::test_prompt_injection_blocked_in_user_and_retrieved_content"),
-        "spec.useCases[].audit.storePrompts": NotEnforced(noop=(False,), note="audit records"),
+        "spec.useCases[].audit.storePrompts": Enforced("aigw_sidecar.audit.record", "tests/sidecar/test_audit_records.py::test_prompts_only_with_store_prompts_after_redaction_and_never_a_secret"),
         "spec.useCases[].audit.retentionDays": NotEnforced(note="audit records"),
+        "spec.useCases[].audit.onQueueFull": NotEnforced(note="audit records"),
         "spec.failMode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_state_faults.py::test_readonly_during_a_failover_follows_the_fail_mode"),
     },
     "ModelRoute": {

@@ -19,6 +19,7 @@ from .patterns import MAX_PATTERN_CHARS, check_pattern
 
 __all__ = [
     "AIPolicySpec",
+    "AuditQueueFull",
     "AuditSettings",
     "Budget",
     "BudgetPeriod",
@@ -300,13 +301,24 @@ class PromptInjection(Model):
     """off, warn or block."""
 
 
+class AuditQueueFull(StrEnum):
+    """What a sidecar does with a record when its audit queue is full."""
+
+    BACKPRESSURE = "backpressure"
+    """The call waits for room in the queue before it ends: no record is lost."""
+    DROP = "drop"
+    """The record is dropped and counted (metric, and ``dropped`` in the next record)."""
+
+
 class AuditSettings(Model):
     """What the audit record keeps."""
 
     store_prompts: bool = False
     """Whether prompts and answers (after redaction) are stored in audit records."""
     retention_days: int = Field(default=30, ge=1, le=3650)
-    """How long audit records are kept."""
+    """Days audit records are kept: carried in each record, applied to the sidecar's files."""
+    on_queue_full: AuditQueueFull = AuditQueueFull.BACKPRESSURE
+    """Audit queue full: backpressure (the call waits, none lost) or drop (dropped, counted)."""
 
 
 class UseCase(Model):

@@ -23,9 +23,11 @@ from aiohttp import web
 from . import handlers
 from .admin import add_admin_routes
 from .app_keys import (
+    AUDIT,
     BACKEND_STATES,
     DRAINING,
     GOVERN,
+    HEAP,
     IN_FLIGHT,
     METRICS,
     PIPELINE,
@@ -37,14 +39,16 @@ from .app_keys import (
     RequestIds,
 )
 from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
+from .audit import open_audit
 from .bundle_store import BundleStore
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
-from .steps import Plugin, Services, default_steps
+from .steps import Plugin, Services, audit_steps, default_steps
 from .steps.govern import Governance, build_governance
 from .steps.inspect import Inspect, InspectAnswer, Inspection
 
@@ -62,9 +66,12 @@ def build_pipeline(
 ) -> Pipeline:
     """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
     and inspection added when the factory did not include them (a plug-in factory cannot
-    leave a policy's redaction out by accident; it may bring its own ``Inspection``)."""
+    leave a policy's redaction out by accident; it may bring its own ``Inspection``), and
+    so are the audit steps when the sidecar has an audit log."""
     steps: list[Step] = [p for p in plugins if isinstance(p, Step)]
     middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
+    if not any(s.name == "audit" for s in steps):
+        steps += [p for p in audit_steps(services) if isinstance(p, Step)]
     for step in governance.steps:
         if step not in steps:
             steps.append(step)
@@ -101,7 +108,7 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         )
         governance = app[GOVERN]
         counter = governance.governor.counter
-        services = Services(settings, app[METRICS], app[RNG], counter)
+        services = Services(settings, app[METRICS], app[RNG], counter, app.get(AUDIT))
         call = HttpCall(session, app[METRICS], counter)
         app[PIPELINE] = build_pipeline(
             steps(services), governance, services, call, app[BACKEND_STATES]
@@ -111,6 +118,17 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         await app[GOVERN].drain()
 
     return ctx
+
+
+async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The audit log outlives everything else: closed (queue written, chain ended, file
+    fsynced) only after the drain ended every call and the pipeline is gone."""
+    log = app.get(AUDIT)
+    if log is not None:
+        log.start()
+    yield
+    if log is not None:
+        await log.close()
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -144,6 +162,11 @@ def create_apps(
     api[RNG] = rng
     api[REQUEST_IDS] = RequestIds()
     api[IN_FLIGHT] = InFlight()
+    api[HEAP] = HeapTrimmer()
+    audit = open_audit(settings, metrics.registry)
+    if audit is not None:
+        api[AUDIT] = audit
+    api.cleanup_ctx.append(_audit_ctx)  # first in, last out
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)

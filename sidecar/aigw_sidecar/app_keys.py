@@ -11,20 +11,25 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from .attempts import BackendStates
+from .audit import AuditLog
 from .bundle_store import BundleStore
 from .context import RequestContext
 from .drain import InFlight
+from .memory import HeapTrimmer
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
 from .steps.govern import Governance
 
 __all__ = [
+    "AUDIT",
     "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
     "GOVERN",
+    "HEAP",
     "IN_FLIGHT",
+    "LARGE_BODY",
     "METRICS",
     "PIPELINE",
     "REQUEST_ID",
@@ -80,6 +85,11 @@ DRAINING = web.AppKey("aigw_draining", Draining)
 GOVERN = web.AppKey("aigw_govern", Governance)
 REQUEST_IDS = web.AppKey("aigw_request_ids", RequestIds)
 IN_FLIGHT = web.AppKey("aigw_in_flight", InFlight)
+HEAP = web.AppKey("aigw_heap", HeapTrimmer)
+LARGE_BODY = web.RequestKey("aigw_large_body", bool)
+"""Set on a request whose body counted as large for :data:`HEAP` (see ``memory.py``)."""
+AUDIT = web.AppKey("aigw_audit", AuditLog)
+"""The audit log, present only when a sink is configured."""
 BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
 """Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
 ``/aigw/status``."""

@@ -18,9 +18,10 @@ import asyncio
 
 from aiohttp import web
 
-from .app_keys import SETTINGS
+from .app_keys import HEAP, LARGE_BODY, SETTINGS
 from .context import Json
 from .errors import BodyTimeout, BodyTooLarge, InvalidRequest
+from .memory import LARGE_BODY_BYTES
 from .validate import parse_json_object
 
 __all__ = ["read_json_body"]
@@ -33,6 +34,24 @@ class _BrokenBody(InvalidRequest):
     close_connection = True
 
 
+async def _read(request: web.Request, limit: int) -> bytes:
+    """The body, read here rather than with ``request.read()``: aiohttp would keep a copy on
+    the request, which an idle keep-alive connection keeps reachable until its next request
+    (a maximum-size body per idle connection)."""
+    chunks: list[bytes] = []
+    size = 0
+    content = request.content
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the request body is larger than {limit} bytes")
+        if size >= LARGE_BODY_BYTES and LARGE_BODY not in request:
+            request[LARGE_BODY] = True  # the middleware trims the heap after it ends
+            request.app[HEAP].enter()
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def read_json_body(request: web.Request) -> Json:
     """The request's body as a JSON object, or a typed 4xx."""
     settings = request.app[SETTINGS]
@@ -42,9 +61,7 @@ async def read_json_body(request: web.Request) -> Json:
         raise BodyTooLarge(f"the request body is larger than {limit} bytes")
     try:
         async with asyncio.timeout(settings.body_timeout_s):
-            raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BodyTooLarge(f"the request body is larger than {limit} bytes") from None
+            raw = await _read(request, limit)
     except TimeoutError:
         raise BodyTimeout(
             f"the request body did not arrive within {settings.body_timeout_s:g} s"

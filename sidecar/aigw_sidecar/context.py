@@ -102,6 +102,7 @@ class RequestContext:
         "decisions",
         "error",
         "error_type",
+        "first_token_at",
         "headers",
         "include_usage",
         "operation",
@@ -119,7 +120,7 @@ class RequestContext:
         "usage",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one statement per field
         self,
         *,
         request_id: str,
@@ -161,6 +162,8 @@ class RequestContext:
         self.answered_by: str | None = None
         """The name of the step that answered without calling upstream (cache hit,
         idempotent replay), or None."""
+        self.first_token_at: float | None = None
+        """Streams: event-loop time the first chunk was ready for the caller (TTFT)."""
         self.output: OutputCounter | None = None
         """A stream's output as it came from the provider (set by the upstream call)."""
         self.usage: Usage | None = None

@@ -126,9 +126,10 @@ async def _stream(
     chunks = pipeline.stream(ctx)
     async with _closing(chunks):
         first = await anext(chunks, None)
+        ctx.first_token_at = asyncio.get_running_loop().time()
         if ctx.route is not None:
             request.app[METRICS].time_to_first_token.labels(ctx.route.name).observe(
-                asyncio.get_running_loop().time() - ctx.started
+                ctx.first_token_at - ctx.started
             )
         response = web.StreamResponse(headers=_base_headers(ctx))
         response.content_type = "text/event-stream"

@@ -17,9 +17,14 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from aigw_contract import AuditQueueFull
+
 from .app_keys import (
+    AUDIT,
     CONTEXT,
+    HEAP,
     IN_FLIGHT,
+    LARGE_BODY,
     METRICS,
     REQUEST_ID,
     REQUEST_IDS,
@@ -27,6 +32,7 @@ from .app_keys import (
     STORE,
     correlation_id,
 )
+from .audit import bare_record
 from .drain import shutting_down
 from .errors import (
     BodyTooLarge,
@@ -120,6 +126,42 @@ def _record(metrics: Metrics, request: web.Request, status: int, error: str, beg
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
+async def _audit_bare(request: web.Request, status: int, error_type: str, began: float) -> None:
+    """The record of a call that never reached the pipeline (no bundle yet, unknown
+    endpoint); the pipeline's audit step records every other one."""
+    audit = request.app.get(AUDIT)
+    if audit is None or request.method != "POST" or CONTEXT in request:
+        return
+    record = bare_record(
+        request[REQUEST_ID],
+        request.path,
+        status,
+        error_type,
+        asyncio.get_running_loop().time() - began,
+        request.headers,
+        audit.pod,
+    )
+    waiting = audit.offer(record, AuditQueueFull.BACKPRESSURE)
+    if waiting is not None:
+        await waiting
+
+
+async def _finish(request: web.Request, status: int, error_type: str, began: float) -> None:
+    try:
+        await _audit_bare(request, status, error_type, began)
+    finally:
+        _release(request)
+
+
+def _release(request: web.Request) -> None:
+    """The call is over: let its body and context go now (an idle keep-alive connection
+    keeps its last request reachable until the next one arrives), and give a large body's
+    memory back to the system (:mod:`.memory`)."""
+    request.pop(CONTEXT, None)
+    if request.pop(LARGE_BODY, False):
+        request.app[HEAP].leave()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
@@ -176,3 +218,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
+        await _finish(request, status, error_type, began)

@@ -9,9 +9,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_SECRETS_DIR", "SidecarSettings", "parse_downward_labels"]
+__all__ = ["DEFAULT_SECRETS_DIR", "AuditConfig", "SidecarSettings", "parse_downward_labels"]
 
 DEFAULT_SECRETS_DIR = Path("/var/run/aigw/secrets")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Where audit records go (``docs/audit.md``). No sink: no records are written."""
+
+    file: Path | None = None
+    """A JSON-lines file, rotated by size (in a pod: the emptyDir the injector mounts)."""
+    stdout: bool = False
+    """Also write each record as a line on standard output (logs go to standard error)."""
+    otlp_endpoint: str | None = None
+    """Also send records as OTLP logs to this OTLP/HTTP base URL (``http://host:4318``)."""
+    file_max_bytes: int = 64 * 1024 * 1024
+    """Rotate the file once it would grow past this size."""
+    file_keep: int = 8
+    """Rotated files kept at most (older ones are removed, and counted, before retention)."""
+    queue_size: int = 10_000
+    """Records waiting for the writer at most; full: each use case's ``onQueueFull``."""
+    hash_key: bytes | None = field(default=None, repr=False)
+    """Key of the user-id hash (HMAC-SHA256). None: a random key for this process."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.file is not None or self.stdout or self.otlp_endpoint is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +117,8 @@ class SidecarSettings:
     injection_classifier: str | None = None
     """``module:factory`` of an optional prompt-injection classifier (imported only when
     set); ``factory()`` returns an object with ``name``, ``threshold`` and ``score(text)``."""
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    """Audit record sinks (none: no records)."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

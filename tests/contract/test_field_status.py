@@ -127,7 +127,7 @@ def test_a_minimal_resource_warns_about_nothing_but_states_its_inactive_defaults
         ),
         ({"redaction": {"profile": "pii", "mode": "block"}}, []),  # enforced fields
         ({"promptInjection": {"mode": "block"}}, []),
-        ({"audit": {"storePrompts": True}}, ["spec.useCases[1].audit.storePrompts"]),
+        ({"audit": {"storePrompts": True}}, []),  # enforced
         ({"qualityTier": "high"}, ["spec.useCases[1].qualityTier"]),
         ({"rateLimits": {"requestsPerMinute": 5}, "tools": []}, []),  # enforced fields
     ],

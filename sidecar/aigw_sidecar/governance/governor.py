@@ -128,11 +128,14 @@ class Governor:
         body: Mapping[str, Any],
         route: str,
         claims: Claims = _NO_CLAIMS,
+        prompt_tokens: int | None = None,
     ) -> Admission:
         """Identify, authorize and constrain; raise :class:`Denied` when enforced checks fail.
 
         ``claims`` are the request's own statements (tenant, use case, classification,
-        limits), already parsed and bounded by the sidecar's edge.
+        limits), already parsed and bounded by the sidecar's edge. ``prompt_tokens``: the
+        prompt estimate when it is already known (``aigw replay`` re-evaluating a recorded
+        call whose prompt was not stored); None: estimated from ``body``.
         """
         policy = view.index.policy
         mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
@@ -156,7 +159,9 @@ class Governor:
         constraints = constrain(
             identity.use_case,
             mode,
-            prompt_tokens=count_prompt(body, self.counter),
+            prompt_tokens=count_prompt(body, self.counter)
+            if prompt_tokens is None
+            else prompt_tokens,
             requested_output=requested_max_tokens(body),
             prices=prices,
             default_max_output=self.settings.default_max_output_tokens if chat else 0,

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - a rule's pattern reads best unbroken
 """Prompt-injection checks: phrase rules over normalised views, and an optional classifier.
 
 Rule-based by default (a sidecar cannot carry a large model): each :class:`Rule` is a
@@ -90,11 +91,11 @@ def _r(category: str, name: str, keywords: str, pattern: str) -> Rule:
 
 _OVERRIDE_VERB = (
     r"(?:ignore|ignoring|disregard|forget|bypass|override|overrule|skip|discard|abandon|drop"
-    r"|neglect|do not follow|don'?t follow|stop following|cancel|erase|delete|clear)"
+    r"|neglect|do not follow|don'?t follow|stop following|cancel|erase)"
 )
 _PRIOR = (
     r"(?:all|any|every|each|the|your|these|those|previous|prior|above|earlier|preceding"
-    r"|foregoing|initial|original|existing|current|old|system|developer|default|safety|given)"
+    r"|foregoing|initial|original|existing|current|system|developer|given)"
 )
 _INSTRUCTIONS = (
     r"(?:instructions?|prompts?|rules?|directives?|guidelines?|guardrails?|constraints?"
@@ -110,9 +111,13 @@ _REVEAL = (
 RULES: tuple[Rule, ...] = (
     _r("instruction_override", "ignore_previous_instructions",
        "ignor disregard forget bypass overr overrule skip discard abandon drop neglect follow "
-       "cancel erase delete clear",
+       "cancel erase",
        rf"\b{_OVERRIDE_VERB}\b(?: (?!my\b|our\b)[\w'-]+){{0,4}}? (?:{_PRIOR} )(?:[\w'-]+ ){{0,3}}?"
        rf"{_INSTRUCTIONS}\b"),
+    _r("instruction_override", "forget_what_you_were_told",
+       "forget disregard ignore",
+       r"\b(?:forget|disregard|ignore) (?:everything|all|anything|whatever) (?:that )?(?:you were|"
+       r"you've been|you have been|you were ever|you're) (?:told|given|taught|instructed)"),
     _r("instruction_override", "instructions_void",
        "instruction rules prompt",
        r"\b(?:previous|prior|above|earlier|original|old|system) (?:instructions|rules|prompt)s? "
@@ -134,53 +139,66 @@ RULES: tuple[Rule, ...] = (
        r"\b(?:instead|only) (?:follow|obey|listen to) (?:my|these|the following|this)"
        r"(?: new)? (?:instructions?|commands?|orders?|rules?)\b"),
     _r("roleplay_jailbreak", "dan",
-       "dan anything now",
+       "dan stan anything now",
        r"\bdo anything now\b|\byou are (?:now )?(?:dan|stan|dude|aim|mongo tom)\b|\bdan mode\b|"
-       r"\b(?:act|pretend|behave) (?:as|like|to be) (?:dan|stan|aim)\b"),
+       r"\b(?:act|pretend|behave) (?:as|like|to be) (?:dan|stan|aim)\b|"
+       r"\bin character as (?:dan|stan|dude)\b"),
     _r("roleplay_jailbreak", "unrestricted_persona",
-       "unrestricted unfiltered uncensored jailbr without restrictions limit filter rules "
-       "ethic moral guidelines",
+       "unrestricted unfiltered uncensored unaligned unlimited jailbr evil rogue without "
+       "restrictions limit filter rules ethic moral guidelines boundar censor",
        r"\b(?:you are|you're|act as|acting as|pretend (?:to be|you are)|roleplay as|role-play as"
        r"|play the role of|simulate|become|behave as|respond as|answer as|imagine you are)"
        r"(?: [\w'-]+){0,6}? (?:(?:an? )?(?:unrestricted|unfiltered|uncensored|unaligned"
        r"|jailbroken|unlimited|evil|rogue) |(?:[\w'-]+ ){0,3}(?:with(?:out)?|has no|having no"
-       r"|free of|free from) (?:any |all |your )?(?:restrictions|limits|limitations|filters|rules"
+       r"|free of|free from) (?:any |all |your |no )?(?:restrictions|limits|limitations|filters|rules"
        r"|guidelines|ethics|morals|censorship|boundaries|safety))"),
     _r("roleplay_jailbreak", "mode_switch",
        "mode",
        r"\b(?:developer|dev|jailbreak|jailbroken|god|sudo|unrestricted|unfiltered|debug|admin"
-       r"|maintenance) mode (?:is )?(?:on|enabled|activated|engaged|unlocked)\b|"
+       r"|maintenance) mode (?:is )?(?:now )?(?:on(?=\s*(?:[.!:;,]|$))|enabled|activated|engaged"
+       r"|unlocked)\b|"
        r"\b(?:enable|activate|enter|switch to|turn on|unlock) (?:the )?(?:developer|dev|jailbreak"
-       r"|god|sudo|unrestricted|unfiltered|dan) mode\b"),
+       r"|god|sudo|unrestricted|unfiltered|dan) mode\b(?! on\b| in\b| for\b)|"
+       r"\byou are (?:now )?in (?:developer|dev|jailbreak|god|sudo|unrestricted|unfiltered|dan)"
+       r" mode\b"),
     _r("roleplay_jailbreak", "no_ethics",
-       "ethic moral safety content filter guideline refuse",
+       "ethic moral safety content filter guideline refuse bound character",
+       r"\b(?:turn off|disable|deactivate|switch off|remove) your (?:ethical|moral|safety|content)"
+       r" (?:guidelines|restrictions|filters?|policies|constraints|rules)\b|"
        r"\b(?:without|ignoring|ignore|disregarding|free of|no longer bound by|not bound by|"
-       r"set aside|turn off|disable) (?:any |all |your |the )?(?:ethical|moral|safety|content"
-       r"|openai|anthropic) (?:guidelines|restrictions|filters?|policies|constraints|rules"
+       r"set aside) (?:any |all |your |the )?(?:ethical|moral|safety|content"
+       r"|openai|anthropic)(?:'s)? (?:guidelines|restrictions|filters?|policies|constraints|rules"
        r"|considerations|training)\b|\b(?:never|do not|don'?t|must not) (?:ever )?(?:refuse|decline"
-       r"|reject) (?:any|a single|my) (?:request|question|prompt)"),
+       r"|reject) (?:any|a single|a|my|the) (?:request|question|prompt)|\bnever break character\b"),
     _r("roleplay_jailbreak", "freed",
        "freed liberated released escaped broken free",
        rf"\byou (?:have been|are|were) (?:now )?(?:freed|liberated|released|unchained|broken free)"
-       rf" (?:from|of)\b|\bbreak (?:free )?(?:out )?of (?:your|the) (?:{_INSTRUCTIONS}|matrix|"
+       rf" (?:from|of)\b|\byou are (?:now )?free (?:of|from) (?:any |all |your )?(?:censorship|"
+       rf"restrictions|rules|limits|filters|guidelines|constraints)\b|\bbreak (?:free )?(?:out )?of (?:your|the) (?:{_INSTRUCTIONS}|matrix|"
        rf"chains|cage|confines)"),
     _r("system_prompt_exfiltration", "reveal_system_prompt",
        "prompt instruction system message rules guideline configuration",
-       rf"\b{_REVEAL} (?:me )?(?:all |the |of ){{0,3}}(?:your|the assistant'?s|the model'?s) "
+       rf"\b{_REVEAL} (?:back |out )?(?:me )?(?:all |the |of ){{0,3}}(?:your|the assistant'?s|the model'?s) "
        rf"(?:full |entire |complete |exact |original |initial |hidden |secret |internal |real "
        rf"|actual |first ){{0,3}}"
-       rf"(?:system prompt|system message|(?:initial |original )?instructions|initial prompt|"
+       rf"(?:system prompt|system message|system instructions|(?:initial |original )?instructions|"
+       rf"initial prompt|"
        rf"prompt|(?:hidden )?rules|guidelines|configuration|pre-?prompt)\b|"
        rf"\b{_REVEAL} (?:me )?the (?:system prompt|system message|hidden instructions|initial "
        rf"instructions|original instructions|developer (?:message|prompt|instructions))"
        rf"(?: (?:you were|you've been|you have been|that you were) given| verbatim| word for word"
-       rf"| above| in full|$|[.?!])"),
+       rf"| above| in full|$|[.?!])|"
+       rf"\b{_REVEAL} (?:me )?(?:the |all )?(?:exact |full |complete |original |initial )?"
+       rf"(?:instructions|rules|prompt) (?:you were|you've been|you have been|that you were) given"),
     _r("system_prompt_exfiltration", "what_are_your_instructions",
        "what instructions prompt told",
-       r"\bwhat (?:is|are|was|were) (?:your|the) (?:exact |original |initial |hidden |full )?"
+       r"\bwhat (?:is|are|was|were) the (?:exact |original |initial |hidden |full )?"
+       r"(?:system prompt|system message)\b(?! for\b| of\b| in\b)|"
+       r"\bwhat (?:is|are|was|were) your (?:exact |original |initial |hidden |full )?"
        r"(?:system prompt|system message|initial instructions|original instructions|hidden "
        r"instructions|instructions (?:you were given|verbatim))|\bwhat (?:were you|have you been) "
-       r"(?:told|instructed) (?:to do )?(?:before|by (?:the|your) (?:developer|system|creator))"),
+       r"(?:told|instructed) (?:to do )?(?:before|by (?:the|your) (?:developer|system|creator))|"
+       r"\bwhat (?:instructions|rules|guidelines) (?:were|have) you (?:been )?(?:given|told)"),
     _r("system_prompt_exfiltration", "repeat_above",
        "above before verbatim prior preceding",
        r"\b(?:repeat|print|output|copy|recite|echo|write|reproduce|return) (?:back )?(?:all |every "
@@ -205,7 +223,8 @@ RETRIEVED_RULES: tuple[Rule, ...] = (
        rf"(?:please )?(?:ignore|disregard|forget|stop|you must|you should now|you are now|"
        rf"do not|don'?t|instead|new instructions|important)|"
        rf"\b(?:instructions?|message|note) (?:for|to) (?:the |any )?{_MODEL}s?\b|"
-       rf"\bif you are an? {_MODEL}\b"),
+       rf"\bif you are an? {_MODEL}\b|\b(?:p\.?s\.?|ps)[,:]? (?:to|for) (?:the |any |all )?"
+       rf"{_MODEL}s?\b|\bto (?:any|all|the) {_MODEL}s? (?:reading|processing|parsing|summari[sz]ing)"),
     _r("instruction_override", "while_processing",
        "summar processing reading analy translat when",
        r"\bwhen (?:you )?(?:summari[sz]e|summari[sz]ing|process|processing|read|reading|analy[sz]e"

@@ -131,8 +131,8 @@ def views(text: str) -> Iterator[View]:
         yield "plain", plain
     else:  # fullwidth, confusables or invisible characters were undone
         yield "unicode_obfuscation", plain
-        if smuggled := _tags(text):
-            yield "unicode_tags", normalize(smuggled)
+    if not text.isascii() and (smuggled := _tags(text)):
+        yield "unicode_tags", normalize(smuggled)
     if _LEET_HINT.search(plain):
         yield "leetspeak", plain.translate(_LEET)
     if _SPACED.search(plain):

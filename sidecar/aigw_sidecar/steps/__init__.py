@@ -4,7 +4,8 @@ and :func:`default_steps` for what a sidecar runs.
 A plug-in factory (``SidecarServer(settings, steps=factory)``) gets the sidecar's
 :class:`Services` and returns its steps and attempt middlewares in any order: steps sort by
 ``phase``, middlewares by ``stage``. Governance (admit, limit) is always added by the app, so
-it is never left out by accident.
+it is never left out by accident; so are the audit steps when the sidecar has an audit
+log (:func:`audit_steps`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aigw_sidecar.attempts import AttemptMiddleware, CircuitBreaker, RetryFallback
+from aigw_sidecar.audit import AuditLog, hasher_of
 from aigw_sidecar.governance import TokenCounter
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Step
 from aigw_sidecar.settings import SidecarSettings
 
 from .account import Account
+from .audit import Audit, AuditAnswer, AuditFacts
 from .govern import Admit, Governance, Limit
 from .inspect import Inspect, InspectAnswer, Inspection
 from .route import ResolveRoute, route_to
@@ -27,6 +30,9 @@ from .route import ResolveRoute, route_to
 __all__ = [
     "Account",
     "Admit",
+    "Audit",
+    "AuditAnswer",
+    "AuditFacts",
     "Governance",
     "Inspect",
     "InspectAnswer",
@@ -35,6 +41,7 @@ __all__ = [
     "Plugin",
     "ResolveRoute",
     "Services",
+    "audit_steps",
     "default_steps",
     "route_to",
 ]
@@ -52,6 +59,17 @@ class Services:
     """The sidecar's seedable RNG (backend picks, jitter)."""
     counter: TokenCounter
     """The one token estimator (the governor's)."""
+    audit: AuditLog | None = None
+    """The audit log (None: no audit sink configured)."""
+
+
+def audit_steps(services: Services) -> list[Plugin]:
+    """The audit steps when the sidecar has an audit log (none otherwise)."""
+    log = services.audit
+    if log is None:
+        return []
+    hasher = hasher_of(services.settings)
+    return [Audit(log, log.pod, hasher, services.counter), AuditFacts(), AuditAnswer()]
 
 
 def default_steps(services: Services) -> Sequence[Plugin]:

@@ -1,0 +1,359 @@
+"""One audit record (schema ``aigw.audit/v1``, ``docs/audit.md``) from a finished request.
+
+:func:`call_record` reads only the :class:`~aigw_sidecar.context.RequestContext` (and the
+typed state the steps published on it) when the call has ended, and returns a plain dict:
+the writer seals it into the hash chain off the hot path. What a record never holds: a
+credential or any caller header beyond the correlation ids, a provider's error message (it
+can echo the prompt), a matched sensitive value (inspection findings are categories and
+counts), the user id (a keyed hash), prompt or answer text unless the use case's
+``audit.storePrompts`` is on (and then the text as it went upstream and came back, i.e.
+after redaction, bounded). Caller strings that are kept (``model``, tool names) are kept
+only when they have the form a route or tool name can have, else as a hash.
+
+The ``request`` member holds what ``aigw replay`` needs to re-evaluate the call offline
+under another bundle: the claims, the prompt estimate, the requested output bound, the
+choices and the declared tools.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from aigw_contract import AuditQueueFull, EnforcementMode
+from aigw_contract.policy import AuditSettings
+from aigw_sidecar.context import Json, RequestContext
+from aigw_sidecar.errors import SidecarError
+from aigw_sidecar.governance import format_usd
+from aigw_sidecar.governance.claims import Claims
+from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION
+from aigw_sidecar.settings import SidecarSettings
+from aigw_sidecar.state import Key
+
+__all__ = [
+    "FACTS",
+    "SCHEMA",
+    "Facts",
+    "PodInfo",
+    "UserHasher",
+    "audit_settings",
+    "bare_record",
+    "call_record",
+    "safe_name",
+]
+
+SCHEMA = "aigw.audit/v1"
+_DEFAULTS = AuditSettings()
+_NAME = re.compile(r"[A-Za-z0-9._:/@+-]{1,128}", re.ASCII)
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}", re.ASCII)
+_CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
+_MAX_LABELS = 64
+"""Pod labels a record carries at most (all of them, normally: replay selects policies by
+them)."""
+_WOULD_BLOCK = frozenset({"warned", "observed"})
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the request asked for, captured before any step rewrote the body."""
+
+    max_tokens: int | None
+    choices: int
+    tools: tuple[str, ...]
+    claims: Claims | None
+
+
+FACTS = Key("audit.facts", Facts)
+
+
+def safe_name(value: str) -> str:
+    """``value`` if it has the form of a route, alias or tool name; else a hash of it."""
+    if _NAME.fullmatch(value):
+        return value
+    return "#" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+class UserHasher:
+    """The keyed hash of a user id: HMAC-SHA256 under the sidecar's audit key, 128 bits."""
+
+    __slots__ = ("_key", "key_id")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.key_id = hashlib.sha256(b"aigw-audit-key-id:" + key).hexdigest()[:8]
+        """Names the key (not secret): hashes under the same key id are comparable."""
+
+    def __call__(self, user: str) -> str:
+        digest = hmac.new(self._key, user.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        return f"hmac-sha256:{self.key_id}:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    """The pod's identity as every record states it (computed once per sidecar)."""
+
+    info: Json
+
+    @staticmethod
+    def of(settings: SidecarSettings) -> PodInfo:
+        labels = dict(sorted(settings.pod_labels.items())[:_MAX_LABELS])
+        return PodInfo(
+            {
+                "namespace": settings.pod_namespace,
+                "name": settings.pod_name,
+                "service_account": settings.service_account,
+                "labels": labels,
+            }
+        )
+
+
+def audit_settings(ctx: RequestContext) -> AuditSettings:
+    """The use case's audit settings; the governing policy's default use case when the call
+    was refused before its use case was known; the contract's defaults without a policy."""
+    identity = ctx.state.get(IDENTITY)
+    if identity is not None:
+        return identity.use_case.audit
+    view = ctx.config.prepared.get(GOVERNANCE_VIEW)
+    policy = view.index.policy if view is not None else None
+    if policy is not None:
+        for use_case in policy.use_cases:
+            if use_case.name == policy.default_use_case:
+                return use_case.audit
+    return _DEFAULTS
+
+
+def _correlation(headers: Mapping[str, str]) -> tuple[Json, str | None]:
+    found: Json = {}
+    trace_id = None
+    given = headers.get("X-Request-Id")
+    if given and _CORRELATION.fullmatch(given):
+        found["x_request_id"] = given
+    parent = headers.get("traceparent")
+    if parent and (match := _TRACEPARENT.fullmatch(parent.strip().lower())):
+        trace_id = match.group(1)
+        found["traceparent"] = match.group(0)
+    return found, trace_id
+
+
+def _claims(claims: Claims | None, hasher: UserHasher, body: Json) -> tuple[Json, str | None]:
+    user: str | None = None
+    out: Json = {}
+    if claims is not None:
+        user = claims.user
+        for name in ("tenant", "use_case", "channel", "quality_tier", "region"):
+            value = getattr(claims, name)
+            if value is not None:
+                out[name] = value
+        if claims.data_classification is not None:
+            out["data_classification"] = claims.data_classification.value
+        if claims.max_cost_nusd is not None:
+            out["max_cost_usd"] = format_usd(claims.max_cost_nusd)
+        if claims.max_latency_ms is not None:
+            out["max_latency_ms"] = claims.max_latency_ms
+    if user is None and isinstance(body.get("user"), str):
+        user = body["user"]
+    return out, hasher(user) if user else None
+
+
+def _limits(ctx: RequestContext) -> list[Json]:
+    grant = ctx.state.get(GRANT)
+    if grant is None:
+        return []
+    out = []
+    for counter, role, level in zip(grant.counters, grant.roles, grant.levels, strict=True):
+        used = int(level)
+        out.append(
+            {
+                "name": counter.name,
+                "unit": role.unit.value,
+                "limit": counter.limit,
+                "used": used,
+                "remaining": max(0, counter.limit - used),
+                "enforced": counter.enforce,
+            }
+        )
+    return out
+
+
+def _bounded(value: Any, limit: int) -> Any:
+    """``value`` (JSON) if its text fits ``limit`` characters, else its text cut there."""
+    text = value if isinstance(value, str) else None
+    if text is None:
+        text = orjson.dumps(value).decode()
+        if len(text) <= limit:
+            return value
+    return text if len(text) <= limit else {"truncated": True, "text": text[:limit]}
+
+
+_TEXT_LIMIT = 64 * 1024
+
+
+def call_record(
+    ctx: RequestContext,
+    *,
+    now: float,
+    pod: PodInfo,
+    hasher: UserHasher,
+    prompt_tokens: int | None,
+    answer: Any,
+) -> tuple[Json, AuditQueueFull]:
+    """The record of a finished call (and what to do with it when the queue is full).
+
+    ``now`` is the event-loop time the call ended; ``prompt_tokens`` the estimate when the
+    admission has none; ``answer`` what the audit answer step kept when prompts are stored
+    (a stream's text, or the answer's messages), else None.
+    """
+    wall = time.time()
+    duration = now - ctx.started
+    settings = audit_settings(ctx)
+    correlation, trace_id = _correlation(ctx.headers)
+    identity = ctx.state.get(IDENTITY)
+    admission = ctx.state.get(ADMISSION)
+    facts = ctx.state.get(FACTS)
+    inspection = ctx.state.get(INSPECTION)
+    claims, user_hash = _claims(facts.claims if facts else None, hasher, ctx.body)
+    policy = identity.policy if identity is not None else None
+    mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
+    backend = ctx.backend
+    usage = ctx.usage
+    error = ctx.error
+    record: Json = {
+        "schema": SCHEMA,
+        "kind": "call",
+        "id": ctx.request_id,
+        "correlation": correlation,
+        "trace_id": trace_id,
+        "time": _iso(wall - duration),
+        "end_time": _iso(wall),
+        "duration_ms": round(duration * 1000, 3),
+        "ttft_ms": None
+        if ctx.first_token_at is None
+        else round((ctx.first_token_at - ctx.started) * 1000, 3),
+        "retention_days": settings.retention_days,
+        "pod": pod.info,
+        "tenant": identity.tenant if identity else None,
+        "app": identity.app if identity else None,
+        "use_case": identity.use_case.name if identity else None,
+        "user_hash": user_hash,
+        "api": ctx.api,
+        "operation": ctx.operation,
+        "stream": ctx.stream,
+        "requested_model": safe_name(ctx.requested_model) if ctx.requested_model else None,
+        "route": ctx.route.name if ctx.route else None,
+        "backend": backend.name if backend else None,
+        "provider": backend.provider.value if backend else None,
+        "model": backend.model if backend else None,
+        "attempts": [
+            {
+                "n": a.number,
+                "backend": a.backend,
+                "provider": a.provider,
+                "model": a.model,
+                "outcome": a.outcome,
+                "error_class": a.error_class.value if a.error_class else None,
+                "code": a.code or None,
+                "latency_ms": round(a.latency_s * 1000, 3) if a.latency_s is not None else None,
+            }
+            for a in ctx.attempts
+        ],
+        "cache": ctx.cache,
+        "answered_by": ctx.answered_by,
+        "idempotent_replay": ctx.answered_by == "idempotency",
+        "usage": None
+        if usage is None
+        else {
+            "input": usage.prompt_tokens,
+            "output": usage.completion_tokens,
+            "cached": usage.cached_tokens,
+            "cache_write": usage.cache_write_tokens,
+            "estimated": usage.estimated,
+        },
+        "cost_usd": format_usd(ctx.cost_nano) if ctx.cost_nano is not None else None,
+        "limits": _limits(ctx),
+        "decisions": [
+            {
+                "step": d.step,
+                "action": d.action,
+                "code": d.code or None,
+                "reason": d.reason[:300],
+                "mode": mode.value,
+                "would_have_blocked": d.action in _WOULD_BLOCK,
+            }
+            for d in ctx.decisions
+        ],
+        "findings": inspection.as_list() if inspection is not None else [],
+        "policy": {
+            "name": policy.name if policy else None,
+            "mode": policy.mode.value if policy else None,
+            "version": ctx.config.policy_version,
+            "revision": ctx.config.revision,
+        },
+        "status": ctx.status,
+        "error_type": ctx.error_type or None,
+        "error_code": error.code if isinstance(error, SidecarError) else None,
+        "request": {
+            "claims": claims if facts is None or facts.claims is not None else None,
+            "prompt_tokens": admission.constraints.prompt_tokens if admission else prompt_tokens,
+            "max_tokens": facts.max_tokens if facts else None,
+            "n": facts.choices if facts else 1,
+            "tools": [safe_name(t) for t in facts.tools] if facts else [],
+            "cost_estimate_usd": format_usd(admission.constraints.estimated_cost_nusd)
+            if admission
+            else None,
+        },
+    }
+    if settings.store_prompts and ctx.body:
+        record["prompt"] = _bounded(_prompt_of(ctx.body), _TEXT_LIMIT)
+        record["answer"] = _bounded(answer, _TEXT_LIMIT) if answer is not None else None
+    return record, settings.on_queue_full
+
+
+def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a context
+    request_id: str,
+    path: str,
+    status: int,
+    error_type: str,
+    duration: float,
+    headers: Mapping[str, str],
+    pod: PodInfo,
+) -> Json:
+    """The record of a request that never reached the pipeline (no bundle loaded yet, an
+    unknown endpoint or method): a call all the same."""
+    wall = time.time()
+    correlation, trace_id = _correlation(headers)
+    return {
+        "schema": SCHEMA,
+        "kind": "call",
+        "id": request_id,
+        "correlation": correlation,
+        "trace_id": trace_id,
+        "time": _iso(wall - duration),
+        "end_time": _iso(wall),
+        "duration_ms": round(duration * 1000, 3),
+        "retention_days": _DEFAULTS.retention_days,
+        "pod": pod.info,
+        "path": safe_name(path),
+        "status": status,
+        "error_type": error_type or None,
+        "policy": None,
+    }
+
+
+def _prompt_of(body: Json) -> Any:
+    for key in ("messages", "input"):
+        if key in body:
+            return body[key]
+    return None
+
+
+def _iso(wall: float) -> str:
+    seconds = int(wall)
+    micros = int((wall - seconds) * 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
