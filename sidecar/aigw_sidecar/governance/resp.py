@@ -7,6 +7,12 @@ Redis state fitting the sidecar's latency budget or not. The store needs only EV
 SCRIPT LOAD, a few reads and PING, so the client is small: requests are written in order on
 one connection and replies are matched to waiters first-in first-out.
 
+Parsing and encoding use hiredis's C reader and ``pack_command`` (the redis organisation's
+parser, a 0.9 MB extension: about 1 MB of RSS) when it is installed, as it is by default:
+measured on this machine, parsing a RESERVE reply takes 3.5 us against 32 us in Python and
+encoding its command 14 us against 30 us (load average 12; the ratio is what counts). The
+Python parser and encoder below stay as the fallback and produce the same results.
+
 Writes are coalesced: commands issued in the same event-loop turn (concurrent requests)
 leave in one ``write`` at the end of that turn, so a burst costs one system call and, on
 the server, one read; no command waits longer than the current turn for it.
@@ -29,10 +35,16 @@ import asyncio
 import hashlib
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlparse
+
+try:  # the C reader, when installed (a dependency of aigw; the Python one is the fallback)
+    import hiredis
+except ImportError:  # pragma: no cover - exercised where the wheel is missing
+    hiredis = None  # type: ignore[assignment]
 
 __all__ = ["Commands", "RespClient", "RespError", "Script", "TlsSettings"]
 
@@ -96,6 +108,11 @@ def _encode(args: tuple[Arg, ...]) -> bytes:
     return "".join(out).encode("latin-1")
 
 
+_pack: Callable[[tuple[Arg, ...]], bytes] = (
+    hiredis.pack_command if hiredis is not None else _encode  # type: ignore[assignment]
+)
+
+
 def _parse(buf: bytearray, pos: int) -> tuple[Reply, int]:  # noqa: PLR0911 - one per type
     """One reply from ``buf[pos:]``: (reply, next position) or (_INCOMPLETE, pos)."""
     end = buf.find(b"\r\n", pos)
@@ -141,6 +158,11 @@ class _Protocol(asyncio.Protocol):
         self.closed = False
         self.outgoing: list[bytes] = []
         """Commands written this event-loop turn, sent together by :meth:`flush`."""
+        self.reader: Any = (
+            hiredis.Reader(replyError=RespError, protocolError=ConnectionError)
+            if hiredis is not None
+            else None
+        )
 
     def send(self, data: bytes) -> None:
         if not self.outgoing:
@@ -159,6 +181,9 @@ class _Protocol(asyncio.Protocol):
             self.made.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.reader is not None:
+            self._received_c(data)
+            return
         buf = self.buf
         buf += data
         pos = 0
@@ -175,6 +200,20 @@ class _Protocol(asyncio.Protocol):
             self.fail(ConnectionError(f"bad reply from redis: {exc}"))
             return
         del buf[:pos]
+
+    def _received_c(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        try:
+            while self.waiters:
+                reply = reader.gets()
+                if reply is False:
+                    break
+                waiter = self.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(reply)
+        except (ConnectionError, ValueError) as exc:
+            self.fail(ConnectionError(f"bad reply from redis: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(ConnectionError("connection to redis lost"))
@@ -208,11 +247,16 @@ class RespClient:
         self._connecting: asyncio.Lock | None = None
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """Closed by :meth:`aclose`: it opens no connection any more."""
+        return self._closed
+
     async def _connection(self) -> _Protocol:
         protocol = self._protocol
         if protocol is not None and not protocol.closed:
             return protocol
-        if self._closed:  # a late task must not open a connection nobody will close
+        if self.closed:  # a late task must not open a connection nobody will close
             raise ConnectionError("the redis client is closed")
         if self._connecting is None:
             self._connecting = asyncio.Lock()
@@ -235,6 +279,9 @@ class RespClient:
                 raise ConnectionError("connecting to redis timed out") from exc
             except ssl.SSLError as exc:  # a refused certificate is an unreachable Redis
                 raise ConnectionError(f"TLS with redis failed: {exc.reason}") from exc
+            if self.closed:  # closed while connecting: this connection is nobody's
+                protocol.fail(ConnectionError("the redis client is closed"))
+                raise ConnectionError("the redis client is closed")
             self._protocol = protocol
             if self.password is not None:
                 user = (self.username,) if self.username is not None else ()
@@ -251,7 +298,7 @@ class RespClient:
             waiter: asyncio.Future[Reply] = loop.create_future()
             protocol.waiters.append(waiter)
             waiters.append(waiter)
-        protocol.send(b"".join(_encode(args) for args in commands))
+        protocol.send(b"".join(_pack(args) for args in commands))
         timer = loop.call_later(
             self.timeout, protocol.fail, ConnectionError("redis did not answer in time")
         )
