@@ -247,8 +247,7 @@ class RespClient:
         self._connecting: asyncio.Lock | None = None
         self._closed = False
 
-    @property
-    def closed(self) -> bool:
+    def is_closed(self) -> bool:
         """Closed by :meth:`aclose`: it opens no connection any more."""
         return self._closed
 
@@ -256,7 +255,7 @@ class RespClient:
         protocol = self._protocol
         if protocol is not None and not protocol.closed:
             return protocol
-        if self.closed:  # a late task must not open a connection nobody will close
+        if self.is_closed():  # a late task must not open a connection nobody will close
             raise ConnectionError("the redis client is closed")
         if self._connecting is None:
             self._connecting = asyncio.Lock()
@@ -279,7 +278,7 @@ class RespClient:
                 raise ConnectionError("connecting to redis timed out") from exc
             except ssl.SSLError as exc:  # a refused certificate is an unreachable Redis
                 raise ConnectionError(f"TLS with redis failed: {exc.reason}") from exc
-            if self.closed:  # closed while connecting: this connection is nobody's
+            if self.is_closed():  # closed while connecting: this connection is nobody's
                 protocol.fail(ConnectionError("the redis client is closed"))
                 raise ConnectionError("the redis client is closed")
             self._protocol = protocol
