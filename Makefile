@@ -48,7 +48,7 @@ unit: venv
 	$(BIN)/python -m pytest -q -m "not k8s" $(PYTEST_ARGS)
 
 cluster-up: venv tools
-	@$(BIN)/python -m aigw_e2e.cluster up
+	@$(BIN)/python -m aigw_e2e.cluster up --kubelet="$(KUBELET)"
 
 cluster-down: venv
 	@$(BIN)/python -m aigw_e2e.cluster down

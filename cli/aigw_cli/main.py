@@ -36,6 +36,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the operator: bundle compiler and injection webhook",
     ),
     "sidecar": ("aigw_cli.sidecar_cmd", "run the data-plane proxy beside a workload"),
+    "status": (
+        "aigw_cli.status_cmd",
+        "which bundle revision each injected pod of a namespace serves",
+    ),
+    "rollout": ("aigw_cli.rollout_cmd", "kept bundle revisions (history) and rolling back (undo)"),
     "audit": ("aigw_cli.audit_cmd", "verify audit files, report from them (verify, report)"),
     "replay": ("aigw_cli.replay_cmd", "re-evaluate audited calls against a candidate bundle"),
     "demo": ("aigw_cli.demo_cmd", "run the local end-to-end demo (fake providers, sidecar, SDKs)"),

@@ -65,6 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="injected sidecars serve /aigw/status beyond the pod's loopback",
     )
+    add(
+        "--sidecar-audit-size-limit",
+        default="1Gi",
+        help="size limit of the injected sidecar's audit emptyDir at /var/log/aigw (1Gi)",
+    )
+    add(
+        "--sidecar-no-audit",
+        action="store_true",
+        help="injected sidecars get no audit volume and write no audit records",
+    )
     add("--sidecar-cpu-request", default="50m")
     add("--sidecar-memory-request", default="64Mi")
     add("--sidecar-cpu-limit", default="1")
@@ -75,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--bundle-format", type=int, choices=[1, 2], default=2, help="bundle format written")
     add("--bundle-part-bytes", type=int, default=900_000, help="largest part of a bundle")
     add("--no-rollout", action="store_true", help="do not poll the sidecars' rollout status")
-    add("--rollout-interval", type=float, default=1.0, help="seconds between rollout polls")
+    add("--rollout-interval", type=float, default=0.5, help="seconds between rollout polls")
     add("--rollout-unknown-after", type=float, default=10.0, help="seconds to Unknown")
     add("--log-level", default="INFO")
 
@@ -136,6 +146,7 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             native=args.native_sidecar,
             drain_timeout_s=args.sidecar_drain_timeout,
             status_from_network=args.sidecar_status_from_network,
+            audit_size_limit=None if args.sidecar_no_audit else args.sidecar_audit_size_limit,
             env=_sidecar_env(),
             resources=s.Resources(
                 cpu_request=args.sidecar_cpu_request,

@@ -159,7 +159,8 @@ def _print(result: dict[str, Any], limit: int, header: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aigw_contract import ContractError, parse_bundle  # noqa: PLC0415
+    from aigw_contract import ContractError  # noqa: PLC0415
+    from aigw_contract.codec import read_bundle_file  # noqa: PLC0415 - any format, parts beside
     from aigw_sidecar.audit import iter_records  # noqa: PLC0415
 
     from .replay import call_records, outcome_of_record, simulate  # noqa: PLC0415
@@ -171,8 +172,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        candidate = parse_bundle(args.bundle.read_bytes())
-        baseline = parse_bundle(args.baseline.read_bytes()) if args.baseline else None
+        candidate = read_bundle_file(args.bundle)
+        baseline = read_bundle_file(args.baseline) if args.baseline else None
         records = call_records(iter_records(args.audit))
     except (OSError, ContractError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from .bundle import (
     check_references,
     compute_content_hash,
 )
+from .codec import gc_paused
 from .errors import CompileError, Problem
 from .resources import AIPolicy, ModelRoute, Resource
 
@@ -38,6 +39,7 @@ def policy_to_bundle(policy: AIPolicy, namespace: str) -> BundlePolicy:
         default_use_case=spec.default_use_case or spec.use_cases[0].name,
         use_cases=spec.use_cases,
         fail_mode=spec.fail_mode,
+        residency=spec.residency,
     )
 
 
@@ -87,10 +89,23 @@ def compile_bundle(
 ) -> Bundle:
     """Compile resources of one namespace; raise CompileError listing every problem.
 
+    Runs with the cyclic garbage collector paused (see :func:`codec.gc_paused`).
+
     ``format_version`` 1 (one JSON file) is checked against a ConfigMap's size here; for
     format 2 (compressed, sharded) :func:`aigw_contract.codec.encode_bundle` checks it, since
     only the encoding knows the size.
     """
+    with gc_paused():
+        return _compile(resources, namespace, generated_at, revision, format_version)
+
+
+def _compile(
+    resources: Sequence[Resource],
+    namespace: str,
+    generated_at: datetime,
+    revision: int,
+    format_version: int,
+) -> Bundle:
     problems = _check_namespace_and_names(resources, namespace)
     if problems:
         raise CompileError(problems)

@@ -5,12 +5,17 @@ reuses the one already running there) and prints shell exports on stdout, everyt
 stderr, so ``eval "$(make -s cluster-up)"`` sets KUBECONFIG and puts kubectl and helm on PATH.
 ``down`` stops those processes (by the pids recorded in state.json, checking each still belongs
 to this cluster) and deletes the directory.
+
+``up --kubelet NS`` (``make cluster-up KUBELET=team-a,team-b``) also starts the stand-in
+kubelet (:mod:`aigw_e2e.kubelet`) for those namespaces, so injected pods there run their real
+sidecars as local processes on their loopback pod IPs; its log is ``logs/kubelet.log``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -18,7 +23,7 @@ from pathlib import Path
 
 from aigw_e2e.controlplane import ControlPlane
 from aigw_e2e.errors import E2EError
-from aigw_e2e.processes import pid_alive, stop_pid
+from aigw_e2e.processes import pid_alive, start_process, stop_pid
 from aigw_e2e.tools import Tools, default_cache_dir
 
 __all__ = ["main"]
@@ -56,7 +61,20 @@ def _pids(state: dict[str, object]) -> dict[str, int]:
     return {str(k): int(v) for k, v in pids.items()} if isinstance(pids, dict) else {}
 
 
-def up(root: Path) -> int:
+def _start_kubelet(root: Path, kubeconfig: Path, namespaces: list[str]) -> None:
+    """The stand-in kubelet as a detached process, recorded in state.json."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    argv = [sys.executable, "-m", "aigw_e2e.kubelet", f"--kubeconfig={kubeconfig}"]
+    argv += [f"--root={root / 'kubelet'}", f"--path={path}"]
+    argv += [f"--namespace={n}" for n in namespaces]
+    process = start_process("kubelet", argv, root / "logs" / "kubelet.log", die_with_parent=False)
+    state = _read_state(root) or {}
+    pids = _pids(state) | {"kubelet": process.pid}
+    (root / "state.json").write_text(json.dumps({**state, "pids": pids}, indent=2) + "\n")
+    _say(f"stand-in kubelet for {', '.join(namespaces)} (pid {process.pid})")
+
+
+def up(root: Path, kubelet: list[str] | None = None) -> int:
     state = _read_state(root)
     if state is not None:
         pids = _pids(state)
@@ -72,6 +90,8 @@ def up(root: Path) -> int:
     plane = ControlPlane(tools, root, die_with_parent=False)
     _say(f"starting etcd, kube-apiserver, controller manager, scheduler and kwok in {root}")
     plane.start()
+    if kubelet:
+        _start_kubelet(root, plane.kubeconfig, kubelet)
     _say(f"up at {plane.server} with nodes {', '.join(plane.node_names)}; logs in {root}/logs")
     _say("stop it with: make cluster-down")
     sys.stdout.write(_exports(str(plane.kubeconfig), str(tools.bin_dir)))
@@ -99,10 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dir", type=Path, default=None, help="state directory (default $AIGW_CACHE/cluster)"
     )
+    parser.add_argument(
+        "--kubelet",
+        default=os.environ.get("AIGW_KUBELET_NAMESPACES", ""),
+        help="comma-separated namespaces whose injected pods the stand-in kubelet runs",
+    )
     args = parser.parse_args(argv)
     root = (args.dir or default_cache_dir() / "cluster").resolve()
+    namespaces = [n for n in args.kubelet.split(",") if n]
     try:
-        return up(root) if args.command == "up" else down(root)
+        return up(root, namespaces) if args.command == "up" else down(root)
     except E2EError as error:
         _say(f"ERROR: {error}")
         return 1

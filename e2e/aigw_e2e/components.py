@@ -22,6 +22,7 @@ __all__ = [
     "controller_manager",
     "etcd",
     "kwok",
+    "pod_cidr",
     "scheduler",
 ]
 
@@ -157,6 +158,14 @@ def scheduler(tools: Tools, layout: Layout, ports: Ports) -> list[str]:
     ]
 
 
+def pod_cidr(ports: Ports) -> str:
+    """The loopback range KWOK takes pod IPs from: 127.<n>.0.0/24, ``n`` from the control
+    plane's own free KWOK port, so two control planes on one machine rarely share one. Pod
+    IPs are then addresses of this machine: the stand-in kubelet (aigw_e2e.kubelet) binds the
+    pods' sidecars to them, and the operator reaches them as it would reach pods."""
+    return f"127.{16 + ports.kwok % 224}.0.1/24"
+
+
 def kwok(tools: Tools, layout: Layout, ports: Ports) -> list[str]:
     return [
         str(tools.path("kwok")),
@@ -165,4 +174,5 @@ def kwok(tools: Tools, layout: Layout, ports: Ports) -> list[str]:
         "--manage-all-nodes=true",
         f"--server-address=127.0.0.1:{ports.kwok}",
         "--node-ip=127.0.0.1",
+        f"--cidr={pod_cidr(ports)}",
     ]

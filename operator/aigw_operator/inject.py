@@ -21,6 +21,10 @@ is tested against golden files without a cluster. The rules:
   kubelet swaps atomically;
 * the pod is labelled ``aigw.dev/injected: "true"`` (the operator's rollout poller lists
   injected pods by it) and the status annotation names the admin port it polls;
+* the sidecar writes its audit records to ``/var/log/aigw/audit.jsonl`` on an ``emptyDir``
+  of its own (on disk, ``audit_size_limit``), where a log agent (a DaemonSet tailing the
+  pod's volumes, or a sidecar of the platform's) ships them; ``audit_size_limit=None``
+  turns that off;
 * the sidecar's drain fits the pod's grace period: ``--drain-timeout`` is the operator's
   drain setting or ``terminationGracePeriodSeconds - DRAIN_MARGIN_S`` if that is shorter, and
   a pod without a grace period gets ``max(30, drain + DRAIN_MARGIN_S)`` (the margin covers
@@ -55,6 +59,7 @@ JsonPatch = list[dict[str, Any]]
 _BUNDLE_VOLUME = "aigw-bundle"
 _PODINFO_VOLUME = "aigw-podinfo"
 _TMP_VOLUME = "aigw-tmp"
+_AUDIT_VOLUME = "aigw-audit"
 DRAIN_MARGIN_S = 5
 """Seconds of a pod's grace period kept beyond the sidecar's drain."""
 _DEFAULT_GRACE_S = 30
@@ -159,6 +164,9 @@ def sidecar_container(
         }
         for secret in secrets
     ]
+    audit = settings.audit_size_limit is not None
+    if audit:
+        mounts.append({"name": _AUDIT_VOLUME, "mountPath": names.AUDIT_DIR})
     container: dict[str, Any] = {
         "name": names.SIDECAR_NAME,
         "image": settings.image,
@@ -171,6 +179,7 @@ def sidecar_container(
             f"--secrets-dir={names.SECRETS_DIR}",
             f"--drain-timeout={drain_s}",
             *(["--status-from-network"] if settings.status_from_network else []),
+            *([f"--audit-file={names.AUDIT_FILE}"] if audit else []),
         ],
         "ports": [
             {"name": "aigw-proxy", "containerPort": settings.port, "protocol": "TCP"},
@@ -206,7 +215,7 @@ def sidecar_container(
     return container
 
 
-def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
+def _volumes(secrets: Sequence[str], audit_size_limit: str | None) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         # The pointer is not optional: without a bundle the sidecar cannot govern, so the pod
         # waits for one. Parts 1.. exist only for bundles too large for one ConfigMap.
@@ -235,6 +244,8 @@ def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
         },
         {"name": _TMP_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
     ]
+    if audit_size_limit is not None:  # on disk, so records survive a sidecar restart
+        volumes.append({"name": _AUDIT_VOLUME, "emptyDir": {"sizeLimit": audit_size_limit}})
     # Optional: a Secret for a backend that is not used yet must not keep the pod from starting;
     # the sidecar answers calls to that backend with an authentication error instead.
     volumes += [
@@ -314,7 +325,8 @@ def plan_injection(
             patch.append({"op": "add", "path": "/spec/initContainers", "value": [sidecar]})
     else:
         _append(patch, "/spec/containers", True, [sidecar])
-    _append(patch, "/spec/volumes", bool(spec.get("volumes")), _volumes(secrets))
+    volumes = _volumes(secrets, settings.audit_size_limit)
+    _append(patch, "/spec/volumes", bool(spec.get("volumes")), volumes)
     if grace is not None:
         patch.append({"op": "add", "path": "/spec/terminationGracePeriodSeconds", "value": grace})
 

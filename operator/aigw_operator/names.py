@@ -15,6 +15,8 @@ __all__ = [
     "ANNOTATION_PROVIDER_SECRETS",
     "ANNOTATION_REVISION",
     "ANNOTATION_ROLLBACK",
+    "AUDIT_DIR",
+    "AUDIT_FILE",
     "BUNDLE_FILE",
     "BUNDLE_KEY",
     "BUNDLE_MOUNT",
@@ -80,6 +82,9 @@ BUNDLE_MOUNT = "/etc/aigw/bundle"
 BUNDLE_FILE = f"{BUNDLE_MOUNT}/{BUNDLE_KEY}"
 SECRETS_DIR = "/var/run/aigw/secrets"
 """Each provider Secret is mounted at ``<SECRETS_DIR>/<secret-name>/<key>``."""
+AUDIT_DIR = "/var/log/aigw"
+"""The sidecar's audit emptyDir: ``audit.jsonl`` and its rotated files, for a log agent."""
+AUDIT_FILE = f"{AUDIT_DIR}/audit.jsonl"
 PODINFO_MOUNT = "/etc/aigw/podinfo"
 LABELS_FILE = f"{PODINFO_MOUNT}/labels"
 

@@ -9,11 +9,12 @@ writes what it found:
   content hash, since when, drift from the revision in force, the last refusal and its
   reason), which ``aigw status`` prints;
 * per namespace, ``status.rollout`` of every AIPolicy and ModelRoute (``synced: 38/40``, the
-  SYNCED printer column), at most every ``status_interval_seconds``;
+  SYNCED printer column): at once when every pod serves the revision in force, otherwise at
+  most every ``status_interval_seconds``;
 * a Warning Event ``BundleRefused`` on a pod the first time it refuses a bundle;
 * metrics: pods by state, refusals, polls.
 
-Pod states: ``Updated`` (serves the revision and hash in force), ``Refused`` (its last load
+Pod states: ``Updated`` (serves the revision and hash in force), ``Refused`` (its latest load
 refused a bundle, and it keeps serving its last good one), ``Stale`` (serves another
 revision and refused nothing since: still syncing), ``Unknown`` (no answer for
 ``unknown_after_seconds``: stopped, unreachable, not started). Polling is fast (every
@@ -86,10 +87,12 @@ def classify(
         stamp = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return "Unknown", f"no answer since {stamp} ({pod.error or 'not polled yet'})"
     serving, refused = _parts(pod.report)
-    if serving and published and (serving.get("revision"), serving.get("contentHash")) == published:
-        return "Updated", ""
+    # The latest event counts: a refusal after the last good load is shown even when the pod
+    # still serves the revision in force (it was fed something else: worth an alarm).
     if refused and (serving is None or (refused.get("at") or 0) >= (serving.get("loadedAt") or 0)):
         return "Refused", str(refused.get("reason") or "")[:1024]
+    if serving and published and (serving.get("revision"), serving.get("contentHash")) == published:
+        return "Updated", ""
     return "Stale", ""
 
 
@@ -279,8 +282,9 @@ class Rollout:
         if rows != known.rows or summary != known.summary:
             await self._write_configmap(namespace, rows, summary, now)
             known.rows, known.summary = rows, summary
+        converged = summary["updated"] == summary["total"]
         if summary != known.written_summary and (
-            now - known.status_written_at >= self.settings.status_interval_seconds
+            converged or now - known.status_written_at >= self.settings.status_interval_seconds
         ):
             await self._write_status(namespace, summary, now)
             known.written_summary, known.status_written_at = summary, now

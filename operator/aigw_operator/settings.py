@@ -55,6 +55,10 @@ class SidecarSettings:
     status_from_network: bool = False
     """Let injected sidecars serve /aigw/status (tenants, counters, usage) beyond the pod's
     loopback; off by default."""
+    audit_size_limit: str | None = "1Gi"
+    """Size limit of the audit ``emptyDir`` mounted at ``/var/log/aigw`` (the sidecar writes
+    ``audit.jsonl`` there, rotated at 64 MiB, 8 rotated files kept: a log agent ships them).
+    None: no audit volume and no ``--audit-file``, so the sidecar writes no records."""
     user_id: int = 65532
     """Non-root uid and gid the sidecar runs as."""
     resources: Resources = field(default_factory=Resources)
@@ -118,7 +122,7 @@ class RolloutSettings:
     """The rollout poller: which sidecar serves which bundle (leader only)."""
 
     enabled: bool = True
-    interval_seconds: float = 1.0
+    interval_seconds: float = 0.5
     """Poll period while a namespace is converging (a published revision not yet served
     everywhere); 5x this once every pod serves it."""
     unknown_after_seconds: float = 10.0
@@ -128,8 +132,9 @@ class RolloutSettings:
     concurrency: int = 16
     """Pods polled at once."""
     status_interval_seconds: float = 2.0
-    """Shortest time between two ``status.rollout`` writes of a namespace's resources (the
-    first change is written at once; the ``aigw-rollout`` ConfigMap is always current)."""
+    """Shortest time between two ``status.rollout`` writes of a namespace's resources while
+    it converges (a converged state is written at once; the ``aigw-rollout`` ConfigMap is
+    always current)."""
 
 
 @dataclass(frozen=True, slots=True)

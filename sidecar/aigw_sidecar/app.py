@@ -48,7 +48,7 @@ from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
-from .steps import Plugin, Services, audit_steps, default_steps
+from .steps import Plugin, Residency, Services, audit_steps, default_steps
 from .steps.govern import Governance, build_governance
 from .steps.inspect import Inspect, InspectAnswer, Inspection
 
@@ -78,6 +78,8 @@ def build_pipeline(
     names = {s.name for s in steps}
     if Inspect.name not in names and InspectAnswer.name not in names:
         steps.extend(Inspection(services.settings, services.metrics).steps)
+    if Residency.name not in names:
+        steps.append(Residency(governance.governor.settings.default_data_classification))
     chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
     return Pipeline(steps, chain)
 

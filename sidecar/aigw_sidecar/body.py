@@ -20,18 +20,11 @@ from aiohttp import web
 
 from .app_keys import HEAP, LARGE_BODY, SETTINGS
 from .context import Json
-from .errors import BodyTimeout, BodyTooLarge, InvalidRequest
+from .errors import BodyTimeout, BodyTooLarge, BodyUnreadable
 from .memory import LARGE_BODY_BYTES
 from .validate import parse_json_object
 
 __all__ = ["read_json_body"]
-
-
-class _BrokenBody(InvalidRequest):
-    """A body that cannot be read: the answer closes the connection (``close_connection``)."""
-
-    default_code = "invalid_body"
-    close_connection = True
 
 
 async def _read(request: web.Request, limit: int) -> bytes:
@@ -68,7 +61,7 @@ async def read_json_body(request: web.Request) -> Json:
         ) from None
     except web.RequestPayloadError:
         request.content.feed_eof()  # nothing more to read: aiohttp must not linger on it
-        raise _BrokenBody(
+        raise BodyUnreadable(
             "the request body could not be read: its Content-Encoding or chunked framing"
             " does not match its bytes"
         ) from None

@@ -6,6 +6,7 @@
     ├── InvalidRequest                invalid_request       400  bad JSON, wrong types, bad headers
     │   ├── BodyTooLarge              invalid_request       413
     │   ├── BodyTimeout               invalid_request       408  the body did not arrive in time
+    │   ├── BodyUnreadable            invalid_request       400  encoding/framing does not match
     │   ├── RouteNotFound             invalid_request       404  ``model`` names no route
     │   ├── EndpointNotFound          invalid_request       404  no such path
     │   ├── MethodNotAllowed          invalid_request       405
@@ -46,6 +47,7 @@ __all__ = [
     "AuthenticationFailed",
     "BodyTimeout",
     "BodyTooLarge",
+    "BodyUnreadable",
     "BudgetExceeded",
     "ContentBlocked",
     "CostLimitExceeded",
@@ -117,6 +119,14 @@ class BodyTooLarge(InvalidRequest):
 class BodyTimeout(InvalidRequest):
     status = 408
     default_code = "body_timeout"
+
+
+class BodyUnreadable(InvalidRequest):
+    """The body's Content-Encoding or chunked framing does not match its bytes: the
+    connection's byte stream is unusable, so it is closed after the answer."""
+
+    default_code = "invalid_body"
+    close_connection = True
 
 
 class RouteNotFound(InvalidRequest):

@@ -12,6 +12,9 @@ ADMISSION      the admit step                  identity + route + constraints (p
                                                deadline) + the governance decisions
 GRANT          the limit step                  the reservation held against rate limits and
                                                budgets (settled when the call ends)
+CLAIMS         the route or admit step         the caller's parsed claims (tenant, use case,
+                                               classification, limits, tier, region,
+                                               Idempotency-Key), parsed once
 INSPECTION     the inspect steps               what redaction, injection and tool checks
                                                found and did: categories, detectors,
                                                actions and counts, never values
@@ -31,7 +34,7 @@ private state uses a key of its own, declared in its module.
 
 from __future__ import annotations
 
-from .governance import Admission, BundleView, Grant, Identity
+from .governance import Admission, BundleView, Claims, Grant, Identity
 from .inspection import InspectionReport
 from .state import Key
 
@@ -40,6 +43,7 @@ __all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "M
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
 GRANT = Key("grant", Grant)
+CLAIMS = Key("claims", Claims)
 INSPECTION = Key("inspection", InspectionReport)
 GOVERNANCE_VIEW = Key("governance.view", BundleView)
 MODELS: Key[tuple[bytes, bytes]] = Key("models")

@@ -141,7 +141,23 @@ def _all_weights_zero(spec: Obj) -> None:
 
 
 BUDGET = "useCases.0.budgets.0"
+PATTERN = {"name": "employee-id", "pattern": r"EMP-\d{6}"}
 INVALID = [
+    pytest.param(
+        _policy(_set("useCases.0.redaction.customPatterns", [PATTERN, PATTERN])),
+        "spec.useCases[0].redaction.customPatterns[1]: Duplicate value",
+        id="custom-pattern-names-unique",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.redaction.customPatterns", [{**PATTERN, "pattern": "a" * 513}])),
+        "spec.useCases[0].redaction.customPatterns[0].pattern: Too long",
+        id="custom-pattern-length",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.redaction.customPatterns", [{**PATTERN, "category": "lower"}])),
+        "spec.useCases[0].redaction.customPatterns[0].category in body should match",
+        id="custom-pattern-category",
+    ),
     pytest.param(
         _policy(_set("mode", "block")),
         'spec.mode: Unsupported value: "block": supported values: "observe", "warn", "enforce"',
@@ -196,6 +212,29 @@ INVALID = [
         id="cel-budget-stray-fallback-route",
     ),
     pytest.param(
+        _policy(_set("residency", [{"name": "eu", "dataClassifications": ["restricted"]}])),
+        "a residency rule needs regions or providers",
+        id="cel-residency-restricts-something",
+    ),
+    pytest.param(
+        _policy(
+            _set(
+                "residency",
+                [
+                    {"name": "eu", "dataClassifications": ["restricted"], "regions": ["eu"]},
+                    {"name": "eu", "dataClassifications": ["confidential"], "regions": ["eu"]},
+                ],
+            )
+        ),
+        "residency rule names must be unique",
+        id="cel-unique-residency-rules",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.idempotency", {"inFlight": "queue"})),
+        'spec.useCases[0].idempotency.inFlight: Unsupported value: "queue"',
+        id="policy-idempotency-in-flight-enum",
+    ),
+    pytest.param(
         _route(_set("backends.0.provider", "bedrock")),
         'spec.backends[0].provider: Unsupported value: "bedrock"',
         id="route-provider-enum",
@@ -231,6 +270,16 @@ INVALID = [
         "fallback names undeclared backends",
         id="cel-fallback-declared",
     ),
+    pytest.param(
+        _route(_set("modelAliases", ["gpt-4.1-mini", "gpt-4.1-mini"])),
+        "modelAliases must be unique",
+        id="cel-unique-model-aliases",
+    ),
+    pytest.param(
+        _route(_set("modelAliases", ["not a model"])),
+        "spec.modelAliases[0] in body should match",
+        id="route-model-alias-pattern",
+    ),
 ]
 
 
@@ -240,6 +289,19 @@ def test_apiserver_rejects_invalid_objects(crds: ControlPlane, obj: Obj, message
     assert code != 0
     assert f'{obj["kind"]} "{obj["metadata"]["name"]}" is invalid' in stderr, stderr
     assert message in stderr, stderr
+
+
+def test_custom_patterns_and_restore_are_accepted_with_defaults(crds: ControlPlane) -> None:
+    policy = _policy(_set("useCases.0.redaction", {"profile": "pii", "customPatterns": [PATTERN]}))
+    policy["metadata"] = {"name": "custom-patterns"}
+    code, stderr = _create(crds, policy)
+    assert code == 0, stderr
+    spec = crds.kubectl_json("get", "aipolicy", "custom-patterns", "-n", NS)["spec"]
+    assert isinstance(spec, dict)
+    redaction = spec["useCases"][0]["redaction"]
+    assert redaction["customPatterns"] == [PATTERN]
+    assert (redaction["mode"], redaction["restoreInAnswer"]) == ("mask", False)
+    crds.kubectl("delete", "aipolicy", "custom-patterns", "-n", NS)
 
 
 def test_examples_are_accepted(crds: ControlPlane) -> None:
@@ -277,6 +339,7 @@ def _ready_status(revision: int, tenant: str | None = None) -> str:
     }
     if tenant:
         status["tenant"] = tenant
+    status["rollout"] = {"revision": revision, "synced": "2/3", "total": 3, "updated": 2}
     return json.dumps({"status": status})
 
 
@@ -315,7 +378,7 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
 
     header, row = _row(crds, "aipolicy", name)
     assert header == ["NAME", "MODE", "TENANT", "REVISION", "READY", "SYNCED", "AGE"]
-    assert row[:5] == [name, "enforce", "acme", "7", "True"]
+    assert row[:6] == [name, "enforce", "acme", "7", "True", "2/3"]
 
     crds.kubectl(
         "patch",
@@ -330,7 +393,7 @@ def test_status_subresource_and_printer_columns(crds: ControlPlane) -> None:
     )
     header, row = _row(crds, "modelroute", "chat")
     assert header == ["NAME", "FAMILY", "TIER", "REVISION", "READY", "SYNCED", "AGE"]
-    assert row[:5] == ["chat", "general-chat", "standard", "3", "True"]
+    assert row[:6] == ["chat", "general-chat", "standard", "3", "True", "2/3"]
 
 
 def test_invalid_status_is_rejected(crds: ControlPlane) -> None:

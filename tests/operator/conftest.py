@@ -140,6 +140,8 @@ class OperatorProcess:
             f"--webhook-cert-dir={self.certs}",
             "--webhook-san=127.0.0.1",
             "--sidecar-image=registry.invalid/aigw:0.1.0",
+            # Small parts: bundles of a few hundred KB are sharded over several ConfigMaps.
+            "--bundle-part-bytes=100000",
             *(self.extra_args or (f"--webhook-configuration={WEBHOOK_CONFIG}",)),
         ]
         if not self.webhook:

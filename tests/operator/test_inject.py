@@ -210,3 +210,21 @@ def test_injected_pods_are_labelled_and_mount_every_bundle_part(json_patch: Patc
         assert sources[1:] == [
             {"name": f"aigw-bundle-part-{i}", "optional": True} for i in (1, 2, 3)
         ]
+
+
+def test_the_sidecar_writes_audit_records_to_an_emptydir_of_its_own(json_patch: Patcher) -> None:
+    original = pod(LABELLED)
+    plan = plan_injection(original, SETTINGS, namespace_enabled=False, native=True)
+    patched = json_patch(original, plan.patch)
+    sidecar = patched["spec"]["initContainers"][0]
+    assert "--audit-file=/var/log/aigw/audit.jsonl" in sidecar["args"]
+    assert {"name": "aigw-audit", "mountPath": "/var/log/aigw"} in sidecar["volumeMounts"]
+    assert {"name": "aigw-audit", "emptyDir": {"sizeLimit": "1Gi"}} in patched["spec"]["volumes"]
+    for container in patched["spec"]["containers"]:  # the app's containers do not see it
+        assert all(m["name"] != "aigw-audit" for m in container.get("volumeMounts", []))
+
+    off = SidecarSettings(audit_size_limit=None)
+    plan = plan_injection(original, off, namespace_enabled=False, native=True)
+    patched = json_patch(original, plan.patch)
+    assert not any(a.startswith("--audit") for a in patched["spec"]["initContainers"][0]["args"])
+    assert all(v["name"] != "aigw-audit" for v in patched["spec"]["volumes"])

@@ -13,12 +13,14 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import pytest
 
-from aigw_contract import parse_bundle
+from aigw_contract.codec import decode_files
 from aigw_operator import KubeSettings
+from aigw_operator.bundles import configmap_files
 from aigw_operator.kube import KubeClient, load_credentials
 from aigw_sidecar.bundle_store import BundleStore
 from aigw_sidecar.metrics import Metrics as SidecarMetrics
@@ -74,9 +76,10 @@ def sidecar_loads(cm: dict[str, Any], root: Path) -> Any:
     sidecar's own BundleStore; the Secret as it would be mounted beside it."""
     data = root / "..2026_01_01_00_00_00.000000001"
     data.mkdir(parents=True)
-    (data / "bundle.json").write_text(cm["data"]["bundle.json"])
+    for name, content in configmap_files(cm).items():
+        (data / name).write_bytes(content)
+        (root / name).symlink_to(f"..data/{name}")
     (root / "..data").symlink_to(data.name)
-    (root / "bundle.json").symlink_to("..data/bundle.json")
     secrets = root.parent / "secrets" / "provider-keys"
     secrets.mkdir(parents=True)
     for key in ("openai", "anthropic"):
@@ -89,7 +92,7 @@ def sidecar_loads(cm: dict[str, Any], root: Path) -> Any:
 def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any, tmp_path: Path) -> None:
     aigw_cluster.apply_examples()
     cm = wait_for("the pointer ConfigMap", lambda: pointer(aigw_cluster))
-    bundle = parse_bundle(cm["data"]["bundle.json"])
+    bundle = decode_files(configmap_files(cm))
     assert bundle.revision == revision(cm) >= 1
     loaded = sidecar_loads(cm, tmp_path / "bundle")
     assert (loaded.revision, loaded.content_hash) == (bundle.revision, bundle.content_hash)
@@ -97,7 +100,7 @@ def test_examples_give_a_bundle_the_sidecar_accepts(aigw_cluster: Any, tmp_path:
     assert [r.name for r in bundle.routes] == ["chat", "chat-economy"]
     history = aigw_cluster.get("-n", NS, "configmap", f"aigw-bundle-{bundle.revision}")
     assert history["immutable"] is True
-    assert history["data"] == cm["data"]
+    assert configmap_files(history) == configmap_files(cm)
 
     def ready() -> bool:
         items = aigw_cluster.get("-n", NS, "aipolicies,modelroutes")["items"]
@@ -128,7 +131,7 @@ def test_an_edit_publishes_a_new_revision(aigw_cluster: Any) -> None:
                         break
                     await asyncio.sleep(0.005)
                 times.append(time.perf_counter() - started)
-                bundle = parse_bundle(now["data"]["bundle.json"])
+                bundle = decode_files(configmap_files(now))
                 assert bundle.policies[1].use_cases[0].limits.max_tokens == 1000 + i
         return times
 
@@ -162,7 +165,7 @@ def test_a_deleted_policy_leaves_the_bundle(aigw_cluster: Any) -> None:
         return cm if revision(cm) > before else None
 
     cm = wait_for("a new revision", newer)
-    bundle = parse_bundle(cm["data"]["bundle.json"])
+    bundle = decode_files(configmap_files(cm))
     assert [p.name for p in bundle.policies] == ["support-assistant"]
 
 
@@ -187,7 +190,7 @@ def test_100_rapid_edits_give_few_revisions_and_the_last_is_correct(aigw_cluster
         cm = pointer(aigw_cluster)
         if cm is None:
             return None
-        bundle = parse_bundle(cm["data"]["bundle.json"])
+        bundle = decode_files(configmap_files(cm))
         return cm if bundle.policies[0].use_cases[0].limits.max_tokens == 100 else None
 
     cm = wait_for("the last edit in force", settled)
@@ -233,7 +236,7 @@ spec:
     after = pointer(aigw_cluster)
     assert after is not None
     assert before is not None
-    assert after["data"] == before["data"]  # the previous bundle stays in force
+    assert configmap_files(after) == configmap_files(before)  # the previous one stays in force
     route = aigw_cluster.get("-n", NS, "modelroute", "chat")
     assert conditions(route)["Ready"]["reason"] == "BundleBlocked"
 
@@ -254,10 +257,12 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
         "{name: b%d, provider: openai-compatible, model: %s, baseURL: http://vllm:8000/v1,"
         ' pricing: {inputPerMillionTokensUSD: "0.02", outputPerMillionTokensUSD: "0.05"}}'
     )
+    # Random model names: format 2 compresses anything repetitive into one part, and the
+    # session's operator runs with 100 KB parts, so 4 parts hold about 400 KB of gzip.
     routes = [
         f"apiVersion: aigw.dev/v1alpha1\nkind: ModelRoute\nmetadata: {{name: bulk-{r}, "
         f"namespace: {NS}, labels: {{bulk: 'yes'}}}}\nspec:\n  backends:\n"
-        + "".join(f"    - {backend % (i, 'm' * 250)}\n" for i in range(16))
+        + "".join(f"    - {backend % (i, 'm' + token_urlsafe(186))}\n" for i in range(16))
         for r in range(200)
     ]
     aigw_cluster.kubectl("apply", "-f", "-", input="---\n".join(routes))
@@ -267,13 +272,15 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
         return ready if ready.get("reason") == "BundleTooLarge" else None
 
     ready = wait_for("Ready=False BundleTooLarge", too_large)
-    assert "a ConfigMap holds at most" in ready["message"]
+    assert "fit the ConfigMaps a pod mounts" in ready["message"]
     # While the 200 routes arrived, smaller bundles were published; the last one that fitted
     # stays in force, and the status names it.
     after = pointer(aigw_cluster)
     assert after is not None
     assert f"revision {revision(after)} stays in force" in ready["message"]
-    in_force = parse_bundle(after["data"]["bundle.json"])
+    # Bundles of a few hundred KB were sharded: the pointer and its part ConfigMaps together.
+    parts = aigw_cluster.get("-n", NS, "configmaps", "-l", "aigw.dev/bundle=pointer-part")
+    in_force = decode_files(configmap_files(after, *parts["items"]))
     assert len(in_force.routes) < 200
     assert revision(after) >= revision(before)
     events = aigw_cluster.get(
@@ -292,7 +299,8 @@ def test_a_bundle_too_large_is_reported_and_the_previous_one_stays(aigw_cluster:
 
 
 def test_the_operator_has_no_more_than_the_chart_grants(aigw_cluster: Any) -> None:
-    """It did all of the above as its ServiceAccount; and it cannot read Secrets or Pods."""
+    """It did all of the above as its ServiceAccount; it can list Pods (rollout status) but
+    not change them, and cannot read Secrets."""
     sa = "system:serviceaccount:aigw-op-system:aigw-operator"
 
     def can(*args: str) -> bool:
@@ -300,10 +308,12 @@ def test_the_operator_has_no_more_than_the_chart_grants(aigw_cluster: Any) -> No
         return bool(result.stdout.strip() == "yes")
 
     assert can("create", "configmaps", "-n", NS)
+    assert can("list", "pods", "-n", NS)  # the rollout poller finds injected pods
     assert can("patch", "aipolicies.aigw.dev", "--subresource=status", "-n", NS)
     for verb, resource in [
         ("get", "secrets"),
-        ("list", "pods"),
+        ("patch", "pods"),
+        ("watch", "pods"),
         ("get", "namespaces"),
         ("update", "aipolicies.aigw.dev"),
         ("watch", "configmaps"),

@@ -81,14 +81,13 @@ def test_a_setting_not_enforced_yet_sets_the_warning_condition_and_an_event(
     )
     assert ready["reason"] == "InBundle"  # in force all the same, and honest about it
 
-    # Turned off: nothing unenforced is asked for any more; the defaults are stated.
+    # Turned off: nothing unenforced is asked for any more, and every default is enforced.
     aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_policy(False)))
     cleared = wait_for(
         "Warning=False",
         lambda: (w := _warning(aigw_cluster, "aipolicy", "cached")).get("status") == "False" and w,
     )
-    assert cleared["reason"] == "InactiveDefaults"
-    assert "spec.useCases[].audit.retentionDays=30" in cleared["message"]
+    assert cleared["reason"] == "AllEnforced"
     assert len(_events(aigw_cluster)) == 1  # no Event for the way back
     route = _warning(aigw_cluster, "modelroute", "chat")
     assert route["status"] == "False"

@@ -30,6 +30,9 @@ def test_states() -> None:
     refusal = {"revision": 5, "contentHash": "sha256:five", "reason": "formatVersion 9", "at": 60}
     refused = pod({"serving": serving(4, "sha256:four"), "lastRefused": refusal})
     assert classify(refused, PUBLISHED, now, 10) == ("Refused", "formatVersion 9")
+    # Fed something else while serving the revision in force: still an alarm.
+    odd = pod({"serving": serving(5, "sha256:five"), "lastRefused": refusal})
+    assert classify(odd, PUBLISHED, now, 10)[0] == "Refused"
     # A refusal older than the last good load is history, not the current state.
     recovered = pod({"serving": serving(4, "sha256:four", loaded=70), "lastRefused": refusal})
     assert classify(recovered, PUBLISHED, now, 10)[0] == "Stale"

@@ -106,8 +106,10 @@ class SidecarProcess:
         return f"http://127.0.0.1:{self.api}"
 
     async def stop(self) -> int:
-        """SIGTERM; the exit code (the drain and the audit flush happen before it)."""
-        self.process.send_signal(signal.SIGTERM)
+        """SIGTERM (unless it got one already); the exit code (the drain and the audit
+        flush happen before it)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
         assert self.process.stderr is not None
         async with asyncio.timeout(60):
             self.log += await self.process.stderr.read()
@@ -116,7 +118,7 @@ class SidecarProcess:
 
 @contextlib.asynccontextmanager
 async def sidecar_process(
-    tmp: Path, docs: list[dict[str, Any]], *args: str
+    tmp: Path, docs: list[dict[str, Any]], *args: str, stdout: int | None = None
 ) -> AsyncIterator[SidecarProcess]:
     """The real ``aigw sidecar`` process on ``docs`` (killed if the test did not stop it)."""
     bundle = tmp / "bundle.json"
@@ -139,6 +141,7 @@ async def sidecar_process(
         str(secrets),
         *args,
         stderr=asyncio.subprocess.PIPE,
+        stdout=stdout,
         env={"AIGW_POD_NAMESPACE": NAMESPACE, "PATH": "/usr/bin:/bin"},
     )
     assert process.stderr is not None

@@ -19,7 +19,9 @@ from openai.types.chat import ChatCompletionMessageParam
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import Services
 from aigw_sidecar.inspection import Hold
+from aigw_sidecar.settings import AuditConfig
 from aigw_sidecar.steps import Inspection, Plugin
+from aigw_sidecar.steps.inspect import load_classifier
 
 from .inspecting import (
     ALL_VALUES,
@@ -357,7 +359,7 @@ async def test_a_failing_detector_fails_closed_only_under_enforce(
     assert EMAIL not in caplog.text
 
 
-async def test_no_matched_value_in_logs_metrics_status_or_decisions(
+async def test_no_matched_value_in_logs_metrics_status_decisions_or_audit(
     tmp_path: Path,
     oai_fake: FakeProvider,
     claude_fake: FakeProvider,
@@ -365,8 +367,15 @@ async def test_no_matched_value_in_logs_metrics_status_or_decisions(
 ) -> None:
     recorder = Recorder()
     caplog.set_level(logging.DEBUG)
+    audit_file = tmp_path / "audit.jsonl"
+    use_case = {**STRICT_MASK, "audit": {"storePrompts": True}}  # stored after redaction
     async with inspecting_gateway(
-        tmp_path, oai_fake, claude_fake, STRICT_MASK, recorder=recorder
+        tmp_path,
+        oai_fake,
+        claude_fake,
+        use_case,
+        recorder=recorder,
+        audit=AuditConfig(file=audit_file),
     ) as gw:
         async with gw.openai() as client:
             await client.chat.completions.create(
@@ -384,15 +393,98 @@ async def test_no_matched_value_in_logs_metrics_status_or_decisions(
             async with session.get(f"{gw.admin_url}/aigw/status") as response:
                 status = await response.text()
     assert 'aigw_inspection_findings_total{action="masked",category="EMAIL"' in metrics
+    audit = audit_file.read_text()  # the server has stopped: every record is written
+    assert len(audit.splitlines()) >= 2
+    assert "[EMAIL_1]" in audit
     evidence = [
         metrics,
         status,
         caplog.text,
         json.dumps(recorder.events()),
         repr(recorder.decisions),
+        audit,
     ]
     for text in evidence:
         _assert_clean(text)
     assert any(
         d.step == "inspect.response" and d.code == "sensitive_data" for d in recorder.decisions
     )
+
+
+class KeywordClassifier:
+    """A stand-in model for the optional classifier slot: scores one phrase the rules miss."""
+
+    name = "keyword-classifier"
+    threshold = 0.5
+
+    def score(self, text: str) -> float:
+        if "explode" in text:
+            raise RuntimeError("the model crashed")
+        return 0.9 if "pineapple protocol" in text else 0.1
+
+
+async def test_an_optional_classifier_is_loaded_from_settings_and_blocks(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    spec = f"{KeywordClassifier.__module__}:KeywordClassifier"
+    recorder = Recorder()
+    async with (
+        inspecting_gateway(
+            tmp_path,
+            oai_fake,
+            claude_fake,
+            {"promptInjection": {"mode": "block"}},
+            recorder=recorder,
+            injection_classifier=spec,
+        ) as gw,
+        gw.openai() as client,
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "run the pineapple protocol"}]
+            )
+        assert "classifier" in str(caught.value)
+        with pytest.raises(openai.BadRequestError) as failed:
+            await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "explode"}]
+            )
+        assert failed.value.code == "inspection_failed"
+        ok = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "a normal question"}]
+        )
+        assert ok.choices[0].message.content
+    kinds = {(e["category"], e["action"]) for e in recorder.events()}
+    assert ("classifier", "blocked") in kinds
+    assert ("detector_error", "failed_closed") in kinds
+
+
+def test_a_classifier_spec_must_name_module_and_factory() -> None:
+    with pytest.raises(ValueError, match="module:factory"):
+        load_classifier("no-colon")
+
+
+async def test_text_inside_anthropic_documents_is_masked(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    messages: list[MessageParam] = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "document",
+                    "source": {"type": "text", "media_type": "text/plain", "data": SECRET_PROMPT},
+                    "title": "notes",
+                },
+                {"type": "text", "text": "summarise the notes"},
+            ],
+        }
+    ]
+    async with (
+        inspecting_gateway(tmp_path, oai_fake, claude_fake, STRICT_MASK) as gw,
+        gw.anthropic() as claude,
+    ):
+        for model, fake in (("claude", claude_fake), ("chat", oai_fake)):
+            await claude.messages.create(model=model, max_tokens=32, messages=messages)
+            sent = _received(fake)
+            _assert_clean(sent)
+            assert "[EMAIL_1]" in sent

@@ -27,6 +27,11 @@ The command line of `aigw operator`: the one place where chart values become ope
 {{- if $v.sidecar.statusFromNetwork }}
 - --sidecar-status-from-network
 {{- end }}
+{{- if $v.sidecar.audit.enabled }}
+- --sidecar-audit-size-limit={{ $v.sidecar.audit.sizeLimit }}
+{{- else }}
+- --sidecar-no-audit
+{{- end }}
 {{- with $v.sidecar.resources.requests }}
 {{- with .cpu }}
 - --sidecar-cpu-request={{ . }}

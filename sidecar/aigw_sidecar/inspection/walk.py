@@ -5,9 +5,11 @@ from (the front ends turn Anthropic ``system`` blocks into a system message,
 ``tool_result`` blocks into ``role: tool`` messages and ``tool_use`` into ``tool_calls``):
 system and developer messages, user turns, assistant history (its text and the arguments
 of its tool calls, new and legacy ``function_call``), and tool results. Content is a string
-or a list of parts; every part's ``text`` is seen. Tool-call arguments are JSON: their
-string values are rewritten one by one (so a placeholder never breaks the JSON), and raw
-text is rewritten when they do not parse.
+or a list of parts; every part's ``text`` is seen, and so is the text of the Anthropic-native
+parts the canonical form carries (``document`` text sources, ``search_result`` blocks).
+Signed ``thinking_blocks`` are left as they are (a changed one is refused by the provider).
+Tool-call arguments are JSON: their string values are rewritten one by one (so a
+placeholder never breaks the JSON), and raw text is rewritten when they do not parse.
 
 A ``Rewrite`` gets ``(text, source)`` and returns the new text, or None to keep it.
 """
@@ -42,9 +44,28 @@ def _content(holder: Json, key: str, source: str, rewrite: Rewrite) -> None:
     if isinstance(value, list):
         for part in value:
             if isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str) and text and (new := rewrite(text, source)) is not None:
-                    part["text"] = new
+                _part(part, source, rewrite)
+
+
+def _part(part: Json, source: str, rewrite: Rewrite) -> None:
+    """One content part: its ``text``, and the text inside Anthropic-native parts the
+    canonical form carries verbatim (a ``document`` with a text or content source, a
+    ``search_result``'s text blocks)."""
+    text = part.get("text")
+    if isinstance(text, str) and text and (new := rewrite(text, source)) is not None:
+        part["text"] = new
+    kind = part.get("type")
+    if kind == "document":
+        origin = part.get("source")
+        if isinstance(origin, dict):
+            data = origin.get("data")
+            if origin.get("type") == "text" and isinstance(data, str) and data:
+                if (new := rewrite(data, source)) is not None:
+                    origin["data"] = new
+            elif origin.get("type") == "content":
+                _content(origin, "content", source, rewrite)
+    elif kind in ("search_result", "tool_result"):
+        _content(part, "content", source, rewrite)
 
 
 def _strings(value: Any, rewrite: Rewrite, source: str) -> tuple[Any, bool]:

@@ -3,9 +3,9 @@ and :func:`default_steps` for what a sidecar runs.
 
 A plug-in factory (``SidecarServer(settings, steps=factory)``) gets the sidecar's
 :class:`Services` and returns its steps and attempt middlewares in any order: steps sort by
-``phase``, middlewares by ``stage``. Governance (admit, limit) is always added by the app, so
-it is never left out by accident; so are the audit steps when the sidecar has an audit
-log (:func:`audit_steps`).
+``phase``, middlewares by ``stage``. Governance (admit, limit), residency and inspection are
+always added by the app, so they are never left out by accident; so are the audit steps
+when the sidecar has an audit log (:func:`audit_steps`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from .account import Account
 from .audit import Audit, AuditAnswer, AuditFacts
 from .govern import Admit, Governance, Limit
 from .inspect import Inspect, InspectAnswer, Inspection
-from .route import ResolveRoute, route_to
+from .residency import Residency
+from .route import ResolveRoute, request_claims, route_to
 
 __all__ = [
     "Account",
@@ -39,10 +40,12 @@ __all__ = [
     "Inspection",
     "Limit",
     "Plugin",
+    "Residency",
     "ResolveRoute",
     "Services",
     "audit_steps",
     "default_steps",
+    "request_claims",
     "route_to",
 ]
 
