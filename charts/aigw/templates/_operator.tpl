@@ -64,6 +64,12 @@ aigw_cli.sidecar_cmd.ENVIRONMENT), or be listed there in NOT_WIRED_YET.
 {{- if $v.redis.enabled }}
 - name: AIGW_SIDECAR_REDIS_URL
   value: {{ $v.redis.url | quote }}
+{{- range $field, $suffix := dict "caFile" "CA_FILE" "certFile" "CERT_FILE" "keyFile" "KEY_FILE" "serverName" "SERVER_NAME" }}
+{{- with (get ($v.redis.tls | default dict) $field) }}
+- name: AIGW_SIDECAR_REDIS_TLS_{{ $suffix }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- /* NOT WIRED YET: the sidecar exports no traces and only warns that these are set. The
 telemetry work wires OpenTelemetry here (e.g. OTEL_EXPORTER_OTLP_* for the injected sidecar)
