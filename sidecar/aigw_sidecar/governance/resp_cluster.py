@@ -82,6 +82,7 @@ class ClusterClient:
         self._refreshed = -_REFRESH_EVERY
         self._refreshing: asyncio.Task[None] | None = None
         self._retry_interval = retry_interval
+        self._closed = False
         self._down: dict[tuple[str, int], float] = {}
         """Node -> monotonic time until which it is not tried again."""
 
@@ -94,6 +95,8 @@ class ClusterClient:
         """The connection to one node (made on first use)."""
         client = self._nodes.get(address)
         if client is None:
+            if self._closed:  # a late task must not open a connection nobody will close
+                raise ConnectionError("the redis cluster client is closed")
             host, port = address
             url = f"{self._scheme}://{self._userinfo}{host}:{port}/0"
             client = self._nodes[address] = RespClient(url, timeout=self.timeout, tls=self._tls)
@@ -171,6 +174,7 @@ class ClusterClient:
         raise ConnectionError("too many cluster redirections")
 
     async def aclose(self) -> None:
+        self._closed = True
         task, self._refreshing = self._refreshing, None
         if task is not None and not task.done():
             task.cancel()
