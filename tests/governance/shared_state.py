@@ -108,6 +108,14 @@ class RedisServer:
 
     def start(self) -> None:
         assert self.proc is None
+        for _ in range(5):  # a port taken meanwhile by another process: try another one
+            if self._launch():
+                return
+            self.port = free_cluster_port() if "--cluster-enabled" in self.extra else free_port()
+        pytest.fail(f"redis-server did not start: see {self.workdir}")
+
+    def _launch(self) -> bool:
+        """Start on ``self.port``; False when the server exited (the port was taken)."""
         self.proc = subprocess.Popen(
             [
                 self.binary,
@@ -137,11 +145,12 @@ class RedisServer:
         try:
             for _ in range(400):
                 if self.proc.poll() is not None:
-                    pytest.fail(f"redis-server exited: see {self.workdir}/redis-{self.port}.log")
+                    self.proc = None
+                    return False
                 try:
                     if client.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
+                        return True
+                except redis.RedisError:  # not up yet, or someone else's server on the port
                     time.sleep(0.025)
             pytest.fail(f"redis-server did not answer on port {self.port}")
         finally:

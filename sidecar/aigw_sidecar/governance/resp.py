@@ -152,6 +152,8 @@ class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.made: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done once ``connection_lost`` ran (a TLS close needs a round trip first)."""
         """Done once ``connection_made`` ran (uvloop may return from create_connection first)."""
         self.waiters: deque[asyncio.Future[Reply]] = deque()
         self.buf = bytearray()
@@ -216,6 +218,8 @@ class _Protocol(asyncio.Protocol):
             self.fail(ConnectionError(f"bad reply from redis: {exc}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
         self.fail(ConnectionError("connection to redis lost"))
 
     def fail(self, exc: Exception) -> None:
@@ -325,6 +329,13 @@ class RespClient:
         if protocol is not None and protocol.transport is not None:
             protocol.closed = True
             protocol.transport.close()
+            # A TLS transport closes its socket only after the close_notify exchange: wait
+            # for it (briefly), so no socket outlives the client.
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.shield(protocol.lost)
+            except TimeoutError:
+                protocol.transport.abort()
 
 
 class Script:
