@@ -8,7 +8,8 @@ member holds its claims, prompt estimate, output bound, choices and tools) goes 
 2. **admission**: :meth:`aigw_sidecar.governance.Governor.admit` (identify, authorize,
    constrain) with the recorded prompt estimate;
 3. **limits and budgets**: :meth:`~aigw_sidecar.governance.Governor.limit` at the call's
-   recorded start and :meth:`~aigw_sidecar.governance.Governor.settle` at its recorded end,
+   recorded start and :meth:`~aigw_sidecar.governance.Governor.settle` at its recorded end
+   (an idempotent replay reserves nothing, as in the sidecar: that step runs before limits),
    every call's events in timestamp order on one memory store under a manual clock, so
    rate limits, concurrency and budgets (with their fallback routes) see the traffic as it
    happened; a call settles to its recorded usage at the serving backend's prices;
@@ -252,7 +253,9 @@ class Simulation:
             outcome.tenant = admission.identity.tenant
             outcome.use_case = admission.identity.use_case.name
             outcome.estimate_nano = admission.constraints.estimated_cost_nusd
-            grant = await governor.limit(view, admission)
+            grant: Grant | None = None
+            if record.get("answered_by") != "idempotency":  # a replay reserves nothing
+                grant = await governor.limit(view, admission)
         except Denied as denied:
             outcome.reason = denied.code
             return pending

@@ -387,6 +387,8 @@ class UseCase(Model):
     """Prompt-injection checks."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit record settings."""
+    idempotency: Idempotency = Field(default_factory=Idempotency)
+    """Idempotency-Key handling."""
 
     @model_validator(mode="after")
     def _unique_budget_names(self) -> Self:
