@@ -137,7 +137,8 @@ class AuditLog:
         if len(self._queue) < self.size or self._closing:
             self._put(record)
             return None
-        if on_full is AuditQueueFull.DROP:
+        if on_full is AuditQueueFull.DROP or (self._task is not None and self._task.done()):
+            # A writer that died (logged as critical) would hold back-pressured calls forever.
             self._dropped += 1
             self.dropped_total += 1
             self._dropped_metric.inc()
