@@ -1,8 +1,9 @@
 """``aigw sidecar``: run the data plane beside a workload.
 
 Flags win over environment variables, which win over defaults. This ``run`` is the one place
-the sidecar process reads its environment (``AIGW_*``, set by the injection webhook); the
-result is a frozen :class:`aigw_sidecar.SidecarSettings`.
+the sidecar process reads its environment (``AIGW_*``, set by the injection webhook, and the
+standard ``OTEL_*`` variables, parsed by :mod:`.otel_env`); the result is a frozen
+:class:`aigw_sidecar.SidecarSettings`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .otel_env import OTEL_VARIABLES, telemetry_from_env
+
 if TYPE_CHECKING:
     from aigw_sidecar.settings import AuditConfig
 
-__all__ = ["ENVIRONMENT", "NOT_WIRED_YET", "add_arguments", "run"]
+__all__ = ["ENVIRONMENT", "add_arguments", "run"]
 
 _ENV = {
     "bundle": "AIGW_BUNDLE_PATH",
@@ -34,6 +37,10 @@ _ENV = {
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
     "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
+    "redis_tls_ca": "AIGW_REDIS_TLS_CA_FILE",
+    "redis_tls_cert": "AIGW_REDIS_TLS_CERT_FILE",
+    "redis_tls_key": "AIGW_REDIS_TLS_KEY_FILE",
+    "redis_tls_server_name": "AIGW_REDIS_TLS_SERVER_NAME",
     "redaction_key_file": "AIGW_REDACTION_KEY_FILE",
     "injection_classifier": "AIGW_INJECTION_CLASSIFIER",
     "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
@@ -47,6 +54,8 @@ _ENV = {
     "audit_file_keep": "AIGW_AUDIT_FILE_KEEP",
     "audit_queue_size": "AIGW_AUDIT_QUEUE_SIZE",
     "audit_key_file": "AIGW_AUDIT_KEY_FILE",
+    "genai_semconv": "AIGW_GENAI_SEMCONV",
+    "tenant_label_cap": "AIGW_TENANT_LABEL_CAP",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -56,14 +65,9 @@ _POD_ENV = {
 }
 _LABELS_FILE_ENV = "AIGW_POD_LABELS_FILE"
 
-NOT_WIRED_YET = ("AIGW_OTLP_ENDPOINT", "AIGW_OTLP_PROTOCOL", "AIGW_TRACE_SAMPLING_RATIO")
-"""Variables the chart hands every injected sidecar (``opentelemetry.*``) that it does not
-read yet: it exports no traces, and warns at startup when one is set. The telemetry work
-wires OpenTelemetry here (reading its variables into the settings, next to ``_ENV``) and
-empties this tuple; ``tests/chart/test_operator_args.py`` fails on any variable the chart
-passes that is neither read nor listed here."""
-ENVIRONMENT = frozenset([*_ENV.values(), *_POD_ENV.values(), _LABELS_FILE_ENV])
-"""Every variable ``aigw sidecar`` reads."""
+ENVIRONMENT = frozenset([*_ENV.values(), *_POD_ENV.values(), _LABELS_FILE_ENV, *OTEL_VARIABLES])
+"""Every variable ``aigw sidecar`` reads (``tests/chart/test_operator_args.py`` fails on a
+variable the chart hands the injected sidecar that is not one of these)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,9 +117,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help=f"logging level (env {_ENV['log_level']}; INFO)")
     parser.add_argument(
         "--redis-url",
-        help=f"shared state for limits and budgets, redis://host:port/db (env "
-        f"{_ENV['redis_url']}; default: this pod's memory)",
+        help=f"shared state for limits and budgets: redis://host:port/db, rediss:// (TLS), "
+        f"redis+cluster://host:port,host:port or rediss+cluster:// (env {_ENV['redis_url']}; "
+        "default: this pod's memory)",
     )
+    for flag, what in (
+        ("ca", "PEM bundle of the CAs that sign the Redis server's certificate (default: the "
+         "system's)"),
+        ("cert", "client certificate (PEM) for a Redis that requires one"),
+        ("key", "private key of the client certificate (PEM)"),
+        ("server-name", "name the Redis server's certificate must carry (default: the URL's "
+         "host)"),
+    ):  # fmt: skip
+        env = _ENV["redis_tls_" + flag.replace("-", "_")]
+        parser.add_argument(f"--redis-tls-{flag}", help=f"rediss:// URLs: {what} (env {env})")
     parser.add_argument(
         "--redis-timeout",
         type=float,
@@ -139,6 +154,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"given (env {_ENV['injection_classifier']})",
     )
     _audit_arguments(parser)
+    _telemetry_arguments(parser)
+
+
+def _telemetry_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "telemetry (docs/telemetry.md)",
+        "Traces: the standard OpenTelemetry variables, tracing on when an endpoint is set: "
+        + ", ".join(OTEL_VARIABLES)
+        + ". Default protocol http/protobuf (OTEL_EXPORTER_OTLP_ENDPOINT is then a base URL, "
+        "e.g. http://collector:4318); sampler parentbased_always_on.",
+    )
+    group.add_argument(
+        "--genai-semconv",
+        choices=("latest", "dup"),
+        help=f"GenAI metric and attribute names: latest (semantic-conventions-genai v0.1.0) or "
+        f"dup (the v1.41 names too) (env {_ENV['genai_semconv']}; default latest)",
+    )
+    group.add_argument(
+        "--tenant-label-cap",
+        type=int,
+        help=f"distinct (tenant, use case) pairs of the tenant metrics; more are counted as "
+        f"_other (env {_ENV['tenant_label_cap']}; default 200)",
+    )
 
 
 def _audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -225,6 +263,19 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return os.environ.get(_ENV[name]) or None
 
 
+def _redis_tls(args: argparse.Namespace) -> dict[str, object]:
+    """The ``rediss://`` settings given by flags or environment."""
+    found: dict[str, object] = {}
+    server_name = _pick(args, "redis_tls_server_name")
+    if server_name is not None:
+        found["redis_tls_server_name"] = server_name
+    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+        value = _pick(args, name)
+        if value is not None:
+            found[name + "_file"] = Path(value)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per setting
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
@@ -254,6 +305,12 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
                     raise ValueError(f"{name.replace('_', '-')} must be a positive number")
                 overrides[field] = number
         overrides["audit"] = _audit_config(args)
+        cap = _pick(args, "tenant_label_cap")
+        overrides["telemetry"] = telemetry_from_env(
+            os.environ,
+            semconv=_pick(args, "genai_semconv"),
+            tenant_label_cap=None if cap is None else int(cap),
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -271,6 +328,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
+    overrides.update(_redis_tls(args))
     key_file = _pick(args, "redaction_key_file")
     if key_file is not None:
         try:
@@ -294,11 +352,5 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    ignored = [name for name in NOT_WIRED_YET if os.environ.get(name)]
-    if ignored:
-        logging.getLogger("aigw_sidecar").warning(
-            "%s set, but this sidecar exports no OpenTelemetry traces yet: ignored",
-            ", ".join(ignored),
-        )
     settings = SidecarSettings(bundle_path=Path(bundle), **overrides)  # type: ignore[arg-type]
     return serve(settings)

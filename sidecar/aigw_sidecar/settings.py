@@ -8,8 +8,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["DEFAULT_SECRETS_DIR", "AuditConfig", "SidecarSettings", "parse_downward_labels"]
+__all__ = [
+    "DEFAULT_SECRETS_DIR",
+    "AuditConfig",
+    "SidecarSettings",
+    "TelemetryConfig",
+    "TracingConfig",
+    "parse_downward_labels",
+]
 
 DEFAULT_SECRETS_DIR = Path("/var/run/aigw/secrets")
 
@@ -36,6 +44,65 @@ class AuditConfig:
     @property
     def enabled(self) -> bool:
         return self.file is not None or self.stdout or self.otlp_endpoint is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """OpenTelemetry traces exported by OTLP (``docs/telemetry.md``), from the standard
+    ``OTEL_*`` variables. The SDK and the exporter are imported only when this exists."""
+
+    endpoint: str
+    """Where spans go: for ``http/protobuf`` the full traces URL (``.../v1/traces``), for
+    ``grpc`` the collector's URL or ``host:port``."""
+    protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Extra export headers (an API key of a hosted backend): never logged."""
+    timeout_s: float = 10.0
+    """Longest one export (with its retries) may take, in the exporter's thread."""
+    insecure: bool = False
+    """gRPC without TLS (an ``http://`` endpoint is insecure already)."""
+    compression: Literal["none", "gzip"] = "none"
+    certificate: str | None = None
+    """A CA bundle file to verify the collector's TLS certificate with."""
+    service_name: str = "aigw-sidecar"
+    resource_attributes: tuple[tuple[str, str], ...] = ()
+    """``OTEL_RESOURCE_ATTRIBUTES`` (the injector sets the pod's namespace, name and service
+    account) and the attributes the sidecar adds itself."""
+    sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    ratio: float = 1.0
+    """The ratio of the ``traceidratio`` samplers (``OTEL_TRACES_SAMPLER_ARG``)."""
+    baggage: bool = False
+    """``OTEL_PROPAGATORS`` names ``baggage``: a caller's W3C baggage is passed on to the
+    provider. Otherwise it is ignored."""
+    queue_size: int = 2048
+    """Ended spans waiting for the exporter at most; past it new spans are dropped and
+    counted (``aigw_trace_spans_dropped_total{reason="queue_full"}``)."""
+    batch_size: int = 512
+    schedule_delay_s: float = 5.0
+    """The longest an ended span waits before its batch is exported."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    """Traces (optional) and the GenAI metrics (always on, Prometheus)."""
+
+    tracing: TracingConfig | None = None
+    """None: no traces, and no OpenTelemetry module is imported."""
+    semconv: Literal["latest", "dup"] = "latest"
+    """``latest``: the GenAI conventions of semantic-conventions-genai v0.1.0 only; ``dup``:
+    the v1.41 names (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
+    ``gen_ai.usage.cache_creation.input_tokens``) too, for dashboards built on them."""
+    tenant_label_cap: int = 200
+    """Most distinct (tenant, use case) label pairs of the tenant metrics in one sidecar;
+    further pairs are counted under ``tenant="_other"``. Tenants come from the policies
+    (at most 65 a policy), so the cap is reached only by a bundle with very many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +162,15 @@ class SidecarSettings:
     """Shared state for rate limits and budgets across replicas; None: this pod's memory."""
     redis_timeout_s: float = 0.5
     """Bound of connecting to Redis and of each reply; past it the policy's failMode applies."""
+    redis_tls_ca_file: Path | None = None
+    """``rediss://``: PEM bundle of the CAs that sign the server's certificate (None: the
+    system's)."""
+    redis_tls_cert_file: Path | None = None
+    """``rediss://``: client certificate (PEM), for a Redis with ``tls-auth-clients yes``."""
+    redis_tls_key_file: Path | None = None
+    """``rediss://``: private key of ``redis_tls_cert_file`` (None: inside that file)."""
+    redis_tls_server_name: str | None = None
+    """``rediss://``: name the server's certificate must carry (None: the URL's host)."""
     lease_s: float = 30.0
     """How long a reservation and its concurrency lease are held in the state store without
     renewal; renewed every third of it while the call runs, so a sidecar that dies holds
@@ -110,6 +186,8 @@ class SidecarSettings:
     set); ``factory()`` returns an object with ``name``, ``threshold`` and ``score(text)``."""
     audit: AuditConfig = field(default_factory=AuditConfig)
     """Audit record sinks (none: no records)."""
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    """Traces and GenAI metrics (``docs/telemetry.md``)."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

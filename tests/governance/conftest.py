@@ -19,7 +19,8 @@ from aigw_contract import Bundle
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer, SidecarSettings
 from aigw_sidecar.governance import MemoryStore, RedisStore, Store, redis_py
-from support import NAMESPACE, RedisServer, backend_doc, compile_docs, policy_doc, route_doc
+from support import NAMESPACE, backend_doc, compile_docs, policy_doc, route_doc
+from support.redis import Cluster, RedisServer, SharedRedis, client_tls, make_certificates
 
 Doc = dict[str, Any]
 BundleFactory = Callable[..., Bundle]
@@ -44,12 +45,21 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.remove()
 
 
-def counter_values(client: redis.Redis, part: str) -> list[float]:
-    """Levels of the Redis counters whose field contains ``part`` (``:tpm``, ``:bu:d:``):
+def counter_values(where: redis.Redis | SharedRedis, part: str) -> list[float]:
+    """Levels of the Redis counters whose field contains ``part`` (``:tpm``, ``bu:d:``):
     buckets and budgets are fields of one hash per tenant (see redis_scripts)."""
+    if isinstance(where, SharedRedis):
+        found: list[float] = []
+        for server in where.primaries():
+            client = server.client()
+            try:
+                found += counter_values(client, part)
+            finally:
+                client.close()
+        return found
     values: list[float] = []
-    for key in client.keys("aigw:*:c"):
-        for name, value in client.hgetall(key).items():
+    for key in where.keys("aigw:*:c"):
+        for name, value in where.hgetall(key).items():
             text = name.decode() if isinstance(name, bytes) else str(name)
             if part in text and text.endswith((".l", ".v")):
                 values.append(float(value))
@@ -57,7 +67,7 @@ def counter_values(client: redis.Redis, part: str) -> list[float]:
 
 
 @pytest.fixture(name="counter_values")
-def counter_values_fixture() -> Callable[[redis.Redis, str], list[float]]:
+def counter_values_fixture() -> Callable[[redis.Redis | SharedRedis, str], list[float]]:
     """:func:`counter_values`, for tests (this folder is not a package)."""
     return counter_values
 
@@ -66,12 +76,56 @@ def async_client(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-py"])
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRedis]:
+    """A redis-server that speaks only TLS and requires a client certificate."""
+    certificates = make_certificates(tmp_path_factory.mktemp("tls"))
+    server = RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=certificates)
+    server.start()
+    yield SharedRedis("tls", server.url, [server], tls=client_tls(certificates))
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRedis]:
+    """A Redis Cluster of three masters on loopback ports."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    try:
+        cluster.start()
+        yield SharedRedis("cluster", cluster.url, cluster.nodes, cluster=cluster)
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(params=["single", "cluster", "tls"])
+def shared_redis(request: pytest.FixtureRequest) -> SharedRedis:
+    """The same test on one redis-server, a Redis Cluster and a TLS redis-server (flushed)."""
+    if request.param == "single":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        shared = SharedRedis("single", server.url, [server])
+    elif request.param == "cluster":
+        shared = request.getfixturevalue("redis_cluster")
+    else:
+        shared = request.getfixturevalue("tls_redis")
+    shared.flush()
+    return shared
+
+
+@pytest.fixture(params=["memory", "redis", "redis-py", "cluster", "tls"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """The same test against each state store: memory, Redis through the lean client, and
-    Redis through redis-py (the client used for TLS and Redis Cluster)."""
+    """The same test against each state store: memory, Redis through the lean client,
+    Redis through a redis-py client passed in, a Redis Cluster and a TLS Redis."""
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param in ("cluster", "tls"):
+        shared: SharedRedis = request.getfixturevalue(
+            f"{'redis_cluster' if request.param == 'cluster' else 'tls_redis'}"
+        )
+        shared.flush()
+        redis_store = RedisStore.from_url(shared.url, tls=shared.tls)
+        yield redis_store
+        await redis_store.client.aclose()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     server.flush()

@@ -22,8 +22,9 @@ import pytest
 
 from aigw_sidecar.app_keys import GOVERN
 from aigw_sidecar.governance import Governor
+from support.redis import RedisServer
 
-from .conftest import HELLO, RedisServer, Sidecar, counter_values, use_case
+from .conftest import HELLO, Sidecar, counter_values, use_case
 
 LONG = {"model": "chat", "messages": [{"role": "user", "content": "one two three four five"}]}
 

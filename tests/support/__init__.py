@@ -14,12 +14,14 @@ from .bundles import (
     route_doc,
 )
 from .ports import free_port
-from .redis import RedisServer
+from .redis import Cluster, RedisServer, SharedRedis
 from .waiting import wait_for, wait_until
 
 __all__ = [
     "NAMESPACE",
+    "Cluster",
     "RedisServer",
+    "SharedRedis",
     "backend_doc",
     "bundle_bytes",
     "compile_docs",

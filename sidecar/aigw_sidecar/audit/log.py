@@ -42,6 +42,9 @@ __all__ = ["AuditLog"]
 
 _log = logging.getLogger("aigw.audit")
 _BATCH = 512
+_LINGER_S = 0.005
+"""The writer waits this long after a wake-up, so that the records of a burst share one
+batch (one write call, one wake-up) instead of one each; shutdown does not wait."""
 _RETRY_S = 1.0
 _CLOSE_RETRIES = 5
 Json = dict[str, Any]
@@ -76,6 +79,7 @@ class AuditLog:
         self._idle.set()
         self._dropped = 0
         """Records dropped since the last one written (goes into the next record)."""
+        self.dropped_total = 0
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.records = Counter(
@@ -110,6 +114,17 @@ class AuditLog:
     def chain(self) -> str:
         return self.chainer.chain
 
+    def status(self) -> dict[str, Any]:
+        """For ``/aigw/status``: the chain, the sinks, the queue, what was written and dropped."""
+        return {
+            "chain": self.chain,
+            "sinks": [sink.name for sink in self.sinks],
+            "queued": len(self._queue),
+            "queueSize": self.size,
+            "written": self.chainer.seq,
+            "dropped": self.dropped_total,
+        }
+
     def start(self) -> None:
         """Open the sinks (a file found from an earlier run is rotated) and start writing."""
         for sink in self.sinks:
@@ -122,8 +137,10 @@ class AuditLog:
         if len(self._queue) < self.size or self._closing:
             self._put(record)
             return None
-        if on_full is AuditQueueFull.DROP:
+        if on_full is AuditQueueFull.DROP or (self._task is not None and self._task.done()):
+            # A writer that died (logged as critical) would hold back-pressured calls forever.
             self._dropped += 1
+            self.dropped_total += 1
             self._dropped_metric.inc()
             return None
         return asyncio.ensure_future(self._wait_put(record))
@@ -144,6 +161,8 @@ class AuditLog:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._closing and len(self._queue) < _BATCH:
+                await asyncio.sleep(_LINGER_S)
             self._wake.clear()
             while self._queue:
                 batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import (
@@ -51,6 +50,7 @@ from aigw_sidecar.governance import (
     PrometheusObserver,
     RedisStore,
     Store,
+    TlsSettings,
     TokenCounter,
     Verdict,
     format_usd,
@@ -62,7 +62,7 @@ from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.runtime import RuntimeConfig, render_models
 from aigw_sidecar.settings import SidecarSettings
 
-from .route import route_to
+from .route import request_claims, route_to
 
 __all__ = ["Admit", "Governance", "Limit", "build_governance", "error_of"]
 
@@ -187,7 +187,7 @@ class Admit(Step):
     async def on_request(self, ctx: RequestContext) -> None:
         view = self._g.view(ctx.config)
         route = ctx.route
-        claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
+        claims = request_claims(ctx)  # 400 for a malformed or repeated claim
         _strip_consumed_claims(ctx.body)
         try:
             admission = self._g.governor.admit(
@@ -299,7 +299,13 @@ def build_governance(settings: SidecarSettings, metrics: Metrics) -> Governance:
     pod = PodIdentity(settings.pod_namespace, settings.service_account, dict(settings.pod_labels))
     store: Store
     if settings.redis_url:
-        store = RedisStore.from_url(settings.redis_url, timeout=settings.redis_timeout_s)
+        tls = TlsSettings(
+            ca_file=settings.redis_tls_ca_file,
+            cert_file=settings.redis_tls_cert_file,
+            key_file=settings.redis_tls_key_file,
+            server_name=settings.redis_tls_server_name,
+        )
+        store = RedisStore.from_url(settings.redis_url, timeout=settings.redis_timeout_s, tls=tls)
     else:
         store = MemoryStore()
     observer = PrometheusObserver(metrics.registry)
