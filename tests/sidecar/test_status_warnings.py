@@ -19,16 +19,14 @@ async def test_status_lists_settings_not_enforced_yet(
     policy["spec"]["useCases"][0]["cache"] = {"exact": {"enabled": True}}
     policy["spec"]["useCases"][0]["redaction"] = {"profile": "off", "mode": "hash"}  # no-op
     chat = next(d for d in resources if d["metadata"]["name"] == "chat")
-    chat["spec"]["backends"][0]["region"] = "eu-west-1"  # residency routing: not yet
+    chat["spec"]["backends"][0]["region"] = "eu-west-1"  # enforced (residency): no warning
     caplog.set_level(logging.WARNING)
     gateway.write_bundle(bundle_bytes([*resources, policy], revision=2))
     status = await gateway.wait_revision(2)
     assert status["bundle"]["warnings"] == [
         "AIPolicy/app: spec.useCases[0].cache.exact.enabled: true is not enforced yet: "
         "accepted, but it has no effect (see docs/policy-reference.md)",
-        'ModelRoute/chat: spec.backends[0].region: "eu-west-1" is'
-        " not enforced yet: accepted, but it has no effect (see docs/policy-reference.md)",
     ]
     assert not any("redaction" in d for d in status["bundle"]["inactiveDefaults"])
     (logged,) = [r for r in caplog.records if "not enforced yet" in r.getMessage()]
-    assert "2 setting(s)" in logged.getMessage()
+    assert "1 setting(s)" in logged.getMessage()
