@@ -42,13 +42,23 @@ from .attempts import AttemptChain, AttemptMiddleware, BackendStates, HttpCall
 from .audit import open_audit
 from .bundle_store import BundleStore
 from .drain import InFlight
+from .governance import RedisStore
 from .memory import HeapTrimmer
 from .metrics import Metrics
 from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
-from .steps import Plugin, Services, audit_steps, default_steps
+from .steps import (
+    CacheAnswer,
+    CacheLookup,
+    Caching,
+    Plugin,
+    Services,
+    audit_steps,
+    cache_steps,
+    default_steps,
+)
 from .steps.govern import Governance, build_governance
 from .steps.inspect import Inspect, InspectAnswer, Inspection
 
@@ -63,11 +73,14 @@ def build_pipeline(
     services: Services,
     call: HttpCall,
     states: BackendStates | None = None,
+    *,
+    caching: Caching | None = None,
 ) -> Pipeline:
-    """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
-    and inspection added when the factory did not include them (a plug-in factory cannot
-    leave a policy's redaction out by accident; it may bring its own ``Inspection``), and
-    so are the audit steps when the sidecar has an audit log."""
+    """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance,
+    inspection and the response cache added when the factory did not include them (a plug-in
+    factory cannot leave a policy's redaction or caching out by accident; it may bring its
+    own ``Inspection`` or cache steps), and so are the audit steps when the sidecar has an
+    audit log."""
     steps: list[Step] = [p for p in plugins if isinstance(p, Step)]
     middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
     if not any(s.name == "audit" for s in steps):
@@ -78,6 +91,10 @@ def build_pipeline(
     names = {s.name for s in steps}
     if Inspect.name not in names and InspectAnswer.name not in names:
         steps.extend(Inspection(services.settings, services.metrics).steps)
+    if CacheLookup.name not in names and CacheAnswer.name not in names:
+        if caching is None:
+            caching = Caching(services.settings, services.metrics, services.state_client)
+        steps.extend(cache_steps(caching))
     chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
     return Pipeline(steps, chain)
 
@@ -108,13 +125,17 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         )
         governance = app[GOVERN]
         counter = governance.governor.counter
-        services = Services(settings, app[METRICS], app[RNG], counter, app.get(AUDIT))
+        store = governance.governor.store
+        client = store.client if isinstance(store, RedisStore) else None
+        services = Services(settings, app[METRICS], app[RNG], counter, app.get(AUDIT), client)
         call = HttpCall(session, app[METRICS], counter)
+        caching = Caching(settings, app[METRICS], client)
         app[PIPELINE] = build_pipeline(
-            steps(services), governance, services, call, app[BACKEND_STATES]
+            steps(services), governance, services, call, app[BACKEND_STATES], caching=caching
         )
         yield
         await session.close()
+        await caching.drain()
         await app[GOVERN].drain()
 
     return ctx

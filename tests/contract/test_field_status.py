@@ -122,9 +122,14 @@ def test_a_minimal_resource_warns_about_nothing_and_has_no_inactive_defaults() -
     ("use_case", "warned"),
     [
         ({"cache": {"exact": {"enabled": False, "ttlSeconds": 60}}}, []),  # inert: disabled
+        ({"cache": {"exact": {"enabled": True, "ttlSeconds": 60, "scope": "tenant"}}}, []),
         (
-            {"cache": {"exact": {"enabled": True, "ttlSeconds": 60}}},
-            ["spec.useCases[1].cache.exact.enabled", "spec.useCases[1].cache.exact.ttlSeconds"],
+            {"cache": {"semantic": {"enabled": True, "threshold": 0.9, "embeddingsRoute": "r"}}},
+            [
+                "spec.useCases[1].cache.semantic.enabled",
+                "spec.useCases[1].cache.semantic.threshold",
+                "spec.useCases[1].cache.semantic.embeddingsRoute",
+            ],
         ),
         ({"redaction": {"profile": "pii", "mode": "block"}}, []),  # enforced fields
         ({"promptInjection": {"mode": "block"}}, []),
@@ -162,7 +167,8 @@ def test_a_route_warns_per_setting_that_would_do_something(
 def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
     """The sidecar checks the bundle's policies and routes; validate and the operator check
     the resources: the same fields, so the same warnings."""
-    policy = _policy(cache={"semantic": {"enabled": True}}, redaction={"profile": "strict"})
+    semantic = {"enabled": True, "embeddingsRoute": "r"}
+    policy = _policy(cache={"semantic": semantic}, redaction={"profile": "strict"})
     route = _route(
         retry={"attempts": 3},
         backends=[

@@ -46,17 +46,16 @@ def _write(path: Path, *docs: dict[str, Any]) -> Path:
 def test_a_setting_not_enforced_yet_is_a_warning_with_file_document_resource_and_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = _write(
-        tmp_path / "in.yaml", ROUTE, _policy(cache={"exact": {"enabled": True, "ttlSeconds": 60}})
-    )
+    semantic = {"enabled": True, "ttlSeconds": 60, "embeddingsRoute": "chat"}
+    source = _write(tmp_path / "in.yaml", ROUTE, _policy(cache={"semantic": semantic}))
     assert main(["validate", str(source)]) == 0
     err = capsys.readouterr().err
-    for field, value in (("enabled", "true"), ("ttlSeconds", "60")):
+    for field, value in (("enabled", "true"), ("ttlSeconds", "60"), ("embeddingsRoute", '"chat"')):
         assert (
             f"warning: {source}: document 2: AIPolicy/support: "
-            f"spec.useCases[0].cache.exact.{field}: {value} is not enforced yet"
+            f"spec.useCases[0].cache.semantic.{field}: {value} is not enforced yet"
         ) in err
-    assert err.count("warning:") == 2
+    assert err.count("warning:") == 3
     assert "ok: 1 AIPolicy, 1 ModelRoute" in err
 
 

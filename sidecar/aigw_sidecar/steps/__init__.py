@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aigw_sidecar.attempts import AttemptMiddleware, CircuitBreaker, RetryFallback
 from aigw_sidecar.audit import AuditLog, hasher_of
@@ -23,6 +24,8 @@ from aigw_sidecar.settings import SidecarSettings
 
 from .account import Account
 from .audit import Audit, AuditAnswer, AuditFacts
+from .cache import CacheAnswer, CacheLookup, cache_steps
+from .caching import Caching
 from .govern import Admit, Governance, Limit
 from .inspect import Inspect, InspectAnswer, Inspection
 from .route import ResolveRoute, route_to
@@ -33,6 +36,9 @@ __all__ = [
     "Audit",
     "AuditAnswer",
     "AuditFacts",
+    "CacheAnswer",
+    "CacheLookup",
+    "Caching",
     "Governance",
     "Inspect",
     "InspectAnswer",
@@ -42,6 +48,7 @@ __all__ = [
     "ResolveRoute",
     "Services",
     "audit_steps",
+    "cache_steps",
     "default_steps",
     "route_to",
 ]
@@ -61,6 +68,9 @@ class Services:
     """The one token estimator (the governor's)."""
     audit: AuditLog | None = None
     """The audit log (None: no audit sink configured)."""
+    state_client: Any = None
+    """The shared-state Redis client the governance store opened (None: memory state); the
+    response cache keeps its entries there too (``docs/cache.md``)."""
 
 
 def audit_steps(services: Services) -> list[Plugin]:
