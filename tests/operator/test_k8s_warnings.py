@@ -33,7 +33,8 @@ ROUTE = {
 
 
 def _policy(cache_enabled: bool) -> dict[str, Any]:
-    use_case = {"name": "reply", "routes": ["chat"], "cache": {"exact": {"enabled": cache_enabled}}}
+    semantic = {"enabled": cache_enabled, "embeddingsRoute": "chat"}
+    use_case = {"name": "reply", "routes": ["chat"], "cache": {"semantic": semantic}}
     return {
         "apiVersion": "aigw.dev/v1alpha1",
         "kind": "AIPolicy",
@@ -64,10 +65,10 @@ def test_a_setting_not_enforced_yet_sets_the_warning_condition_and_an_event(
         lambda: (w := _warning(aigw_cluster, "aipolicy", "cached")).get("status") == "True" and w,
     )
     assert warning["reason"] == "NotEnforced"
-    assert "spec.useCases[0].cache.exact.enabled=true" in warning["message"]
+    assert "spec.useCases[0].cache.semantic.enabled=true" in warning["message"]
     (event,) = wait_for("the Warning Event", lambda: _events(aigw_cluster))
     assert event["type"] == "Warning"
-    assert "spec.useCases[0].cache.exact.enabled=true" in event["message"]
+    assert "spec.useCases[0].cache.semantic.enabled=true" in event["message"]
     ready = wait_for(
         "Ready",
         lambda: next(

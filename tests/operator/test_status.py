@@ -137,8 +137,7 @@ def test_settings_not_enforced_yet_set_the_warning_condition() -> None:
     status = desired_status(policy, outcome, WHEN)
     warning = conditions(status)["Warning"]
     assert (warning["status"], warning["reason"]) == ("True", "NotEnforced")
-    assert "spec.useCases[0].cache.exact.enabled=true" in warning["message"]
-    assert "(and 1 more)" in warning["message"]  # 6 settings, 5 named
+    assert 'spec.useCases[0].qualityTier="standard"' in warning["message"]
     assert conditions(status)["Ready"]["status"] == "True"  # in force all the same
     assert newly_warned(policy, status) == warning
     policy["status"] = status
