@@ -60,7 +60,7 @@ async def _written(server: RedisServer, count: int) -> None:
     """Wait (bounded) until ``count`` entries are in Redis: they are written in the
     background once the answer has been sent."""
     async with asyncio.timeout(10):
-        while len(_keys(server)) < count:
+        while len(_keys(server)) < count:  # noqa: ASYNC110 - polling another process
             await asyncio.sleep(0.01)
 
 
