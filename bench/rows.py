@@ -111,6 +111,7 @@ STEPS: Mapping[str, Step] = {
             "exact cache",
             ("cache.exact", "exact cache"),
             use_case={"cache": {"exact": {"enabled": True, "ttlSeconds": 600}}},
+            landed=True,
         ),
         Step(
             "redaction",
