@@ -51,9 +51,20 @@ from measure import CHAT, Plan, bodies, broadest, measure, soak
 from rows import ALL_STEPS, ROWS, STEPS, Row
 from targets import LITELLM_VERSION, BenchEnv, Target, ensure_litellm, start_target, upstream
 
-ALL_CASES = ("direct", "nginx", "passthrough", *ROWS, "aigw-built", "litellm")
+ALL_CASES = (
+    "direct",
+    "nginx",
+    "passthrough",
+    *ROWS,
+    "aigw-built",
+    "aigw-built-no-audit",
+    "litellm",
+)
 BUILT = "aigw-built"
 """The row of every step that proved it acts, when that is neither one step nor all."""
+BUILT_NO_AUDIT = "aigw-built-no-audit"
+"""``aigw-built`` (or ``aigw-full``) without the audit step: the pair measures what the audit
+record writer costs on top of the whole pipeline, in the same run."""
 
 
 def _log(message: str) -> None:
@@ -194,6 +205,14 @@ def _start(
             raise _Same("every step is built: aigw-full is this row")
         label = f"aigw every step built so far ({', '.join(built)})"
         return start_row(Row(BUILT, label, built), env, upstream_url)
+    if key == BUILT_NO_AUDIT:
+        built = tuple(k for k in ALL_STEPS if steps.get(k, {}).get("state") == "measured")
+        if "audit" not in built:
+            why = steps.get("audit", {}).get("why", "the audit row did not run")
+            raise NotBuilt({"audit": why})
+        rest = tuple(k for k in built if k != "audit")
+        label = f"aigw every step built so far but audit ({', '.join(rest) or 'none'})"
+        return start_row(Row(BUILT_NO_AUDIT, label, rest), env, upstream_url)
     if key in ROWS:  # a step already found missing or failing needs no second sidecar
         known = {k: steps[k] for k in ROWS[key].steps if k in steps}
         unbuilt = {k: v["why"] for k, v in known.items() if v["state"] != "measured"}
@@ -220,8 +239,12 @@ def _start_all(
     """Starts every case that can run; records why the others cannot."""
     targets: list[Target] = []
     steps: dict[str, dict[str, str]] = results["steps"]
+
     # Single-step rows first: what they find decides the rows of several steps.
-    for key in sorted(cases, key=lambda k: (k == BUILT, k in ROWS and len(ROWS[k].steps) > 1)):
+    def order(k: str) -> tuple[bool, bool]:
+        return k in (BUILT, BUILT_NO_AUDIT), k in ROWS and len(ROWS[k].steps) > 1
+
+    for key in sorted(cases, key=order):
         _log(f"starting {key}")
         step = _step_of_row(key) if key in ROWS else None
         try:

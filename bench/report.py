@@ -267,6 +267,16 @@ def _marginal(d: Mapping[str, Figures], label: Mapping[str, str]) -> list[str]:
             _x(ratio(d[key]["rps_c16"], base["rps_c16"])),
         ]
         lines.append(f"| {label[key]} | " + " | ".join(cells) + " |")
+    full_on = "aigw-full" if "aigw-full" in d else "aigw-built"
+    if full_on in d and "aigw-built-no-audit" in d:
+        on, off = d[full_on], d["aigw-built-no-audit"]
+        text = f"The audit record writer on the whole pipeline ({label[full_on]} vs "
+        text += f"{label['aigw-built-no-audit']}): CPU per call at c=16 "
+        text += f"{fmt(on['cpu_c16'], 0)} vs {fmt(off['cpu_c16'], 0)} \N{MICRO SIGN}s, "
+        text += f"added p50 at c=1 {fmt(on['added_p50_ms'], 3)} vs "
+        text += f"{fmt(off['added_p50_ms'], 3)} ms, req/s at c=16 "
+        text += f"{_x(ratio(on['rps_c16'], off['rps_c16']))} of the row without audit."
+        lines += ["", text]
     if "aigw-redaction" in d:
         on, off = d["aigw-redaction"], base
         text = f"Streams with redaction on vs off: TTFT p50 {fmt(on['ttft_p50_ms'], 3)} vs "

@@ -22,3 +22,5 @@ def test_demo_runs_every_step() -> None:
     assert "FAILED" not in result.stdout
     assert "all demo steps behaved as described" in result.stdout
     assert "revision 1 -> 2" in result.stdout
+    assert "ok: 1 chain(s), " in result.stdout  # aigw audit verify on the demo's records
+    assert "chat -> chat-economy" in result.stdout  # the replay of a spent budget

@@ -67,6 +67,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chart", type=Path, help="write a PNG of cost over time by top group")
 
 
+def _usd(amount: Decimal) -> str:
+    return f"{amount:.9f}"
+
+
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text.strip())
     if match is None:
@@ -185,7 +189,7 @@ class Group:
             "input_tokens": self.input,
             "output_tokens": self.output,
             "cached_tokens": self.cached,
-            "cost_usd": str(self.cost),
+            "cost_usd": _usd(self.cost),
         }
 
 
@@ -228,9 +232,9 @@ def movers(now: Window, before: Window, top: int) -> list[dict[str, Any]]:
         out.append(
             {
                 "key": list(key),
-                "cost_before_usd": str(a.cost),
-                "cost_usd": str(b.cost),
-                "change_usd": str(change),
+                "cost_before_usd": _usd(a.cost),
+                "cost_usd": _usd(b.cost),
+                "change_usd": _usd(change),
                 "drivers": drivers,
             }
         )

@@ -5,8 +5,10 @@ Anthropic wire formats), and an ``aigw sidecar`` loading a bundle compiled from 
 quickstart examples with every backend pointed at the fakes. Then it talks to the sidecar
 with the official ``openai`` and ``anthropic`` SDKs, unchanged, and shows what the gateway
 did: routing, cost, streaming, translation between providers, error mapping, governance
-decisions and a hot reload of a new policy revision. Every step checks its outcome; the exit
-code is 0 only if all of them behaved as described.
+decisions and a hot reload of a new policy revision; then the evidence trail: the audit
+records the sidecar wrote (one per call), ``aigw audit verify`` on them, and ``aigw replay``
+of those calls against a candidate bundle whose monthly budget is spent. Every step checks
+its outcome; the exit code is 0 only if all of them behaved as described.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,11 +92,31 @@ def _wire(provider: Provider) -> str:
     return "anthropic" if provider is Provider.ANTHROPIC else "openai"
 
 
-def _demo_bundle(examples: Path, fakes: dict[str, str], revision: int) -> Bundle:
-    """The examples, with every backend pointed at the local fake of its wire format."""
+def _demo_bundle(
+    examples: Path, fakes: dict[str, str], revision: int, *, spent_budget: bool = False
+) -> Bundle:
+    """The examples, with every backend pointed at the local fake of its wire format
+    (``spent_budget``: every money budget lowered to a millionth of a dollar)."""
     resources = []
     for document in load_paths([examples]):
         resource = document.resource
+        if spent_budget and resource.kind == "AIPolicy":
+            use_cases = [
+                u.model_copy(
+                    update={
+                        "budgets": [
+                            b.model_copy(update={"cost_usd": Decimal("0.000001")})
+                            if b.cost_usd is not None
+                            else b
+                            for b in u.budgets
+                        ]
+                    }
+                )
+                for u in resource.spec.use_cases
+            ]
+            resource = resource.model_copy(
+                update={"spec": resource.spec.model_copy(update={"use_cases": use_cases})}
+            )
         if resource.kind == "ModelRoute":
             backends = [
                 b.model_copy(
@@ -334,6 +357,7 @@ def _run_demo(work: Path, examples: Path) -> int:
     labels.write_text('app="support-assistant"\n')
     bundle_path = work / "bundle.json"
     _write_bundle(bundle_path, _demo_bundle(examples, fakes, revision=1))
+    audit = work / "audit" / "audit.jsonl"
     print(f"compiled {examples} -> {bundle_path} (revision 1), backends -> local fakes")
 
     env = {**os.environ, "AIGW_POD_LABELS_FILE": str(labels), "AIGW_POD_NAME": "demo-pod"}
@@ -364,7 +388,8 @@ def _run_demo(work: Path, examples: Path) -> int:
         _process(
             _aigw("sidecar", "--bundle", str(bundle_path), "--port", str(ports["api"]),
                   "--admin-port", str(ports["admin"]), "--admin-host", "127.0.0.1",
-                  "--secrets-dir", str(work / "secrets"), "--reload-interval", "0.2"),
+                  "--secrets-dir", str(work / "secrets"), "--reload-interval", "0.2",
+                  "--audit-file", str(audit)),
             work / "sidecar.log",
             env=env,
         ),
@@ -376,12 +401,60 @@ def _run_demo(work: Path, examples: Path) -> int:
         checks = _scenarios(
             base, admin, (fakes["openai"].removesuffix("/v1"), fakes["anthropic"]), reload
         )
+    # The sidecar has stopped (SIGTERM): its queue is written out and its chain ended.
+    candidate = work / "candidate.json"
+    _write_bundle(candidate, _demo_bundle(examples, fakes, revision=3, spent_budget=True))
+    checks.step(
+        "The audit trail: one hash-chained record per call, verified",
+        lambda: _audit_trail(audit),
+    )
+    checks.step(
+        "Replay: the recorded calls under a bundle whose monthly budget is spent",
+        lambda: _replay(audit, candidate),
+    )
     if checks.failed:
         print(f"\n{len(checks.failed)} demo step(s) failed: {', '.join(checks.failed)}")
         print(f"logs: {work}")
         return 1
     print("\nall demo steps behaved as described")
     return 0
+
+
+def _audit_trail(audit: Path) -> str:
+    files = sorted(audit.parent.iterdir())
+    lines = [json.loads(line) for f in files for line in f.read_bytes().splitlines() if line]
+    calls = [r for r in lines if r["kind"] == "call"]
+    outcomes: dict[str, int] = {}
+    for record in calls:
+        key = str(record["status"]) + (f" {record['error_type']}" if record["error_type"] else "")
+        outcomes[key] = outcomes.get(key, 0) + 1
+    assert len(calls) >= 9, f"only {len(calls)} call records for the 9 calls above"
+    done = subprocess.run(  # noqa: S603 - our own CLI
+        _aigw("audit", "verify", *map(str, files)), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = ", ".join(f"{n} x {k}" for k, n in sorted(outcomes.items()))
+    return f"{len(calls)} records in {audit.parent} ({shown}); {done.stdout.strip()}"
+
+
+def _replay(audit: Path, candidate: Path) -> str:
+    files = [str(f) for f in sorted(audit.parent.iterdir())]
+    done = subprocess.run(  # noqa: S603 - our own CLI
+        _aigw("replay", "--audit", *files, "--bundle", str(candidate), "--format", "json"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["route_changes"], "a spent budget rerouted nothing"
+    cost = result["cost"]
+    return (
+        f"{result['evaluated']} calls re-evaluated offline: {len(result['rerouted'])} rerouted "
+        f"({', '.join(f'{k}: {v}' for k, v in result['route_changes'].items())}), "
+        f"{len(result['newly_blocked'])} newly blocked; projected cost {cost['baseline_usd']} "
+        f"-> {cost['candidate_usd']} USD"
+    )
 
 
 def _status(admin: str) -> dict[str, Any]:

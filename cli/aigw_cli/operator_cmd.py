@@ -5,7 +5,8 @@ variables (the chart sets them): KUBECONFIG, KUBERNETES_SERVICE_HOST/PORT (in a 
 AIGW_WATCH_NAMESPACES (comma-separated), AIGW_POD_NAME (the peering
 priority is derived from it when not given: replicas of one Deployment need distinct ones), and
 AIGW_SIDECAR_<NAME>, passed to every injected sidecar as AIGW_<NAME> (AIGW_SIDECAR_REDIS_URL
-becomes the sidecar's AIGW_REDIS_URL).
+becomes the sidecar's AIGW_REDIS_URL), except AIGW_SIDECAR_OTEL_<NAME>, which becomes the
+standard OTEL_<NAME> (AIGW_SIDECAR_OTEL_EXPORTER_OTLP_ENDPOINT: OTEL_EXPORTER_OTLP_ENDPOINT).
 """
 
 from __future__ import annotations
@@ -109,10 +110,15 @@ def _secret_ref(value: str | None) -> tuple[str, str] | None:
 SIDECAR_ENV_PREFIX = "AIGW_SIDECAR_"
 
 
+def _sidecar_name(key: str) -> str:
+    name = key.removeprefix(SIDECAR_ENV_PREFIX)
+    return name if name.startswith("OTEL_") else "AIGW_" + name
+
+
 def _sidecar_env() -> tuple[tuple[str, str], ...]:
     return tuple(
         sorted(
-            ("AIGW_" + key.removeprefix(SIDECAR_ENV_PREFIX), value)
+            (_sidecar_name(key), value)
             for key, value in os.environ.items()
             if key.startswith(SIDECAR_ENV_PREFIX) and len(key) > len(SIDECAR_ENV_PREFIX)
         )

@@ -1,8 +1,9 @@
 """``aigw sidecar``: run the data plane beside a workload.
 
 Flags win over environment variables, which win over defaults. This ``run`` is the one place
-the sidecar process reads its environment (``AIGW_*``, set by the injection webhook); the
-result is a frozen :class:`aigw_sidecar.SidecarSettings`.
+the sidecar process reads its environment (``AIGW_*``, set by the injection webhook, and the
+standard ``OTEL_*`` variables, parsed by :mod:`.otel_env`); the result is a frozen
+:class:`aigw_sidecar.SidecarSettings`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .otel_env import OTEL_VARIABLES, telemetry_from_env
+
 if TYPE_CHECKING:
     from aigw_sidecar.settings import AuditConfig
 
-__all__ = ["ENVIRONMENT", "NOT_WIRED_YET", "add_arguments", "run"]
+__all__ = ["ENVIRONMENT", "add_arguments", "run"]
 
 _ENV = {
     "bundle": "AIGW_BUNDLE_PATH",
@@ -50,6 +53,8 @@ _ENV = {
     "cache_store": "AIGW_CACHE_STORE",
     "cache_max_bytes": "AIGW_CACHE_MAX_BYTES",
     "cache_max_entry_bytes": "AIGW_CACHE_MAX_ENTRY_BYTES",
+    "genai_semconv": "AIGW_GENAI_SEMCONV",
+    "tenant_label_cap": "AIGW_TENANT_LABEL_CAP",
 }
 # Pod identity, injected by the operator from the downward API (environment only).
 _POD_ENV = {
@@ -59,14 +64,9 @@ _POD_ENV = {
 }
 _LABELS_FILE_ENV = "AIGW_POD_LABELS_FILE"
 
-NOT_WIRED_YET = ("AIGW_OTLP_ENDPOINT", "AIGW_OTLP_PROTOCOL", "AIGW_TRACE_SAMPLING_RATIO")
-"""Variables the chart hands every injected sidecar (``opentelemetry.*``) that it does not
-read yet: it exports no traces, and warns at startup when one is set. The telemetry work
-wires OpenTelemetry here (reading its variables into the settings, next to ``_ENV``) and
-empties this tuple; ``tests/chart/test_operator_args.py`` fails on any variable the chart
-passes that is neither read nor listed here."""
-ENVIRONMENT = frozenset([*_ENV.values(), *_POD_ENV.values(), _LABELS_FILE_ENV])
-"""Every variable ``aigw sidecar`` reads."""
+ENVIRONMENT = frozenset([*_ENV.values(), *_POD_ENV.values(), _LABELS_FILE_ENV, *OTEL_VARIABLES])
+"""Every variable ``aigw sidecar`` reads (``tests/chart/test_operator_args.py`` fails on a
+variable the chart hands the injected sidecar that is not one of these)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +158,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-max-entry-bytes",
         type=int,
         help=f"largest cache entry kept (env {_ENV['cache_max_entry_bytes']}; default 1 MiB)",
+    )
+    _telemetry_arguments(parser)
+
+
+def _telemetry_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "telemetry (docs/telemetry.md)",
+        "Traces: the standard OpenTelemetry variables, tracing on when an endpoint is set: "
+        + ", ".join(OTEL_VARIABLES)
+        + ". Default protocol http/protobuf (OTEL_EXPORTER_OTLP_ENDPOINT is then a base URL, "
+        "e.g. http://collector:4318); sampler parentbased_always_on.",
+    )
+    group.add_argument(
+        "--genai-semconv",
+        choices=("latest", "dup"),
+        help=f"GenAI metric and attribute names: latest (semantic-conventions-genai v0.1.0) or "
+        f"dup (the v1.41 names too) (env {_ENV['genai_semconv']}; default latest)",
+    )
+    group.add_argument(
+        "--tenant-label-cap",
+        type=int,
+        help=f"distinct (tenant, use case) pairs of the tenant metrics; more are counted as "
+        f"_other (env {_ENV['tenant_label_cap']}; default 200)",
     )
 
 
@@ -287,6 +310,12 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch
                     raise ValueError(f"{name.replace('_', '-')} must be a positive number")
                 overrides[field] = number
         overrides["audit"] = _audit_config(args)
+        cap = _pick(args, "tenant_label_cap")
+        overrides["telemetry"] = telemetry_from_env(
+            os.environ,
+            semconv=_pick(args, "genai_semconv"),
+            tenant_label_cap=None if cap is None else int(cap),
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -330,11 +359,5 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    ignored = [name for name in NOT_WIRED_YET if os.environ.get(name)]
-    if ignored:
-        logging.getLogger("aigw_sidecar").warning(
-            "%s set, but this sidecar exports no OpenTelemetry traces yet: ignored",
-            ", ".join(ignored),
-        )
     settings = SidecarSettings(bundle_path=Path(bundle), **overrides)  # type: ignore[arg-type]
     return serve(settings)

@@ -25,7 +25,7 @@ from pydantic import Field, SerializerFunctionWrapHandler, ValidationError, mode
 
 from ._base import Model, Name
 from .errors import InvalidBundle, Problem, UnsupportedBundleFormat
-from .policy import EnforcementMode, FailMode, LabelSelector, UseCase
+from .policy import EnforcementMode, FailMode, LabelSelector, ResidencyRule, UseCase
 from .route import Backend, CircuitBreaker, ModelAlias, RetryPolicy, RouteIntent, Timeouts
 from .validation import problems_from_validation_error
 
@@ -63,6 +63,16 @@ class BundlePolicy(Model):
     """Use cases granted."""
     fail_mode: FailMode
     """Behaviour when shared state is unreachable."""
+    residency: list[ResidencyRule] = Field(default_factory=list)
+    """Where data of each classification may be sent. Written only when there are rules, so
+    a bundle without them is byte for byte what readers from before this field read."""
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_residency(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("residency") == []:
+            del data["residency"]
+        return data
 
 
 class BundleRoute(Model):

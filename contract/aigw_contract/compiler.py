@@ -39,6 +39,7 @@ def policy_to_bundle(policy: AIPolicy, namespace: str) -> BundlePolicy:
         default_use_case=spec.default_use_case or spec.use_cases[0].name,
         use_cases=spec.use_cases,
         fail_mode=spec.fail_mode,
+        residency=spec.residency,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from ._base import USD, Model, Name, duplicates
 from .patterns import MAX_PATTERN_CHARS, check_pattern
+from .route import Provider
 
 __all__ = [
     "AIPolicySpec",
@@ -31,6 +32,8 @@ __all__ = [
     "ExactCache",
     "ExhaustionAction",
     "FailMode",
+    "Idempotency",
+    "InFlightAction",
     "LabelSelector",
     "LabelSelectorRequirement",
     "LimitScope",
@@ -41,11 +44,13 @@ __all__ = [
     "RedactionMode",
     "RedactionProfile",
     "RequestLimits",
+    "ResidencyRule",
     "SemanticCache",
     "UseCase",
 ]
 
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317)]
+Region = Annotated[str, StringConstraints(min_length=1, max_length=63)]
 LabelValue = Annotated[str, StringConstraints(max_length=63)]
 ToolName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.:-]{1,64}$")]
 
@@ -120,6 +125,13 @@ class PromptInjectionMode(StrEnum):
     OFF = "off"
     WARN = "warn"
     BLOCK = "block"
+
+
+class InFlightAction(StrEnum):
+    """What a request gets while the first request with its Idempotency-Key is in flight."""
+
+    WAIT = "wait"
+    CONFLICT = "conflict"
 
 
 class LabelSelectorRequirement(Model):
@@ -385,6 +397,30 @@ class AuditSettings(Model):
     """Audit queue full: backpressure (the call waits, none lost) or drop (dropped, counted)."""
 
 
+class Idempotency(Model):
+    """Idempotency-Key handling, with the IETF httpapi draft's semantics.
+
+    A request with the same key and the same body (per tenant and use case) within the TTL
+    gets the first request's result (JSON or a replayed stream) without an upstream call or
+    a second budget charge, marked ``X-AIGW-Idempotent-Replay: true``; the same key with
+    another body is a 422; a duplicate that arrives while the first is in flight waits for
+    it (bounded) or gets a 409.
+    """
+
+    enabled: bool = True
+    """Whether Idempotency-Key is honoured (false: the header is ignored)."""
+    ttl_seconds: int = Field(default=86_400, ge=1, le=604_800)
+    """How long a result is kept and replayed."""
+    in_flight: InFlightAction = InFlightAction.WAIT
+    """A duplicate of a request still in flight: wait for its result, or 409 at once."""
+    wait_ms: int = Field(default=30_000, ge=1, le=600_000)
+    """Longest wait for the first request's result (never past the request's deadline);
+    then 409."""
+    store_failures: bool = False
+    """Also keep and replay a failed result (not a 429 or 503: those mean "try later");
+    by default a failure is forgotten and the next duplicate tries again."""
+
+
 class UseCase(Model):
     """One use case a workload may claim (header X-AIGW-Use-Case), and its rules."""
 
@@ -428,6 +464,8 @@ class UseCase(Model):
     """Prompt-injection checks."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit record settings."""
+    idempotency: Idempotency = Field(default_factory=Idempotency)
+    """Idempotency-Key handling."""
 
     @model_validator(mode="after")
     def _unique_budget_names(self) -> Self:
@@ -437,6 +475,43 @@ class UseCase(Model):
         embed = self.cache.semantic.embeddings_route
         if embed is not None and embed not in self.routes:
             raise ValueError(f"cache.semantic.embeddingsRoute {embed!r} must be one of routes")
+        return self
+
+
+class ResidencyRule(Model):
+    """Where data of some classifications may be sent: backend regions and/or providers.
+
+    Every rule naming the request's data classification applies (all of them): a backend
+    is used only if its ``region`` is one of ``regions`` (when given) and its ``provider``
+    one of ``providers`` (when given; ``openai-compatible`` is how self-hosted models are
+    reached). Fallbacks included; with no backend left the request is refused with
+    ``permission_denied`` naming the rule.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "size(self.regions) > 0 || size(self.providers) > 0",
+                    "message": "a residency rule needs regions or providers",
+                }
+            ]
+        }
+    )
+
+    name: Name
+    """Name of the rule, unique within the policy (refusals name it)."""
+    data_classifications: list[DataClassification] = Field(min_length=1, max_length=4)
+    """The classifications (X-AIGW-Data-Classification) the rule applies to."""
+    regions: list[Region] = Field(default_factory=list, max_length=32)
+    """Backend regions data of these classifications may go to (empty: any region)."""
+    providers: list[Provider] = Field(default_factory=list, max_length=4)
+    """Backend providers data of these classifications may go to (empty: any provider)."""
+
+    @model_validator(mode="after")
+    def _restricts_something(self) -> Self:
+        if not self.regions and not self.providers:
+            raise ValueError("a residency rule needs regions or providers")
         return self
 
 
@@ -454,6 +529,11 @@ class AIPolicySpec(Model):
                     "rule": "!has(self.defaultUseCase) || "
                     "self.useCases.exists(u, u.name == self.defaultUseCase)",
                     "message": "defaultUseCase must name one of useCases",
+                },
+                {
+                    "rule": "!has(self.residency) || "
+                    "self.residency.all(r, self.residency.exists_one(s, s.name == r.name))",
+                    "message": "residency rule names must be unique",
                 },
             ]
         }
@@ -473,6 +553,8 @@ class AIPolicySpec(Model):
     """Use cases this policy grants."""
     fail_mode: FailMode = FailMode.CLOSED
     """When shared state is unreachable: open (allow, count locally) or closed (deny)."""
+    residency: list[ResidencyRule] = Field(default_factory=list, max_length=16)
+    """Per data classification, the backend regions and providers data may reach."""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Self:
@@ -481,4 +563,6 @@ class AIPolicySpec(Model):
             raise ValueError(f"use case names must be unique: {', '.join(repeated)}")
         if self.default_use_case is not None and self.default_use_case not in names:
             raise ValueError(f"defaultUseCase {self.default_use_case!r} is not one of useCases")
+        if repeated := duplicates([r.name for r in self.residency]):
+            raise ValueError(f"residency rule names must be unique: {', '.join(repeated)}")
         return self

@@ -116,7 +116,11 @@ class Collector:
         path = self.output(signal)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
+        # The file exporter writes through a buffer: a line may be caught half written. Only
+        # complete lines count; the rest is read on the next call.
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def wait_for(
         self, signal: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0

@@ -301,7 +301,7 @@ class Kubelet:
         for item in container.get("env") or []:
             value = _env_value(item, pod, objects)
             if value is not None:
-                env[item["name"]] = value
+                env[item["name"]] = _expand(value, env) if "value" in item else value
         return env
 
     def _start_sidecar(
@@ -417,6 +417,22 @@ def _b64(value: Any) -> str:
     import base64  # noqa: PLC0415
 
     return base64.b64decode(str(value)).decode(errors="replace")
+
+
+_REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+def _expand(value: str, defined: Mapping[str, str]) -> str:
+    """The kubelet's ``$(VAR)`` expansion of an env value: a variable defined earlier in the
+    list is replaced, an unknown one is left as it is, ``$$`` is a literal ``$``."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "$"
+        return defined.get(name, match.group(0))
+
+    return _REFERENCE.sub(one, value)
 
 
 def _env_value(

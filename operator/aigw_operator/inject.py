@@ -190,7 +190,7 @@ def sidecar_container(
             field_env(names.ENV_POD_NAME, "metadata.name"),
             field_env(names.ENV_SERVICE_ACCOUNT, "spec.serviceAccountName"),
             {"name": names.ENV_LABELS_FILE, "value": names.LABELS_FILE},
-            *({"name": name, "value": value} for name, value in settings.env),
+            *_sidecar_env(settings.env),
         ],
         "resources": {
             "requests": {"cpu": res.cpu_request, "memory": res.memory_request},
@@ -213,6 +213,30 @@ def sidecar_container(
     if native:
         container["restartPolicy"] = "Always"
     return container
+
+
+_POD_RESOURCE = (
+    f"k8s.namespace.name=$({names.ENV_POD_NAMESPACE}),k8s.pod.name=$({names.ENV_POD_NAME}),"
+    f"k8s.service_account.name=$({names.ENV_SERVICE_ACCOUNT}),"
+    f"k8s.container.name={names.SIDECAR_NAME}"
+)
+"""The pod's OpenTelemetry resource attributes, from the downward-API variables above them
+(the kubelet expands ``$(VAR)`` of variables defined earlier in the list)."""
+
+
+def _sidecar_env(env: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The operator's extra sidecar environment; when it configures OpenTelemetry, the pod's
+    resource attributes come first in ``OTEL_RESOURCE_ATTRIBUTES`` (the chart's own
+    attributes, if any, follow them)."""
+    items = [{"name": name, "value": value} for name, value in env if name != _RESOURCE_ENV]
+    if not any(name.startswith("OTEL_") for name, _ in env):
+        return items
+    extra = [value for name, value in env if name == _RESOURCE_ENV and value]
+    items.append({"name": _RESOURCE_ENV, "value": ",".join([_POD_RESOURCE, *extra])})
+    return items
+
+
+_RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 
 
 def _volumes(secrets: Sequence[str], audit_size_limit: str | None) -> list[dict[str, Any]]:

@@ -64,9 +64,9 @@ class SidecarSettings:
     resources: Resources = field(default_factory=Resources)
     image_pull_policy: str = "IfNotPresent"
     env: tuple[tuple[str, str], ...] = ()
-    """Extra environment of every injected sidecar (shared Redis; OTLP settings, not read by
-    the sidecar yet): the chart's ``AIGW_SIDECAR_<NAME>`` operator variables, as
-    ``AIGW_<NAME>``."""
+    """Extra environment of every injected sidecar (shared Redis, OpenTelemetry): the chart's
+    ``AIGW_SIDECAR_<NAME>`` operator variables, as ``AIGW_<NAME>`` (``AIGW_SIDECAR_OTEL_<NAME>``
+    as the standard ``OTEL_<NAME>``)."""
     native: Literal["auto", "always", "never"] = "auto"
     """Native sidecar (init container with restartPolicy Always): auto = if the apiserver is
     v1.29 or newer, where the SidecarContainers feature is on by default."""

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from .app_keys import (
     AUDIT,
     BACKEND_STATES,
     DRAINING,
+    GENAI,
     GOVERN,
     HEAP,
     IN_FLIGHT,
@@ -35,6 +37,7 @@ from .app_keys import (
     RNG,
     SETTINGS,
     STORE,
+    TRACING,
     Draining,
     RequestIds,
 )
@@ -43,6 +46,7 @@ from .audit import open_audit
 from .bundle_store import BundleStore
 from .drain import InFlight
 from .governance import RedisStore
+from .idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from .memory import HeapTrimmer
 from .metrics import Metrics
 from .middleware import error_middleware
@@ -53,18 +57,34 @@ from .steps import (
     CacheAnswer,
     CacheLookup,
     Caching,
+    Idempotency,
     Plugin,
+    Residency,
     Services,
     audit_steps,
     cache_steps,
     default_steps,
+    telemetry_steps,
 )
 from .steps.govern import Governance, build_governance
 from .steps.inspect import Inspect, InspectAnswer, Inspection
+from .telemetry import GenAiMetrics
+
+if TYPE_CHECKING:
+    from .telemetry.export import Tracing
 
 __all__ = ["StepsFactory", "build_pipeline", "create_apps"]
 
 StepsFactory = Callable[[Services], Sequence[Plugin]]
+_TRACING_FLUSH_S = 1.0
+
+
+def _idempotency_store(governance: Governance) -> IdempotencyStore:
+    """Redis when the sidecar shares state (the same connection), else this pod's memory."""
+    store = governance.governor.store
+    if isinstance(store, RedisStore):
+        return RedisIdempotencyStore(store.client, store.failures)
+    return MemoryIdempotencyStore()
 
 
 def build_pipeline(
@@ -85,12 +105,24 @@ def build_pipeline(
     middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
     if not any(s.name == "audit" for s in steps):
         steps += [p for p in audit_steps(services) if isinstance(p, Step)]
+    names = {s.name for s in steps} | {m.name for m in middlewares}
+    for plugin in telemetry_steps(services):
+        if plugin.name in names:
+            continue
+        if isinstance(plugin, Step):
+            steps.append(plugin)
+        else:
+            middlewares.append(plugin)
     for step in governance.steps:
         if step not in steps:
             steps.append(step)
     names = {s.name for s in steps}
     if Inspect.name not in names and InspectAnswer.name not in names:
         steps.extend(Inspection(services.settings, services.metrics).steps)
+    if Residency.name not in names:
+        steps.append(Residency(governance.governor.settings.default_data_classification))
+    if Idempotency.name not in names:
+        steps.append(Idempotency(_idempotency_store(governance), services.metrics))
     if CacheLookup.name not in names and CacheAnswer.name not in names:
         if caching is None:
             caching = Caching(services.settings, services.metrics, services.state_client)
@@ -127,7 +159,16 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         counter = governance.governor.counter
         store = governance.governor.store
         client = store.client if isinstance(store, RedisStore) else None
-        services = Services(settings, app[METRICS], app[RNG], counter, app.get(AUDIT), client)
+        services = Services(
+            settings,
+            app[METRICS],
+            app[RNG],
+            counter,
+            app.get(AUDIT),
+            app[GENAI],
+            app.get(TRACING),
+            client,
+        )
         call = HttpCall(session, app[METRICS], counter)
         caching = Caching(settings, app[METRICS], client)
         app[PIPELINE] = build_pipeline(
@@ -150,6 +191,31 @@ async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     if log is not None:
         await log.close()
+
+
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The tracer outlives the pipeline: after the drain, what is queued is exported within
+    a second (in a thread: the exporter blocks), the rest counted as dropped."""
+    yield
+    tracing = app.get(TRACING)
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown, _TRACING_FLUSH_S)
+
+
+def _tracing(settings: SidecarSettings, metrics: Metrics) -> Tracing | None:
+    config = settings.telemetry.tracing
+    if config is None:
+        return None
+    from .telemetry.export import Tracing  # noqa: PLC0415 - the SDK only when tracing is on
+
+    resource = {"k8s.container.name": "aigw-sidecar"}
+    if settings.pod_namespace:
+        resource["k8s.namespace.name"] = settings.pod_namespace
+    if settings.pod_name:
+        resource["k8s.pod.name"] = settings.pod_name
+    if settings.pod_name or settings.pod_namespace:
+        resource["k8s.service_account.name"] = settings.service_account
+    return Tracing(config, metrics.registry, resource=resource)
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -187,7 +253,16 @@ def create_apps(
     audit = open_audit(settings, metrics.registry)
     if audit is not None:
         api[AUDIT] = audit
+    api[GENAI] = GenAiMetrics(
+        metrics.registry,
+        dup=settings.telemetry.semconv == "dup",
+        tenant_cap=settings.telemetry.tenant_label_cap,
+    )
+    tracing = _tracing(settings, metrics)
+    if tracing is not None:
+        api[TRACING] = tracing
     api.cleanup_ctx.append(_audit_ctx)  # first in, last out
+    api.cleanup_ctx.append(_tracing_ctx)
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
     api.router.add_post("/v1/chat/completions", handlers.chat_completions)

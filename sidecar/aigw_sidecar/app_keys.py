@@ -7,6 +7,7 @@ import random
 import re
 import secrets
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -20,12 +21,17 @@ from .metrics import Metrics
 from .pipeline import Pipeline
 from .settings import SidecarSettings
 from .steps.govern import Governance
+from .telemetry import GenAiMetrics
+
+if TYPE_CHECKING:
+    from .telemetry.export import Tracing
 
 __all__ = [
     "AUDIT",
     "BACKEND_STATES",
     "CONTEXT",
     "DRAINING",
+    "GENAI",
     "GOVERN",
     "HEAP",
     "IN_FLIGHT",
@@ -37,6 +43,7 @@ __all__ = [
     "RNG",
     "SETTINGS",
     "STORE",
+    "TRACING",
     "Draining",
     "RequestIds",
     "correlation_id",
@@ -91,6 +98,10 @@ LARGE_BODY = web.RequestKey("aigw_large_body", bool)
 AUDIT = web.AppKey("aigw_audit", AuditLog)
 """The audit log, present only when a sink is configured."""
 BACKEND_STATES = web.AppKey("aigw_backend_states", BackendStates)
+GENAI = web.AppKey("aigw_genai", GenAiMetrics)
+"""The GenAI client metrics and the tenant families (docs/telemetry.md)."""
+TRACING: web.AppKey[Tracing] = web.AppKey("aigw_tracing")
+"""The tracer, present only when tracing is configured (its module imports the SDK)."""
 """Per (route, backend) state across reloads (breakers): the attempt chain's, shown in
 ``/aigw/status``."""
 

@@ -17,9 +17,12 @@ header                          accepted value
 ``X-AIGW-Max-Latency-Ms``       ASCII digits, 1 to 3,600,000 (the contract's bound)
 ``X-AIGW-Quality-Tier``         token, at most 63 characters
 ``X-AIGW-Region``               token, at most 63 characters
+``Idempotency-Key``             the IETF draft's sf-string (``"..."``: printable ASCII, no
+                                ``"`` or backslash) or the same characters bare; 1 to 255
 ==============================  ===========================================================
 
-Repetition: any ``X-AIGW-*`` header sent more than once is a 400 ``duplicate_header``, never
+Repetition: any ``X-AIGW-*`` header (and ``Idempotency-Key``) sent more than once is a 400
+``duplicate_header``, never
 "the first one wins" (which let ``X-AIGW-Data-Classification: public`` hide a following
 ``restricted``). Nothing here has a well-defined "strictest" reading for every header, so
 one rule serves all. A comma is refused in every value for the same reason: a proxy may join
@@ -44,13 +47,16 @@ from .errors import InvalidRequest
 from .governance.claims import MAX_LATENCY_MS, Claims
 from .governance.money import NANO
 
-__all__ = ["GOVERNANCE_HEADERS", "parse_claims"]
+__all__ = ["GOVERNANCE_HEADERS", "IDEMPOTENCY_KEY", "QUALITY_TIER", "REGION", "parse_claims"]
 
 _NAME = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,63}", re.ASCII)
 _USER = re.compile(r"[\x20-\x2b\x2d-\x7e]{1,256}", re.ASCII)
 _USD = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,9}))?", re.ASCII)
 _MILLIS = re.compile(r"[0-9]{1,7}", re.ASCII)
+_IDEMPOTENCY = re.compile(
+    r'"([\x20\x21\x23-\x5b\x5d-\x7e]{1,255})"|([\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]{1,255})', re.ASCII
+)
 _CLASSES = {c.value: c for c in DataClassification}
 
 TENANT = "X-AIGW-Tenant"
@@ -62,6 +68,7 @@ MAX_COST = "X-AIGW-Max-Cost-USD"
 MAX_LATENCY = "X-AIGW-Max-Latency-Ms"
 QUALITY_TIER = "X-AIGW-Quality-Tier"
 REGION = "X-AIGW-Region"
+IDEMPOTENCY_KEY = "Idempotency-Key"
 GOVERNANCE_HEADERS = (
     TENANT,
     USE_CASE,
@@ -132,6 +139,25 @@ def _classification(value: str | None) -> DataClassification | None:
     return level
 
 
+def _idempotency_key(headers: MultiMapping[str]) -> str | None:
+    values = headers.getall(IDEMPOTENCY_KEY, ())
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest(
+            f"header {IDEMPOTENCY_KEY} was sent more than once; send it once",
+            code="duplicate_header",
+        )
+    found = _IDEMPOTENCY.fullmatch(values[0])
+    if found is None:
+        raise _invalid(
+            IDEMPOTENCY_KEY,
+            'a quoted string ("...") or a token of 1 to 255 printable ASCII characters'
+            " (no quote, backslash or comma)",
+        )
+    return found.group(1) or found.group(2)
+
+
 def _governance_headers(headers: MultiMapping[str]) -> dict[str, str]:
     """The ``X-AIGW-*`` headers by lower-case name, in one pass; a repeated one is a 400."""
     found: dict[str, str] = {}
@@ -165,7 +191,8 @@ def parse_claims(headers: MultiMapping[str], body: Mapping[str, Any]) -> Claims:
     """The request's claims; :class:`InvalidRequest` for anything malformed or repeated."""
     found = _governance_headers(headers)
     meta = body.get("metadata")
-    if not found and not isinstance(meta, Mapping):
+    key = _idempotency_key(headers)
+    if not found and not isinstance(meta, Mapping) and key is None:
         return _NO_CLAIMS
     get = _lower_get(found)
     tenant = _match(_NAME, get(TENANT), TENANT, _NAME_RULE)
@@ -183,4 +210,5 @@ def parse_claims(headers: MultiMapping[str], body: Mapping[str, Any]) -> Claims:
         max_latency_ms=_millis(get(MAX_LATENCY)),
         quality_tier=_match(_TOKEN, get(QUALITY_TIER), QUALITY_TIER, _TOKEN_RULE),
         region=_match(_TOKEN, get(REGION), REGION, _TOKEN_RULE),
+        idempotency_key=key,
     )

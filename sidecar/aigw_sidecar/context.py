@@ -83,6 +83,11 @@ class AttemptRecord:
     """The failure's retry class, when it failed upstream."""
     code: str = ""
     """The failure's error code."""
+    ended: float | None = None
+    """Event-loop time the attempt ended (its answer complete, a stream's last chunk, or
+    the failure); None while it runs."""
+    first_chunk_s: float | None = None
+    """Streams: time from the upstream request to the first chunk received."""
 
 
 class RequestContext:

@@ -10,6 +10,8 @@
     │   ├── RouteNotFound             invalid_request       404  ``model`` names no route
     │   ├── EndpointNotFound          invalid_request       404  no such path
     │   ├── MethodNotAllowed          invalid_request       405
+    │   ├── IdempotencyConflict       invalid_request       409  the key's request is in flight
+    │   ├── IdempotencyMismatch       invalid_request       422  the key came with another body
     │   └── UnsupportedOperation      invalid_request       400  e.g. embeddings on Anthropic
     ├── AuthenticationFailed          authentication        401
     ├── PermissionDenied              permission_denied     403
@@ -52,6 +54,8 @@ __all__ = [
     "ContentBlocked",
     "CostLimitExceeded",
     "EndpointNotFound",
+    "IdempotencyConflict",
+    "IdempotencyMismatch",
     "InvalidRequest",
     "MethodNotAllowed",
     "NotReady",
@@ -75,8 +79,10 @@ _ANTHROPIC_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    409: "invalid_request_error",
     408: "timeout_error",
     413: "request_too_large",
+    422: "invalid_request_error",
     429: "rate_limit_error",
     502: "api_error",
     503: "overloaded_error",
@@ -142,6 +148,16 @@ class EndpointNotFound(InvalidRequest):
 class MethodNotAllowed(InvalidRequest):
     status = 405
     default_code = "method_not_allowed"
+
+
+class IdempotencyConflict(InvalidRequest):
+    status = 409
+    default_code = "idempotency_key_in_use"
+
+
+class IdempotencyMismatch(InvalidRequest):
+    status = 422
+    default_code = "idempotency_key_reused"
 
 
 class UnsupportedOperation(InvalidRequest):

@@ -12,9 +12,15 @@ ADMISSION      the admit step                  identity + route + constraints (p
                                                deadline) + the governance decisions
 GRANT          the limit step                  the reservation held against rate limits and
                                                budgets (settled when the call ends)
+CLAIMS         the route or admit step         the caller's parsed claims (tenant, use case,
+                                               classification, limits, tier, region,
+                                               Idempotency-Key), parsed once
 INSPECTION     the inspect steps               what redaction, injection and tool checks
                                                found and did: categories, detectors,
                                                actions and counts, never values
+TRACE          the trace step (tracing on)     the request's trace id, server span id and
+                                               sampling decision (the audit record's
+                                               ``trace_id``)
 =============  ==============================  =============================================
 
 Per bundle (``config.prepared[KEY]``, written by ``Step.prepare``):
@@ -31,15 +37,43 @@ private state uses a key of its own, declared in its module.
 
 from __future__ import annotations
 
-from .governance import Admission, BundleView, Grant, Identity
+from dataclasses import dataclass
+
+from .governance import Admission, BundleView, Claims, Grant, Identity
 from .inspection import InspectionReport
 from .state import Key
 
-__all__ = ["ADMISSION", "GOVERNANCE_VIEW", "GRANT", "IDENTITY", "INSPECTION", "MODELS"]
+__all__ = [
+    "ADMISSION",
+    "CLAIMS",
+    "GOVERNANCE_VIEW",
+    "GRANT",
+    "IDENTITY",
+    "INSPECTION",
+    "MODELS",
+    "TRACE",
+    "TraceIds",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceIds:
+    """The request's place in its trace (``ctx.state[TRACE]``, set by the trace step when
+    tracing is on): the audit record carries ``trace_id`` so a record and its spans join."""
+
+    trace_id: str
+    """32 lowercase hex digits: the caller's trace (``traceparent``) or a new one."""
+    span_id: str
+    """16 hex digits: the request's server span."""
+    sampled: bool
+    """Whether the spans of this request are exported."""
+
 
 IDENTITY = Key("identity", Identity)
 ADMISSION = Key("admission", Admission)
 GRANT = Key("grant", Grant)
+CLAIMS = Key("claims", Claims)
 INSPECTION = Key("inspection", InspectionReport)
+TRACE = Key("trace", TraceIds)
 GOVERNANCE_VIEW = Key("governance.view", BundleView)
 MODELS: Key[tuple[bytes, bytes]] = Key("models")

@@ -163,6 +163,8 @@ class RuntimeConfig:
     """By route name."""
     aliases: Mapping[str, str]
     """Model alias -> route name (the routes' ``modelAliases``)."""
+    families: frozenset[str]
+    """The routes' ``intent.family`` values (a request's ``model`` may name one)."""
     models_openai: bytes
     """Pre-rendered ``GET /v1/models`` body (OpenAI shape)."""
     models_anthropic: bytes
@@ -361,6 +363,7 @@ def build_runtime(bundle: Bundle, secrets_dir: Path) -> RuntimeConfig:
         policy_version=f"{bundle.revision}.{digest}",
         routes=MappingProxyType(routes),
         aliases=MappingProxyType({a: r.name for r in bundle.routes for a in r.model_aliases}),
+        families=frozenset(r.intent.family for r in bundle.routes if r.intent.family),
         models_openai=models_openai,
         models_anthropic=models_anthropic,
         warnings=warnings,

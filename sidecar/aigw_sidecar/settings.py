@@ -8,8 +8,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["DEFAULT_SECRETS_DIR", "AuditConfig", "SidecarSettings", "parse_downward_labels"]
+__all__ = [
+    "DEFAULT_SECRETS_DIR",
+    "AuditConfig",
+    "SidecarSettings",
+    "TelemetryConfig",
+    "TracingConfig",
+    "parse_downward_labels",
+]
 
 DEFAULT_SECRETS_DIR = Path("/var/run/aigw/secrets")
 
@@ -36,6 +44,65 @@ class AuditConfig:
     @property
     def enabled(self) -> bool:
         return self.file is not None or self.stdout or self.otlp_endpoint is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TracingConfig:
+    """OpenTelemetry traces exported by OTLP (``docs/telemetry.md``), from the standard
+    ``OTEL_*`` variables. The SDK and the exporter are imported only when this exists."""
+
+    endpoint: str
+    """Where spans go: for ``http/protobuf`` the full traces URL (``.../v1/traces``), for
+    ``grpc`` the collector's URL or ``host:port``."""
+    protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    """Extra export headers (an API key of a hosted backend): never logged."""
+    timeout_s: float = 10.0
+    """Longest one export (with its retries) may take, in the exporter's thread."""
+    insecure: bool = False
+    """gRPC without TLS (an ``http://`` endpoint is insecure already)."""
+    compression: Literal["none", "gzip"] = "none"
+    certificate: str | None = None
+    """A CA bundle file to verify the collector's TLS certificate with."""
+    service_name: str = "aigw-sidecar"
+    resource_attributes: tuple[tuple[str, str], ...] = ()
+    """``OTEL_RESOURCE_ATTRIBUTES`` (the injector sets the pod's namespace, name and service
+    account) and the attributes the sidecar adds itself."""
+    sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    ratio: float = 1.0
+    """The ratio of the ``traceidratio`` samplers (``OTEL_TRACES_SAMPLER_ARG``)."""
+    baggage: bool = False
+    """``OTEL_PROPAGATORS`` names ``baggage``: a caller's W3C baggage is passed on to the
+    provider. Otherwise it is ignored."""
+    queue_size: int = 2048
+    """Ended spans waiting for the exporter at most; past it new spans are dropped and
+    counted (``aigw_trace_spans_dropped_total{reason="queue_full"}``)."""
+    batch_size: int = 512
+    schedule_delay_s: float = 5.0
+    """The longest an ended span waits before its batch is exported."""
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    """Traces (optional) and the GenAI metrics (always on, Prometheus)."""
+
+    tracing: TracingConfig | None = None
+    """None: no traces, and no OpenTelemetry module is imported."""
+    semconv: Literal["latest", "dup"] = "latest"
+    """``latest``: the GenAI conventions of semantic-conventions-genai v0.1.0 only; ``dup``:
+    the v1.41 names (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage``,
+    ``gen_ai.usage.cache_creation.input_tokens``) too, for dashboards built on them."""
+    tenant_label_cap: int = 200
+    """Most distinct (tenant, use case) label pairs of the tenant metrics in one sidecar;
+    further pairs are counted under ``tenant="_other"``. Tenants come from the policies
+    (at most 65 a policy), so the cap is reached only by a bundle with very many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +186,8 @@ class SidecarSettings:
     cache_max_entry_bytes: int = 1024 * 1024
     """Largest entry a cache store keeps (after compression for Redis); the memory store
     also keeps none larger than an eighth of ``cache_max_bytes``."""
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    """Traces and GenAI metrics (``docs/telemetry.md``)."""
 
 
 def parse_downward_labels(text: str) -> dict[str, str]:

@@ -65,7 +65,7 @@ def _matrix() -> list[tuple[str, dict[str, Any]]]:
             else {"enabled": False},
             "opentelemetry": {
                 "enabled": otel,
-                "endpoint": "http://otel-collector.observability.svc:4317",
+                "endpoint": "http://otel-collector.observability.svc:4318",
             }
             if otel
             else {"enabled": False},

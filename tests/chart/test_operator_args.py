@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from aigw_cli import operator_cmd, sidecar_cmd
+from aigw_cli.otel_env import tracing_from_env
 from aigw_operator.inject import sidecar_container
 from aigw_operator.settings import OperatorSettings
 
@@ -143,9 +144,11 @@ def test_sidecar_settings_without_a_flag_travel_as_environment(render: Render) -
     )
     assert {k: v for k, v in env.items() if k.startswith("AIGW_SIDECAR_")} == {
         "AIGW_SIDECAR_REDIS_URL": "rediss://r.state.svc:6380/1",
-        "AIGW_SIDECAR_OTLP_ENDPOINT": "http://otel.obs.svc:4318",
-        "AIGW_SIDECAR_OTLP_PROTOCOL": "http/protobuf",
-        "AIGW_SIDECAR_TRACE_SAMPLING_RATIO": "0.25",
+        "AIGW_SIDECAR_OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel.obs.svc:4318",
+        "AIGW_SIDECAR_OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "AIGW_SIDECAR_OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "AIGW_SIDECAR_OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "AIGW_SIDECAR_OTEL_SERVICE_NAME": "aigw-sidecar",
     }
 
 
@@ -168,7 +171,13 @@ def test_redis_and_otlp_values_reach_the_injected_sidecar(
         render(
             {
                 "redis": {"enabled": True, "url": "redis://r.state.svc:6379/0"},
-                "opentelemetry": {"enabled": True, "endpoint": "http://otel.obs.svc:4317"},
+                "opentelemetry": {
+                    "enabled": True,
+                    "endpoint": "http://otel.obs.svc:4317",
+                    "protocol": "grpc",
+                    "resourceAttributes": {"deployment.environment.name": "prod a"},
+                },
+                "metrics": {"genaiSemconv": "dup"},
             }
         )
     )
@@ -178,19 +187,54 @@ def test_redis_and_otlp_values_reach_the_injected_sidecar(
     sidecar = sidecar_container(settings.sidecar, [], native=True)
     env = {e["name"]: e.get("value") for e in sidecar["env"]}
     assert env["AIGW_REDIS_URL"] == "redis://r.state.svc:6379/0"  # what aigw sidecar reads
-    assert env["AIGW_OTLP_ENDPOINT"] == "http://otel.obs.svc:4317"
-    assert env["AIGW_OTLP_PROTOCOL"] == "grpc"
+    assert env["AIGW_GENAI_SEMCONV"] == "dup"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel.obs.svc:4317"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    # The pod's identity from the downward API first (the kubelet expands $(VAR) of the
+    # variables above it), then the chart's own attributes, percent-encoded.
+    assert env["OTEL_RESOURCE_ATTRIBUTES"] == (
+        "k8s.namespace.name=$(AIGW_POD_NAMESPACE),k8s.pod.name=$(AIGW_POD_NAME),"
+        "k8s.service_account.name=$(AIGW_SERVICE_ACCOUNT),k8s.container.name=aigw-sidecar,"
+        "deployment.environment.name=prod%20a"
+    )
+    names = [e["name"] for e in sidecar["env"]]
+    assert names.index("OTEL_RESOURCE_ATTRIBUTES") > names.index("AIGW_SERVICE_ACCOUNT")
+    # ... and aigw sidecar turns them into its tracing settings.
+    expanded = {
+        **env,
+        "OTEL_RESOURCE_ATTRIBUTES": env["OTEL_RESOURCE_ATTRIBUTES"]
+        .replace("$(AIGW_POD_NAMESPACE)", "team-a")
+        .replace("$(AIGW_POD_NAME)", "p-1")
+        .replace("$(AIGW_SERVICE_ACCOUNT)", "sa"),
+    }
+    tracing = tracing_from_env({k: v for k, v in expanded.items() if v is not None})
+    assert tracing is not None
+    assert (tracing.endpoint, tracing.protocol) == ("http://otel.obs.svc:4317", "grpc")
+    assert (tracing.sampler, tracing.ratio) == ("parentbased_traceidratio", 1.0)
+    assert dict(tracing.resource_attributes) == {
+        "k8s.namespace.name": "team-a",
+        "k8s.pod.name": "p-1",
+        "k8s.service_account.name": "sa",
+        "k8s.container.name": "aigw-sidecar",
+        "deployment.environment.name": "prod a",
+    }
 
 
 def test_every_setting_the_chart_hands_the_sidecar_is_read_by_it(
     render: Render, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Chart values that reach the injected sidecar and are never read are settings without
-    an effect: each AIGW_* variable it gets is one `aigw sidecar` reads, or one it lists as
-    not wired yet (and warns about)."""
+    an effect: each variable it gets is one `aigw sidecar` reads."""
     everything = {
         "redis": {"enabled": True, "url": "redis://r.state.svc:6379/0"},
-        "opentelemetry": {"enabled": True, "endpoint": "http://otel.obs.svc:4317"},
+        "opentelemetry": {
+            "enabled": True,
+            "endpoint": "http://otel.obs.svc:4317",
+            "resourceAttributes": {"team": "a"},
+            "propagateBaggage": True,
+        },
+        "metrics": {"genaiSemconv": "dup"},
         "sidecar": {"drainTimeoutSeconds": 40, "statusFromNetwork": True},
     }
     container = _container(render(everything))
@@ -199,10 +243,9 @@ def test_every_setting_the_chart_hands_the_sidecar_is_read_by_it(
     settings = _settings(container["args"])
     sidecar = sidecar_container(settings.sidecar, [], native=True)
     names = {e["name"] for e in sidecar["env"]}
-    unread = names - sidecar_cmd.ENVIRONMENT - set(sidecar_cmd.NOT_WIRED_YET)
+    unread = names - sidecar_cmd.ENVIRONMENT
     assert not unread, f"the injected sidecar gets, and never reads: {sorted(unread)}"
-    # Only OpenTelemetry may be carried without being read, until tracing lands.
-    assert set(sidecar_cmd.NOT_WIRED_YET) <= {n for n in names if "OTLP" in n or "TRACE" in n}
+    assert {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "AIGW_GENAI_SEMCONV"} <= names
 
 
 def test_drain_and_status_values_reach_the_injected_sidecar(render: Render) -> None:

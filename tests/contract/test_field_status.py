@@ -134,7 +134,7 @@ def test_a_minimal_resource_warns_about_nothing_and_has_no_inactive_defaults() -
         ({"redaction": {"profile": "pii", "mode": "block"}}, []),  # enforced fields
         ({"promptInjection": {"mode": "block"}}, []),
         ({"audit": {"storePrompts": True}}, []),  # enforced
-        ({"qualityTier": "high"}, ["spec.useCases[1].qualityTier"]),
+        ({"qualityTier": "high"}, []),  # enforced: intent routing
         ({"rateLimits": {"requestsPerMinute": 5}, "tools": []}, []),  # enforced fields
     ],
 )
@@ -151,10 +151,7 @@ def test_a_policy_warns_per_setting_that_would_do_something(
         ({"retry": {"attempts": 4, "backoffMaxMs": 50}}, []),  # enforced: no warning
         ({"fallback": []}, []),
         ({"circuitBreaker": {"openSeconds": 5}}, []),
-        (
-            {"intent": {"regions": ["eu"], "family": "gpt"}},
-            ["spec.intent.family", "spec.intent.regions"],
-        ),
+        ({"intent": {"regions": ["eu"], "family": "gpt"}}, []),  # enforced: intent routing
         ({"timeouts": {"connectMs": 50}}, []),
     ],
 )
@@ -169,12 +166,9 @@ def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
     the resources: the same fields, so the same warnings."""
     semantic = {"enabled": True, "embeddingsRoute": "r"}
     policy = _policy(cache={"semantic": semantic}, redaction={"profile": "strict"})
-    route = _route(
-        retry={"attempts": 3},
-        backends=[
-            {**_route().spec.backends[0].model_dump(by_alias=True, mode="json"), "region": "eu"}
-        ],
-    )
+    first = _route().spec.backends[0].model_dump(by_alias=True, mode="json")
+    first["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
+    route = _route(retry={"attempts": 3}, backends=[first])
     bundle = compile_bundle([policy, route], namespace="ns", generated_at=datetime.now(UTC))
     for resource, compiled in ((policy, bundle.policies[0]), (route, bundle.routes[0])):
         direct = unenforced(resource.kind, resource.spec, resource="x")
@@ -185,11 +179,11 @@ def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
 
 def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
     (problem,) = unenforced(
-        "AIPolicy", _policy(qualityTier="gold").spec,
+        "AIPolicy", _policy(cache={"exact": {"enabled": True}}).spec,
         resource="AIPolicy/p", source="p.yaml", document=2,
     ).settings  # fmt: skip
     assert str(problem) == (
-        'p.yaml: document 2: AIPolicy/p: spec.useCases[1].qualityTier: "gold" is not '
+        "p.yaml: document 2: AIPolicy/p: spec.useCases[1].cache.exact.enabled: true is not "
         "enforced yet: accepted, but it has no effect (see docs/policy-reference.md)"
     )
 

@@ -237,6 +237,29 @@ INVALID = [
         id="cel-budget-stray-fallback-route",
     ),
     pytest.param(
+        _policy(_set("residency", [{"name": "eu", "dataClassifications": ["restricted"]}])),
+        "a residency rule needs regions or providers",
+        id="cel-residency-restricts-something",
+    ),
+    pytest.param(
+        _policy(
+            _set(
+                "residency",
+                [
+                    {"name": "eu", "dataClassifications": ["restricted"], "regions": ["eu"]},
+                    {"name": "eu", "dataClassifications": ["confidential"], "regions": ["eu"]},
+                ],
+            )
+        ),
+        "residency rule names must be unique",
+        id="cel-unique-residency-rules",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.idempotency", {"inFlight": "queue"})),
+        'spec.useCases[0].idempotency.inFlight: Unsupported value: "queue"',
+        id="policy-idempotency-in-flight-enum",
+    ),
+    pytest.param(
         _route(_set("backends.0.provider", "bedrock")),
         'spec.backends[0].provider: Unsupported value: "bedrock"',
         id="route-provider-enum",

@@ -100,16 +100,23 @@ class SidecarProcess:
     api: int
     admin: int
     log: bytearray
+    terminated: bool = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api}"
 
+    def terminate(self) -> None:
+        """SIGTERM, once (as the kubelet sends it; a second one is not part of the drain)."""
+        if not self.terminated:
+            self.terminated = True
+            self.process.send_signal(signal.SIGTERM)
+
     async def stop(self) -> int:
         """SIGTERM (unless it got one already); the exit code (the drain and the audit
         flush happen before it)."""
         with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGTERM)
+            self.terminate()
         assert self.process.stderr is not None
         async with asyncio.timeout(60):
             self.log += await self.process.stderr.read()

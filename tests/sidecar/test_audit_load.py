@@ -3,15 +3,16 @@
 Two sidecar processes (two replicas' worth of chains) take a mixed load at once: answers,
 streams, refusals (a tenant not granted, a requests/min limit), provider failures (the
 provider refuses the backend's key), malformed bodies, and callers that disconnect in the
-middle of a stream. One of them gets SIGTERM while the load is running; the load goes on
-until its socket is gone. Every call the server saw had an answer with an
+middle of a stream, idempotent replays. One of them gets SIGTERM while the load is
+running; the load goes on until its socket is gone. Every call the server saw had an answer with an
 ``X-AIGW-Request-Id`` (the drain lets calls finish or cuts them with a typed error): each
 such id has exactly one record, with the caller's ``X-Request-Id`` as its correlation id,
 no record has an id no caller got, and the chains verify with ``--strict`` (ended, nothing
 dropped). A call that never got an answer never reached the server, and has no record.
 
-Not covered here yet: cache hits and idempotent replays (no cache or idempotency step has
-landed); each is a step that answers, which the audit step records like any other call.
+Idempotent replays (a second call with the same ``Idempotency-Key`` and body) are in the
+mix. Not covered yet: cache hits (no cache step has landed); a cache hit is a step that
+answers, which the audit step records like an idempotent replay.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from aigw_fakeprovider import FakeProvider
 from .auditing import SidecarProcess, aigw, policy_doc, priced, records, sidecar_process
 from .conftest import route
 
-KINDS = ("ok", "stream", "tenant", "limited", "provider", "bad_json", "disconnect", "ok")
+KINDS = ("ok", "stream", "tenant", "limited", "provider", "bad_json", "disconnect", "ok", "idem")
 PER_SIDECAR = 240
 
 
@@ -38,7 +39,11 @@ def docs(oai: FakeProvider, slow: FakeProvider) -> list[dict[str, Any]]:
     broken["credentialSecretRef"]["key"] = "anthropic"  # the wrong key: the provider says 401
     spec = {
         "useCases": [
-            {"name": "default", "routes": ["chat", "broken", "slow"]},
+            {
+                "name": "default",
+                "routes": ["chat", "broken", "slow"],
+                "idempotency": {"enabled": True},
+            },
             {"name": "limited", "routes": ["chat"], "rateLimits": {"requestsPerMinute": 5}},
         ]
     }
@@ -61,7 +66,7 @@ class Load:
         self.unanswered: set[str] = set()
         self._ids = itertools.count()
 
-    async def call(self, session: aiohttp.ClientSession, url: str, kind: str) -> None:
+    async def call(self, session: aiohttp.ClientSession, url: str, kind: str, index: int) -> None:
         caller = f"load-{next(self._ids)}"
         self.sent[caller] = kind
         headers = {"X-Request-Id": caller}
@@ -76,6 +81,8 @@ class Load:
             body["model"] = "broken"
         elif kind == "disconnect":
             body = {**body, "model": "slow", "stream": True}
+        elif kind == "idem":  # two calls share each key: the second is an idempotent replay
+            headers["Idempotency-Key"] = f"key-{index // (2 * len(KINDS))}"
         data = b"{oops" if kind == "bad_json" else None
         try:
             async with session.post(
@@ -101,8 +108,8 @@ async def _drive(load: Load, url: str, stop_after: int | None, sidecar: SidecarP
         pending: set[asyncio.Future[None]] = set()
         for i in range(PER_SIDECAR):
             if stop_after is not None and i == stop_after:
-                sidecar.process.send_signal(15)  # SIGTERM in the middle of the load
-            pending.add(asyncio.ensure_future(load.call(session, url, KINDS[i % len(KINDS)])))
+                sidecar.terminate()  # SIGTERM in the middle of the load
+            pending.add(asyncio.ensure_future(load.call(session, url, KINDS[i % len(KINDS)], i)))
             if len(pending) >= 16:
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if pending:
@@ -160,6 +167,9 @@ async def test_records_equal_requests_under_load_and_sigterm(
         assert "upstream_error" in seen["provider"]
         assert "invalid_request" in seen["bad_json"]
         assert "client_disconnected" in seen["disconnect"]
+        replays = [r for r in calls if r["idempotent_replay"]]
+        assert replays, "idempotent replays are recorded"
+        assert all(r["answered_by"] == "idempotency" and not r["attempts"] for r in replays)
         verified = aigw("audit", "verify", "--strict", path)
         assert verified.returncode == 0, verified.stdout
     assert loads[0].unanswered, "the SIGTERM came in the middle of the load"

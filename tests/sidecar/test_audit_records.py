@@ -312,3 +312,36 @@ async def test_anthropic_sdk_refusals_are_recorded_too(
     (record,) = records(path)
     assert record["id"] == missing.value.response.headers["x-aigw-request-id"]
     assert (record["api"], record["status"]) == ("anthropic", 404)
+
+
+async def test_hostile_caller_values_never_reach_a_record_as_they_were_sent(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    spec = docs(oai_fake, claude_fake)
+    spec[-1]["spec"]["useCases"][0]["tools"] = ["lookup"]
+    tool = f"send_to_{PII_EMAIL}"
+    model = f"{PII_EMAIL} please"
+    async with audited_gateway(tmp_path, spec, oai_fake, claude_fake) as (gateway, path):
+        client = gateway.openai()
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(
+                model="chat",
+                messages=_hello(),
+                tools=[{"type": "function", "function": {"name": tool, "parameters": {}}}],
+                extra_headers={
+                    "X-Request-Id": PII_EMAIL,
+                    "traceparent": f"00-{PII_EMAIL}-x-01",
+                },
+            )
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(model=model, messages=_hello())
+        await client.close()
+    text = path.read_text()
+    assert PII_EMAIL not in text
+    tools_call, model_call = records(path)
+    assert tools_call["decisions"][0]["code"] == "tool_not_allowed"
+    assert tools_call["decisions"][0]["reason"].startswith("tools not allowed: #")
+    assert tools_call["request"]["tools"][0].startswith("#")
+    assert tools_call["correlation"] == {}
+    assert tools_call["trace_id"] is None
+    assert model_call["requested_model"].startswith("#")

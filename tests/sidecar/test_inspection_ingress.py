@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import Services
 from aigw_sidecar.inspection import Hold
+from aigw_sidecar.settings import AuditConfig
 from aigw_sidecar.steps import Inspection, Plugin
 from aigw_sidecar.steps.inspect import load_classifier
 
@@ -358,7 +359,7 @@ async def test_a_failing_detector_fails_closed_only_under_enforce(
     assert EMAIL not in caplog.text
 
 
-async def test_no_matched_value_in_logs_metrics_status_or_decisions(
+async def test_no_matched_value_in_logs_metrics_status_decisions_or_audit(
     tmp_path: Path,
     oai_fake: FakeProvider,
     claude_fake: FakeProvider,
@@ -366,8 +367,15 @@ async def test_no_matched_value_in_logs_metrics_status_or_decisions(
 ) -> None:
     recorder = Recorder()
     caplog.set_level(logging.DEBUG)
+    audit_file = tmp_path / "audit.jsonl"
+    use_case = {**STRICT_MASK, "audit": {"storePrompts": True}}  # stored after redaction
     async with inspecting_gateway(
-        tmp_path, oai_fake, claude_fake, STRICT_MASK, recorder=recorder
+        tmp_path,
+        oai_fake,
+        claude_fake,
+        use_case,
+        recorder=recorder,
+        audit=AuditConfig(file=audit_file),
     ) as gw:
         async with gw.openai() as client:
             await client.chat.completions.create(
@@ -385,12 +393,16 @@ async def test_no_matched_value_in_logs_metrics_status_or_decisions(
             async with session.get(f"{gw.admin_url}/aigw/status") as response:
                 status = await response.text()
     assert 'aigw_inspection_findings_total{action="masked",category="EMAIL"' in metrics
+    audit = audit_file.read_text()  # the server has stopped: every record is written
+    assert len(audit.splitlines()) >= 2
+    assert "[EMAIL_1]" in audit
     evidence = [
         metrics,
         status,
         caplog.text,
         json.dumps(recorder.events()),
         repr(recorder.decisions),
+        audit,
     ]
     for text in evidence:
         _assert_clean(text)

@@ -57,7 +57,7 @@ The command line of `aigw operator`: the one place where chart values become ope
 Settings of the injected sidecars themselves: the operator passes every AIGW_SIDECAR_<NAME>
 variable of its own to each sidecar it injects as AIGW_<NAME> (docs/operator.md). Each one must
 be read by `aigw sidecar` (tests/chart/test_operator_args.py checks the names against
-aigw_cli.sidecar_cmd.ENVIRONMENT), or be listed there in NOT_WIRED_YET.
+aigw_cli.sidecar_cmd.ENVIRONMENT).
 */}}
 {{- define "aigw.sidecarEnv" -}}
 {{- $v := .Values -}}
@@ -65,16 +65,32 @@ aigw_cli.sidecar_cmd.ENVIRONMENT), or be listed there in NOT_WIRED_YET.
 - name: AIGW_SIDECAR_REDIS_URL
   value: {{ $v.redis.url | quote }}
 {{- end }}
-{{- /* NOT WIRED YET: the sidecar exports no traces and only warns that these are set. The
-telemetry work wires OpenTelemetry here (e.g. OTEL_EXPORTER_OTLP_* for the injected sidecar)
-and then removes them from NOT_WIRED_YET in aigw_cli/sidecar_cmd.py. */}}
+{{- if ne $v.metrics.genaiSemconv "latest" }}
+- name: AIGW_SIDECAR_GENAI_SEMCONV
+  value: {{ $v.metrics.genaiSemconv | quote }}
+{{- end }}
+{{- /* OpenTelemetry: AIGW_SIDECAR_OTEL_<NAME> reaches the sidecar as the standard OTEL_<NAME>
+(aigw_cli/operator_cmd.py); the injector puts the pod's resource attributes in front of
+opentelemetry.resourceAttributes (docs/telemetry.md). */}}
 {{- if $v.opentelemetry.enabled }}
-- name: AIGW_SIDECAR_OTLP_ENDPOINT
+- name: AIGW_SIDECAR_OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $v.opentelemetry.endpoint | quote }}
-- name: AIGW_SIDECAR_OTLP_PROTOCOL
+- name: AIGW_SIDECAR_OTEL_EXPORTER_OTLP_PROTOCOL
   value: {{ $v.opentelemetry.protocol | quote }}
-- name: AIGW_SIDECAR_TRACE_SAMPLING_RATIO
+- name: AIGW_SIDECAR_OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: AIGW_SIDECAR_OTEL_TRACES_SAMPLER_ARG
   value: {{ $v.opentelemetry.samplingRatio | quote }}
+- name: AIGW_SIDECAR_OTEL_SERVICE_NAME
+  value: {{ $v.opentelemetry.serviceName | quote }}
+{{- with $v.opentelemetry.resourceAttributes }}
+- name: AIGW_SIDECAR_OTEL_RESOURCE_ATTRIBUTES
+  value: {{ include "aigw.resourceAttributes" . | quote }}
+{{- end }}
+{{- if $v.opentelemetry.propagateBaggage }}
+- name: AIGW_SIDECAR_OTEL_PROPAGATORS
+  value: tracecontext,baggage
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -89,4 +105,13 @@ path (docs/operator.md). Query strings are not allowed in webhook paths by the a
 */}}
 {{- define "aigw.webhookPath" -}}
 {{- if eq .scope "namespace" -}}/inject/namespace{{- else -}}/inject{{- end -}}
+{{- end -}}
+
+{{/* OTEL_RESOURCE_ATTRIBUTES from a map: key=value pairs, values percent-encoded, sorted. */}}
+{{- define "aigw.resourceAttributes" -}}
+{{- $pairs := list -}}
+{{- range $key, $value := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key (urlquery (toString $value) | replace "+" "%20")) -}}
+{{- end -}}
+{{- join "," $pairs -}}
 {{- end -}}

@@ -92,6 +92,7 @@ class HttpCall:
         if record.outcome != "pending":
             return
         record.outcome = outcome
+        record.ended = asyncio.get_running_loop().time()
         route, backend = attempt.route.name, attempt.backend.name
         if outcome == "ok":
             self._metrics.backend(route, backend).attempts_ok.inc()
@@ -181,6 +182,7 @@ class HttpCall:
             except BaseException:
                 await chunks.aclose()
                 raise
+            attempt.record.first_chunk_s = loop.time() - began
             return Upstream(attempt, chunks=_prefixed(first, chunks))
         try:
             raw = await _read(response, backend)

@@ -42,6 +42,9 @@ __all__ = ["AuditLog"]
 
 _log = logging.getLogger("aigw.audit")
 _BATCH = 512
+_LINGER_S = 0.005
+"""The writer waits this long after a wake-up, so that the records of a burst share one
+batch (one write call, one wake-up) instead of one each; shutdown does not wait."""
 _RETRY_S = 1.0
 _CLOSE_RETRIES = 5
 Json = dict[str, Any]
@@ -144,6 +147,8 @@ class AuditLog:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            if not self._closing and len(self._queue) < _BATCH:
+                await asyncio.sleep(_LINGER_S)
             self._wake.clear()
             while self._queue:
                 batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]

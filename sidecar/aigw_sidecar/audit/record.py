@@ -17,6 +17,7 @@ choices and the declared tools.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -27,13 +28,13 @@ from typing import Any
 
 import orjson
 
-from aigw_contract import AuditQueueFull, EnforcementMode
+from aigw_contract import AuditQueueFull, EnforcementMode, UseCase
 from aigw_contract.policy import AuditSettings
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import SidecarError
 from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.claims import Claims
-from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION
+from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION, TRACE
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
@@ -52,6 +53,8 @@ __all__ = [
 SCHEMA = "aigw.audit/v1"
 _DEFAULTS = AuditSettings()
 _NAME = re.compile(r"[A-Za-z0-9._:/@+-]{1,128}", re.ASCII)
+_TOOL = re.compile(r"[A-Za-z0-9_.:-]{1,64}", re.ASCII)
+"""The contract's tool-name form: a name without it can never be allowed by any policy."""
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}", re.ASCII)
 _CORRELATION = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
 _MAX_LABELS = 64
@@ -67,17 +70,42 @@ class Facts:
     max_tokens: int | None
     choices: int
     tools: tuple[str, ...]
-    claims: Claims | None
 
 
 FACTS = Key("audit.facts", Facts)
 
 
-def safe_name(value: str) -> str:
-    """``value`` if it has the form of a route, alias or tool name; else a hash of it."""
-    if _NAME.fullmatch(value):
+def safe_name(value: str, form: re.Pattern[str] = _NAME) -> str:
+    """``value`` if it has the form of a route or model alias (or ``form``); else a hash."""
+    if form.fullmatch(value):
         return value
     return "#" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _tool(value: str) -> str:
+    return safe_name(value, _TOOL)
+
+
+def _reason(decision: Any, allowed: list[str] | None, facts: Facts | None) -> str:
+    """A decision's reason; the tool check's names the caller's tools, kept in tool form."""
+    if decision.code == "tool_not_allowed":
+        tools = facts.tools if facts is not None else ()
+        refused = [_tool(t) for t in tools if allowed is None or t not in allowed]
+        return "tools not allowed: " + ", ".join(refused)
+    return str(decision.reason)[:300]
+
+
+def _use_case(ctx: RequestContext, claims: Claims | None) -> UseCase | None:
+    """The call's use case: the resolved one, else the one it claimed (or the default)."""
+    identity = ctx.state.get(IDENTITY)
+    if identity is not None:
+        return identity.use_case
+    view = ctx.config.prepared.get(GOVERNANCE_VIEW)
+    policy = view.index.policy if view is not None else None
+    if policy is None:
+        return None
+    name = (claims.use_case if claims is not None else None) or policy.default_use_case
+    return next((u for u in policy.use_cases if u.name == name), None)
 
 
 class UserHasher:
@@ -202,23 +230,30 @@ def call_record(
     pod: PodInfo,
     hasher: UserHasher,
     prompt_tokens: int | None,
+    claims: Claims | None,
     answer: Any,
 ) -> tuple[Json, AuditQueueFull]:
     """The record of a finished call (and what to do with it when the queue is full).
 
     ``now`` is the event-loop time the call ended; ``prompt_tokens`` the estimate when the
-    admission has none; ``answer`` what the audit answer step kept when prompts are stored
+    admission has none; ``claims`` the request's (None: none were parsed, or they were
+    malformed); ``answer`` what the audit answer step kept when prompts are stored
     (a stream's text, or the answer's messages), else None.
     """
     wall = time.time()
     duration = now - ctx.started
     settings = audit_settings(ctx)
     correlation, trace_id = _correlation(ctx.headers)
+    trace = ctx.state.get(TRACE)
+    if trace is not None:  # tracing on: the request's own trace (the caller's, or a new one)
+        trace_id = trace.trace_id
     identity = ctx.state.get(IDENTITY)
     admission = ctx.state.get(ADMISSION)
     facts = ctx.state.get(FACTS)
     inspection = ctx.state.get(INSPECTION)
-    claims, user_hash = _claims(facts.claims if facts else None, hasher, ctx.body)
+    claimed, user_hash = _claims(claims, hasher, ctx.body)
+    use_case = _use_case(ctx, claims) if ctx.decisions else None
+    allowed_tools = use_case.tools if use_case is not None else None
     policy = identity.policy if identity is not None else None
     mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
     backend = ctx.backend
@@ -282,7 +317,7 @@ def call_record(
                 "step": d.step,
                 "action": d.action,
                 "code": d.code or None,
-                "reason": d.reason[:300],
+                "reason": _reason(d, allowed_tools, facts),
                 "mode": mode.value,
                 "would_have_blocked": d.action in _WOULD_BLOCK,
             }
@@ -299,11 +334,11 @@ def call_record(
         "error_type": ctx.error_type or None,
         "error_code": error.code if isinstance(error, SidecarError) else None,
         "request": {
-            "claims": claims if facts is None or facts.claims is not None else None,
+            "claims": claimed if claims is not None or not ctx.body else None,
             "prompt_tokens": admission.constraints.prompt_tokens if admission else prompt_tokens,
             "max_tokens": facts.max_tokens if facts else None,
             "n": facts.choices if facts else 1,
-            "tools": [safe_name(t) for t in facts.tools] if facts else [],
+            "tools": [_tool(t) for t in facts.tools] if facts else [],
             "cost_estimate_usd": format_usd(admission.constraints.estimated_cost_nusd)
             if admission
             else None,
@@ -353,7 +388,12 @@ def _prompt_of(body: Json) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    """A whole second as text (records come in bursts: formatted once per second)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def _iso(wall: float) -> str:
     seconds = int(wall)
-    micros = int((wall - seconds) * 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    return f"{_second(seconds)}.{int((wall - seconds) * 1_000_000):06d}Z"

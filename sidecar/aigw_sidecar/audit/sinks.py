@@ -268,6 +268,11 @@ class OtlpSink:
     async def close(self) -> None:
         if self._backlog and self._session is not None:
             await self.write([], 0)
+        if self._backlog:  # the Collector is still unreachable: the file keeps them
+            _log.warning("OTLP audit export: %d record(s) not sent at exit", len(self._backlog))
+            for _ in self._backlog:
+                self._on_drop("otlp")
+            self._backlog = []
         if self._session is not None:
             await self._session.close()
             self._session = None

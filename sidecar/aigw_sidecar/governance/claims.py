@@ -47,3 +47,6 @@ class Claims:
     """``X-AIGW-Quality-Tier``: a token of at most 63 characters."""
     region: str | None = None
     """``X-AIGW-Region``: a token of at most 63 characters."""
+    idempotency_key: str | None = None
+    """``Idempotency-Key``: 1 to 255 printable ASCII characters (its sf-string quotes
+    removed); never logged or used as a label."""

@@ -130,6 +130,12 @@ class RedisStore:
         """The underlying client (closed by whoever created it)."""
         return self._client
 
+    @property
+    def failures(self) -> tuple[type[BaseException], ...]:
+        """The client's exceptions that mean Redis cannot be used now (for other stores
+        sharing the connection, such as idempotency records)."""
+        return self._failures
+
     def _unavailable(self, exc: BaseException, *, sent: bool) -> StoreUnavailable:
         self._down_until = time.monotonic() + self._retry_interval
         reason = type(exc).__name__

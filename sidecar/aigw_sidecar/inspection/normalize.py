@@ -44,6 +44,7 @@ _LEET = str.maketrans("013457@$!|", "oieastasil")
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]+[a-z]|\b[013457@$][a-z]{2}")
 _SPACED = re.compile(r"(?:\b\w[ .\-_*]){3,}\w\b")
 _WS = re.compile(r"\s+")
+_DIGIT = re.compile(r"\d")
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}[\s:]?){12,}")
 _ESCAPES = re.compile(
@@ -59,7 +60,7 @@ def normalize(text: str) -> str:
         text = text.casefold().translate(_CONFUSABLES)
     else:
         text = text.lower()
-    return _WS.sub(" ", text)
+    return " ".join(text.split())
 
 
 def _tags(text: str) -> str:
@@ -80,6 +81,7 @@ def _printable(raw: bytes) -> str | None:
 
 def _decoded(text: str) -> Iterator[View]:
     count = 0
+    has_digit = _DIGIT.search(text) is not None
     for match in _BASE64.finditer(text):
         if count >= MAX_SEGMENTS:
             return
@@ -91,7 +93,7 @@ def _decoded(text: str) -> Iterator[View]:
             continue
         if (plain := _printable(raw)) is not None:
             yield "base64", normalize(plain)
-    for match in _HEX.finditer(text):
+    for match in _HEX.finditer(text) if has_digit else ():
         if count >= MAX_SEGMENTS:
             return
         count += 1
@@ -102,7 +104,8 @@ def _decoded(text: str) -> Iterator[View]:
             continue
         if (plain := _printable(raw)) is not None:
             yield "hex", normalize(plain)
-    for match in _ESCAPES.finditer(text):
+    escaped = "\\x" in text or "\\u" in text or "%" in text or "&#" in text
+    for match in _ESCAPES.finditer(text) if escaped else ():
         if count >= MAX_SEGMENTS:
             return
         count += 1
@@ -127,7 +130,7 @@ def _unescape(text: str) -> str:
 def views(text: str) -> Iterator[View]:
     """The texts the phrase rules check, each with the technique that revealed it."""
     plain = normalize(text)
-    if text.isascii() or plain == _WS.sub(" ", text.lower()):
+    if text.isascii() or plain == " ".join(text.lower().split()):
         yield "plain", plain
     else:  # fullwidth, confusables or invisible characters were undone
         yield "unicode_obfuscation", plain

@@ -21,7 +21,25 @@ from .catalog import profile_detectors
 from .detectors import Detector, Hold, PatternDetector
 from .redactor import RedactionPlan
 
-__all__ = ["UseCaseInspection", "compile_custom", "compile_policy", "compile_use_case"]
+__all__ = [
+    "UseCaseInspection",
+    "compile_custom",
+    "compile_policy",
+    "compile_use_case",
+    "verdict",
+]
+
+_VERDICTS = {
+    EnforcementMode.ENFORCE: "blocked",
+    EnforcementMode.WARN: "warned",
+    EnforcementMode.OBSERVE: "observed",
+}
+_CHANGES = {RedactionMode.MASK: "masked", RedactionMode.HASH: "hashed"}
+
+
+def verdict(mode: EnforcementMode) -> str:
+    """What a finding that would block becomes under ``mode``."""
+    return _VERDICTS[mode]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +53,18 @@ class UseCaseInspection:
     """Tool names the answer may call; None: any."""
     tool_prefixes: frozenset[str]
     """Every prefix of an allowed name (a streamed name may arrive in pieces)."""
+
+    @property
+    def redaction_action(self) -> str:
+        """What redaction does with a finding: masked/hashed (enforce), else the verdict."""
+        if self.mode is EnforcementMode.ENFORCE:
+            return _CHANGES.get(self.redaction.mode, "blocked")
+        return verdict(self.mode)
+
+    @property
+    def redaction_changes_text(self) -> bool:
+        """Whether redaction rewrites text (mask or hash under enforce)."""
+        return self.redaction_action in ("masked", "hashed")
 
 
 def compile_custom(pattern: CustomPattern) -> PatternDetector:

@@ -32,7 +32,7 @@ from aigw_sidecar.governance import TokenCounter
 from aigw_sidecar.governance.authorize import declared_tools
 from aigw_sidecar.governance.constraints import requested_max_tokens
 from aigw_sidecar.governance.tokens import count_prompt
-from aigw_sidecar.keys import ADMISSION
+from aigw_sidecar.keys import ADMISSION, CLAIMS
 from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform, chunk_text
@@ -41,6 +41,7 @@ __all__ = ["Audit", "AuditAnswer", "AuditFacts"]
 
 _ANSWER: Key[list[Any]] = Key("audit.answer")
 _ANSWER_LIMIT = 64 * 1024
+_DECLARES = frozenset({"tools", "functions"})
 
 
 class _Collect(StreamTransform):
@@ -78,8 +79,14 @@ class Audit(Step):
     async def on_finish(self, ctx: RequestContext) -> None:
         now = asyncio.get_running_loop().time()
         prompt_tokens = None
-        if ctx.body and ctx.state.get(ADMISSION) is None:
+        claims = ctx.state.get(CLAIMS)
+        if ctx.body and ctx.state.get(ADMISSION) is None:  # refused before admission
             prompt_tokens = count_prompt(ctx.body, self._counter)
+            if claims is None:
+                try:
+                    claims = parse_claims(ctx.headers, ctx.body)
+                except InvalidRequest:
+                    claims = None  # malformed: the record says so
         parts = ctx.state.get(_ANSWER)
         record, on_full = call_record(
             ctx,
@@ -87,6 +94,7 @@ class Audit(Step):
             pod=self._pod,
             hasher=self._hasher,
             prompt_tokens=prompt_tokens,
+            claims=claims,
             answer=parts if parts is None or ctx.stream is False else "".join(parts),
         )
         waiting = self._log.offer(record, on_full)
@@ -126,14 +134,11 @@ class AuditFacts(Step):
 
     async def on_request(self, ctx: RequestContext) -> None:
         body = ctx.body
-        try:
-            claims = parse_claims(ctx.headers, body)
-        except InvalidRequest:
-            claims = None  # admission refuses the same claims next, with the 400
         choices = body.get("n")
         ctx.state[FACTS] = Facts(
             max_tokens=requested_max_tokens(body),
             choices=choices if isinstance(choices, int) and not isinstance(choices, bool) else 1,
-            tools=tuple(declared_tools(body)[:256]),
-            claims=claims,
+            tools=tuple(declared_tools(body)[:256])
+            if "tools" in body or "functions" in body
+            else (),
         )

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Decision as AuditDecision
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import (
@@ -62,7 +61,7 @@ from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.runtime import RuntimeConfig, render_models
 from aigw_sidecar.settings import SidecarSettings
 
-from .route import route_to
+from .route import request_claims, route_to
 
 __all__ = ["Admit", "Governance", "Limit", "build_governance", "error_of"]
 
@@ -187,7 +186,7 @@ class Admit(Step):
     async def on_request(self, ctx: RequestContext) -> None:
         view = self._g.view(ctx.config)
         route = ctx.route
-        claims = parse_claims(ctx.headers, ctx.body)  # 400 for a malformed or repeated claim
+        claims = request_claims(ctx)  # 400 for a malformed or repeated claim
         _strip_consumed_claims(ctx.body)
         try:
             admission = self._g.governor.admit(

@@ -32,6 +32,8 @@ import importlib
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 from aigw_contract import EnforcementMode
 from aigw_contract.policy import PromptInjectionMode, RedactionMode
@@ -39,18 +41,25 @@ from aigw_sidecar.context import Decision, RequestContext
 from aigw_sidecar.errors import ContentBlocked
 from aigw_sidecar.inspection import (
     Classifier,
+    Detector,
     DetectorFailed,
     InjectionScanner,
     InspectionReport,
+    RedactionPlan,
     Replacer,
     Source,
     UseCaseInspection,
+    apply,
     compile_policy,
     redact,
     rewrite_answer,
     rewrite_request,
+    scan,
+    select,
 )
+from aigw_sidecar.inspection.plan import verdict
 from aigw_sidecar.inspection.report import Direction
+from aigw_sidecar.inspection.walk import Rewrite
 from aigw_sidecar.keys import GOVERNANCE_VIEW, IDENTITY, INSPECTION
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Phase, Step
@@ -85,11 +94,6 @@ def load_classifier(spec: str) -> Classifier:
     return classifier
 
 
-def verdict(mode: EnforcementMode) -> str:
-    """What a finding that would block becomes under ``mode``."""
-    return {"enforce": "blocked", "warn": "warned", "observe": "observed"}[mode.value]
-
-
 class Inspection:
     """One sidecar's inspection: settings, the injection scanner, metrics, the two steps."""
 
@@ -99,13 +103,14 @@ class Inspection:
         metrics: Metrics | None = None,
         *,
         classifier: Classifier | None = None,
-        extra_detectors: tuple[object, ...] = (),
+        extra_detectors: tuple[Detector, ...] = (),
     ) -> None:
         if classifier is None and settings.injection_classifier:
             classifier = load_classifier(settings.injection_classifier)
         self.scanner = InjectionScanner(classifier)
         self.metrics = metrics
         self.key = settings.redaction_key or os.urandom(32)
+        self.key_configured = settings.redaction_key is not None
         self.extra_detectors = extra_detectors
         """Detectors added to every use case's plan (plug-ins and tests)."""
         self.inspect = Inspect(self)
@@ -179,8 +184,8 @@ class Inspect(Step):
             }
         config.prepared[PLANS] = plans
         if any(p.redaction.mode is RedactionMode.HASH for p in plans.values()):
-            _log.info("redaction mode hash in use; key %s", "configured" if
-                      self._i.key is not None else "per process")  # fmt: skip
+            source = "configured" if self._i.key_configured else "drawn for this process only"
+            _log.info("redaction mode hash in use; its key is %s", source)
 
     async def on_request(self, ctx: RequestContext) -> None:
         identity = ctx.state.get(IDENTITY)
@@ -246,11 +251,7 @@ class Inspect(Step):
         replacer: Replacer,
     ) -> None:
         detectors = plan.redaction.detectors
-        mode = plan.redaction.mode
-        change = plan.mode is EnforcementMode.ENFORCE and mode is not RedactionMode.BLOCK
-        action = {"mask": "masked", "hash": "hashed", "block": verdict(plan.mode)}[mode.value]
-        if plan.mode is not EnforcementMode.ENFORCE:
-            action = verdict(plan.mode)
+        change, action = plan.redaction_changes_text, plan.redaction_action
 
         def rewrite(text: str, source: str) -> str | None:
             new, findings = redact(text, detectors, replacer)
@@ -334,16 +335,10 @@ class InspectAnswer(Step):
             return
         replacer = ctx.state.get(REPLACER) or Replacer(plan.redaction.mode, self._i.key)
         detectors = plan.redaction.detectors
-        mode = plan.redaction.mode
-        change = plan.mode is EnforcementMode.ENFORCE and mode is not RedactionMode.BLOCK
-        action = {"mask": "masked", "hash": "hashed", "block": verdict(plan.mode)}[mode.value]
-        if plan.mode is not EnforcementMode.ENFORCE:
-            action = verdict(plan.mode)
+        change, action = plan.redaction_changes_text, plan.redaction_action
         replace = replacer.answer_replacement
 
         def rewrite(text: str, source: str) -> str | None:
-            from aigw_sidecar.inspection import apply, scan, select  # noqa: PLC0415
-
             findings = select(scan(detectors, text))
             for finding in findings:
                 report.add("response", "redaction", finding.category, finding.detector, action,
@@ -374,29 +369,21 @@ def _texts(content: object) -> list[str]:
     return []
 
 
-def _rewrite_inputs(body: dict[str, object], rewrite: object) -> None:
-    fn = rewrite  # (text, source) -> str | None
+def _rewrite_inputs(body: dict[str, Any], rewrite: Rewrite) -> None:
+    """An embeddings request's ``input`` (a string or a list of strings)."""
     value = body.get("input")
     if isinstance(value, str):
-        new = fn(value, "user")  # type: ignore[operator]
+        new = rewrite(value, "user")
         if new is not None:
             body["input"] = new
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            if isinstance(item, str):
-                new = fn(item, "user")  # type: ignore[operator]
-                if new is not None:
-                    value[index] = new
+            if isinstance(item, str) and (new := rewrite(item, "user")) is not None:
+                value[index] = new
 
 
-def _with_extra(plan: UseCaseInspection, extra: tuple[object, ...]) -> UseCaseInspection:
-    from dataclasses import replace  # noqa: PLC0415
-
-    from aigw_sidecar.inspection import RedactionPlan  # noqa: PLC0415
-
+def _with_extra(plan: UseCaseInspection, extra: tuple[Detector, ...]) -> UseCaseInspection:
     redaction = RedactionPlan(
-        (*plan.redaction.detectors, *extra),  # type: ignore[arg-type]
-        plan.redaction.mode,
-        restore=plan.redaction.restore,
+        (*plan.redaction.detectors, *extra), plan.redaction.mode, restore=plan.redaction.restore
     )
     return replace(plan, redaction=redaction)

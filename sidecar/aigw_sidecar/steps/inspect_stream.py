@@ -40,6 +40,7 @@ from aigw_sidecar.inspection import (
     UseCaseInspection,
     answer_tool_names,
 )
+from aigw_sidecar.inspection.plan import verdict
 from aigw_sidecar.streaming import StreamTransform
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def record_tools(  # noqa: PLR0917 - called from one place
     source: str,
 ) -> None:
     """Refused tool calls: block (enforce) or record and warn."""
-    action = {"enforce": "blocked", "warn": "warned", "observe": "observed"}[plan.mode.value]
+    action = verdict(plan.mode)
     for _ in refused:
         report.add("response", "tool_call", "tool_not_allowed", "tools_allowlist", action, source)
     names = ", ".join(sorted({_shown(n) for n in refused}))
@@ -122,16 +123,10 @@ class AnswerStream(StreamTransform):
         redaction = plan.redaction
         replacer = replacer or Replacer(redaction.mode, key)
         self._replace = replacer.answer_replacement
-        enforce = plan.mode is EnforcementMode.ENFORCE
         # Under enforce the caller gets only released (checked) text; in block mode the first
         # finding to be released raises instead. Under warn/observe the chunks pass as they are.
-        self._change = enforce and redaction.active
-        if not enforce:
-            self._action = "warned" if plan.mode is EnforcementMode.WARN else "observed"
-        else:
-            self._action = {"mask": "masked", "hash": "hashed", "block": "blocked"}[
-                redaction.mode.value
-            ]
+        self._change = plan.mode is EnforcementMode.ENFORCE and redaction.active
+        self._action = plan.redaction_action
         self._channels: dict[tuple[int, int], tuple[TextChannel, str]] = {}
         self._names: dict[tuple[int, int], str] = {}
         self._refused: set[tuple[int, int]] = set()
@@ -198,9 +193,7 @@ class AnswerStream(StreamTransform):
 
     def _refuse(self, key: tuple[int, int], name: str, source: str) -> None:
         self._refused.add(key)
-        action = {"enforce": "blocked", "warn": "warned", "observe": "observed"}[
-            self._plan.mode.value
-        ]
+        action = verdict(self._plan.mode)
         self._report.add("response", "tool_call", "tool_not_allowed", "tools_allowlist", action,
                          source)  # fmt: skip
         if action == "blocked":

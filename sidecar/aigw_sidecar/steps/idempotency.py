@@ -1,0 +1,295 @@
+"""Step: Idempotency-Key (the IETF httpapi draft's semantics), a step that may answer.
+
+A request with ``Idempotency-Key`` (parsed with the other claims: bounded, a repeated header
+refused) under a use case whose ``idempotency.enabled`` holds is keyed by tenant, use case
+and the key, and fingerprinted by its body (SHA-256 of the endpoint and the canonical body
+after admission). Then, before inspection, limits and budgets:
+
+- the key is free: this request takes it (a pending marker, leased until its deadline + 5 s)
+  and runs; its result is kept for ``ttlSeconds`` when it succeeds (a JSON answer after the
+  answer's inspection, or every chunk of a stream), and a failure is kept only with
+  ``storeFailures`` (never a 429 or 503, which mean "try later"; never a stream cut after
+  its first byte), otherwise the key is freed and the next duplicate runs again;
+- the key holds a result with the same fingerprint: that result is the answer
+  (``ctx.answer``: no upstream call, no reservation, no budget charge; a stream is replayed
+  as a stream), marked ``X-AIGW-Idempotent-Replay: true`` with the first call's route,
+  backend and cost headers and ``X-AIGW-Attempts: 0``;
+- another fingerprint: 422 ``idempotency_key_reused`` (the key is not the caller's to reuse);
+- the first request is still in flight: ``inFlight: conflict`` answers 409
+  ``idempotency_key_in_use`` at once; ``wait`` waits up to ``waitMs`` (never past the
+  deadline) for its result, then 409. Waiters in this process wake when the holder here
+  finishes; others poll the store (25 ms growing to 200 ms).
+
+The store is the pod's memory, or Redis when the sidecar has one (every sidecar of the
+tenant shares the keys). Store failures follow the policy's ``failMode``: ``open`` runs the
+request without idempotency (logged, counted), ``closed`` answers 503 ``state_unavailable``.
+Metrics: ``aigw_idempotency_total{outcome}`` (stored, replayed, mismatch, conflict, waited,
+not_stored, store_unavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client import Counter
+
+from aigw_contract import FailMode, InFlightAction
+from aigw_sidecar import errors
+from aigw_sidecar.context import Json, RequestContext
+from aigw_sidecar.errors import (
+    IdempotencyConflict,
+    IdempotencyMismatch,
+    SidecarError,
+    UpstreamUnavailable,
+)
+from aigw_sidecar.governance import StoreUnavailable
+from aigw_sidecar.governance.plan import tag_of
+from aigw_sidecar.idempotency import Found, IdempotencyStore, done_record, pending_marker
+from aigw_sidecar.keys import IDENTITY
+from aigw_sidecar.metrics import Metrics
+from aigw_sidecar.pipeline import Phase, Step
+from aigw_sidecar.state import Key
+from aigw_sidecar.streaming import StreamTransform
+
+from .route import request_claims
+
+__all__ = ["Idempotency"]
+
+_log = logging.getLogger("aigw.idempotency")
+_KEPT_HEADERS = ("X-AIGW-Route", "X-AIGW-Backend", "X-AIGW-Cost-USD")
+_MAX_CHUNKS = 20_000
+_MAX_RECORD_BYTES = 1 << 20
+"""A larger result is not kept (the key is freed): replays are for ordinary answers."""
+_LEASE_MARGIN_S = 5.0
+_UNBOUNDED_LEASE_S = 600.0
+_ERRORS: dict[str, type[SidecarError]] = {
+    name: cls
+    for name in errors.__all__
+    if isinstance(cls := getattr(errors, name), type) and issubclass(cls, SidecarError)
+}
+
+
+@dataclass(slots=True)
+class _Held:
+    """This request holds the key: what to write when it ends."""
+
+    key: str
+    marker: bytes
+    fingerprint: str
+    ttl_s: float
+    store_failures: bool
+    batches: list[list[Json]] | None = None
+    done: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+_HELD = Key[_Held]("idempotency.held")
+
+
+class _Recorder(StreamTransform):
+    """Keeps every batch of the stream as the caller gets it (after inner transforms)."""
+
+    def __init__(self, held: _Held) -> None:
+        self.held = held
+        held.batches = []
+
+    async def feed(self, batch: list[Json]) -> list[Json]:
+        batches = self.held.batches
+        if batches is not None:
+            if len(batches) < _MAX_CHUNKS:
+                batches.append(batch)
+            else:
+                self.held.batches = None  # too long to keep: not stored
+        return batch
+
+
+async def _replayed(batches: list[list[Json]]) -> AsyncGenerator[list[Json], None]:
+    for batch in batches:
+        yield batch
+
+
+class Idempotency(Step):
+    """Answers a repeated Idempotency-Key with its first result (see the module docstring)."""
+
+    name = "idempotency"
+    phase = Phase.ADMIT + 50
+
+    def __init__(self, store: IdempotencyStore, metrics: Metrics) -> None:
+        self.store = store
+        self._outcomes = Counter(
+            "aigw_idempotency",
+            "Requests with an Idempotency-Key, by outcome.",
+            ["outcome"],
+            registry=metrics.registry,
+        )
+        self._local: dict[str, _Held] = {}
+        """Keys held by requests of this process (their waiters here wake on ``wake``)."""
+
+    def _count(self, outcome: str) -> None:
+        self._outcomes.labels(outcome).inc()
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        identity = ctx.state.get(IDENTITY)
+        if identity is None:
+            return
+        settings = identity.use_case.idempotency
+        claimed = request_claims(ctx).idempotency_key
+        if claimed is None or not settings.enabled:
+            return
+        digest = hashlib.sha256(claimed.encode()).hexdigest()[:32]
+        key = f"aigw:{{{tag_of(identity)}}}:idem:{identity.use_case.name}:{digest}"
+        fingerprint = hashlib.sha256(
+            f"{ctx.api}|{ctx.operation}|".encode()
+            + orjson.dumps(ctx.body, option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+        marker = pending_marker(ctx.request_id, fingerprint)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        lease = (
+            ctx.deadline - now + _LEASE_MARGIN_S
+            if math.isfinite(ctx.deadline)
+            else _UNBOUNDED_LEASE_S
+        )
+        wait_until = min(ctx.deadline, now + settings.wait_ms / 1000)
+        poll = 0.025
+        waited = False
+        while True:
+            try:
+                found = await self.store.begin(key, marker, lease)
+            except StoreUnavailable as exc:
+                self._unavailable(identity.policy.fail_mode, exc)
+                return
+            if found is None:  # ours now
+                held = _Held(
+                    key, marker, fingerprint, settings.ttl_seconds, settings.store_failures
+                )
+                ctx.state[_HELD] = held
+                self._local[key] = held
+                return
+            if found.fingerprint != fingerprint:
+                self._count("mismatch")
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used with another request body; use a new key"
+                )
+            if not found.pending:
+                self._count("replayed")
+                self._replay(ctx, found)
+                return
+            if settings.in_flight is InFlightAction.CONFLICT or loop.time() >= wait_until:
+                self._count("conflict")
+                raise IdempotencyConflict(
+                    "the first request with this Idempotency-Key is still in flight",
+                    retry_after=1,
+                )
+            if not waited:
+                waited = True
+                self._count("waited")
+            local = self._local.get(key)
+            pause = min(poll, max(0.0, wait_until - loop.time()))
+            if local is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(local.wake.wait(), max(0.0, wait_until - loop.time()))
+            else:
+                await asyncio.sleep(pause)
+                poll = min(poll * 2, 0.2)
+
+    def _unavailable(self, fail_mode: FailMode, exc: StoreUnavailable) -> None:
+        self._count("store_unavailable")
+        if fail_mode is FailMode.CLOSED:
+            raise UpstreamUnavailable(
+                "the idempotency store is unreachable; the policy fails closed",
+                code="state_unavailable",
+                retry_after=1,
+            ) from exc
+        _log.warning("idempotency store unreachable (%s): running without it (fail open)", exc)
+
+    def _replay(self, ctx: RequestContext, found: Found) -> None:
+        record: dict[str, Any] = orjson.loads(found.payload)
+        headers = ctx.response_headers
+        for name, value in record.get("headers", {}).items():
+            if name in _KEPT_HEADERS and isinstance(value, str):
+                headers[name] = value
+        headers["X-AIGW-Attempts"] = "0"
+        headers["X-AIGW-Idempotent-Replay"] = "true"
+        kind = record.get("kind")
+        if kind == "error":
+            error = record["error"]
+            cls = _ERRORS.get(error.get("class", ""), SidecarError)
+            raise cls(error["message"], code=error["code"], retry_after=error.get("retry_after"))
+        if kind == "stream":
+            ctx.answer(self, chunks=_replayed(record["batches"]))
+        else:
+            ctx.answer(self, response=record["response"])
+
+    def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
+        held = ctx.state.get(_HELD)
+        if held is None or ctx.answered_by == self.name:
+            return None
+        return _Recorder(held)
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        held = ctx.state.get(_HELD)
+        if held is None or ctx.answered_by is not None:
+            return
+        if ctx.chunks is not None:
+            if held.batches is None:
+                return  # too long to keep; on_finish frees the key
+            record: Json = {"kind": "stream", "batches": held.batches}
+        else:
+            record = {"kind": "json", "response": ctx.response}
+        await self._complete(ctx, held, record)
+
+    async def _abandon(self, held: _Held) -> None:
+        with contextlib.suppress(StoreUnavailable):  # unreachable: the lease frees the key
+            await self.store.abandon(held.key, held.marker)
+
+    async def _complete(self, ctx: RequestContext, held: _Held, record: Json) -> None:
+        record["headers"] = {k: v for k, v in ctx.response_headers.items() if k in _KEPT_HEADERS}
+        payload = done_record(held.fingerprint, orjson.dumps(record))
+        if len(payload) > _MAX_RECORD_BYTES:
+            held.done = True
+            self._count("not_stored")
+            await self._abandon(held)
+            return
+        try:
+            stored = await self.store.complete(held.key, held.marker, payload, held.ttl_s)
+        except StoreUnavailable:
+            stored = False
+        held.done = True
+        self._count("stored" if stored else "not_stored")
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        held = ctx.state.get(_HELD)
+        if held is None:
+            return
+        try:
+            if not held.done:
+                error = ctx.error
+                if (
+                    held.store_failures
+                    and isinstance(error, SidecarError)
+                    and error.status not in (429, 503)
+                    and ctx.status != 200  # a stream that failed after its first byte
+                ):
+                    failure = {
+                        "class": type(error).__name__,
+                        "message": error.message,
+                        "code": error.code,
+                        "retry_after": error.retry_after,
+                    }
+                    await self._complete(ctx, held, {"kind": "error", "error": failure})
+                else:
+                    self._count("not_stored")
+                    await self._abandon(held)
+        finally:
+            held.wake.set()
+            if self._local.get(held.key) is held:
+                del self._local[held.key]
