@@ -80,10 +80,11 @@ def test_no_op_settings_and_defaults_are_not_warnings(
 def test_fail_on_warning_refuses_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    source = _write(tmp_path / "in.yaml", ROUTE, _policy(cache={"exact": {"enabled": True}}))
+    semantic = {"enabled": True, "embeddingsRoute": "chat"}
+    source = _write(tmp_path / "in.yaml", ROUTE, _policy(cache={"semantic": semantic}))
     out = tmp_path / "bundle.json"
     assert main([command, str(source), "-o", str(out), "--fail-on-warning"]) == 1
-    assert "1 setting(s) not enforced yet" in capsys.readouterr().err
+    assert "2 setting(s) not enforced yet" in capsys.readouterr().err
     assert not out.exists()
     assert main([command, str(source), "-o", str(out)]) == 0
 
