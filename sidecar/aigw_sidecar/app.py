@@ -123,12 +123,13 @@ def build_pipeline(
         steps.append(Residency(governance.governor.settings.default_data_classification))
     if Idempotency.name not in names:
         steps.append(Idempotency(_idempotency_store(governance), services.metrics))
+    caching = caching or Caching(services.settings, services.metrics, services.state_client)
     if CacheLookup.name not in names and CacheAnswer.name not in names:
-        if caching is None:
-            caching = Caching(services.settings, services.metrics, services.state_client)
         steps.extend(cache_steps(caching))
     chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
-    return Pipeline(steps, chain)
+    pipeline = Pipeline(steps, chain)
+    caching.bind(pipeline)
+    return pipeline
 
 
 async def _bundle_ctx(app: web.Application) -> AsyncIterator[None]:

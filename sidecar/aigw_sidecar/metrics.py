@@ -51,9 +51,10 @@ class CacheMetrics:
         )
         self.misses = Counter(
             "aigw_cache_misses",
-            "Cacheable requests that went upstream, by reason (absent, revalidate, stale,"
-            " format, invalid_entry, store_unavailable, below_threshold, embedding_failed).",
-            ["route", "reason"],
+            "Cache lookups that found no answer, by kind (exact, semantic) and reason (absent,"
+            " revalidate, stale, format, invalid_entry, store_unavailable; semantic also"
+            " ineligible, below_threshold, embedding_failed).",
+            ["route", "kind", "reason"],
             registry=r,
         )
         self.bypasses = Counter(

@@ -186,6 +186,9 @@ class SidecarSettings:
     cache_max_entry_bytes: int = 1024 * 1024
     """Largest entry a cache store keeps (after compression for Redis); the memory store
     also keeps none larger than an eighth of ``cache_max_bytes``."""
+    cache_semantic_max_bytes: int = 8 * 1024 * 1024
+    """Bound of the semantic cache's in-process vector index, in bytes (1,536-dimension
+    vectors: about 1,300 of them)."""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     """Traces and GenAI metrics (``docs/telemetry.md``)."""
 

@@ -118,7 +118,9 @@ async def test_an_entry_read_under_another_key_is_never_served(
         outcomes = [(await sidecar.post(body))[1]["X-AIGW-Cache"] for body in (HELLO, other)]
         assert outcomes == ["miss", "miss"]  # refused, never another prompt's answer
         metrics = await sidecar.get("/metrics")
-    assert 'aigw_cache_misses_total{reason="invalid_entry",route="chat"} 2.0' in metrics
+    assert (
+        'aigw_cache_misses_total{kind="exact",reason="invalid_entry",route="chat"} 2.0' in metrics
+    )
 
 
 async def test_redis_stopped_means_counted_misses_and_no_errors(
@@ -143,8 +145,44 @@ async def test_redis_stopped_means_counted_misses_and_no_errors(
         assert (await sidecar.post())[1]["X-AIGW-Cache"] == "miss"
         await _written(own_redis, 1)
         assert (await sidecar.post())[1]["X-AIGW-Cache"] == "hit"  # back without a restart
-    assert 'aigw_cache_misses_total{reason="store_unavailable",route="chat"} 7.0' in metrics
+    assert (
+        'aigw_cache_misses_total{kind="exact",reason="store_unavailable",route="chat"} 7.0'
+        in metrics
+    )
     assert 'aigw_cache_store_errors_total{operation="get",store="redis"}' in metrics
     lines = [r for r in caplog.records if r.name == "aigw.cache"]
     assert 1 <= len(lines) <= 2  # one line per 10 s, not one per request
     assert all(r.exc_info is None for r in lines)
+
+
+async def test_a_new_sidecar_warms_its_semantic_index_from_redis(
+    sidecar_with: Callable[..., Any], own_redis: RedisServer, fake: FakeProvider
+) -> None:
+    asked, close = "what is the capital of france", "which city is the capital of france"
+    fake.vectors.set(asked, [1.0, 0.0, 0.0])
+    fake.vectors.set(close, [0.96, 0.28, 0.0])
+    semantic = {"enabled": True, "threshold": 0.9, "embeddingsRoute": "cheap"}
+    spec = {
+        "tenant": "team-a",
+        "useCases": [use_case(routes=["chat", "cheap"], cache={"semantic": semantic})],
+    }
+    body = {"model": "chat", "messages": [{"role": "user", "content": asked}]}
+    async with sidecar_with(spec, redis_url=own_redis.url) as one:
+        assert (await one.post(body))[1]["X-AIGW-Cache"] == "miss"
+        client = redis.Redis(host="127.0.0.1", port=own_redis.port)
+        try:
+            async with asyncio.timeout(10):
+                while not client.keys("aigw:{team-a:team-a}:sv:*"):  # noqa: ASYNC110 - Redis
+                    await asyncio.sleep(0.01)
+            keys = sorted(k.decode() for k in client.keys("aigw:*"))
+            assert all(client.pttl(k) > 0 for k in keys)  # a TTL on every key
+        finally:
+            client.close()
+    assert [k.split("}:")[1].split(":")[0] for k in keys] == ["ce", "sv", "sx"]
+    async with sidecar_with(spec, redis_url=own_redis.url) as two:  # a pod that just started
+        paraphrase = {"model": "chat", "messages": [{"role": "user", "content": close}]}
+        status, headers, payload = await two.post(paraphrase)
+        assert (status, headers["X-AIGW-Cache"]) == (200, "semantic-hit")
+        assert payload["choices"][0]["message"]["content"] == f"Echo: {asked}"
+    chats = [e for e in fake.recorder.exchanges if e.path.endswith("/chat/completions")]
+    assert len(chats) == 1

@@ -25,13 +25,9 @@ async def test_status_lists_settings_not_enforced_yet(
     gateway.write_bundle(bundle_bytes([*resources, policy], revision=2))
     status = await gateway.wait_revision(2)
     assert status["bundle"]["warnings"] == [
-        "AIPolicy/app: spec.useCases[0].cache.semantic.enabled: true is not enforced yet: "
-        "accepted, but it has no effect (see docs/policy-reference.md)",
-        'AIPolicy/app: spec.useCases[0].cache.semantic.embeddingsRoute: "embed" is not '
-        "enforced yet: accepted, but it has no effect (see docs/policy-reference.md)",
         'ModelRoute/chat: spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is'
         " not enforced yet: accepted, but it has no effect (see docs/policy-reference.md)",
     ]
     assert not any("redaction" in d for d in status["bundle"]["inactiveDefaults"])
     (logged,) = [r for r in caplog.records if "not enforced yet" in r.getMessage()]
-    assert "3 setting(s)" in logged.getMessage()
+    assert "1 setting(s)" in logged.getMessage()

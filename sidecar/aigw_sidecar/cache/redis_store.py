@@ -64,7 +64,8 @@ class RedisCache:
         self._retry_interval = retry_interval
         self._down_until = 0.0
 
-    async def _command(self, *args: Any) -> Any:
+    async def command(self, *args: Any) -> Any:
+        """One command; :class:`CacheStoreDown` when Redis cannot be used now."""
         if time.monotonic() < self._down_until:
             raise CacheStoreDown("redis is unreachable (retrying shortly)")
         try:
@@ -76,7 +77,7 @@ class RedisCache:
             raise CacheStoreDown(f"redis failed: {type(exc).__name__}") from exc
 
     async def get(self, tag: str, key: str) -> bytes | None:
-        reply = await self._command("GET", entry_key(tag, key))
+        reply = await self.command("GET", entry_key(tag, key))
         if reply is None or isinstance(reply, bytes):
             return reply
         raise CacheStoreDown("redis answered GET with something that is not a value")
@@ -85,5 +86,5 @@ class RedisCache:
         if len(value) > self.max_entry_bytes:
             return False
         ttl_ms = max(1, int(ttl_s * 1000))
-        await self._command("SET", entry_key(tag, key), value, "PX", ttl_ms)
+        await self.command("SET", entry_key(tag, key), value, "PX", ttl_ms)
         return True

@@ -57,6 +57,7 @@ from aigw_sidecar.streaming import StreamTransform
 
 from .caching import PLANS, ROUTE_FPS, CachePlan, Caching, compile_plans, route_fingerprints
 from .recording import Recorder
+from .semantic import SemanticLookup
 
 __all__ = ["LOOKUP", "CacheAnswer", "CacheLookup", "Lookup", "cache_steps"]
 
@@ -79,6 +80,9 @@ class Lookup:
     record: bool = False
     """A miss whose answer is offered to the store."""
     stored: bool = False
+    semantic_partition: Partition | None = None
+    """The semantic cache's partition (always one tenant's use case), when it is on."""
+    semantic: SemanticLookup | None = None
 
 
 LOOKUP = Key("cache.lookup", Lookup)
@@ -114,8 +118,10 @@ class CacheLookup(Step):
     def prepare(self, config: RuntimeConfig) -> None:
         view = config.prepared.get(GOVERNANCE_VIEW)
         policy = view.index.policy if view is not None else None
-        config.prepared[PLANS] = compile_plans(policy)
+        plans = compile_plans(policy)
+        config.prepared[PLANS] = plans
         config.prepared[ROUTE_FPS] = route_fingerprints(config)
+        self._c.semantic.prepare(any(p.semantic is not None for p in plans.values()))
 
     async def on_request(self, ctx: RequestContext) -> None:
         admission = ctx.state.get(ADMISSION)
@@ -138,12 +144,19 @@ class CacheLookup(Step):
         if reason:
             self._c.bypass(ctx, route.name, reason, admission.classification)
             return
+        if not plan.exact and ctx.operation != "chat":
+            return  # the semantic cache answers chat only (its own embeddings included)
         partition = Partition.of(
             identity.namespace, identity.policy.name, plan.scope, identity.tenant, plan.use_case
         )
-        lookup = Lookup(plan, partition, route.name, _route_key(ctx, route, plan, partition),
-                        control)  # fmt: skip
-        if not control.no_cache and self._c.store.remote:
+        key = _route_key(ctx, route, plan, partition) if plan.exact else ""
+        lookup = Lookup(plan, partition, route.name, key, control)
+        if plan.semantic is not None and ctx.operation == "chat":
+            lookup.semantic_partition = Partition.of(
+                identity.namespace, identity.policy.name, "useCase", identity.tenant,
+                plan.use_case,
+            )  # fmt: skip
+        if plan.exact and not control.no_cache and self._c.store.remote:
             lookup.pending = asyncio.ensure_future(self._c.store.get(partition.tag, lookup.key))
         ctx.state[LOOKUP] = lookup
 
@@ -177,10 +190,18 @@ class CacheAnswer(Step):
                 lookup.pending.cancel()
                 lookup.pending = None
             lookup.route = route.name
-            lookup.key = _route_key(ctx, route, lookup.plan, lookup.partition)
+            if lookup.plan.exact:
+                lookup.key = _route_key(ctx, route, lookup.plan, lookup.partition)
+        if lookup.plan.exact and await self._exact(ctx, lookup):
+            return
+        if lookup.semantic_partition is not None:
+            await self._semantic(ctx, lookup)
+
+    async def _exact(self, ctx: RequestContext, lookup: Lookup) -> bool:
+        """The exact lookup; True when it answered."""
         if lookup.control.no_cache:
             self._c.miss(ctx, lookup, "revalidate")
-            return
+            return False
         try:
             if lookup.pending is not None:
                 data = await lookup.pending
@@ -189,44 +210,99 @@ class CacheAnswer(Step):
         except CacheStoreDown as down:
             self._c.store_failed("get", down)
             self._c.miss(ctx, lookup, "store_unavailable")
-            return
+            return False
         finally:
             lookup.pending = None
         if data is None:
             self._c.miss(ctx, lookup, "absent")
-            return
-        try:
-            entry = decode_entry(
-                data, key=lookup.key, tag=lookup.partition.tag, max_bytes=self._c.max_entry_bytes
-            )
-        except EntryInvalid:
-            self._c.miss(ctx, lookup, "invalid_entry")
-            return
+            return False
+        entry = self._decode(
+            ctx, lookup, data, key=lookup.key, tag=lookup.partition.tag, kind="exact"
+        )
+        if entry is None:
+            return False
         age = time.time() - entry.created
-        max_age = lookup.control.max_age_s
-        if max_age is not None and age > max_age:
-            self._c.miss(ctx, lookup, "stale")
-            return
-        self._answer(ctx, lookup, entry, age)
+        return self._answer(ctx, lookup, entry, f"exact, stored {age:.0f} s ago", "exact")
 
-    def _answer(self, ctx: RequestContext, lookup: Lookup, entry: Entry, age: float) -> None:
+    def _decode(
+        self, ctx: RequestContext, lookup: Lookup, data: bytes, *, key: str, tag: str, kind: str
+    ) -> Entry | None:
+        try:
+            entry = decode_entry(data, key=key, tag=tag, max_bytes=self._c.max_entry_bytes)
+        except EntryInvalid:
+            self._c.miss(ctx, lookup, "invalid_entry", kind)
+            return None
+        max_age = lookup.control.max_age_s
+        if max_age is not None and time.time() - entry.created > max_age:
+            self._c.miss(ctx, lookup, "stale", kind)
+            return None
+        return entry
+
+    async def _semantic(self, ctx: RequestContext, lookup: Lookup) -> None:  # noqa: PLR0911 - each miss says why
+        plan, semantic = lookup.plan.semantic, self._c.semantic
+        assert plan is not None
+        fps = ctx.config.prepared.get(ROUTE_FPS) or {}
+        sem = semantic.begin(ctx, lookup, fps.get(lookup.route, ""))
+        if sem is None:
+            self._c.miss(ctx, lookup, "ineligible", "semantic")
+            return
+        vector = await semantic.embed(ctx, plan.route, sem.prompt)
+        index = semantic.index
+        unit = index.unit(vector) if index is not None and vector is not None else None
+        if unit is None or index is None:
+            self._c.miss(ctx, lookup, "embedding_failed", "semantic")
+            return
+        sem.unit = unit
+        lookup.semantic = sem
+        if lookup.control.no_cache:
+            self._c.miss(ctx, lookup, "revalidate", "semantic")
+            return
+        tag = lookup.semantic_partition.tag if lookup.semantic_partition else ""
+        try:
+            await semantic.sync(tag, sem.part)
+            found = index.search(tag, sem.part, unit)
+            if found is None or found[1] < plan.threshold:
+                reason = "absent" if found is None else "below_threshold"
+                self._c.miss(ctx, lookup, reason, "semantic")
+                return
+            entry_id, similarity = found
+            data = await self._c.store.get(tag, f"s:{entry_id}")
+        except CacheStoreDown as down:
+            self._c.store_failed("get", down)
+            self._c.miss(ctx, lookup, "store_unavailable", "semantic")
+            return
+        if data is None:
+            index.remove(tag, sem.part, entry_id)
+            self._c.miss(ctx, lookup, "absent", "semantic")
+            return
+        entry = self._decode(ctx, lookup, data, key=entry_id, tag=tag, kind="semantic")
+        if entry is None:
+            return
+        reason = f"similarity {similarity:.4f} >= threshold {plan.threshold}"
+        if self._answer(ctx, lookup, entry, reason, "semantic"):
+            ctx.response_headers["X-AIGW-Cache-Similarity"] = f"{similarity:.4f}"
+
+    def _answer(
+        self, ctx: RequestContext, lookup: Lookup, entry: Entry, reason: str, kind: str
+    ) -> bool:
         if ctx.stream:
             batches = entry.batches if entry.batches is not None else None
             if batches is None and entry.response is not None:
                 batches = chunks_of(entry.response)
             if batches is None:
-                self._c.miss(ctx, lookup, "format")
-                return
+                self._c.miss(ctx, lookup, "format", kind)
+                return False
             ctx.answer(self, chunks=replay(batches))
         else:
             response = entry.response
             if response is None and entry.batches is not None:
                 response = response_of(entry.batches)
             if response is None:
-                self._c.miss(ctx, lookup, "format")
-                return
+                self._c.miss(ctx, lookup, "format", kind)
+                return False
             ctx.answer(self, response=response)
-        self._c.hit(ctx, lookup, entry, f"exact, stored {age:.0f} s ago")
+        self._c.hit(ctx, lookup, entry, reason, kind)
+        return True
 
     def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
         lookup = ctx.state.get(LOOKUP)

@@ -41,13 +41,35 @@ from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
+from .semantic import Semantic, calls_tools
+
 if TYPE_CHECKING:
+    from aigw_sidecar.pipeline import Pipeline
+
     from .cache import Lookup
 
-__all__ = ["PLANS", "ROUTE_FPS", "CachePlan", "Caching", "compile_plans", "route_fingerprints"]
+__all__ = [
+    "PLANS",
+    "ROUTE_FPS",
+    "CachePlan",
+    "Caching",
+    "SemanticPlan",
+    "compile_plans",
+    "route_fingerprints",
+]
 
 _log = logging.getLogger("aigw.cache")
 _LOG_EVERY_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticPlan:
+    """One use case's semantic cache."""
+
+    threshold: float
+    ttl_s: int
+    route: str
+    """The embeddings route."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,7 @@ class CachePlan:
     answer_fp: str
     """Fingerprint of the mode, redaction settings and tool allowlist: what changes an
     answer between the provider and the store."""
+    semantic: SemanticPlan | None = None
 
 
 PLANS: Key[Mapping[str, CachePlan]] = Key("cache.plans")
@@ -75,7 +98,8 @@ def compile_plans(policy: BundlePolicy | None) -> Mapping[str, CachePlan]:
     plans: dict[str, CachePlan] = {}
     for use_case in policy.use_cases:
         cache = use_case.cache
-        if not cache.exact.enabled:
+        semantic = cache.semantic
+        if not cache.exact.enabled and not semantic.enabled:
             continue
         answer_fp = fingerprint(
             [
@@ -86,11 +110,14 @@ def compile_plans(policy: BundlePolicy | None) -> Mapping[str, CachePlan]:
         )
         plans[use_case.name] = CachePlan(
             use_case.name,
-            True,
+            cache.exact.enabled,
             cache.exact.ttl_seconds,
             cache.exact.scope.value,
             frozenset(cache.excluded_classifications) | {DataClassification.RESTRICTED},
             answer_fp,
+            SemanticPlan(semantic.threshold, semantic.ttl_seconds, semantic.embeddings_route)
+            if semantic.enabled and semantic.embeddings_route is not None
+            else None,
         )
     return MappingProxyType(plans)
 
@@ -138,6 +165,7 @@ class Caching:
         self.metrics = metrics.cache
         self.store = _store_of(settings, metrics, client)
         self.max_entry_bytes = settings.cache_max_entry_bytes
+        self.semantic = Semantic(self.store, settings.cache_semantic_max_bytes)
         self._writing: set[asyncio.Task[None]] = set()
         self._logged = -_LOG_EVERY_S
 
@@ -155,18 +183,22 @@ class Caching:
         ctx.decisions.append(Decision("cache", "bypass", why, f"cache_bypass_{reason}"))
         self.metrics.bypasses.labels(route, reason).inc()
 
-    def miss(self, ctx: RequestContext, lookup: Lookup, reason: str) -> None:
+    def miss(self, ctx: RequestContext, lookup: Lookup, reason: str, kind: str = "exact") -> None:
         ctx.cache = "miss"
         lookup.record = True
-        ctx.decisions.append(Decision("cache", "miss", reason, f"cache_miss_{reason}"))
-        self.metrics.misses.labels(lookup.route, reason).inc()
+        code = f"cache_miss_{reason}" if kind == "exact" else f"cache_semantic_miss_{reason}"
+        ctx.decisions.append(Decision("cache", "miss", f"{kind}: {reason}", code))
+        self.metrics.misses.labels(lookup.route, kind, reason).inc()
 
-    def hit(self, ctx: RequestContext, lookup: Lookup, entry: Entry, reason: str) -> None:
-        ctx.cache = "hit"
+    def hit(
+        self, ctx: RequestContext, lookup: Lookup, entry: Entry, reason: str, kind: str = "exact"
+    ) -> None:
+        ctx.cache = "hit" if kind == "exact" else "semantic-hit"
         ctx.cost_nano = 0
         ctx.response_headers["X-AIGW-Cost-USD"] = format_usd(0)
-        ctx.decisions.append(Decision("cache", "hit", reason, "cache_hit"))
-        self.metrics.hits.labels(lookup.route, "exact").inc()
+        code = "cache_hit" if kind == "exact" else "cache_semantic_hit"
+        ctx.decisions.append(Decision("cache", ctx.cache, reason, code))
+        self.metrics.hits.labels(lookup.route, kind).inc()
         if entry.cost_nano > 0:
             self.metrics.saved.labels(lookup.route).inc(entry.cost_nano / 1e9)
 
@@ -193,30 +225,57 @@ class Caching:
         response: Json | None = None,
         batches: list[list[Json]] | None = None,
     ) -> None:
-        """Store this miss's answer. A complete answer is encoded now (a step further out
-        rewrites it in place: the placeholders' restore); a stream's batches are final."""
+        """Store this miss's answer (exact, semantic, or both). A complete answer is encoded
+        now (a step further out rewrites it in place: the placeholders' restore); a stream's
+        batches are final and are encoded in the background."""
         backend = ctx.backend
-        entry = Entry(
-            lookup.key,
-            lookup.partition.tag,
-            time.time(),
-            ctx.cost_nano or 0,
-            backend.name if backend is not None else "",
-            response,
-            batches,
-        )
+        created, cost = time.time(), ctx.cost_nano or 0
+        name = backend.name if backend is not None else ""
         lookup.stored = True
-        if response is not None:
-            data = encode_entry(entry, compress=self.store.compress, max_bytes=self.max_entry_bytes)
-            if data is None:
-                self.not_stored(ctx, lookup, "too_large", "the answer outgrew the entry bound")
-                return
-            if isinstance(self.store, MemoryCache):
+        if lookup.plan.exact:
+            entry = Entry(lookup.key, lookup.partition.tag, created, cost, name, response, batches)
+            data = self._encode_now(ctx, lookup, entry)
+            if data is not None and isinstance(self.store, MemoryCache):
                 self._put_memory(ctx, lookup, data)
-                return
-            self._background(self._put(lookup, entry, data))
+            elif data is not None or response is None:
+                self._background(self._put(lookup, entry, data))
+        sem, plan = lookup.semantic, lookup.plan.semantic
+        partition = lookup.semantic_partition
+        if sem is None or plan is None or partition is None or sem.unit is None:
             return
-        self._background(self._put(lookup, entry, None))
+        if calls_tools(response, batches):
+            self.not_stored(ctx, lookup, "not_cacheable", "semantic: an answer that calls tools")
+            return
+        entry = Entry(sem.entry, partition.tag, created, cost, name, response, batches)
+        data = self._encode_now(ctx, lookup, entry)
+        if data is not None or response is None:
+            self._background(self._put_semantic(lookup, entry, data, plan.ttl_s))
+
+    def _encode_now(self, ctx: RequestContext, lookup: Lookup, entry: Entry) -> bytes | None:
+        if entry.response is None:
+            return None
+        data = encode_entry(entry, compress=self.store.compress, max_bytes=self.max_entry_bytes)
+        if data is None:
+            self.not_stored(ctx, lookup, "too_large", "the answer outgrew the entry bound")
+        return data
+
+    async def _put_semantic(
+        self, lookup: Lookup, entry: Entry, data: bytes | None, ttl_s: float
+    ) -> None:
+        sem = lookup.semantic
+        assert sem is not None
+        if data is None:
+            data = encode_entry(entry, compress=self.store.compress, max_bytes=self.max_entry_bytes)
+        if data is None:
+            self.metrics.writes.labels(lookup.route, "too_large").inc()
+            return
+        try:
+            await self.semantic.offer(entry.tag, sem, data, ttl_s)
+        except CacheStoreDown as down:
+            self.store_failed("put", down)
+            self.metrics.writes.labels(lookup.route, "store_unavailable").inc()
+            return
+        self._stored(lookup, len(data))
 
     def _put_memory(self, ctx: RequestContext, lookup: Lookup, data: bytes) -> None:
         store = self.store
@@ -260,6 +319,10 @@ class Caching:
         self._writing.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error("writing a cache entry failed", exc_info=task.exception())
+
+    def bind(self, pipeline: Pipeline) -> None:
+        """The pipeline the semantic cache's embedding calls go through."""
+        self.semantic.pipeline = pipeline
 
     async def drain(self) -> None:
         """Wait for entries still being written (shutdown, before the Redis client closes)."""
