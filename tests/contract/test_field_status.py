@@ -178,8 +178,9 @@ def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
         resource="ModelRoute/r", source="r.yaml", document=2,
     ).settings  # fmt: skip
     assert str(problem) == (
-        "r.yaml: document 2: ModelRoute/r: spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "
-        '"0.10" is not enforced yet: accepted, but it has no effect (see docs/policy-reference.md)'
+        "r.yaml: document 2: ModelRoute/r: "
+        'spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is not enforced yet: '
+        "accepted, but it has no effect (see docs/policy-reference.md)"
     )
 
 

@@ -174,7 +174,7 @@ async def test_a_new_sidecar_warms_its_semantic_index_from_redis(
             async with asyncio.timeout(10):
                 while not client.keys("aigw:{team-a:team-a}:sv:*"):  # noqa: ASYNC110 - Redis
                     await asyncio.sleep(0.01)
-            keys = sorted(k.decode() for k in client.keys("aigw:*"))
+            keys = sorted(k.decode() for k in client.keys("aigw:*") if isinstance(k, bytes))
             assert all(client.pttl(k) > 0 for k in keys)  # a TTL on every key
         finally:
             client.close()
