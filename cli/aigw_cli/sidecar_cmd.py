@@ -53,6 +53,7 @@ _ENV = {
     "cache_store": "AIGW_CACHE_STORE",
     "cache_max_bytes": "AIGW_CACHE_MAX_BYTES",
     "cache_max_entry_bytes": "AIGW_CACHE_MAX_ENTRY_BYTES",
+    "cache_semantic_max_bytes": "AIGW_CACHE_SEMANTIC_MAX_BYTES",
     "genai_semconv": "AIGW_GENAI_SEMCONV",
     "tenant_label_cap": "AIGW_TENANT_LABEL_CAP",
 }
@@ -158,6 +159,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-max-entry-bytes",
         type=int,
         help=f"largest cache entry kept (env {_ENV['cache_max_entry_bytes']}; default 1 MiB)",
+    )
+    group.add_argument(
+        "--cache-semantic-max-bytes",
+        type=int,
+        help=f"bound of the semantic cache's vector index (env "
+        f"{_ENV['cache_semantic_max_bytes']}; default 8 MiB)",
     )
     _telemetry_arguments(parser)
 
@@ -300,6 +307,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch
             ("send_timeout", "send_timeout_s", float),
             ("cache_max_bytes", "cache_max_bytes", int),
             ("cache_max_entry_bytes", "cache_max_entry_bytes", int),
+            ("cache_semantic_max_bytes", "cache_semantic_max_bytes", int),
         ):
             raw = _pick(args, name)
             if raw is not None:
