@@ -37,6 +37,10 @@ _ENV = {
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
     "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
+    "redis_tls_ca": "AIGW_REDIS_TLS_CA_FILE",
+    "redis_tls_cert": "AIGW_REDIS_TLS_CERT_FILE",
+    "redis_tls_key": "AIGW_REDIS_TLS_KEY_FILE",
+    "redis_tls_server_name": "AIGW_REDIS_TLS_SERVER_NAME",
     "redaction_key_file": "AIGW_REDACTION_KEY_FILE",
     "injection_classifier": "AIGW_INJECTION_CLASSIFIER",
     "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
@@ -117,9 +121,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help=f"logging level (env {_ENV['log_level']}; INFO)")
     parser.add_argument(
         "--redis-url",
-        help=f"shared state for limits and budgets, redis://host:port/db (env "
-        f"{_ENV['redis_url']}; default: this pod's memory)",
+        help=f"shared state for limits and budgets: redis://host:port/db, rediss:// (TLS), "
+        f"redis+cluster://host:port,host:port or rediss+cluster:// (env {_ENV['redis_url']}; "
+        "default: this pod's memory)",
     )
+    for flag, what in (
+        ("ca", "PEM bundle of the CAs that sign the Redis server's certificate (default: the "
+         "system's)"),
+        ("cert", "client certificate (PEM) for a Redis that requires one"),
+        ("key", "private key of the client certificate (PEM)"),
+        ("server-name", "name the Redis server's certificate must carry (default: the URL's "
+         "host)"),
+    ):  # fmt: skip
+        env = _ENV["redis_tls_" + flag.replace("-", "_")]
+        parser.add_argument(f"--redis-tls-{flag}", help=f"rediss:// URLs: {what} (env {env})")
     parser.add_argument(
         "--redis-timeout",
         type=float,
@@ -284,6 +299,19 @@ def _cache_store_problem(overrides: dict[str, object]) -> str | None:
     return None
 
 
+def _redis_tls(args: argparse.Namespace) -> dict[str, object]:
+    """The ``rediss://`` settings given by flags or environment."""
+    found: dict[str, object] = {}
+    server_name = _pick(args, "redis_tls_server_name")
+    if server_name is not None:
+        found["redis_tls_server_name"] = server_name
+    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+        value = _pick(args, name)
+        if value is not None:
+            found[name + "_file"] = Path(value)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch per setting
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
@@ -341,6 +369,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
+    overrides.update(_redis_tls(args))
     if (problem := _cache_store_problem(overrides)) is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -253,7 +253,7 @@ def create_apps(
     api[HEAP] = HeapTrimmer()
     audit = open_audit(settings, metrics.registry)
     if audit is not None:
-        api[AUDIT] = audit
+        api[AUDIT] = admin[AUDIT] = audit
     api[GENAI] = GenAiMetrics(
         metrics.registry,
         dup=settings.telemetry.semconv == "dup",

@@ -162,6 +162,15 @@ class SidecarSettings:
     """Shared state for rate limits and budgets across replicas; None: this pod's memory."""
     redis_timeout_s: float = 0.5
     """Bound of connecting to Redis and of each reply; past it the policy's failMode applies."""
+    redis_tls_ca_file: Path | None = None
+    """``rediss://``: PEM bundle of the CAs that sign the server's certificate (None: the
+    system's)."""
+    redis_tls_cert_file: Path | None = None
+    """``rediss://``: client certificate (PEM), for a Redis with ``tls-auth-clients yes``."""
+    redis_tls_key_file: Path | None = None
+    """``rediss://``: private key of ``redis_tls_cert_file`` (None: inside that file)."""
+    redis_tls_server_name: str | None = None
+    """``rediss://``: name the server's certificate must carry (None: the URL's host)."""
     lease_s: float = 30.0
     """How long a reservation and its concurrency lease are held in the state store without
     renewal; renewed every third of it while the call runs, so a sidecar that dies holds

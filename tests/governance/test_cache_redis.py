@@ -16,7 +16,8 @@ import redis
 
 from aigw_fakeprovider import FakeProvider
 
-from .conftest import HELLO, RedisServer, Sidecar, use_case
+from .conftest import HELLO, Sidecar, use_case
+from .shared_state import RedisServer
 
 CACHED = {
     "tenant": "team-a",
