@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import aiohttp
 import orjson
 
 from aigw_fakeprovider import FakeProvider
@@ -100,3 +101,28 @@ def test_the_memory_store_never_exceeds_its_bound_under_churn() -> None:
     assert evicted[-1] == "expired"
     assert store.bytes == sum(v[2] for v in store._entries.values())
     assert orjson.loads(next(iter(store._entries.values()))[0][1:])["k"]
+
+
+async def test_the_cache_key_is_never_exposed(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    async with (
+        cache_gateway(tmp_path, oai_fake, claude_fake, [cached_use_case("default")]) as gw,
+        gw.openai() as client,
+    ):
+        seen = []
+        for _ in range(2):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": "keep it secret"}]
+            )
+            seen.append(str(dict(raw.headers)) + raw.text)
+        keys = [entry_id.split("\x00")[1] for entry_id in _store(gw)._entries]
+        async with aiohttp.ClientSession() as session:
+            for path in ("/metrics", "/aigw/status"):
+                async with session.get(gw.admin_url + path) as response:
+                    seen.append(await response.text())
+    assert len(keys) == 1
+    assert len(keys[0]) == 64
+    for text in seen:
+        assert keys[0] not in text
+        assert keys[0][:16] not in text
