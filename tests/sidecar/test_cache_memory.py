@@ -129,7 +129,7 @@ async def test_the_cache_key_is_never_exposed(
 
 
 def test_the_vector_index_stays_within_its_bound() -> None:
-    from aigw_sidecar.cache import VectorIndex  # noqa: PLC0415 - imports numpy
+    from aigw_sidecar.cache import VectorIndex
 
     bound = 64 * 1024
     index = VectorIndex(bound)
