@@ -54,6 +54,10 @@ _ENV = {
     "audit_file_keep": "AIGW_AUDIT_FILE_KEEP",
     "audit_queue_size": "AIGW_AUDIT_QUEUE_SIZE",
     "audit_key_file": "AIGW_AUDIT_KEY_FILE",
+    "cache_store": "AIGW_CACHE_STORE",
+    "cache_max_bytes": "AIGW_CACHE_MAX_BYTES",
+    "cache_max_entry_bytes": "AIGW_CACHE_MAX_ENTRY_BYTES",
+    "cache_semantic_max_bytes": "AIGW_CACHE_SEMANTIC_MAX_BYTES",
     "genai_semconv": "AIGW_GENAI_SEMCONV",
     "tenant_label_cap": "AIGW_TENANT_LABEL_CAP",
 }
@@ -154,6 +158,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"given (env {_ENV['injection_classifier']})",
     )
     _audit_arguments(parser)
+    group = parser.add_argument_group("response cache (docs/cache.md; policies switch it on)")
+    group.add_argument(
+        "--cache-store",
+        choices=("auto", "memory", "redis"),
+        help=f"where cache entries live (env {_ENV['cache_store']}; default auto: the "
+        "--redis-url Redis when set, else this pod's memory)",
+    )
+    group.add_argument(
+        "--cache-max-bytes",
+        type=int,
+        help=f"bound of the memory cache store (env {_ENV['cache_max_bytes']}; default 8 MiB)",
+    )
+    group.add_argument(
+        "--cache-max-entry-bytes",
+        type=int,
+        help=f"largest cache entry kept (env {_ENV['cache_max_entry_bytes']}; default 1 MiB)",
+    )
+    group.add_argument(
+        "--cache-semantic-max-bytes",
+        type=int,
+        help=f"bound of the semantic cache's vector index (env "
+        f"{_ENV['cache_semantic_max_bytes']}; default 8 MiB)",
+    )
     _telemetry_arguments(parser)
 
 
@@ -263,6 +290,15 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return os.environ.get(_ENV[name]) or None
 
 
+def _cache_store_problem(overrides: dict[str, object]) -> str | None:
+    store = overrides.get("cache_store", "auto")
+    if store not in ("auto", "memory", "redis"):
+        return "cache-store must be auto, memory or redis"
+    if store == "redis" and "redis_url" not in overrides:
+        return "--cache-store redis needs --redis-url"
+    return None
+
+
 def _redis_tls(args: argparse.Namespace) -> dict[str, object]:
     """The ``rediss://`` settings given by flags or environment."""
     found: dict[str, object] = {}
@@ -276,7 +312,7 @@ def _redis_tls(args: argparse.Namespace) -> dict[str, object]:
     return found
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per setting
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch per setting
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
     from aigw_sidecar.settings import parse_downward_labels  # noqa: PLC0415
@@ -297,11 +333,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
             ("idle_timeout", "idle_timeout_s", float),
             ("body_timeout", "body_timeout_s", float),
             ("send_timeout", "send_timeout_s", float),
+            ("cache_max_bytes", "cache_max_bytes", int),
+            ("cache_max_entry_bytes", "cache_max_entry_bytes", int),
+            ("cache_semantic_max_bytes", "cache_semantic_max_bytes", int),
         ):
             raw = _pick(args, name)
             if raw is not None:
                 number = kind(raw)
                 if field.endswith("_s") and not 0 < number < math.inf:
+                    raise ValueError(f"{name.replace('_', '-')} must be a positive number")
+                if field.startswith("cache_") and number < 1:
                     raise ValueError(f"{name.replace('_', '-')} must be a positive number")
                 overrides[field] = number
         overrides["audit"] = _audit_config(args)
@@ -324,11 +365,14 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
-    for name in ("redis_url", "tokenizer", "injection_classifier"):
+    for name in ("redis_url", "tokenizer", "injection_classifier", "cache_store"):
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
     overrides.update(_redis_tls(args))
+    if (problem := _cache_store_problem(overrides)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     key_file = _pick(args, "redaction_key_file")
     if key_file is not None:
         try:

@@ -186,6 +186,18 @@ class SidecarSettings:
     set); ``factory()`` returns an object with ``name``, ``threshold`` and ``score(text)``."""
     audit: AuditConfig = field(default_factory=AuditConfig)
     """Audit record sinks (none: no records)."""
+    cache_store: str = "auto"
+    """Where the response cache keeps entries (``docs/cache.md``): ``memory`` (this pod),
+    ``redis`` (the shared-state Redis, shared by every sidecar of a tenant), or ``auto``
+    (Redis when ``redis_url`` is set, else memory)."""
+    cache_max_bytes: int = 8 * 1024 * 1024
+    """Bound of the memory cache store, in bytes (entries, keys and bookkeeping)."""
+    cache_max_entry_bytes: int = 1024 * 1024
+    """Largest entry a cache store keeps (after compression for Redis); the memory store
+    also keeps none larger than an eighth of ``cache_max_bytes``."""
+    cache_semantic_max_bytes: int = 8 * 1024 * 1024
+    """Bound of the semantic cache's in-process vector index, in bytes (1,536-dimension
+    vectors: about 1,300 of them)."""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     """Traces and GenAI metrics (``docs/telemetry.md``)."""
 

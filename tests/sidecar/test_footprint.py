@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("redis", "opentelemetry", "cryptography", "kopf", "pydantic_settings", "bpe_openai")
+HEAVY = (
+    "redis",
+    "opentelemetry",
+    "cryptography",
+    "kopf",
+    "pydantic_settings",
+    "bpe_openai",
+    "numpy",
+)
 
 
 def test_a_sidecar_without_tls_redis_imports_nothing_heavy() -> None:
