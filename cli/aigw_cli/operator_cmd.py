@@ -22,6 +22,7 @@ from pathlib import Path
 from aigw_operator import OperatorError
 from aigw_operator import settings as s
 from aigw_operator.app import run as run_operator
+from aigw_operator.inject import redis_tls_problems
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -75,6 +76,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sidecar-no-audit",
         action="store_true",
         help="injected sidecars get no audit volume and write no audit records",
+    )
+    add(
+        "--sidecar-redis-tls-secret",
+        help="Secret (in each workload namespace) with the PEM files of a rediss:// Redis, "
+        "mounted read-only into injected sidecars at --sidecar-redis-tls-dir",
+    )
+    add(
+        "--sidecar-redis-tls-dir",
+        default="/etc/aigw/redis-tls",
+        help="where the Redis TLS Secret is mounted; AIGW_SIDECAR_REDIS_TLS_*_FILE must be in it",
     )
     add("--sidecar-cpu-request", default="50m")
     add("--sidecar-memory-request", default="64Mi")
@@ -154,6 +165,8 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             status_from_network=args.sidecar_status_from_network,
             audit_size_limit=None if args.sidecar_no_audit else args.sidecar_audit_size_limit,
             env=_sidecar_env(),
+            redis_tls_secret=args.sidecar_redis_tls_secret or None,
+            redis_tls_dir=args.sidecar_redis_tls_dir,
             resources=s.Resources(
                 cpu_request=args.sidecar_cpu_request,
                 memory_request=args.sidecar_memory_request,
@@ -206,6 +219,10 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handler call at INFO: one line per watch event is noise here.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = settings_from_args(args)
+    if problems := redis_tls_problems(settings.sidecar):
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     logging.getLogger("aigw_operator").info(
         "aigw operator: %s, peering %s priority %d",
         f"namespaces {', '.join(settings.namespaces)}" if settings.namespaces else "cluster-wide",

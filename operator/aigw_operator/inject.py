@@ -21,6 +21,15 @@ is tested against golden files without a cluster. The rules:
   kubelet swaps atomically;
 * the pod is labelled ``aigw.dev/injected: "true"`` (the operator's rollout poller lists
   injected pods by it) and the status annotation names the admin port it polls;
+* a ``rediss`` Redis's PEM files (CA, client certificate and key) come from the Secret
+  ``redis_tls_secret`` of the pod's namespace, mounted read-only at ``redis_tls_dir`` in the
+  sidecar container only; the ``AIGW_REDIS_TLS_*_FILE`` paths the operator passes on must lie
+  in that directory (:func:`redis_tls_problems`, checked when the operator starts). It is not
+  optional: a namespace without the Secret gets pods that wait for it (a ``FailedMount``
+  event names it) rather than sidecars that cannot reach Redis;
+* Secret files are mode 0444: the injector sets no ``fsGroup`` (a pod-wide setting), so the
+  kubelet writes them as root, and the sidecar runs as a non-root user; only the sidecar
+  container mounts them;
 * the sidecar writes its audit records to ``/var/log/aigw/audit.jsonl`` on an ``emptyDir``
   of its own (on disk, ``audit_size_limit``), where a log agent (a DaemonSet tailing the
   pod's volumes, or a sidecar of the platform's) ships them; ``audit_size_limit=None``
@@ -34,6 +43,8 @@ is tested against golden files without a cluster. The rules:
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +63,7 @@ __all__ = [
     "decide",
     "drain_and_grace",
     "plan_injection",
+    "redis_tls_problems",
     "sidecar_container",
 ]
 
@@ -60,6 +72,12 @@ _BUNDLE_VOLUME = "aigw-bundle"
 _PODINFO_VOLUME = "aigw-podinfo"
 _TMP_VOLUME = "aigw-tmp"
 _AUDIT_VOLUME = "aigw-audit"
+_REDIS_TLS_VOLUME = "aigw-redis-tls"
+_REDIS_TLS_ENV = ("AIGW_REDIS_TLS_CA_FILE", "AIGW_REDIS_TLS_CERT_FILE", "AIGW_REDIS_TLS_KEY_FILE")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_OWN_MOUNTS = (names.BUNDLE_MOUNT, names.PODINFO_MOUNT, names.SECRETS_DIR, names.AUDIT_DIR, "/tmp")  # noqa: S108
+_SECRET_MODE = 0o444
+"""Read for everyone in the sidecar container: the files are root's (no fsGroup is set)."""
 DRAIN_MARGIN_S = 5
 """Seconds of a pod's grace period kept beyond the sidecar's drain."""
 _DEFAULT_GRACE_S = 30
@@ -122,6 +140,34 @@ def decide(pod: Mapping[str, Any], *, namespace_enabled: bool) -> Decision:
     return Decision(True, "pod-label" if label == "true" else "namespace-label")
 
 
+def redis_tls_problems(settings: SidecarSettings) -> list[str]:
+    """Why the Redis TLS Secret cannot work in an injected pod (empty: it can): a PEM path
+    passed on outside the directory it is mounted at, a Secret name the apiserver would
+    refuse, a directory that is relative or overlaps the sidecar's own mounts."""
+    secret = settings.redis_tls_secret
+    if secret is None:
+        return []  # the paths name files of the image, or of a volume mounted otherwise
+    paths = [(name, value) for name, value in settings.env if name in _REDIS_TLS_ENV and value]
+    problems = []
+    if len(secret) > 253 or not _DNS_SUBDOMAIN.fullmatch(secret):
+        problems.append(f"Redis TLS Secret name {secret!r} is not a DNS-1123 subdomain")
+    directory = posixpath.normpath(settings.redis_tls_dir)
+    if not directory.startswith("/") or directory == "/":
+        problems.append(f"Redis TLS directory {settings.redis_tls_dir!r} is not absolute")
+    if any(_nested(directory, other) for other in _OWN_MOUNTS):
+        problems.append(f"Redis TLS directory {directory} overlaps a mount of the sidecar's own")
+    problems += [
+        f"{name}={value} is not in {directory}/, where the Redis TLS Secret is mounted"
+        for name, value in paths
+        if posixpath.dirname(posixpath.normpath(value)) != directory
+    ]
+    return problems
+
+
+def _nested(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
 def _secret_volume(secret: str) -> str:
     # Volume names are DNS-1123 labels of at most 63 characters; Secret names may be longer.
     return f"aigw-secret-{secret}"[:63].rstrip("-")
@@ -164,6 +210,10 @@ def sidecar_container(
         }
         for secret in secrets
     ]
+    if settings.redis_tls_secret is not None:
+        mounts.append(
+            {"name": _REDIS_TLS_VOLUME, "mountPath": settings.redis_tls_dir, "readOnly": True}
+        )
     audit = settings.audit_size_limit is not None
     if audit:
         mounts.append({"name": _AUDIT_VOLUME, "mountPath": names.AUDIT_DIR})
@@ -239,7 +289,7 @@ def _sidecar_env(env: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
 _RESOURCE_ENV = "OTEL_RESOURCE_ATTRIBUTES"
 
 
-def _volumes(secrets: Sequence[str], audit_size_limit: str | None) -> list[dict[str, Any]]:
+def _volumes(secrets: Sequence[str], settings: SidecarSettings) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         # The pointer is not optional: without a bundle the sidecar cannot govern, so the pod
         # waits for one. Parts 1.. exist only for bundles too large for one ConfigMap.
@@ -268,14 +318,19 @@ def _volumes(secrets: Sequence[str], audit_size_limit: str | None) -> list[dict[
         },
         {"name": _TMP_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
     ]
-    if audit_size_limit is not None:  # on disk, so records survive a sidecar restart
-        volumes.append({"name": _AUDIT_VOLUME, "emptyDir": {"sizeLimit": audit_size_limit}})
+    if settings.audit_size_limit is not None:  # on disk: records survive a sidecar restart
+        volumes.append(
+            {"name": _AUDIT_VOLUME, "emptyDir": {"sizeLimit": settings.audit_size_limit}}
+        )
+    if settings.redis_tls_secret is not None:
+        secret = {"secretName": settings.redis_tls_secret, "defaultMode": _SECRET_MODE}
+        volumes.append({"name": _REDIS_TLS_VOLUME, "secret": secret})
     # Optional: a Secret for a backend that is not used yet must not keep the pod from starting;
     # the sidecar answers calls to that backend with an authentication error instead.
     volumes += [
         {
             "name": _secret_volume(secret),
-            "secret": {"secretName": secret, "optional": True, "defaultMode": 0o440},
+            "secret": {"secretName": secret, "optional": True, "defaultMode": _SECRET_MODE},
         }
         for secret in secrets
     ]
@@ -349,7 +404,7 @@ def plan_injection(
             patch.append({"op": "add", "path": "/spec/initContainers", "value": [sidecar]})
     else:
         _append(patch, "/spec/containers", True, [sidecar])
-    volumes = _volumes(secrets, settings.audit_size_limit)
+    volumes = _volumes(secrets, settings)
     _append(patch, "/spec/volumes", bool(spec.get("volumes")), volumes)
     if grace is not None:
         patch.append({"op": "add", "path": "/spec/terminationGracePeriodSeconds", "value": grace})

@@ -70,6 +70,12 @@ class SidecarSettings:
     native: Literal["auto", "always", "never"] = "auto"
     """Native sidecar (init container with restartPolicy Always): auto = if the apiserver is
     v1.29 or newer, where the SidecarContainers feature is on by default."""
+    redis_tls_secret: str | None = None
+    """Secret (in each injected pod's namespace) holding the PEM files of a ``rediss``
+    Redis: mounted read-only at ``redis_tls_dir`` in the sidecar container only, where the
+    ``AIGW_REDIS_TLS_*_FILE`` paths of ``env`` must point. None: nothing mounted."""
+    redis_tls_dir: str = "/etc/aigw/redis-tls"
+    """Where ``redis_tls_secret`` is mounted (a directory of the sidecar container)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,15 @@ def _matrix() -> list[tuple[str, dict[str, Any]]]:
             "sidecar": {"native": "always" if native else "never"},
         }
         cases.append((name, values))
+    tls = {
+        "secretName": "aigw-redis-tls",
+        "caFile": "/etc/aigw/redis-tls/ca.crt",
+        "certFile": "/etc/aigw/redis-tls/tls.crt",
+        "keyFile": "/etc/aigw/redis-tls/tls.key",
+        "serverName": "redis.aigw-state.svc",
+    }
+    url = "rediss://redis.aigw-state.svc:6380/0"
+    cases.append(("redis-tls", {"redis": {"enabled": True, "url": url, "tls": tls}}))
     return cases
 
 
@@ -79,8 +88,8 @@ CASES = _matrix()
 
 
 def test_the_matrix_is_complete() -> None:
-    assert len(CASES) == 17
-    assert len({name for name, _ in CASES}) == 17
+    assert len(CASES) == 18  # defaults, the 2^4 matrix, Redis with TLS from a Secret
+    assert len({name for name, _ in CASES}) == 18
     expected = {f"{name}.yaml" for name, _ in CASES}
     if not UPDATE:
         assert {p.name for p in GOLDEN.glob("*.yaml")} == expected, "stale golden files"

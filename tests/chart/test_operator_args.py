@@ -14,10 +14,11 @@ import yaml
 
 from aigw_cli import operator_cmd, sidecar_cmd
 from aigw_cli.otel_env import tracing_from_env
-from aigw_operator.inject import sidecar_container
+from aigw_operator.inject import plan_injection, redis_tls_problems, sidecar_container
 from aigw_operator.settings import OperatorSettings
 
 Render = Callable[..., str]
+CHART = Path(__file__).resolve().parents[2] / "charts" / "aigw"
 Doc = dict[str, Any]
 
 
@@ -258,3 +259,83 @@ def test_drain_and_status_values_reach_the_injected_sidecar(render: Render) -> N
     args = sidecar_container(settings, [], native=True)["args"]
     assert "--drain-timeout=40" in args
     assert "--status-from-network" in args
+
+
+REDIS_TLS: dict[str, Any] = {
+    "enabled": True,
+    "url": "rediss+cluster://r.state.svc:6380",
+    "tls": {
+        "secretName": "aigw-redis-tls",
+        "caFile": "/etc/aigw/redis-tls/ca.crt",
+        "certFile": "/etc/aigw/redis-tls/tls.crt",
+        "keyFile": "/etc/aigw/redis-tls/tls.key",
+        "serverName": "redis.state.svc",
+    },
+}
+
+
+@pytest.mark.parametrize("mount_path", [None, "/var/run/redis-certs/"])
+def test_the_redis_tls_secret_is_mounted_where_the_paths_point(
+    render: Render, monkeypatch: pytest.MonkeyPatch, mount_path: str | None
+) -> None:
+    """redis.tls.secretName -> operator flags -> a read-only Secret volume in the sidecar
+    container alone, at the directory the AIGW_REDIS_TLS_*_FILE paths point into."""
+    redis: dict[str, Any] = {**REDIS_TLS, "tls": dict(REDIS_TLS["tls"])}
+    directory = "/etc/aigw/redis-tls"
+    if mount_path is not None:
+        directory = mount_path.rstrip("/")
+        redis["tls"]["mountPath"] = mount_path
+        for field in ("caFile", "certFile", "keyFile"):
+            redis["tls"][field] = redis["tls"][field].replace("/etc/aigw/redis-tls", directory)
+    container = _container(render({"redis": redis}))
+    for name, value in _env(container).items():
+        monkeypatch.setenv(name, value)
+    settings = _settings(container["args"]).sidecar
+    assert (settings.redis_tls_secret, settings.redis_tls_dir) == ("aigw-redis-tls", directory)
+    assert redis_tls_problems(settings) == []
+    pod = {
+        "metadata": {"labels": {"aigw.dev/inject": "true"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    }
+    patch = plan_injection(pod, settings, namespace_enabled=False, native=True).patch
+    (sidecar,) = next(op["value"] for op in patch if op["path"] == "/spec/initContainers")
+    (volumes,) = [op["value"] for op in patch if op["path"] == "/spec/volumes"]
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    mounts = {m["name"]: m for m in sidecar["volumeMounts"]}
+    volume = next(v for v in volumes if v.get("secret", {}).get("secretName") == "aigw-redis-tls")
+    mount = mounts[volume["name"]]
+    assert (mount["mountPath"], mount["readOnly"]) == (directory, True)
+    assert volume["secret"].get("optional") is not True  # a missing Secret is seen at once
+    # Readable by the sidecar's non-root user: the injector sets no fsGroup.
+    assert volume["secret"]["defaultMode"] & 0o004
+    for name in ("AIGW_REDIS_TLS_CA_FILE", "AIGW_REDIS_TLS_CERT_FILE", "AIGW_REDIS_TLS_KEY_FILE"):
+        assert env[name].rsplit("/", 1)[0] == directory, name
+    assert env["AIGW_REDIS_TLS_SERVER_NAME"] == "redis.state.svc"
+    assert env["AIGW_REDIS_URL"] == "rediss+cluster://r.state.svc:6380"
+    assert {n for n in env if n.startswith("AIGW_REDIS")} <= sidecar_cmd.ENVIRONMENT
+
+
+def test_without_a_redis_tls_secret_nothing_is_mounted(render: Render) -> None:
+    redis = {**REDIS_TLS, "tls": {"caFile": "/etc/ssl/certs/ca-certificates.crt"}}
+    container = _container(render({"redis": redis}))
+    assert not [a for a in container["args"] if "redis-tls" in a]
+    settings = _settings(container["args"]).sidecar
+    mounts = sidecar_container(settings, [], native=True)["volumeMounts"]
+    assert not [m for m in mounts if "redis" in m["name"]]
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [
+        {"secretName": "aigw-redis-tls", "caFile": "/etc/ssl/ca.crt"},
+        {"secretName": "aigw-redis-tls", "keyFile": "/etc/aigw/redis-tls/sub/tls.key"},
+        {"secretName": "tls", "mountPath": "/certs", "certFile": "/etc/aigw/redis-tls/c"},
+    ],
+)
+def test_a_redis_tls_file_outside_the_mounted_secret_fails_the_render(
+    helm: Callable[..., Any], tls: dict[str, str]
+) -> None:
+    values = {"redis": {"enabled": True, "url": "rediss://r:6380", "tls": tls}}
+    result = helm("template", "aigw", str(CHART), values=values, check=False)
+    assert result.returncode != 0
+    assert "must be a file in redis.tls.mountPath" in result.stderr

@@ -35,6 +35,8 @@ WRONG: list[tuple[dict[str, Any], str, str]] = [
     ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0", "'Team_A' does not match"),
     ({"redis": {"enabled": True}}, "/redis/url", "minLength: got 0, want 1"),
     ({"redis": {"enabled": True, "url": "http://r:6379"}}, "/redis/url", "does not match"),
+    ({"redis": {"tls": {"secretName": "Redis_TLS"}}}, "/redis/tls/secretName", "does not match"),
+    ({"redis": {"tls": {"mountPath": "certs"}}}, "/redis/tls/mountPath", "does not match"),
     ({"opentelemetry": {"enabled": True}}, "/opentelemetry/endpoint", "minLength"),
     ({"opentelemetry": {"samplingRatio": 2}}, "/opentelemetry/samplingRatio", "maximum"),
     ({"operator": {"replica": 2}}, "/operator", "additional properties 'replica' not allowed"),

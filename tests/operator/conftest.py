@@ -89,6 +89,8 @@ class OperatorProcess:
     priority: int
     webhook: bool
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    """More environment (``AIGW_SIDECAR_*``: what injected sidecars get)."""
     health_port: int = field(default_factory=free_port)
     webhook_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -129,7 +131,9 @@ class OperatorProcess:
         if not self.webhook:
             argv.append("--no-webhook")
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+            )
 
     def ready(self) -> bool:
         assert self.process is not None

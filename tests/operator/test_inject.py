@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from aigw_operator import SidecarSettings
-from aigw_operator.inject import API_KEY_ENV, API_KEY_PLACEHOLDER, decide, plan_injection
+from aigw_operator.inject import (
+    API_KEY_ENV,
+    API_KEY_PLACEHOLDER,
+    decide,
+    plan_injection,
+    redis_tls_problems,
+)
 
 Patcher = Callable[[Any, list[dict[str, Any]]], Any]
 Golden = Callable[[str, Any], None]
@@ -228,3 +234,81 @@ def test_the_sidecar_writes_audit_records_to_an_emptydir_of_its_own(json_patch: 
     patched = json_patch(original, plan.patch)
     assert not any(a.startswith("--audit") for a in patched["spec"]["initContainers"][0]["args"])
     assert all(v["name"] != "aigw-audit" for v in patched["spec"]["volumes"])
+
+
+TLS_ENV = (
+    ("AIGW_REDIS_URL", "rediss://redis.state.svc:6380/0"),
+    ("AIGW_REDIS_TLS_CA_FILE", "/etc/aigw/redis-tls/ca.crt"),
+    ("AIGW_REDIS_TLS_CERT_FILE", "/etc/aigw/redis-tls/tls.crt"),
+    ("AIGW_REDIS_TLS_KEY_FILE", "/etc/aigw/redis-tls/tls.key"),
+)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "container"])
+def test_the_redis_tls_secret_is_mounted_into_the_sidecar_alone(
+    native: bool, json_patch: Patcher
+) -> None:
+    settings = SidecarSettings(env=TLS_ENV, redis_tls_secret="aigw-redis-tls")
+    original = pod(LABELLED)
+    plan = plan_injection(
+        original, settings, namespace_enabled=False, native=native, secrets=["provider-keys"]
+    )
+    injected = json_patch(original, plan.patch)
+    spec = injected["spec"]
+    everything = spec["containers"] + spec.get("initContainers", [])
+    (sidecar,) = [c for c in everything if c["name"] == "aigw-sidecar"]
+    secrets = [v for v in spec["volumes"] if "secret" in v]
+    (volume,) = [v for v in secrets if v["secret"]["secretName"] == "aigw-redis-tls"]
+    assert volume["secret"] == {"secretName": "aigw-redis-tls", "defaultMode": 0o444}
+    (mount,) = [m for m in sidecar["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": "/etc/aigw/redis-tls", "readOnly": True}
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    for name, path in TLS_ENV[1:]:
+        assert env[name] == path
+        assert path.startswith(mount["mountPath"] + "/")
+    apps = [c for c in everything if c["name"] != "aigw-sidecar"]
+    assert all("volumeMounts" not in c for c in apps)
+    # Every Secret the sidecar reads is readable by its non-root user (no fsGroup is set).
+    assert "fsGroup" not in json.dumps(injected)
+    assert all(v["secret"]["defaultMode"] & 0o004 for v in secrets)
+
+
+def test_without_a_redis_tls_secret_nothing_more_is_mounted() -> None:
+    settings = SidecarSettings(env=TLS_ENV)
+    plan = plan_injection(pod(LABELLED), settings, namespace_enabled=False, native=True)
+    assert "redis-tls" not in json.dumps(plan.patch).replace("/etc/aigw/redis-tls", "")
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        (SidecarSettings(env=TLS_ENV, redis_tls_secret="aigw-redis-tls"), None),
+        (SidecarSettings(env=TLS_ENV), None),  # files of the image, or mounted otherwise
+        (
+            SidecarSettings(
+                env=(("AIGW_REDIS_TLS_CA_FILE", "/etc/ssl/ca.crt"),), redis_tls_secret="s"
+            ),
+            "is not in /etc/aigw/redis-tls/",
+        ),
+        (
+            SidecarSettings(
+                env=(("AIGW_REDIS_TLS_KEY_FILE", "/etc/aigw/redis-tls/../bundle/k"),),
+                redis_tls_secret="s",
+            ),
+            "is not in /etc/aigw/redis-tls/",
+        ),
+        (SidecarSettings(redis_tls_secret="Bad_Name"), "not a DNS-1123 subdomain"),
+        (SidecarSettings(redis_tls_secret="s", redis_tls_dir="certs"), "not absolute"),
+        (SidecarSettings(redis_tls_secret="s", redis_tls_dir="/etc/aigw"), "overlaps"),
+        (SidecarSettings(redis_tls_secret="s", redis_tls_dir="/tmp/x"), "overlaps"),
+    ],
+)
+def test_redis_tls_settings_that_cannot_work_are_named(
+    settings: SidecarSettings, problem: str | None
+) -> None:
+    problems = redis_tls_problems(settings)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1, problems
+        assert problem in problems[0]

@@ -48,6 +48,10 @@ The command line of `aigw operator`: the one place where chart values become ope
 - --sidecar-memory-limit={{ . }}
 {{- end }}
 {{- end }}
+{{- with (and $v.redis.enabled ($v.redis.tls | default dict).secretName) }}
+- --sidecar-redis-tls-secret={{ . }}
+- --sidecar-redis-tls-dir={{ include "aigw.redisTLSDir" $root }}
+{{- end }}
 {{- range $v.operator.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -62,10 +66,14 @@ aigw_cli.sidecar_cmd.ENVIRONMENT).
 {{- define "aigw.sidecarEnv" -}}
 {{- $v := .Values -}}
 {{- if $v.redis.enabled }}
+{{- $tls := $v.redis.tls | default dict }}
 - name: AIGW_SIDECAR_REDIS_URL
   value: {{ $v.redis.url | quote }}
 {{- range $field, $suffix := dict "caFile" "CA_FILE" "certFile" "CERT_FILE" "keyFile" "KEY_FILE" "serverName" "SERVER_NAME" }}
-{{- with (get ($v.redis.tls | default dict) $field) }}
+{{- with (get $tls $field) }}
+{{- if and $tls.secretName (ne $field "serverName") (ne (dir .) (include "aigw.redisTLSDir" $)) }}
+{{- fail (printf "redis.tls.%s %s must be a file in redis.tls.mountPath %s, where redis.tls.secretName is mounted" $field . (include "aigw.redisTLSDir" $)) }}
+{{- end }}
 - name: AIGW_SIDECAR_REDIS_TLS_{{ $suffix }}
   value: {{ . | quote }}
 {{- end }}
@@ -98,6 +106,11 @@ opentelemetry.resourceAttributes (docs/telemetry.md). */}}
   value: tracecontext,baggage
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* Where redis.tls.secretName is mounted in each injected sidecar (no trailing slash). */}}
+{{- define "aigw.redisTLSDir" -}}
+{{- clean (default "/etc/aigw/redis-tls" ($.Values.redis.tls | default dict).mountPath) -}}
 {{- end -}}
 
 {{/* The sidecar version recorded in each injected pod's injection-status annotation. */}}
