@@ -3,6 +3,9 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+# redis-cli joins the test Redis Clusters (redis-cli --cluster create); Debian ships it in
+# redis-tools. Debian's redis-server is built with TLS (the TLS tests start --tls-port).
+command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then

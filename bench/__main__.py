@@ -58,6 +58,7 @@ ALL_CASES = (
     *ROWS,
     "aigw-built",
     "aigw-built-no-audit",
+    "aigw-built-no-retries",
     "litellm",
 )
 BUILT = "aigw-built"
@@ -65,6 +66,9 @@ BUILT = "aigw-built"
 BUILT_NO_AUDIT = "aigw-built-no-audit"
 """``aigw-built`` (or ``aigw-full``) without the audit step: the pair measures what the audit
 record writer costs on top of the whole pipeline, in the same run."""
+BUILT_NO_RETRIES = "aigw-built-no-retries"
+"""``aigw-built`` (or ``aigw-full``) without retries, fallback and breakers: the pair shows
+what the resilience middlewares cost on the hot path (no faults: nothing is retried)."""
 
 
 def _log(message: str) -> None:
@@ -197,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
 def _start(
     key: str, env: BenchEnv, upstream_url: str, steps: dict[str, dict[str, str]]
 ) -> contextlib.AbstractContextManager[Target]:
+    if key == BUILT_NO_RETRIES:
+        built = tuple(k for k in ALL_STEPS if steps.get(k, {}).get("state") == "measured")
+        if "retries" not in built:
+            why = steps.get("retries", {}).get("why", "the retries row did not run")
+            raise NotBuilt({"retries": why})
+        rest = tuple(k for k in built if k != "retries")
+        label = f"aigw every step built so far but retries ({', '.join(rest) or 'none'})"
+        return start_row(Row(BUILT_NO_RETRIES, label, rest), env, upstream_url)
     if key == BUILT:
         built = tuple(k for k in ALL_STEPS if steps.get(k, {}).get("state") == "measured")
         if len(built) < 2:
@@ -242,7 +254,7 @@ def _start_all(
 
     # Single-step rows first: what they find decides the rows of several steps.
     def order(k: str) -> tuple[bool, bool]:
-        return k in (BUILT, BUILT_NO_AUDIT), k in ROWS and len(ROWS[k].steps) > 1
+        return k in (BUILT, BUILT_NO_AUDIT, BUILT_NO_RETRIES), k in ROWS and len(ROWS[k].steps) > 1
 
     for key in sorted(cases, key=order):
         _log(f"starting {key}")

@@ -94,6 +94,8 @@ class LoadResult:
     ttft_p99_us: float | None = None
     cpu_s: float | None = None
     """User + system CPU seconds the proxy (all threads and children) used during the run."""
+    round_cpu_us: tuple[float, ...] = ()
+    """CPU per call of each round a combined result is made of: their spread is the noise."""
 
     @property
     def rps(self) -> float:
@@ -107,7 +109,9 @@ class LoadResult:
         return self.cpu_s / self.requests * 1e6
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "rps": self.rps, "cpu_us_per_call": self.cpu_us_per_call}
+        data = {**self.__dict__, "rps": self.rps, "cpu_us_per_call": self.cpu_us_per_call}
+        data["round_cpu_us"] = list(self.round_cpu_us)
+        return data
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -107,6 +107,7 @@ def combine(parts: Sequence[LoadResult]) -> LoadResult:
         ttft_p50_us=median([p.ttft_p50_us for p in parts]),
         ttft_p99_us=median([p.ttft_p99_us for p in parts]),
         cpu_s=None if any(p.cpu_s is None for p in parts) else sum(p.cpu_s or 0 for p in parts),
+        round_cpu_us=tuple(c for p in parts if (c := p.cpu_us_per_call) is not None),
     )
 
 

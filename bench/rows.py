@@ -111,6 +111,7 @@ STEPS: Mapping[str, Step] = {
             "exact cache",
             ("cache.exact", "exact cache"),
             use_case={"cache": {"exact": {"enabled": True, "ttlSeconds": 600}}},
+            landed=True,
         ),
         Step(
             "redaction",
@@ -198,6 +199,14 @@ ROWS: Mapping[str, Row] = {
             note="one fixed body: every request after the first is served from the cache",
         ),
         Row("aigw-full", "aigw full pipeline (every step)", ALL_STEPS),
+        Row(
+            "aigw-full-hit",
+            "aigw full pipeline, cache hit",
+            ALL_STEPS,
+            unique_bodies=False,
+            note="every step on and one fixed body: the full pipeline's cost of a hit (the"
+            " cache on the row's Redis)",
+        ),
     )
 }
 """Every aigw row. ``aigw-cache`` is the cache-miss row (every request differs)."""

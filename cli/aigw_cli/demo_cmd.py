@@ -183,6 +183,11 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
         {"role": "user", "content": "Where is my order 1234?"}
     ]
 
+    def ask(text: str) -> list[ChatCompletionMessageParam]:
+        # The quickstart caches support-reply answers: a step that must reach the provider
+        # asks something no earlier step asked.
+        return [{"role": "user", "content": text}]
+
     def chat() -> str:
         raw = client.chat.completions.with_raw_response.create(model="chat", messages=hello)
         completion = raw.parse()
@@ -193,7 +198,8 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
         started = time.perf_counter()
         first = None
         parts = []
-        for chunk in client.chat.completions.create(model="chat", messages=hello, stream=True):
+        question = ask("Can you stream the delivery options?")
+        for chunk in client.chat.completions.create(model="chat", messages=question, stream=True):
             if chunk.choices and chunk.choices[0].delta.content:
                 first = first or time.perf_counter()
                 parts.append(chunk.choices[0].delta.content)
@@ -210,7 +216,8 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
 
     def fallback_503() -> str:
         _post_json(f"{fake_openai}/_fake/faults", {"fault": {"status": 503}})
-        raw = client.chat.completions.with_raw_response.create(model="chat", messages=hello)
+        question = ask("Is the warehouse open today?")
+        raw = client.chat.completions.with_raw_response.create(model="chat", messages=question)
         completion = raw.parse()
         backend, attempts = raw.headers.get("x-aigw-backend"), raw.headers.get("x-aigw-attempts")
         assert backend == "claude-fallback", f"served by {backend}, not the fallback"
@@ -225,7 +232,7 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
         for fake in (fake_openai, fake_anthropic):
             _post_json(f"{fake}/_fake/faults", {"fault": {"status": 429, "retry_after": "7"}})
         try:
-            client.chat.completions.create(model="chat", messages=hello)
+            client.chat.completions.create(model="chat", messages=ask("Any refunds this week?"))
         except openai.RateLimitError as exc:
             retry_after = exc.response.headers.get("retry-after")
             body = exc.body if isinstance(exc.body, dict) else {}
@@ -254,9 +261,12 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
         address = "ops.lead@example.com"
         pieces = ["Ask ", address[:7], address[7:15], address[15:], " for access."]
         _post_json(f"{fake_openai}/_fake/faults", {"fault": {"reply_pieces": pieces}})
+        question = ask("Who grants access to the portal?")
         parts = [
             chunk.choices[0].delta.content or ""
-            for chunk in client.chat.completions.create(model="chat", messages=hello, stream=True)
+            for chunk in client.chat.completions.create(
+                model="chat", messages=question, stream=True
+            )
             if chunk.choices
         ]
         text = "".join(parts)
@@ -275,6 +285,28 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
         except openai.BadRequestError as exc:
             return f"openai.BadRequestError {exc.code}: {exc.message[:80]}"
         raise AssertionError("a prompt injection was not blocked")
+
+    def cached() -> str:
+        question = ask("What are your opening hours?")
+        outcomes = []
+        calls = []
+        for _ in range(2):
+            with urllib.request.urlopen(f"{fake_openai}/_fake/requests", timeout=2) as response:  # noqa: S310
+                calls.append(len(json.loads(response.read())["requests"]))
+            raw = client.chat.completions.with_raw_response.create(model="chat", messages=question)
+            raw.parse()
+            outcomes.append((raw.headers["x-aigw-cache"], raw.headers["x-aigw-cost-usd"]))
+        (first, first_cost), (second, second_cost) = outcomes
+        assert (first, second) == ("miss", "hit"), outcomes
+        assert float(first_cost) > 0, first_cost
+        assert float(second_cost) == 0, second_cost
+        with urllib.request.urlopen(f"{fake_openai}/_fake/requests", timeout=2) as response:  # noqa: S310
+            after = len(json.loads(response.read())["requests"])
+        assert after - calls[0] == 1, f"the provider was called {after - calls[0]} times"
+        return (
+            f"first X-AIGW-Cache {first} (cost {first_cost}), then {second} "
+            f"(cost {second_cost}): the provider was called once"
+        )
 
     def status() -> str:
         with urllib.request.urlopen(f"{admin}/aigw/status", timeout=2) as response:  # noqa: S310
@@ -297,6 +329,7 @@ def _scenarios(  # noqa: PLR0915 - one demo step after another
         masked_stream,
     )
     checks.step("A prompt injection is refused with content_blocked", injection)
+    checks.step("The exact cache: the same question again is a hit that costs 0", cached)
     checks.step("Hot reload: a new bundle revision, no restart", reload)
     checks.step("/aigw/status on the admin port", status)
     return checks

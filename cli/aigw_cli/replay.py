@@ -3,12 +3,15 @@
 Nothing here re-implements policy. Each recorded call (``docs/audit.md``: the ``request``
 member holds its claims, prompt estimate, output bound, choices and tools) goes through:
 
-1. **routing**: :meth:`aigw_sidecar.runtime.RuntimeConfig.route_for` of the candidate's
-   runtime config (route names and model aliases, as the sidecar resolves them);
+1. **routing**: the sidecar's own route step (:class:`aigw_sidecar.steps.ResolveRoute`) on
+   the recorded ``model`` and claims, over the candidate's runtime config prepared with the
+   pod's governance view: route names, model aliases, intent families with quality tier and
+   region, and their refusals;
 2. **admission**: :meth:`aigw_sidecar.governance.Governor.admit` (identify, authorize,
    constrain) with the recorded prompt estimate;
 3. **limits and budgets**: :meth:`~aigw_sidecar.governance.Governor.limit` at the call's
-   recorded start and :meth:`~aigw_sidecar.governance.Governor.settle` at its recorded end,
+   recorded start and :meth:`~aigw_sidecar.governance.Governor.settle` at its recorded end
+   (an idempotent replay reserves nothing, as in the sidecar: that step runs before limits),
    every call's events in timestamp order on one memory store under a manual clock, so
    rate limits, concurrency and budgets (with their fallback routes) see the traffic as it
    happened; a call settles to its recorded usage at the serving backend's prices;
@@ -37,8 +40,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from aigw_contract import Bundle, DataClassification
 from aigw_contract.bundle import BundleRoute
+from aigw_sidecar.claims import QUALITY_TIER
+from aigw_sidecar.context import RequestContext
+from aigw_sidecar.errors import SidecarError
 from aigw_sidecar.governance import (
     NANO,
     Admission,
@@ -55,7 +63,9 @@ from aigw_sidecar.governance.claims import Claims
 from aigw_sidecar.governance.clock import ManualClock
 from aigw_sidecar.governance.grants import GovernanceSettings
 from aigw_sidecar.governance.money import usd_to_nano
+from aigw_sidecar.keys import CLAIMS, GOVERNANCE_VIEW
 from aigw_sidecar.runtime import RuntimeConfig, build_runtime
+from aigw_sidecar.steps import ResolveRoute
 
 __all__ = ["Outcome", "Simulation", "outcome_of_record", "simulate"]
 
@@ -212,13 +222,11 @@ class Simulation:
     bundle: Bundle
     clock: ManualClock = field(default_factory=lambda: ManualClock(0.0))
     store: MemoryStore = field(default_factory=MemoryStore)
-    runtime: RuntimeConfig = field(init=False)
-    _governors: dict[str, tuple[Governor, BundleView]] = field(default_factory=dict)
+    _governors: dict[str, tuple[Governor, BundleView, RuntimeConfig]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.runtime = build_runtime(self.bundle, _NO_SECRETS)
-
-    def _governor(self, pod: PodIdentity) -> tuple[Governor, BundleView]:
+    def _governor(self, pod: PodIdentity) -> tuple[Governor, BundleView, RuntimeConfig]:
+        """The engine of one recorded pod: its governor, its view of the bundle, and a
+        runtime config prepared with that view (the route step reads it)."""
         key = repr((pod.namespace, pod.service_account, sorted(pod.labels.items())))
         found = self._governors.get(key)
         if found is None:
@@ -228,31 +236,59 @@ class Simulation:
                 clock=self.clock,
                 settings=GovernanceSettings(lease_seconds=_HOLD_S),
             )
-            found = self._governors[key] = (governor, governor.view(self.bundle))
+            view = governor.view(self.bundle)
+            runtime = build_runtime(self.bundle, _NO_SECRETS)
+            runtime.prepared[GOVERNANCE_VIEW] = view
+            found = self._governors[key] = (governor, view, runtime)
         return found
+
+    async def _route(self, record: dict[str, Any], runtime: RuntimeConfig) -> str:
+        """The sidecar's own route step on the recorded model and claims: a route name, or
+        raises the refusal it would answer (unknown model, family outside the use case,
+        tier mismatch, ambiguous intent)."""
+        claims = _claims(record["request"]["claims"])
+        headers: CIMultiDict[str] = CIMultiDict()
+        if claims.quality_tier is not None:
+            headers[QUALITY_TIER] = claims.quality_tier
+        ctx = RequestContext(
+            request_id=str(record.get("id")),
+            api="openai",
+            operation="embeddings" if record.get("operation") == "embeddings" else "chat",
+            headers=CIMultiDictProxy(headers),
+            config=runtime,
+            started=0.0,
+            body={"model": record["requested_model"]},
+        )
+        ctx.state[CLAIMS] = claims
+        await ResolveRoute().on_request(ctx)
+        assert ctx.route is not None
+        return ctx.route.name
 
     async def start(self, record: dict[str, Any]) -> _Pending:
         """Routing, admission and the reservation of one call at its start."""
-        route = self.runtime.route_for(record["requested_model"])
         outcome = Outcome(allowed=False)
         pending = _Pending(record, outcome)
-        if route is None:
-            outcome.reason = "model_not_found"
+        governor, view, runtime = self._governor(_pod(record))
+        try:
+            route_name = await self._route(record, runtime)
+        except SidecarError as refused:
+            outcome.reason = refused.code
             return pending
-        governor, view = self._governor(_pod(record))
         try:
             admission: Admission = governor.admit(
                 view,
                 request_id=str(record.get("id")),
                 body=_body(record),
-                route=route.name,
+                route=route_name,
                 claims=_claims(record["request"]["claims"]),
                 prompt_tokens=record["request"]["prompt_tokens"],
             )
             outcome.tenant = admission.identity.tenant
             outcome.use_case = admission.identity.use_case.name
             outcome.estimate_nano = admission.constraints.estimated_cost_nusd
-            grant = await governor.limit(view, admission)
+            grant: Grant | None = None
+            if record.get("answered_by") != "idempotency":  # a replay reserves nothing
+                grant = await governor.limit(view, admission)
         except Denied as denied:
             outcome.reason = denied.code
             return pending
@@ -279,11 +315,11 @@ class Simulation:
         if pending.grant is None:
             return
         usage = _usage(pending.record)
-        governor, _ = self._governor(_pod(pending.record))
+        governor, _, _ = self._governor(_pod(pending.record))
         await governor.settle(pending.grant, usage, pending.prices)
 
     async def close(self) -> None:
-        for governor, _ in self._governors.values():
+        for governor, _, _ in self._governors.values():
             await governor.aclose()
 
 

@@ -37,6 +37,10 @@ _ENV = {
     "redis_url": "AIGW_REDIS_URL",
     "tokenizer": "AIGW_TOKENIZER",
     "redis_timeout": "AIGW_REDIS_TIMEOUT_S",
+    "redis_tls_ca": "AIGW_REDIS_TLS_CA_FILE",
+    "redis_tls_cert": "AIGW_REDIS_TLS_CERT_FILE",
+    "redis_tls_key": "AIGW_REDIS_TLS_KEY_FILE",
+    "redis_tls_server_name": "AIGW_REDIS_TLS_SERVER_NAME",
     "redaction_key_file": "AIGW_REDACTION_KEY_FILE",
     "injection_classifier": "AIGW_INJECTION_CLASSIFIER",
     "idle_timeout": "AIGW_IDLE_TIMEOUT_S",
@@ -50,6 +54,10 @@ _ENV = {
     "audit_file_keep": "AIGW_AUDIT_FILE_KEEP",
     "audit_queue_size": "AIGW_AUDIT_QUEUE_SIZE",
     "audit_key_file": "AIGW_AUDIT_KEY_FILE",
+    "cache_store": "AIGW_CACHE_STORE",
+    "cache_max_bytes": "AIGW_CACHE_MAX_BYTES",
+    "cache_max_entry_bytes": "AIGW_CACHE_MAX_ENTRY_BYTES",
+    "cache_semantic_max_bytes": "AIGW_CACHE_SEMANTIC_MAX_BYTES",
     "genai_semconv": "AIGW_GENAI_SEMCONV",
     "tenant_label_cap": "AIGW_TENANT_LABEL_CAP",
 }
@@ -113,9 +121,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help=f"logging level (env {_ENV['log_level']}; INFO)")
     parser.add_argument(
         "--redis-url",
-        help=f"shared state for limits and budgets, redis://host:port/db (env "
-        f"{_ENV['redis_url']}; default: this pod's memory)",
+        help=f"shared state for limits and budgets: redis://host:port/db, rediss:// (TLS), "
+        f"redis+cluster://host:port,host:port or rediss+cluster:// (env {_ENV['redis_url']}; "
+        "default: this pod's memory)",
     )
+    for flag, what in (
+        ("ca", "PEM bundle of the CAs that sign the Redis server's certificate (default: the "
+         "system's)"),
+        ("cert", "client certificate (PEM) for a Redis that requires one"),
+        ("key", "private key of the client certificate (PEM)"),
+        ("server-name", "name the Redis server's certificate must carry (default: the URL's "
+         "host)"),
+    ):  # fmt: skip
+        env = _ENV["redis_tls_" + flag.replace("-", "_")]
+        parser.add_argument(f"--redis-tls-{flag}", help=f"rediss:// URLs: {what} (env {env})")
     parser.add_argument(
         "--redis-timeout",
         type=float,
@@ -139,6 +158,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"given (env {_ENV['injection_classifier']})",
     )
     _audit_arguments(parser)
+    group = parser.add_argument_group("response cache (docs/cache.md; policies switch it on)")
+    group.add_argument(
+        "--cache-store",
+        choices=("auto", "memory", "redis"),
+        help=f"where cache entries live (env {_ENV['cache_store']}; default auto: the "
+        "--redis-url Redis when set, else this pod's memory)",
+    )
+    group.add_argument(
+        "--cache-max-bytes",
+        type=int,
+        help=f"bound of the memory cache store (env {_ENV['cache_max_bytes']}; default 8 MiB)",
+    )
+    group.add_argument(
+        "--cache-max-entry-bytes",
+        type=int,
+        help=f"largest cache entry kept (env {_ENV['cache_max_entry_bytes']}; default 1 MiB)",
+    )
+    group.add_argument(
+        "--cache-semantic-max-bytes",
+        type=int,
+        help=f"bound of the semantic cache's vector index (env "
+        f"{_ENV['cache_semantic_max_bytes']}; default 8 MiB)",
+    )
     _telemetry_arguments(parser)
 
 
@@ -248,7 +290,29 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return os.environ.get(_ENV[name]) or None
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per setting
+def _cache_store_problem(overrides: dict[str, object]) -> str | None:
+    store = overrides.get("cache_store", "auto")
+    if store not in ("auto", "memory", "redis"):
+        return "cache-store must be auto, memory or redis"
+    if store == "redis" and "redis_url" not in overrides:
+        return "--cache-store redis needs --redis-url"
+    return None
+
+
+def _redis_tls(args: argparse.Namespace) -> dict[str, object]:
+    """The ``rediss://`` settings given by flags or environment."""
+    found: dict[str, object] = {}
+    server_name = _pick(args, "redis_tls_server_name")
+    if server_name is not None:
+        found["redis_tls_server_name"] = server_name
+    for name in ("redis_tls_ca", "redis_tls_cert", "redis_tls_key"):
+        value = _pick(args, name)
+        if value is not None:
+            found[name + "_file"] = Path(value)
+    return found
+
+
+def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch per setting
     from aigw_sidecar import SidecarSettings  # noqa: PLC0415 - only this subcommand needs it
     from aigw_sidecar import run as serve  # noqa: PLC0415
     from aigw_sidecar.settings import parse_downward_labels  # noqa: PLC0415
@@ -269,11 +333,16 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
             ("idle_timeout", "idle_timeout_s", float),
             ("body_timeout", "body_timeout_s", float),
             ("send_timeout", "send_timeout_s", float),
+            ("cache_max_bytes", "cache_max_bytes", int),
+            ("cache_max_entry_bytes", "cache_max_entry_bytes", int),
+            ("cache_semantic_max_bytes", "cache_semantic_max_bytes", int),
         ):
             raw = _pick(args, name)
             if raw is not None:
                 number = kind(raw)
                 if field.endswith("_s") and not 0 < number < math.inf:
+                    raise ValueError(f"{name.replace('_', '-')} must be a positive number")
+                if field.startswith("cache_") and number < 1:
                     raise ValueError(f"{name.replace('_', '-')} must be a positive number")
                 overrides[field] = number
         overrides["audit"] = _audit_config(args)
@@ -296,10 +365,14 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912 - one branch per sett
     secrets_dir = _pick(args, "secrets_dir")
     if secrets_dir is not None:
         overrides["secrets_dir"] = Path(secrets_dir)
-    for name in ("redis_url", "tokenizer", "injection_classifier"):
+    for name in ("redis_url", "tokenizer", "injection_classifier", "cache_store"):
         value = _pick(args, name)
         if value is not None:
             overrides[name] = value
+    overrides.update(_redis_tls(args))
+    if (problem := _cache_store_problem(overrides)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     key_file = _pick(args, "redaction_key_file")
     if key_file is not None:
         try:

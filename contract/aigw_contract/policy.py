@@ -24,6 +24,7 @@ __all__ = [
     "AuditSettings",
     "Budget",
     "BudgetPeriod",
+    "CacheScope",
     "CacheSettings",
     "CustomPattern",
     "DataClassification",
@@ -233,6 +234,18 @@ class Budget(Model):
         return self
 
 
+class CacheScope(StrEnum):
+    """Who shares the entries of an exact cache (``docs/cache.md``)."""
+
+    USE_CASE = "useCase"
+    """One tenant's one use case (the default): nothing is shared beyond it."""
+    TENANT = "tenant"
+    """The tenant's use cases of this policy that also say ``tenant``."""
+    SHARED = "shared"
+    """Every tenant calling this use case: an explicit opt-in to share answers (and hits)
+    across tenants, for public, non-personal content only."""
+
+
 class ExactCache(Model):
     """Exact-match response cache (key over every output-affecting parameter, per tenant)."""
 
@@ -240,10 +253,23 @@ class ExactCache(Model):
     """Whether exact caching is on."""
     ttl_seconds: int = Field(default=300, ge=1, le=604_800)
     """How long a cached response is served."""
+    scope: CacheScope = CacheScope.USE_CASE
+    """Who shares entries: useCase (one tenant's use case), tenant, or shared (every tenant)."""
 
 
 class SemanticCache(Model):
-    """Opt-in cache of answers to similar prompts."""
+    """Opt-in cache of answers to similar prompts (one tenant's use case, never shared)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!self.enabled || has(self.embeddingsRoute)",
+                    "message": "a semantic cache needs embeddingsRoute",
+                }
+            ]
+        }
+    )
 
     enabled: bool = False
     """Whether semantic caching is on."""
@@ -251,15 +277,53 @@ class SemanticCache(Model):
     """Minimum cosine similarity for a hit."""
     ttl_seconds: int = Field(default=300, ge=1, le=604_800)
     """How long a cached response is served."""
+    embeddings_route: Name | None = None
+    """The ModelRoute (one of the use case's routes) that embeds prompts for the lookup."""
+
+    @model_validator(mode="after")
+    def _has_route(self) -> Self:
+        if self.enabled and self.embeddings_route is None:
+            raise ValueError("a semantic cache needs embeddingsRoute")
+        return self
 
 
 class CacheSettings(Model):
     """Response caching. Never applies to restricted data."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.excludedClassifications) || "
+                    "'restricted' in self.excludedClassifications",
+                    "message": "excludedClassifications must include restricted",
+                }
+            ]
+        }
+    )
+
     exact: ExactCache = Field(default_factory=ExactCache)
     """Exact-match cache."""
     semantic: SemanticCache = Field(default_factory=SemanticCache)
     """Semantic cache."""
+    excluded_classifications: list[DataClassification] = Field(
+        default_factory=lambda: [DataClassification.CONFIDENTIAL, DataClassification.RESTRICTED],
+        min_length=1,
+        max_length=4,
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "default": [DataClassification.CONFIDENTIAL.value, DataClassification.RESTRICTED.value],
+        },
+    )
+    """Data classifications never cached (read or written); must include restricted."""
+
+    @model_validator(mode="after")
+    def _restricted_never_cached(self) -> Self:
+        if DataClassification.RESTRICTED not in self.excluded_classifications:
+            raise ValueError("excludedClassifications must include restricted")
+        if repeated := duplicates([c.value for c in self.excluded_classifications]):
+            raise ValueError(f"excludedClassifications repeats {', '.join(repeated)}")
+        return self
 
 
 class CustomPattern(Model):
@@ -360,6 +424,19 @@ class Idempotency(Model):
 class UseCase(Model):
     """One use case a workload may claim (header X-AIGW-Use-Case), and its rules."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.cache) || !has(self.cache.semantic) || "
+                    "!has(self.cache.semantic.embeddingsRoute) || "
+                    "self.cache.semantic.embeddingsRoute in self.routes",
+                    "message": "cache.semantic.embeddingsRoute must be one of routes",
+                }
+            ]
+        }
+    )
+
     name: Name
     """Name of the use case, unique within the policy."""
     routes: list[Name] = Field(min_length=1, max_length=64)
@@ -395,6 +472,9 @@ class UseCase(Model):
         names = [b.name for b in self.budgets]
         if repeated := duplicates(names):
             raise ValueError(f"budget names must be unique: {', '.join(repeated)}")
+        embed = self.cache.semantic.embeddings_route
+        if embed is not None and embed not in self.routes:
+            raise ValueError(f"cache.semantic.embeddingsRoute {embed!r} must be one of routes")
         return self
 
 

@@ -14,6 +14,7 @@ from .app import FakeProviderSettings, Flavor, build_app
 from .faults import Fault, FaultQueue
 from .recorder import Exchange, Recorder
 from .server import FakeProvider, FakeProviderThread, serve
+from .vectors import Vectors
 
 __all__ = [
     "Exchange",
@@ -24,6 +25,7 @@ __all__ = [
     "FaultQueue",
     "Flavor",
     "Recorder",
+    "Vectors",
     "build_app",
     "serve",
 ]

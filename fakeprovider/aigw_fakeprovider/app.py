@@ -8,8 +8,9 @@ then let the flavor's handler answer. A cancelled handler or a failed write mark
 
 The control API (never recorded, never authenticated) lets a test or a proxy-side test drive
 the fake without custom headers: ``POST /_fake/faults`` (``{"fault": {...}, "count": N}`` or
-``{"faults": [{...}, ...]}``), ``GET /_fake/requests``, ``POST /_fake/reset``,
-``GET /_fake/health``.
+``{"faults": [{...}, ...]}``), ``POST /_fake/embeddings`` (``{"vectors": {text: [numbers]}}``:
+the vector the embeddings endpoint answers for that text), ``GET /_fake/requests``,
+``POST /_fake/reset``, ``GET /_fake/health``.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from aiohttp import web
 from . import anthropic_api, openai_api
 from .faults import Fault, FaultQueue
 from .recorder import Recorder
+from .vectors import VECTORS_KEY, Vectors
 from .wire import CALL_KEY, Call
 
 __all__ = [
     "FAULTS_KEY",
     "RECORDER_KEY",
     "SETTINGS_KEY",
+    "VECTORS_KEY",
     "FakeProviderSettings",
     "Flavor",
     "build_app",
@@ -93,6 +96,7 @@ def build_app(
     settings: FakeProviderSettings,
     recorder: Recorder | None = None,
     faults: FaultQueue | None = None,
+    vectors: Vectors | None = None,
 ) -> web.Application:
     """The fake provider as an aiohttp application (serve it with ``handler_cancellation``)."""
     flavor = _flavor_module(settings.flavor)
@@ -100,9 +104,11 @@ def build_app(
     app[SETTINGS_KEY] = settings
     app[RECORDER_KEY] = recorder if recorder is not None else Recorder(settings.record_limit)
     app[FAULTS_KEY] = faults if faults is not None else FaultQueue()
+    app[VECTORS_KEY] = vectors if vectors is not None else Vectors()
     app.router.add_routes(
         [
             web.post("/_fake/faults", _queue_faults),
+            web.post("/_fake/embeddings", _set_vectors),
             web.get("/_fake/requests", _list_requests),
             web.post("/_fake/reset", _reset),
             web.get("/_fake/health", _health),
@@ -221,6 +227,18 @@ async def _queue_faults(request: web.Request) -> web.StreamResponse:
     for fault in faults:
         queued = queue.push(fault)
     return web.json_response({"queued": queued})
+
+
+async def _set_vectors(request: web.Request) -> web.StreamResponse:
+    try:
+        data = await request.json()
+        vectors = data.get("vectors") if isinstance(data, Mapping) else None
+        if not isinstance(vectors, Mapping):
+            raise ValueError('expected {"vectors": {text: [numbers]}}')
+        request.app[VECTORS_KEY].update(vectors)
+    except (ValueError, TypeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response({"vectors": len(vectors)})
 
 
 async def _list_requests(request: web.Request) -> web.StreamResponse:

@@ -27,6 +27,7 @@ from .answers import (
     short_id,
 )
 from .answers import truncate as truncate_pieces
+from .vectors import VECTORS_KEY
 from .wire import CALL_KEY, Call, openai_sse
 
 __all__ = ["RATE_LIMIT_HEADERS", "error_response", "presented_key", "routes"]
@@ -271,8 +272,10 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     if encoding not in ("float", "base64"):
         return _invalid(call, "'encoding_format' must be 'float' or 'base64'", "encoding_format")
     data = []
+    chosen = request.app[VECTORS_KEY]
     for index, text in enumerate(texts):
-        vector = embedding(text, dimensions)
+        vector = chosen.get(text) or embedding(text, dimensions)
+        dimensions = len(vector)
         value: object = vector
         if encoding == "base64":
             value = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()

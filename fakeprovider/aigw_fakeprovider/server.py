@@ -21,6 +21,7 @@ from aiohttp import web
 from .app import FakeProviderSettings, Flavor, build_app
 from .faults import Fault, FaultQueue
 from .recorder import Recorder
+from .vectors import Vectors
 
 __all__ = ["FakeProvider", "FakeProviderThread", "serve"]
 
@@ -47,7 +48,9 @@ class FakeProvider:
         self.settings = settings or FakeProviderSettings(flavor, api_key, models)
         self.recorder = Recorder(self.settings.record_limit)
         self.faults = FaultQueue()
-        self.app = build_app(self.settings, self.recorder, self.faults)
+        self.vectors = Vectors()
+        """Embedding vectors the test chooses (:mod:`.vectors`)."""
+        self.app = build_app(self.settings, self.recorder, self.faults, self.vectors)
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port = 0

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .app_keys import BACKEND_STATES, DRAINING, GOVERN, METRICS, SETTINGS, STORE
+from .app_keys import AUDIT, BACKEND_STATES, DRAINING, GOVERN, METRICS, SETTINGS, STORE
 from .attempts import HEALTH
 from .governance import budget_status
 
@@ -70,6 +70,8 @@ async def _status(request: web.Request) -> web.Response:
         govern = request.app[GOVERN]
         status["governance"] = await budget_status(govern.governor, govern.view(config))
     status["backends"] = _backend_health(request)
+    audit = request.app.get(AUDIT)
+    status["audit"] = audit.status() if audit is not None else None
     status["draining"] = request.app[DRAINING].active
     status["now"] = time.time()
     return _json(status)

@@ -54,11 +54,15 @@ from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
 from .steps import (
+    CacheAnswer,
+    CacheLookup,
+    Caching,
     Idempotency,
     Plugin,
     Residency,
     Services,
     audit_steps,
+    cache_steps,
     default_steps,
     telemetry_steps,
 )
@@ -89,11 +93,14 @@ def build_pipeline(
     services: Services,
     call: HttpCall,
     states: BackendStates | None = None,
+    *,
+    caching: Caching | None = None,
 ) -> Pipeline:
-    """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance
-    and inspection added when the factory did not include them (a plug-in factory cannot
-    leave a policy's redaction out by accident; it may bring its own ``Inspection``), and
-    so are the audit steps when the sidecar has an audit log."""
+    """The pipeline of ``plugins`` (steps and attempt middlewares, any order) with governance,
+    inspection and the response cache added when the factory did not include them (a plug-in
+    factory cannot leave a policy's redaction or caching out by accident; it may bring its
+    own ``Inspection`` or cache steps), and so are the audit steps when the sidecar has an
+    audit log."""
     steps: list[Step] = [p for p in plugins if isinstance(p, Step)]
     middlewares = [p for p in plugins if isinstance(p, AttemptMiddleware)]
     if not any(s.name == "audit" for s in steps):
@@ -116,8 +123,13 @@ def build_pipeline(
         steps.append(Residency(governance.governor.settings.default_data_classification))
     if Idempotency.name not in names:
         steps.append(Idempotency(_idempotency_store(governance), services.metrics))
+    caching = caching or Caching(services.settings, services.metrics, services.state_client)
+    if CacheLookup.name not in names and CacheAnswer.name not in names:
+        steps.extend(cache_steps(caching))
     chain = AttemptChain(middlewares, call, rng=services.rng, states=states)
-    return Pipeline(steps, chain)
+    pipeline = Pipeline(steps, chain)
+    caching.bind(pipeline)
+    return pipeline
 
 
 async def _bundle_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -146,6 +158,8 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
         )
         governance = app[GOVERN]
         counter = governance.governor.counter
+        store = governance.governor.store
+        client = store.client if isinstance(store, RedisStore) else None
         services = Services(
             settings,
             app[METRICS],
@@ -154,13 +168,16 @@ def _upstream_ctx(steps: StepsFactory) -> Callable[[web.Application], AsyncItera
             app.get(AUDIT),
             app[GENAI],
             app.get(TRACING),
+            client,
         )
         call = HttpCall(session, app[METRICS], counter)
+        caching = Caching(settings, app[METRICS], client)
         app[PIPELINE] = build_pipeline(
-            steps(services), governance, services, call, app[BACKEND_STATES]
+            steps(services), governance, services, call, app[BACKEND_STATES], caching=caching
         )
         yield
         await session.close()
+        await caching.drain()
         await app[GOVERN].drain()
 
     return ctx
@@ -236,7 +253,7 @@ def create_apps(
     api[HEAP] = HeapTrimmer()
     audit = open_audit(settings, metrics.registry)
     if audit is not None:
-        api[AUDIT] = audit
+        api[AUDIT] = admin[AUDIT] = audit
     api[GENAI] = GenAiMetrics(
         metrics.registry,
         dup=settings.telemetry.semconv == "dup",

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from aigw_sidecar.loopmetrics import Counter, Gauge, Histogram
 
-__all__ = ["BackendMetrics", "BreakerMetrics", "Metrics"]
+__all__ = ["BackendMetrics", "BreakerMetrics", "CacheMetrics", "Metrics"]
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
@@ -39,6 +39,72 @@ class BreakerMetrics:
     """0 closed, 1 half-open, 2 open."""
     transitions: dict[str, Counter]
     """By the state moved to."""
+
+
+class CacheMetrics:
+    """The response cache's collectors (``docs/cache.md``)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.hits = Counter(
+            "aigw_cache_hits",
+            "Requests answered from the cache, by kind (exact, semantic).",
+            ["route", "kind"],
+            registry=r,
+        )
+        self.misses = Counter(
+            "aigw_cache_misses",
+            "Cache lookups that found no answer, by kind (exact, semantic) and reason (absent,"
+            " revalidate, stale, format, invalid_entry, store_unavailable; semantic also"
+            " ineligible, below_threshold, embedding_failed).",
+            ["route", "kind", "reason"],
+            registry=r,
+        )
+        self.bypasses = Counter(
+            "aigw_cache_bypasses",
+            "Requests of a use case with caching on that the cache did not touch, by reason"
+            " (classification, no_store, operation).",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.writes = Counter(
+            "aigw_cache_writes",
+            "Answers offered to the cache, by outcome (stored, too_large, incomplete,"
+            " not_cacheable, store_unavailable).",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.saved = Counter(
+            "aigw_cache_saved_usd",
+            "What the answers served from the cache cost when they were produced, in US"
+            " dollars: the provider spend the cache saved.",
+            ["route"],
+            registry=r,
+        )
+        self.bytes = Gauge(
+            "aigw_cache_bytes", "Bytes held by the pod's memory cache store.", registry=r
+        )
+        self.entries = Gauge(
+            "aigw_cache_entries", "Entries held by the pod's memory cache store.", registry=r
+        )
+        self.evictions = Counter(
+            "aigw_cache_evictions",
+            "Entries removed from the memory cache store, by reason (size, expired).",
+            ["reason"],
+            registry=r,
+        )
+        self.written_bytes = Counter(
+            "aigw_cache_written_bytes",
+            "Bytes of entries written to a cache store (after compression), by store.",
+            ["store"],
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "aigw_cache_store_errors",
+            "Cache store operations that failed (fail-open: a miss or an answer not stored),"
+            " by store and operation (get, put).",
+            ["store", "operation"],
+            registry=r,
+        )
 
 
 class Metrics:
@@ -161,6 +227,7 @@ class Metrics:
             ["route", "reason"],
             registry=r,
         )
+        self.cache = CacheMetrics(r)
         self._request_children: dict[tuple[str, int, str], Counter] = {}
         self._latency_children: dict[str, Histogram] = {}
         self._backend_children: dict[tuple[str, str], BackendMetrics] = {}

@@ -162,6 +162,15 @@ class SidecarSettings:
     """Shared state for rate limits and budgets across replicas; None: this pod's memory."""
     redis_timeout_s: float = 0.5
     """Bound of connecting to Redis and of each reply; past it the policy's failMode applies."""
+    redis_tls_ca_file: Path | None = None
+    """``rediss://``: PEM bundle of the CAs that sign the server's certificate (None: the
+    system's)."""
+    redis_tls_cert_file: Path | None = None
+    """``rediss://``: client certificate (PEM), for a Redis with ``tls-auth-clients yes``."""
+    redis_tls_key_file: Path | None = None
+    """``rediss://``: private key of ``redis_tls_cert_file`` (None: inside that file)."""
+    redis_tls_server_name: str | None = None
+    """``rediss://``: name the server's certificate must carry (None: the URL's host)."""
     lease_s: float = 30.0
     """How long a reservation and its concurrency lease are held in the state store without
     renewal; renewed every third of it while the call runs, so a sidecar that dies holds
@@ -177,6 +186,18 @@ class SidecarSettings:
     set); ``factory()`` returns an object with ``name``, ``threshold`` and ``score(text)``."""
     audit: AuditConfig = field(default_factory=AuditConfig)
     """Audit record sinks (none: no records)."""
+    cache_store: str = "auto"
+    """Where the response cache keeps entries (``docs/cache.md``): ``memory`` (this pod),
+    ``redis`` (the shared-state Redis, shared by every sidecar of a tenant), or ``auto``
+    (Redis when ``redis_url`` is set, else memory)."""
+    cache_max_bytes: int = 8 * 1024 * 1024
+    """Bound of the memory cache store, in bytes (entries, keys and bookkeeping)."""
+    cache_max_entry_bytes: int = 1024 * 1024
+    """Largest entry a cache store keeps (after compression for Redis); the memory store
+    also keeps none larger than an eighth of ``cache_max_bytes``."""
+    cache_semantic_max_bytes: int = 8 * 1024 * 1024
+    """Bound of the semantic cache's in-process vector index, in bytes (1,536-dimension
+    vectors: about 1,300 of them)."""
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     """Traces and GenAI metrics (``docs/telemetry.md``)."""
 

@@ -60,6 +60,13 @@ def test_cpu_per_call_leads_with_ratios_to_the_passthrough() -> None:
     assert text.index("## CPU per call") < text.index("## Latency")
 
 
+def test_cpu_per_call_shows_the_spread_of_its_rounds() -> None:
+    results = _results()
+    results["targets"]["aigw"]["c16"]["round_cpu_us"] = [290.0, 300.0, 312.4]
+    cpu = report.markdown(results).split("## CPU per call")[1].split("##")[0]
+    assert f"| aigw minimal policy | **300 (1.50{X})** | 290\N{EN DASH}312 |" in cpu
+
+
 def test_design_targets_are_ratios_with_verdicts_and_a_stand_in_for_the_full_row() -> None:
     text = report.markdown(_results())
     targets = text.split("## DESIGN targets")[1].split("\n## ")[0]
@@ -71,6 +78,8 @@ def test_design_targets_are_ratios_with_verdicts_and_a_stand_in_for_the_full_row
     assert "checked on `aigw-limits`" in targets
     assert "| aigw-cache-hit |" in targets
     assert "n/a: row not measured" in targets
+    assert "| aigw-limits | RSS growth over 10,000 calls (MB) | 1.0 |" in targets
+    assert "n/a: fewer than 100,000 calls within the soak's time cap |" in targets
 
 
 def test_marginal_cost_is_the_step_row_minus_the_minimal_row() -> None:

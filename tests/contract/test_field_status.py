@@ -122,10 +122,8 @@ def test_a_minimal_resource_warns_about_nothing_and_has_no_inactive_defaults() -
     ("use_case", "warned"),
     [
         ({"cache": {"exact": {"enabled": False, "ttlSeconds": 60}}}, []),  # inert: disabled
-        (
-            {"cache": {"exact": {"enabled": True, "ttlSeconds": 60}}},
-            ["spec.useCases[1].cache.exact.enabled", "spec.useCases[1].cache.exact.ttlSeconds"],
-        ),
+        ({"cache": {"exact": {"enabled": True, "ttlSeconds": 60, "scope": "tenant"}}}, []),
+        ({"cache": {"semantic": {"enabled": True, "threshold": 0.9, "embeddingsRoute": "r"}}}, []),
         ({"redaction": {"profile": "pii", "mode": "block"}}, []),  # enforced fields
         ({"promptInjection": {"mode": "block"}}, []),
         ({"audit": {"storePrompts": True}}, []),  # enforced
@@ -159,7 +157,8 @@ def test_a_route_warns_per_setting_that_would_do_something(
 def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
     """The sidecar checks the bundle's policies and routes; validate and the operator check
     the resources: the same fields, so the same warnings."""
-    policy = _policy(cache={"semantic": {"enabled": True}}, redaction={"profile": "strict"})
+    semantic = {"enabled": True, "embeddingsRoute": "r"}
+    policy = _policy(cache={"semantic": semantic}, redaction={"profile": "strict"})
     first = _route().spec.backends[0].model_dump(by_alias=True, mode="json")
     first["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
     route = _route(retry={"attempts": 3}, backends=[first])
@@ -168,17 +167,20 @@ def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
         direct = unenforced(resource.kind, resource.spec, resource="x")
         via_bundle = unenforced(resource.kind, compiled, resource="x")
         assert direct == via_bundle
-        assert direct.settings
+    assert unenforced("ModelRoute", route.spec, resource="x").settings  # compared non-empty
 
 
 def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
+    first = _route().spec.backends[0].model_dump(by_alias=True, mode="json")
+    first["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
     (problem,) = unenforced(
-        "AIPolicy", _policy(cache={"exact": {"enabled": True}}).spec,
-        resource="AIPolicy/p", source="p.yaml", document=2,
+        "ModelRoute", _route(backends=[first]).spec,
+        resource="ModelRoute/r", source="r.yaml", document=2,
     ).settings  # fmt: skip
     assert str(problem) == (
-        "p.yaml: document 2: AIPolicy/p: spec.useCases[1].cache.exact.enabled: true is not "
-        "enforced yet: accepted, but it has no effect (see docs/policy-reference.md)"
+        "r.yaml: document 2: ModelRoute/r: "
+        'spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is not enforced yet: '
+        "accepted, but it has no effect (see docs/policy-reference.md)"
     )
 
 

@@ -46,18 +46,28 @@ def _write(path: Path, *docs: dict[str, Any]) -> Path:
 def test_a_setting_not_enforced_yet_is_a_warning_with_file_document_resource_and_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = _write(
-        tmp_path / "in.yaml", ROUTE, _policy(cache={"exact": {"enabled": True, "ttlSeconds": 60}})
-    )
+    source = _write(tmp_path / "in.yaml", _priced_route(), _policy())
     assert main(["validate", str(source)]) == 0
     err = capsys.readouterr().err
-    for field, value in (("enabled", "true"), ("ttlSeconds", "60")):
+    for field in ("cachedInputPerMillionTokensUSD", "cacheWritePerMillionTokensUSD"):
         assert (
-            f"warning: {source}: document 2: AIPolicy/support: "
-            f"spec.useCases[0].cache.exact.{field}: {value} is not enforced yet"
+            f"warning: {source}: document 1: ModelRoute/chat: "
+            f'spec.backends[0].pricing.{field}: "0.10" is not enforced yet'
         ) in err
     assert err.count("warning:") == 2
     assert "ok: 1 AIPolicy, 1 ModelRoute" in err
+
+
+def _priced_route() -> dict[str, Any]:
+    """The route with settings not enforced yet (prompt-cache prices: every AIPolicy field
+    is enforced)."""
+    backend = {**ROUTE["spec"]["backends"][0]}
+    backend["pricing"] = {
+        **backend["pricing"],
+        "cachedInputPerMillionTokensUSD": "0.10",
+        "cacheWritePerMillionTokensUSD": "0.10",
+    }
+    return {**ROUTE, "spec": {"backends": [backend]}}
 
 
 def test_no_op_settings_and_defaults_are_not_warnings(
@@ -81,10 +91,10 @@ def test_no_op_settings_and_defaults_are_not_warnings(
 def test_fail_on_warning_refuses_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    source = _write(tmp_path / "in.yaml", ROUTE, _policy(cache={"exact": {"enabled": True}}))
+    source = _write(tmp_path / "in.yaml", _priced_route(), _policy())
     out = tmp_path / "bundle.json"
     assert main([command, str(source), "-o", str(out), "--fail-on-warning"]) == 1
-    assert "1 setting(s) not enforced yet" in capsys.readouterr().err
+    assert "2 setting(s) not enforced yet" in capsys.readouterr().err
     assert not out.exists()
     assert main([command, str(source), "-o", str(out)]) == 0
 

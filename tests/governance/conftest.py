@@ -5,12 +5,6 @@ a store fixture that runs the same test against memory and Redis state, and a re
 from __future__ import annotations
 
 import json
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,117 +21,12 @@ from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer, SidecarSettings
 from aigw_sidecar.governance import MemoryStore, RedisStore, Store, redis_py
 
+from .shared_state import Cluster, RedisServer, SharedRedis, client_tls, make_certificates
+
 Doc = dict[str, Any]
 BundleFactory = Callable[..., Bundle]
 NAMESPACE = "team-a"
 HELLO: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A redis-server on a free loopback port, in its own directory; stoppable mid-test."""
-
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (bash .ci/system-deps.sh installs it)")
-        self.binary = binary
-        # A private directory, not pytest's tmp_path: pytest deletes old numbered temp
-        # directories when other sessions start, and a cluster node whose config file
-        # vanishes exits. ``workdir`` keeps a link to it for whoever reads the test's files.
-        self.workdir = Path(tempfile.mkdtemp(prefix="aigw-redis-"))
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.extra = extra
-        """More redis-server arguments (``--cluster-enabled yes``, TLS settings)."""
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert self.proc is None
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--logfile",
-                str(self.workdir / f"redis-{self.port}.log"),
-                *self.extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(
-            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5
-        )
-        try:
-            for _ in range(400):
-                if self.proc.poll() is not None:
-                    pytest.fail(f"redis-server exited: see {self.workdir}/redis-{self.port}.log")
-                try:
-                    if client.ping():
-                        return
-                except (redis.ConnectionError, redis.TimeoutError):
-                    time.sleep(0.025)
-            pytest.fail(f"redis-server did not answer on port {self.port}")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot handle SIGTERM
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-    def remove(self) -> None:
-        """Stop and delete the server's directory."""
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, nothing saved."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-    def freeze(self) -> None:
-        """SIGSTOP: connections stay open and commands wait in socket buffers."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def client(self) -> redis.Redis:
-        """A blocking client with string replies (close it)."""
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
-
-    def flush(self) -> None:
-        client = redis.Redis(host="127.0.0.1", port=self.port)
-        try:
-            client.flushall()
-        finally:
-            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -157,12 +46,21 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.remove()
 
 
-def counter_values(client: redis.Redis, part: str) -> list[float]:
-    """Levels of the Redis counters whose field contains ``part`` (``:tpm``, ``:bu:d:``):
+def counter_values(where: redis.Redis | SharedRedis, part: str) -> list[float]:
+    """Levels of the Redis counters whose field contains ``part`` (``:tpm``, ``bu:d:``):
     buckets and budgets are fields of one hash per tenant (see redis_scripts)."""
+    if isinstance(where, SharedRedis):
+        found: list[float] = []
+        for server in where.primaries():
+            client = server.client()
+            try:
+                found += counter_values(client, part)
+            finally:
+                client.close()
+        return found
     values: list[float] = []
-    for key in client.keys("aigw:*:c"):
-        for name, value in client.hgetall(key).items():
+    for key in where.keys("aigw:*:c"):
+        for name, value in where.hgetall(key).items():
             text = name.decode() if isinstance(name, bytes) else str(name)
             if part in text and text.endswith((".l", ".v")):
                 values.append(float(value))
@@ -170,7 +68,7 @@ def counter_values(client: redis.Redis, part: str) -> list[float]:
 
 
 @pytest.fixture(name="counter_values")
-def counter_values_fixture() -> Callable[[redis.Redis, str], list[float]]:
+def counter_values_fixture() -> Callable[[redis.Redis | SharedRedis, str], list[float]]:
     """:func:`counter_values`, for tests (this folder is not a package)."""
     return counter_values
 
@@ -179,12 +77,56 @@ def async_client(url: str) -> Redis:
     return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-py"])
+@pytest.fixture(scope="session")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRedis]:
+    """A redis-server that speaks only TLS and requires a client certificate."""
+    certificates = make_certificates(tmp_path_factory.mktemp("tls"))
+    server = RedisServer(tmp_path_factory.mktemp("redis-tls"), tls=certificates)
+    server.start()
+    yield SharedRedis("tls", server.url, [server], tls=client_tls(certificates))
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedRedis]:
+    """A Redis Cluster of three masters on loopback ports."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), masters=3)
+    try:
+        cluster.start()
+        yield SharedRedis("cluster", cluster.url, cluster.nodes, cluster=cluster)
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(params=["single", "cluster", "tls"])
+def shared_redis(request: pytest.FixtureRequest) -> SharedRedis:
+    """The same test on one redis-server, a Redis Cluster and a TLS redis-server (flushed)."""
+    if request.param == "single":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        shared = SharedRedis("single", server.url, [server])
+    elif request.param == "cluster":
+        shared = request.getfixturevalue("redis_cluster")
+    else:
+        shared = request.getfixturevalue("tls_redis")
+    shared.flush()
+    return shared
+
+
+@pytest.fixture(params=["memory", "redis", "redis-py", "cluster", "tls"])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    """The same test against each state store: memory, Redis through the lean client, and
-    Redis through redis-py (the client used for TLS and Redis Cluster)."""
+    """The same test against each state store: memory, Redis through the lean client,
+    Redis through a redis-py client passed in, a Redis Cluster and a TLS Redis."""
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param in ("cluster", "tls"):
+        shared: SharedRedis = request.getfixturevalue(
+            f"{'redis_cluster' if request.param == 'cluster' else 'tls_redis'}"
+        )
+        shared.flush()
+        redis_store = RedisStore.from_url(shared.url, tls=shared.tls)
+        yield redis_store
+        await redis_store.client.aclose()
         return
     server: RedisServer = request.getfixturevalue("redis_server")
     server.flush()

@@ -1,14 +1,16 @@
-"""Accuracy across replicas: 4 processes share one redis-server; limits hold exactly.
+"""Accuracy across replicas: 4 processes share one Redis; limits hold exactly.
 
-The sidecar's HTTP server is not on main yet, so each process runs the governance engine
-directly (engine_worker.py) against the shared Redis: 4 x 100 concurrent requests against a
-budget (or tokens/min limit) that admits exactly N. Each request reserves 100 tokens
-(9 prompt + 91 output) and settles to exactly that, so N is exact and the recorded spend
-equals N reservations, never above the budget.
+Each process runs the governance engine directly (engine_worker.py) against the shared
+Redis (one redis-server, a 3-master Redis Cluster, a TLS redis-server): 4 x 100 concurrent
+requests against a budget, a tokens/min limit or a concurrency limit that admits exactly N.
+Each request reserves 100 tokens (9 prompt + 91 output) and settles to exactly that, so N is
+exact and the recorded spend equals N reservations, never above the budget; for
+concurrency every admitted request holds its lease until all have asked.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -18,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from aigw_contract import Bundle
+
+from .shared_state import SharedRedis
 
 WORKER = Path(__file__).with_name("engine_worker.py")
 PROCESSES = 4
@@ -30,10 +33,14 @@ N = 37
 NOW = 2_000_000_000.0
 
 
-def run_workers(url: str, bundle_path: Path) -> Counter[str]:
+def run_workers(shared: SharedRedis, bundle_path: Path, *, hold: bool = False) -> Counter[str]:
+    tls = {}
+    if shared.tls is not None:
+        tls = {k: str(v) for k, v in dataclasses.asdict(shared.tls).items() if v is not None}
+    args = [shared.url, str(bundle_path), str(PER_PROCESS), str(NOW), json.dumps(tls)]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), url, str(bundle_path), str(PER_PROCESS), str(NOW)],
+            [sys.executable, str(WORKER), *args, "hold" if hold else "flow"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -50,9 +57,11 @@ def run_workers(url: str, bundle_path: Path) -> Counter[str]:
             proc.stdin.flush()
         total: Counter[str] = Counter()
         for proc in procs:
-            out, _ = proc.communicate(timeout=120)
+            assert proc.stdout is not None
+            total.update(json.loads(proc.stdout.readline()))
+        for proc in procs:
+            _, _ = proc.communicate("settle\n" if hold else "", timeout=120)
             assert proc.returncode == 0
-            total.update(json.loads(out.strip().splitlines()[-1]))
         return total
     finally:
         for proc in procs:
@@ -72,10 +81,11 @@ def run_workers(url: str, bundle_path: Path) -> Counter[str]:
         # 37 requests x 191,000 nano-USD = 0.007067 USD
         ({"budgets": [{"name": "m", "period": "month", "costUSD": "0.007067"}]},
          "budget_exceeded", "bu:m:"),
+        ({"rateLimits": {"concurrency": N}}, "rate_limited", ":cc:"),
     ],
 )  # fmt: skip
 def test_four_processes_admit_exactly_n(
-    redis_server: Any,
+    shared_redis: SharedRedis,
     bundle_of: Callable[..., Bundle],
     tmp_path: Path,
     use_case: dict[str, Any],
@@ -83,20 +93,17 @@ def test_four_processes_admit_exactly_n(
     key_part: str,
     counter_values: Callable[[Any, str], list[float]],
 ) -> None:
-    redis_server.flush()
     bundle = bundle_of({"useCases": [{"name": "reply", "routes": ["chat"], **use_case}]})
     bundle_path = tmp_path / "bundle.json"
     bundle_path.write_bytes(bundle.to_json_bytes())
-    outcomes = run_workers(redis_server.url, bundle_path)
+    outcomes = run_workers(shared_redis, bundle_path, hold=key_part == ":cc:")
     assert outcomes == Counter({"granted": N, refusal: PROCESSES * PER_PROCESS - N})
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    try:
-        (value,) = counter_values(client, key_part)
-        if key_part == ":tpm":
-            assert value == N * RESERVATION
-        elif key_part == "bu:m:":
-            assert value == N * 191_000
-        else:
-            assert value == N * RESERVATION
-    finally:
-        client.close()
+    if key_part == ":cc:":
+        return  # every lease was released: nothing left to count
+    (value,) = counter_values(shared_redis, key_part)
+    if key_part == ":tpm":
+        assert value == N * RESERVATION
+    elif key_part == "bu:m:":
+        assert value == N * 191_000
+    else:
+        assert value == N * RESERVATION

@@ -22,7 +22,7 @@ from aigw_sidecar.governance import (
 from aigw_sidecar.governance.redis_scripts import RECONCILE, RENEW, RESERVE
 from aigw_sidecar.governance.resp import RespClient, RespError, Script
 
-from .conftest import RedisServer
+from .shared_state import RedisServer
 
 NOW = 1_900_000_000.0
 H, Z = "aigw:{t:x}:c", "aigw:{t:x}:cc:t"

@@ -23,7 +23,8 @@ import pytest
 from aigw_sidecar.app_keys import GOVERN
 from aigw_sidecar.governance import Governor
 
-from .conftest import HELLO, RedisServer, Sidecar, counter_values, use_case
+from .conftest import HELLO, Sidecar, counter_values, use_case
+from .shared_state import RedisServer
 
 LONG = {"model": "chat", "messages": [{"role": "user", "content": "one two three four five"}]}
 

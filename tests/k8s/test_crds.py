@@ -189,6 +189,31 @@ INVALID = [
         id="policy-semantic-threshold",
     ),
     pytest.param(
+        _policy(_set("useCases.0.cache.semantic", {"enabled": True})),
+        "a semantic cache needs embeddingsRoute",
+        id="cel-semantic-needs-embeddings-route",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.cache.semantic", {"enabled": True, "embeddingsRoute": "nope"})),
+        "cache.semantic.embeddingsRoute must be one of routes",
+        id="cel-semantic-embeddings-route-granted",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.cache.excludedClassifications", ["confidential"])),
+        "excludedClassifications must include restricted",
+        id="cel-cache-restricted-never-cached",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.cache.excludedClassifications", ["restricted", "restricted"])),
+        "spec.useCases[0].cache.excludedClassifications[1]: Duplicate value",
+        id="cache-excluded-classifications-set",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.cache.exact", {"enabled": True, "scope": "global"})),
+        'spec.useCases[0].cache.exact.scope: Unsupported value: "global"',
+        id="cache-scope-enum",
+    ),
+    pytest.param(
         _policy(_duplicate_use_case), "use case names must be unique", id="cel-unique-use-cases"
     ),
     pytest.param(
@@ -302,6 +327,27 @@ def test_custom_patterns_and_restore_are_accepted_with_defaults(crds: ControlPla
     assert redaction["customPatterns"] == [PATTERN]
     assert (redaction["mode"], redaction["restoreInAnswer"]) == ("mask", False)
     crds.kubectl("delete", "aipolicy", "custom-patterns", "-n", NS)
+
+
+def test_cache_settings_are_accepted_with_defaults(crds: ControlPlane) -> None:
+    def cache(spec: Obj) -> None:
+        use_case = spec["useCases"][0]
+        use_case["cache"] = {
+            "exact": {"enabled": True},
+            "semantic": {"enabled": True, "embeddingsRoute": use_case["routes"][0]},
+        }
+
+    policy = _policy(cache)
+    policy["metadata"] = {"name": "cache-defaults"}
+    code, stderr = _create(crds, policy)
+    assert code == 0, stderr
+    spec = crds.kubectl_json("get", "aipolicy", "cache-defaults", "-n", NS)["spec"]
+    assert isinstance(spec, dict)
+    cached = spec["useCases"][0]["cache"]
+    assert cached["exact"] == {"enabled": True, "ttlSeconds": 300, "scope": "useCase"}
+    assert cached["excludedClassifications"] == ["confidential", "restricted"]
+    assert cached["semantic"]["threshold"] == 0.95
+    crds.kubectl("delete", "aipolicy", "cache-defaults", "-n", NS)
 
 
 def test_examples_are_accepted(crds: ControlPlane) -> None:

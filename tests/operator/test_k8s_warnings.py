@@ -14,31 +14,35 @@ from .conftest import wait_for
 pytestmark = pytest.mark.k8s
 
 NS = "op-warnings"
-ROUTE = {
+POLICY = {
     "apiVersion": "aigw.dev/v1alpha1",
-    "kind": "ModelRoute",
-    "metadata": {"name": "chat", "namespace": NS},
-    "spec": {
-        "backends": [
-            {
-                "name": "small",
-                "provider": "openai-compatible",
-                "model": "m1",
-                "baseURL": "http://vllm:8000/v1",
-                "pricing": {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"},
-            }
-        ]
-    },
+    "kind": "AIPolicy",
+    "metadata": {"name": "app", "namespace": NS},
+    "spec": {"useCases": [{"name": "reply", "routes": ["cached"]}]},
 }
 
 
-def _policy(cache_enabled: bool) -> dict[str, Any]:
-    use_case = {"name": "reply", "routes": ["chat"], "cache": {"exact": {"enabled": cache_enabled}}}
+def _route(priced: bool) -> dict[str, Any]:
+    """A route with (or without) a setting not enforced yet: prompt-cache prices (every
+    AIPolicy field is enforced)."""
+    pricing = {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"}
+    if priced:
+        pricing["cachedInputPerMillionTokensUSD"] = "0.10"
     return {
         "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "AIPolicy",
+        "kind": "ModelRoute",
         "metadata": {"name": "cached", "namespace": NS},
-        "spec": {"useCases": [use_case]},
+        "spec": {
+            "backends": [
+                {
+                    "name": "small",
+                    "provider": "openai-compatible",
+                    "model": "m1",
+                    "baseURL": "http://vllm:8000/v1",
+                    "pricing": pricing,
+                }
+            ]
+        },
     }
 
 
@@ -57,23 +61,23 @@ def test_a_setting_not_enforced_yet_sets_the_warning_condition_and_an_event(
     aigw_cluster: Any,
 ) -> None:
     aigw_cluster.kubectl("create", "namespace", NS)
-    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(ROUTE))
-    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_policy(True)))
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(POLICY))
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_route(True)))
     warning = wait_for(
         "Warning=True",
-        lambda: (w := _warning(aigw_cluster, "aipolicy", "cached")).get("status") == "True" and w,
+        lambda: (w := _warning(aigw_cluster, "modelroute", "cached")).get("status") == "True" and w,
     )
     assert warning["reason"] == "NotEnforced"
-    assert "spec.useCases[0].cache.exact.enabled=true" in warning["message"]
+    assert 'spec.backends[0].pricing.cachedInputPerMillionTokensUSD="0.10"' in warning["message"]
     (event,) = wait_for("the Warning Event", lambda: _events(aigw_cluster))
     assert event["type"] == "Warning"
-    assert "spec.useCases[0].cache.exact.enabled=true" in event["message"]
+    assert 'spec.backends[0].pricing.cachedInputPerMillionTokensUSD="0.10"' in event["message"]
     ready = wait_for(
         "Ready",
         lambda: next(
             (
                 c
-                for c in aigw_cluster.get("-n", NS, "aipolicy", "cached")["status"]["conditions"]
+                for c in aigw_cluster.get("-n", NS, "modelroute", "cached")["status"]["conditions"]
                 if c["type"] == "Ready" and c["status"] == "True"
             ),
             None,
@@ -82,13 +86,15 @@ def test_a_setting_not_enforced_yet_sets_the_warning_condition_and_an_event(
     assert ready["reason"] == "InBundle"  # in force all the same, and honest about it
 
     # Turned off: nothing unenforced is asked for any more, and every default is enforced.
-    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_policy(False)))
+    aigw_cluster.kubectl("apply", "-f", "-", input=json.dumps(_route(False)))
     cleared = wait_for(
         "Warning=False",
-        lambda: (w := _warning(aigw_cluster, "aipolicy", "cached")).get("status") == "False" and w,
+        lambda: (
+            (w := _warning(aigw_cluster, "modelroute", "cached")).get("status") == "False" and w
+        ),
     )
     assert cleared["reason"] == "AllEnforced"
     assert len(_events(aigw_cluster)) == 1  # no Event for the way back
-    route = _warning(aigw_cluster, "modelroute", "chat")
-    assert route["status"] == "False"
-    assert "spec.retry" not in route["message"]  # retries are enforced
+    policy = _warning(aigw_cluster, "aipolicy", "app")
+    assert policy["status"] == "False"
+    assert "spec.retry" not in cleared["message"]  # retries are enforced

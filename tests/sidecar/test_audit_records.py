@@ -14,9 +14,18 @@ import openai
 import pytest
 
 from aigw_fakeprovider import FakeProvider
+from aigw_sidecar import SidecarServer
+from aigw_sidecar.settings import AuditConfig
 
 from .auditing import aigw, audit_files, audited_gateway, policy_doc, priced, records
-from .conftest import CANARY_ANTHROPIC, CANARY_OPENAI, backend, route
+from .conftest import (
+    CANARY_ANTHROPIC,
+    CANARY_OPENAI,
+    backend,
+    route,
+    sidecar_settings,
+    write_secrets,
+)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -135,6 +144,10 @@ async def test_every_call_has_one_record_with_its_outcome(
             # leaving the block closes the connection mid-stream
         await oai_fake.recorder.wait_for(lambda xs: any(x.disconnected for x in xs), within=10)
         await client.close()
+        audit_status = (await gateway.status())["audit"]
+        assert audit_status["sinks"] == ["file"]
+        assert audit_status["dropped"] == 0
+        assert audit_status["chain"].startswith("aud_")
     by_id = {r["id"]: r for r in records(path)}
     assert len(records(path)) == len(ids) + 1  # + the tight call that was allowed
     assert set(ids.values()) <= set(by_id)
@@ -345,3 +358,53 @@ async def test_hostile_caller_values_never_reach_a_record_as_they_were_sent(
     assert tools_call["correlation"] == {}
     assert tools_call["trace_id"] is None
     assert model_call["requested_model"].startswith("#")
+
+
+async def test_a_call_before_any_bundle_is_loaded_has_a_record(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    path = tmp_path / "audit" / "audit.jsonl"
+    settings = sidecar_settings(
+        tmp_path / "missing-bundle.json",
+        write_secrets(tmp_path),
+        audit=AuditConfig(file=path),
+    )
+    async with SidecarServer(settings) as server, aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{server.api_port}/v1/chat/completions"
+        async with session.post(url, json={"model": "chat", "messages": _hello()}) as response:
+            assert response.status == 503
+            request_id = response.headers["X-AIGW-Request-Id"]
+    (record,) = records(path)
+    assert record["id"] == request_id
+    assert (record["status"], record["error_type"]) == (503, "upstream_unavailable")
+    assert record["policy"] is None
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--audit-queue-size", "0"],
+        ["--audit-file-max-bytes", "-1"],
+        ["--audit-otlp-endpoint", "ftp://collector:4318"],
+        ["--audit-key-file", "/nonexistent/key"],
+    ],
+)
+def test_bad_audit_flags_are_refused_before_serving(
+    tmp_path: Path, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aigw_cli.main import main
+
+    assert main(["sidecar", "--bundle", str(tmp_path / "b.json"), *flags]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_a_short_audit_key_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aigw_cli.main import main
+
+    key = tmp_path / "key"
+    key.write_bytes(b"short")
+    assert (
+        main(["sidecar", "--bundle", str(tmp_path / "b.json"), "--audit-key-file", str(key)]) == 2
+    )
+    assert "at least 16 bytes" in capsys.readouterr().err
+    assert "short" not in capsys.readouterr().err

@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("redis", "opentelemetry", "cryptography", "kopf", "pydantic_settings", "bpe_openai")
+HEAVY = (
+    "redis",
+    "opentelemetry",
+    "cryptography",
+    "kopf",
+    "pydantic_settings",
+    "bpe_openai",
+    "numpy",
+)
 
 
 def test_a_sidecar_without_tls_redis_imports_nothing_heavy() -> None:
@@ -23,14 +31,18 @@ def test_a_sidecar_without_tls_redis_imports_nothing_heavy() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_tls_redis_url_still_gets_redis_py() -> None:
+def test_tls_and_cluster_redis_urls_import_nothing_heavy_either() -> None:
+    # TLS and Cluster run on the lean clients too (resp.py, resp_cluster.py).
     code = (
-        "import sys\n"
+        "import sys, aigw_sidecar.server\n"
         "from aigw_sidecar.governance import RedisStore\n"
-        "store = RedisStore.from_url('rediss://127.0.0.1:1')\n"
-        "print(type(store.client).__module__)\n"
+        "a = RedisStore.from_url('rediss://127.0.0.1:1')\n"
+        "b = RedisStore.from_url('redis+cluster://127.0.0.1:1,127.0.0.1:2')\n"
+        "c = RedisStore.from_url('rediss+cluster://127.0.0.1:1')\n"
+        "print(type(a.client).__name__, type(b.client).__name__, type(c.client).__name__)\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.strip().startswith("redis.")
+    assert result.stdout.split("\n")[:2] == ["RespClient ClusterClient ClusterClient", "[]"]

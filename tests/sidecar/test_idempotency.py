@@ -119,6 +119,17 @@ async def test_the_same_key_and_body_answer_the_first_result_without_calling_ups
         async with r.client() as plain:
             await plain.chat.completions.create(model="chat", messages=HELLO)
         assert len(r.fake.recorder) == 3
+        # Another end user of the app, same key and body: never this user's answer.
+        other = openai.AsyncOpenAI(
+            base_url=f"{r.url}/v1", api_key=APP_KEY, max_retries=0,
+            default_headers={"Idempotency-Key": "order-1234", "X-AIGW-User": "someone-else"},
+        )  # fmt: skip
+        async with other:
+            theirs = await other.chat.completions.with_raw_response.create(
+                model="chat", messages=HELLO
+            )
+        assert "x-aigw-idempotent-replay" not in theirs.headers
+        assert len(r.fake.recorder) == 4
 
 
 async def test_a_different_body_with_the_same_key_is_422(tmp_path: Path) -> None:

@@ -357,7 +357,15 @@ async def test_breaker_opens_then_lets_exactly_one_probe_through(tmp_path: Path)
             results = await asyncio.gather(*(call(client, stream=False) for _ in range(20)))
             assert all(r.ok and r.attempts == 1 and r.backend == "good" for r in results)
             assert len(rig.bad.recorder) == 3
-            await rig.server.store.reload()  # breaker state survives a reload
+            # Breaker state survives a reload to a new bundle revision.
+            rig.bundle_path.write_bytes(bundle_bytes(rig.docs, revision=2))
+            await rig.server.store.reload()
+            current = rig.server.store.current
+            assert current is not None
+            assert current.revision == 2
+            status = await rig.get("/aigw/status")
+            (bad,) = [b for b in status["backends"] if b["backend"] == "bad"]
+            assert bad["state"] == "open"
             await asyncio.sleep(1.1)  # openSeconds pass (waiting, not asserting a duration)
             status = await rig.get("/aigw/status")
             (bad,) = [b for b in status["backends"] if b["backend"] == "bad"]

@@ -16,7 +16,8 @@ async def test_status_lists_settings_not_enforced_yet(
     assert status["bundle"]["warnings"] == []  # the standard bundle asks for nothing unenforced
     assert not any("spec.retry" in d for d in status["bundle"]["inactiveDefaults"])
     *resources, policy = gateway.docs
-    policy["spec"]["useCases"][0]["cache"] = {"exact": {"enabled": True}}
+    semantic = {"enabled": True, "embeddingsRoute": "embed"}
+    policy["spec"]["useCases"][0]["cache"] = {"exact": {"enabled": True}, "semantic": semantic}
     policy["spec"]["useCases"][0]["redaction"] = {"profile": "off", "mode": "hash"}  # no-op
     chat = next(d for d in resources if d["metadata"]["name"] == "chat")
     chat["spec"]["backends"][0]["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
@@ -24,11 +25,9 @@ async def test_status_lists_settings_not_enforced_yet(
     gateway.write_bundle(bundle_bytes([*resources, policy], revision=2))
     status = await gateway.wait_revision(2)
     assert status["bundle"]["warnings"] == [
-        "AIPolicy/app: spec.useCases[0].cache.exact.enabled: true is not enforced yet: "
-        "accepted, but it has no effect (see docs/policy-reference.md)",
         'ModelRoute/chat: spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is'
         " not enforced yet: accepted, but it has no effect (see docs/policy-reference.md)",
     ]
     assert not any("redaction" in d for d in status["bundle"]["inactiveDefaults"])
     (logged,) = [r for r in caplog.records if "not enforced yet" in r.getMessage()]
-    assert "2 setting(s)" in logged.getMessage()
+    assert "1 setting(s)" in logged.getMessage()

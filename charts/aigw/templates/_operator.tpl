@@ -64,6 +64,12 @@ aigw_cli.sidecar_cmd.ENVIRONMENT).
 {{- if $v.redis.enabled }}
 - name: AIGW_SIDECAR_REDIS_URL
   value: {{ $v.redis.url | quote }}
+{{- range $field, $suffix := dict "caFile" "CA_FILE" "certFile" "CERT_FILE" "keyFile" "KEY_FILE" "serverName" "SERVER_NAME" }}
+{{- with (get ($v.redis.tls | default dict) $field) }}
+- name: AIGW_SIDECAR_REDIS_TLS_{{ $suffix }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if ne $v.metrics.genaiSemconv "latest" }}
 - name: AIGW_SIDECAR_GENAI_SEMCONV

@@ -69,9 +69,6 @@ class Choice:
     pause_s: float = 0.0
 
 
-_HEALTHY = Health()
-
-
 def _ready(
     allowed: BackendFilter | None, backend: RuntimeBackend, health: Health, now: float
 ) -> bool:
@@ -85,17 +82,19 @@ def _ready(
 class Picker:
     """Chooses backends for attempts (see the module docstring)."""
 
-    __slots__ = ("rng", "states")
+    __slots__ = ("_fresh", "rng", "states")
 
     def __init__(self, states: BackendStates, rng: random.Random) -> None:
         self.states = states
         self.rng = rng
+        self._fresh = Health()
+        """What a backend never called yet looks like (only ever read)."""
 
     def health(self, route: RuntimeRoute, backend: RuntimeBackend) -> Health:
         found = self.states.peek(route.name, backend.name)
         if found is None:
-            return _HEALTHY
-        return found.get(HEALTH) or _HEALTHY
+            return self._fresh
+        return found.get(HEALTH) or self._fresh
 
     def first(self, ctx: RequestContext, route: RuntimeRoute, now: float) -> Choice:
         """The backend of the request's first attempt; raises when there is none."""

@@ -79,6 +79,7 @@ class AuditLog:
         self._idle.set()
         self._dropped = 0
         """Records dropped since the last one written (goes into the next record)."""
+        self.dropped_total = 0
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.records = Counter(
@@ -113,6 +114,17 @@ class AuditLog:
     def chain(self) -> str:
         return self.chainer.chain
 
+    def status(self) -> dict[str, Any]:
+        """For ``/aigw/status``: the chain, the sinks, the queue, what was written and dropped."""
+        return {
+            "chain": self.chain,
+            "sinks": [sink.name for sink in self.sinks],
+            "queued": len(self._queue),
+            "queueSize": self.size,
+            "written": self.chainer.seq,
+            "dropped": self.dropped_total,
+        }
+
     def start(self) -> None:
         """Open the sinks (a file found from an earlier run is rotated) and start writing."""
         for sink in self.sinks:
@@ -125,8 +137,10 @@ class AuditLog:
         if len(self._queue) < self.size or self._closing:
             self._put(record)
             return None
-        if on_full is AuditQueueFull.DROP:
+        if on_full is AuditQueueFull.DROP or (self._task is not None and self._task.done()):
+            # A writer that died (logged as critical) would hold back-pressured calls forever.
             self._dropped += 1
+            self.dropped_total += 1
             self._dropped_metric.inc()
             return None
         return asyncio.ensure_future(self._wait_put(record))

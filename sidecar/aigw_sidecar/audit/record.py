@@ -244,9 +244,10 @@ def call_record(
     duration = now - ctx.started
     settings = audit_settings(ctx)
     correlation, trace_id = _correlation(ctx.headers)
+    span_id = None
     trace = ctx.state.get(TRACE)
     if trace is not None:  # tracing on: the request's own trace (the caller's, or a new one)
-        trace_id = trace.trace_id
+        trace_id, span_id = trace.trace_id, trace.span_id
     identity = ctx.state.get(IDENTITY)
     admission = ctx.state.get(ADMISSION)
     facts = ctx.state.get(FACTS)
@@ -265,6 +266,7 @@ def call_record(
         "id": ctx.request_id,
         "correlation": correlation,
         "trace_id": trace_id,
+        "span_id": span_id,
         "time": _iso(wall - duration),
         "end_time": _iso(wall),
         "duration_ms": round(duration * 1000, 3),

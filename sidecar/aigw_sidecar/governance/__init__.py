@@ -23,6 +23,7 @@ from .money import NANO, Prices, format_usd
 from .observer import NullObserver, Observer
 from .prometheus import PrometheusObserver
 from .redis_store import RedisStore
+from .resp import TlsSettings
 from .status import budget_status
 from .store import (
     Counter,
@@ -72,6 +73,7 @@ __all__ = [
     "StoreRejected",
     "StoreUnavailable",
     "SystemClock",
+    "TlsSettings",
     "TokenCounter",
     "Usage",
     "Verdict",

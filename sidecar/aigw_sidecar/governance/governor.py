@@ -145,13 +145,15 @@ class Governor:
         decisions = [
             Decision.for_mode(mode, "identify", "claim_not_granted", v) for v in identity.violations
         ]
+        classification = claims.data_classification or DataClassification(
+            self.settings.default_data_classification
+        )
         decisions += authorize(
             identity.use_case,
             mode,
             route=route,
             tools=declared_tools(body),
-            classification=claims.data_classification
-            or DataClassification(self.settings.default_data_classification),
+            classification=classification,
         )
         prices = view.route_prices.get(route) or _free()
         # Embeddings produce no output tokens: nothing to reserve for or clamp.
@@ -172,7 +174,14 @@ class Governor:
         )
         decisions += constraints.decisions
         return Admission(
-            request_id, self.new_reservation_id(), identity, route, constraints, prices, decisions
+            request_id,
+            self.new_reservation_id(),
+            identity,
+            route,
+            constraints,
+            prices,
+            decisions,
+            classification,
         )
 
     async def limit(self, view: BundleView, admission: Admission) -> Grant:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aigw_contract import Bundle, EnforcementMode
+from aigw_contract import Bundle, DataClassification, EnforcementMode
 
 from .constraints import Constraints
 from .decisions import Decision, Verdict
@@ -66,6 +66,8 @@ class Admission:
     prices: Prices
     """Worst-case prices of the route, used when the serving backend is not known."""
     decisions: list[Decision] = field(default_factory=list)
+    classification: DataClassification = DataClassification.INTERNAL
+    """The request's data classification (claimed, else the sidecar's default)."""
 
     @property
     def mode(self) -> EnforcementMode:

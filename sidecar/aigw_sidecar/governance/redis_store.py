@@ -1,10 +1,11 @@
 """Counters in Redis, shared by every sidecar of a tenant: one EVALSHA per operation.
 
-Two clients can carry the scripts. The default, for ``redis://`` URLs, is the lean
-pipelined :class:`~.resp.RespClient` (about six times less CPU per command than redis-py's
-asyncio client on these machines, see its docstring). A redis-py client (``rediss://`` TLS
-URLs, or a ``redis.asyncio.RedisCluster`` passed in: every key of a request shares one hash
-tag, so the scripts run in one cluster slot) works the same way through
+The lean pipelined clients carry the scripts: :class:`~.resp.RespClient` for ``redis://``
+and ``rediss://`` (TLS) URLs, :class:`~.resp_cluster.ClusterClient` for
+``redis+cluster://`` and ``rediss+cluster://`` (every key of a request shares one hash
+tag, so each script runs on the one node owning its slot). They cost several times less
+CPU per command than redis-py's asyncio clients and none of their ~20 MB of RSS (figures in
+docs/governance.md). A redis-py client passed in works the same way through
 ``register_script``. Either way EVALSHA is retried after SCRIPT LOAD when the server answers
 NOSCRIPT (a restarted or failed-over Redis), and connections are re-opened after failures,
 so a Redis that comes back needs no sidecar restart.
@@ -31,7 +32,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .redis_scripts import RECONCILE, RENEW, RESERVE
-from .resp import RespClient, RespError, Script
+from .resp import RespClient, RespError, Script, TlsSettings
+from .resp_cluster import ClusterClient
 from .store import (
     Counter,
     CounterKind,
@@ -73,7 +75,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: RespClient | Redis,
+        client: RespClient | ClusterClient | Redis,
         *,
         retry_interval: float = 0.5,
         timeout: float = 0.5,
@@ -87,7 +89,7 @@ class RedisStore:
         self._reserve: Any
         self._reconcile: Any
         self._renew: Any
-        if isinstance(client, RespClient):
+        if isinstance(client, RespClient | ClusterClient):
             self._reserve = Script(client, RESERVE)
             self._reconcile = Script(client, RECONCILE)
             self._renew = Script(client, RENEW)
@@ -107,26 +109,22 @@ class RedisStore:
         cls,
         url: str,
         *,
-        max_connections: int = 32,
         timeout: float = 0.5,
         retry_interval: float = 0.5,
+        tls: TlsSettings | None = None,
     ) -> RedisStore:
         """A store for ``url``; ``timeout`` bounds connecting and every reply, so an
-        unreachable Redis is noticed within it. ``redis://`` uses the lean client; other
-        schemes use redis-py (:mod:`.redis_py`)."""
-        if url.startswith("redis://"):
-            client = RespClient(url, timeout=timeout)
-            return cls(client, retry_interval=retry_interval, timeout=timeout)
-        # Imported here, not at the top: redis-py costs every sidecar ~20 MB of RSS, and only
-        # sidecars configured for TLS or Cluster need it.
-        from . import redis_py  # noqa: PLC0415
-
-        redis = redis_py.connect(url, max_connections=max_connections, timeout=timeout)
-        failures = redis_py.FAILURES
-        return cls(redis, retry_interval=retry_interval, timeout=timeout, failures=failures)
+        unreachable Redis is noticed within it; ``tls`` applies to ``rediss`` schemes."""
+        client: RespClient | ClusterClient
+        if url.startswith(("redis+cluster://", "rediss+cluster://")):
+            # The cluster client backs off per node: one dead shard is not every tenant's.
+            cluster = ClusterClient(url, timeout=timeout, tls=tls, retry_interval=retry_interval)
+            return cls(cluster, retry_interval=0.0, timeout=timeout)
+        client = RespClient(url, timeout=timeout, tls=tls)
+        return cls(client, retry_interval=retry_interval, timeout=timeout)
 
     @property
-    def client(self) -> RespClient | Redis:
+    def client(self) -> RespClient | ClusterClient | Redis:
         """The underlying client (closed by whoever created it)."""
         return self._client
 
@@ -158,13 +156,14 @@ class RedisStore:
             raise self._unavailable(exc, sent=True) from exc
         return result
 
-    async def _deadline_ms(self) -> int:
-        """The give-up deadline of a reservation sent now, on the server's clock."""
+    async def _deadline_ms(self, key: str) -> int:
+        """The give-up deadline of a reservation sent now, on the server's clock (measured
+        on the node that owns ``key``: in a cluster, the one that runs the script)."""
         mono = time.monotonic()
         if mono - self._offset_at >= _OFFSET_EVERY:
             before = time.time()
             try:
-                reply = await self._command("TIME")
+                reply = await self._command("TIME", key=key)
             except self._failures as exc:
                 raise self._unavailable(exc, sent=False) from exc
             after = time.time()
@@ -180,7 +179,8 @@ class RedisStore:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
         prefix = f"aigw:{{{tag}}}:"
         zkey, zname = zset_of(tag, counters)
-        args = [repr(now), str(await self._deadline_ms()), request_id, repr(until), zname]
+        deadline = await self._deadline_ms(hash_key(tag))
+        args = [repr(now), str(deadline), request_id, repr(until), zname]
         for c in counters:
             args += [
                 c.kind.value,
@@ -241,9 +241,9 @@ class RedisStore:
         except (IndexError, TypeError, ValueError) as exc:
             raise self._unavailable(exc, sent=True) from exc
 
-    async def _command(self, *args: str) -> Any:
-        if isinstance(self._client, RespClient):
-            return await self._client.command(*args)
+    async def _command(self, *args: str, key: str | None = None) -> Any:
+        if isinstance(self._client, RespClient | ClusterClient):
+            return await self._client.command(*args, key=key)
         return await self._client.execute_command(*args)  # type: ignore[no-untyped-call]
 
     async def read(self, counters: Sequence[Counter], now: float) -> tuple[float, ...]:
@@ -253,12 +253,13 @@ class RedisStore:
         for c in counters:
             tag = c.key.split("{", 1)[1].split("}", 1)[0]
             field = c.key.removeprefix(f"aigw:{{{tag}}}:")
+            hkey = hash_key(tag)
             if c.kind is CounterKind.BUCKET:
-                calls.append(self._command("HMGET", hash_key(tag), field + ".l", field + ".t"))
+                calls.append(self._command("HMGET", hkey, field + ".l", field + ".t", key=hkey))
             elif c.kind is CounterKind.LEASE:
-                calls.append(self._command("ZCOUNT", c.key, f"({now!r}", "+inf"))
+                calls.append(self._command("ZCOUNT", c.key, f"({now!r}", "+inf", key=c.key))
             else:
-                calls.append(self._command("HMGET", hash_key(tag), field + ".v", field + ".w"))
+                calls.append(self._command("HMGET", hkey, field + ".v", field + ".w", key=hkey))
         try:
             replies = await asyncio.gather(*calls)
         except self._failures as exc:

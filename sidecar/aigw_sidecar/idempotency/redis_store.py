@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aigw_sidecar.governance import StoreUnavailable
 from aigw_sidecar.governance.resp import RespClient, RespError, Script
+from aigw_sidecar.governance.resp_cluster import ClusterClient
 
 from .store import Found
 
@@ -65,14 +66,16 @@ class RedisIdempotencyStore:
     name = "redis"
 
     def __init__(
-        self, client: RespClient | Redis, failures: tuple[type[BaseException], ...]
+        self,
+        client: RespClient | ClusterClient | Redis,
+        failures: tuple[type[BaseException], ...],
     ) -> None:
         self._failures: tuple[type[BaseException], ...] = (*failures, RespError)
         self._client = client
         self._begin: Any
         self._complete: Any
         self._abandon: Any
-        if isinstance(client, RespClient):
+        if isinstance(client, RespClient | ClusterClient):
             self._begin = Script(client, BEGIN)
             self._complete = Script(client, COMPLETE)
             self._abandon = Script(client, ABANDON)
@@ -95,8 +98,8 @@ class RedisIdempotencyStore:
 
     async def get(self, key: str) -> Found | None:
         try:
-            if isinstance(self._client, RespClient):
-                held = await self._client.command("GET", key)
+            if isinstance(self._client, RespClient | ClusterClient):
+                held = await self._client.command("GET", key, key=key)
             else:
                 held = await self._client.get(key)
         except self._failures as exc:

@@ -100,8 +100,7 @@ class MemoryIdempotencyStore:
         if size > self.max_entry_bytes:
             return False
         self._drop(key)
-        for old in [k for k, (until, _) in self._entries.items() if until <= now]:
-            self._drop(old)
+        self._sweep(now)
         while self._bytes + size > self.max_bytes and self._evict_one():
             pass
         if self._bytes + size > self.max_bytes:
@@ -109,6 +108,11 @@ class MemoryIdempotencyStore:
         self._entries[key] = (now + ttl_s, value)
         self._bytes += size
         return True
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired entries among the oldest few (amortised: never a full scan)."""
+        for old in [k for k, (until, _) in list(self._entries.items())[:8] if until <= now]:
+            self._drop(old)
 
     def _evict_one(self) -> bool:
         for key, (_, value) in self._entries.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aigw_sidecar.attempts import AttemptMiddleware, CircuitBreaker, RetryFallback
 from aigw_sidecar.audit import AuditLog, hasher_of
@@ -26,6 +26,8 @@ from aigw_sidecar.telemetry import GenAiMetrics
 
 from .account import Account
 from .audit import Audit, AuditAnswer, AuditFacts
+from .cache import CacheAnswer, CacheLookup, cache_steps
+from .caching import Caching
 from .genai_metrics import GenAiMetricsStep
 from .govern import Admit, Governance, Limit
 from .idempotency import Idempotency
@@ -42,6 +44,9 @@ __all__ = [
     "Audit",
     "AuditAnswer",
     "AuditFacts",
+    "CacheAnswer",
+    "CacheLookup",
+    "Caching",
     "GenAiMetricsStep",
     "Governance",
     "Idempotency",
@@ -54,6 +59,7 @@ __all__ = [
     "ResolveRoute",
     "Services",
     "audit_steps",
+    "cache_steps",
     "default_steps",
     "request_claims",
     "route_to",
@@ -79,6 +85,9 @@ class Services:
     """The GenAI and tenant metrics (None: a plug-in test without them)."""
     tracing: Tracing | None = None
     """The tracer (None: tracing is not configured)."""
+    state_client: Any = None
+    """The shared-state Redis client the governance store opened (None: memory state); the
+    response cache keeps its entries there too (``docs/cache.md``)."""
 
 
 def audit_steps(services: Services) -> list[Plugin]:

@@ -50,6 +50,7 @@ from aigw_sidecar.governance import (
     PrometheusObserver,
     RedisStore,
     Store,
+    TlsSettings,
     TokenCounter,
     Verdict,
     format_usd,
@@ -298,7 +299,13 @@ def build_governance(settings: SidecarSettings, metrics: Metrics) -> Governance:
     pod = PodIdentity(settings.pod_namespace, settings.service_account, dict(settings.pod_labels))
     store: Store
     if settings.redis_url:
-        store = RedisStore.from_url(settings.redis_url, timeout=settings.redis_timeout_s)
+        tls = TlsSettings(
+            ca_file=settings.redis_tls_ca_file,
+            cert_file=settings.redis_tls_cert_file,
+            key_file=settings.redis_tls_key_file,
+            server_name=settings.redis_tls_server_name,
+        )
+        store = RedisStore.from_url(settings.redis_url, timeout=settings.redis_timeout_s, tls=tls)
     else:
         store = MemoryStore()
     observer = PrometheusObserver(metrics.registry)

@@ -1,9 +1,9 @@
 """Step: Idempotency-Key (the IETF httpapi draft's semantics), a step that may answer.
 
 A request with ``Idempotency-Key`` (parsed with the other claims: bounded, a repeated header
-refused) under a use case whose ``idempotency.enabled`` holds is keyed by tenant, use case
-and the key, and fingerprinted by its body (SHA-256 of the endpoint and the canonical body
-after admission). Then, before inspection, limits and budgets:
+refused) under a use case whose ``idempotency.enabled`` holds is keyed by tenant, use case,
+the claimed ``X-AIGW-User`` and the key, and fingerprinted by its body (SHA-256 of the
+endpoint and the canonical body after admission). Then, before inspection, limits and budgets:
 
 - the key is free: this request takes it (a pending marker, leased until its deadline + 5 s)
   and runs; its result is kept for ``ttlSeconds`` when it succeeds (a JSON answer after the
@@ -144,7 +144,10 @@ class Idempotency(Step):
         claimed = request_claims(ctx).idempotency_key
         if claimed is None or not settings.enabled:
             return
-        digest = hashlib.sha256(claimed.encode()).hexdigest()[:32]
+        # Scoped by the claimed end user too: another user of the app never gets this
+        # user's answer, even with the same key and body.
+        user = request_claims(ctx).user or ""
+        digest = hashlib.sha256(f"{user}\n{claimed}".encode()).hexdigest()[:32]
         key = f"aigw:{{{tag_of(identity)}}}:idem:{identity.use_case.name}:{digest}"
         fingerprint = hashlib.sha256(
             f"{ctx.api}|{ctx.operation}|".encode()
