@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._base import Model
 from .errors import Problem
-from .field_status import FIELD_STATUS, NotEnforced
+from .field_status import FIELD_STATUS, FieldStatus, NotEnforced
 from .fields import FieldSpec, Step, spec_fields, to_json
 
 __all__ = ["REFERENCE", "Unenforced", "inactive_defaults_text", "pending_fields", "unenforced"]
@@ -76,16 +77,25 @@ def _attr_of(owner: type[Model], wire: str) -> str:
 def _groups(kind: str) -> tuple[tuple[tuple[Step, ...], tuple[_Pending, ...]], ...]:
     """The pending fields grouped by the steps to the object declaring them: one walk of a
     resource per group, not per field (bundles of 1,000 policies are checked at load)."""
+    return _grouped(pending_fields(kind))
+
+
+def _grouped(
+    pending: tuple[_Pending, ...],
+) -> tuple[tuple[tuple[Step, ...], tuple[_Pending, ...]], ...]:
     groups: dict[tuple[Step, ...], list[_Pending]] = {}
-    for pending in pending_fields(kind):
-        groups.setdefault(pending.field.steps[:-1], []).append(pending)
+    for one in pending:
+        groups.setdefault(one.field.steps[:-1], []).append(one)
     return tuple((steps, tuple(members)) for steps, members in groups.items())
 
 
 @functools.cache
 def pending_fields(kind: str) -> tuple[_Pending, ...]:
     """The fields of ``kind`` that are not enforced yet, with their status."""
-    table = FIELD_STATUS[kind]
+    return _pending_of(kind, FIELD_STATUS[kind])
+
+
+def _pending_of(kind: str, table: Mapping[str, FieldStatus]) -> tuple[_Pending, ...]:
     pending: list[_Pending] = []
     for spec in spec_fields(kind):
         status = table.get(spec.path)
@@ -129,16 +139,25 @@ def _shown(value: Any) -> str:
 
 
 def unenforced(
-    kind: str, spec: Model, *, resource: str = "", source: str = "", document: int | None = None
+    kind: str,
+    spec: Model,
+    *,
+    resource: str = "",
+    source: str = "",
+    document: int | None = None,
+    statuses: Mapping[str, FieldStatus] | None = None,
 ) -> Unenforced:
     """Settings of one resource that are not enforced yet (see the module docstring).
 
     ``spec`` is the resource's spec, or its form in a bundle (``BundlePolicy``,
     ``BundleRoute``); ``resource``, ``source`` and ``document`` go into each warning.
+    ``statuses`` replaces ``FIELD_STATUS[kind]`` (tests of the mechanism: every field of
+    this release is enforced, so the real table has nothing to warn about).
     """
     settings: list[tuple[str, str]] = []
     defaults: dict[str, None] = {}
-    for steps, members in _groups(kind):
+    groups = _groups(kind) if statuses is None else _grouped(_pending_of(kind, statuses))
+    for steps, members in groups:
         for owner, indices in _owners(spec, steps):
             for pending in members:
                 _check(pending, owner, indices, settings, defaults)

@@ -154,20 +154,37 @@ def test_a_route_warns_per_setting_that_would_do_something(
     assert _paths(_route(**spec)) == warned
 
 
+PRICE = "spec.backends[].pricing.cachedInputPerMillionTokensUSD"
+CACHE = "spec.useCases[].cache.exact.enabled"
+WHAT_IF = {
+    "ModelRoute": {**FIELD_STATUS["ModelRoute"], PRICE: NotEnforced()},
+    "AIPolicy": {**FIELD_STATUS["AIPolicy"], CACHE: NotEnforced(noop=(False,))},
+}
+"""The table as it was before these fields were enforced: every field of this release has
+its effect, so the warning rule is exercised on a table that still has pending fields."""
+
+
+def test_every_field_of_this_release_is_enforced() -> None:
+    pending = [(k, p) for k, t in FIELD_STATUS.items() for p, s in t.items()
+               if isinstance(s, NotEnforced)]  # fmt: skip
+    assert pending == []
+
+
 def test_the_bundle_form_gives_the_same_warnings_as_the_resources() -> None:
     """The sidecar checks the bundle's policies and routes; validate and the operator check
     the resources: the same fields, so the same warnings."""
-    semantic = {"enabled": True, "embeddingsRoute": "r"}
-    policy = _policy(cache={"semantic": semantic}, redaction={"profile": "strict"})
+    policy = _policy(cache={"exact": {"enabled": True}}, redaction={"profile": "strict"})
     first = _route().spec.backends[0].model_dump(by_alias=True, mode="json")
     first["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
     route = _route(retry={"attempts": 3}, backends=[first])
     bundle = compile_bundle([policy, route], namespace="ns", generated_at=datetime.now(UTC))
     for resource, compiled in ((policy, bundle.policies[0]), (route, bundle.routes[0])):
-        direct = unenforced(resource.kind, resource.spec, resource="x")
-        via_bundle = unenforced(resource.kind, compiled, resource="x")
+        table = WHAT_IF[resource.kind]
+        direct = unenforced(resource.kind, resource.spec, resource="x", statuses=table)
+        via_bundle = unenforced(resource.kind, compiled, resource="x", statuses=table)
         assert direct == via_bundle
-    assert unenforced("ModelRoute", route.spec, resource="x").settings  # compared non-empty
+        assert len(direct.settings) == 1
+        assert unenforced(resource.kind, compiled, resource="x").settings == ()
 
 
 def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
@@ -175,13 +192,21 @@ def test_a_warning_names_the_resource_the_path_and_the_value() -> None:
     first["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
     (problem,) = unenforced(
         "ModelRoute", _route(backends=[first]).spec,
-        resource="ModelRoute/r", source="r.yaml", document=2,
+        resource="ModelRoute/r", source="r.yaml", document=2, statuses=WHAT_IF["ModelRoute"],
     ).settings  # fmt: skip
     assert str(problem) == (
         "r.yaml: document 2: ModelRoute/r: "
         'spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is not enforced yet: '
         "accepted, but it has no effect (see docs/policy-reference.md)"
     )
+
+
+def test_a_no_op_value_of_a_pending_field_does_not_warn() -> None:
+    table = WHAT_IF["AIPolicy"]
+    on = unenforced("AIPolicy", _policy(cache={"exact": {"enabled": True}}).spec, statuses=table)
+    off = unenforced("AIPolicy", _policy(cache={"exact": {"enabled": False}}).spec, statuses=table)
+    assert [p.path for p in on.settings] == ["spec.useCases[1].cache.exact.enabled"]
+    assert off.settings == ()
 
 
 def test_no_op_values_are_values_the_field_can_take() -> None:

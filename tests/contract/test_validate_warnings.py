@@ -43,24 +43,22 @@ def _write(path: Path, *docs: dict[str, Any]) -> Path:
     return path
 
 
-def test_a_setting_not_enforced_yet_is_a_warning_with_file_document_resource_and_path(
+def test_settings_enforced_in_this_release_are_not_warnings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = _write(tmp_path / "in.yaml", _priced_route(), _policy())
+    """The prompt-cache prices were the last fields without an effect: a resource that sets
+    them validates without a warning (the rule itself: tests/contract/test_field_status.py)."""
+    source = _write(
+        tmp_path / "in.yaml", _priced_route(), _policy(cache={"exact": {"enabled": True}})
+    )
     assert main(["validate", str(source)]) == 0
     err = capsys.readouterr().err
-    for field in ("cachedInputPerMillionTokensUSD", "cacheWritePerMillionTokensUSD"):
-        assert (
-            f"warning: {source}: document 1: ModelRoute/chat: "
-            f'spec.backends[0].pricing.{field}: "0.10" is not enforced yet'
-        ) in err
-    assert err.count("warning:") == 2
+    assert "warning:" not in err
     assert "ok: 1 AIPolicy, 1 ModelRoute" in err
 
 
 def _priced_route() -> dict[str, Any]:
-    """The route with settings not enforced yet (prompt-cache prices: every AIPolicy field
-    is enforced)."""
+    """The route with the prompt-cache prices (the last fields to be enforced)."""
     backend = {**ROUTE["spec"]["backends"][0]}
     backend["pricing"] = {
         **backend["pricing"],
@@ -88,15 +86,14 @@ def test_no_op_settings_and_defaults_are_not_warnings(
 
 
 @pytest.mark.parametrize("command", ["validate", "compile"])
-def test_fail_on_warning_refuses_and_writes_nothing(
+def test_fail_on_warning_passes_when_everything_is_enforced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     source = _write(tmp_path / "in.yaml", _priced_route(), _policy())
     out = tmp_path / "bundle.json"
-    assert main([command, str(source), "-o", str(out), "--fail-on-warning"]) == 1
-    assert "2 setting(s) not enforced yet" in capsys.readouterr().err
-    assert not out.exists()
-    assert main([command, str(source), "-o", str(out)]) == 0
+    assert main([command, str(source), "-o", str(out), "--fail-on-warning"]) == 0
+    assert "not enforced yet" not in capsys.readouterr().err
+    assert out.exists() is (command == "compile")
 
 
 def test_cross_reference_errors_name_the_file_and_the_document(

@@ -13,19 +13,18 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
-import yaml
 from redis.asyncio import Redis
 
-from aigw_contract import Bundle, compile_bundle, parse_documents
+from aigw_contract import Bundle
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer, SidecarSettings
 from aigw_sidecar.governance import MemoryStore, RedisStore, Store, redis_py
-
-from .shared_state import Cluster, RedisServer, SharedRedis, client_tls, make_certificates
+from support import NAMESPACE, backend_doc, compile_docs, policy_doc, route_doc
+from support.redis import Cluster, RedisServer, SharedRedis, client_tls, make_certificates
 
 Doc = dict[str, Any]
 BundleFactory = Callable[..., Bundle]
-NAMESPACE = "team-a"
+__all__ = ["NAMESPACE", "RedisServer"]  # re-exported for the tests of this folder
 HELLO: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hello there"}]}
 
 
@@ -139,34 +138,14 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
 
 
 def route(name: str, input_price: str = "1.00", output_price: str = "2.00") -> Doc:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": "http://127.0.0.1:9/v1",
-                    "pricing": {
-                        "inputPerMillionTokensUSD": input_price,
-                        "outputPerMillionTokensUSD": output_price,
-                    },
-                }
-            ]
-        },
-    }
+    pricing = {"inputPerMillionTokensUSD": input_price, "outputPerMillionTokensUSD": output_price}
+    main = backend_doc("main", "openai", "http://127.0.0.1:9/v1", "gpt-4o-mini", pricing=pricing)
+    del main["weight"]
+    return route_doc(name, [main])
 
 
 def policy(name: str, spec: Doc) -> Doc:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "AIPolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }
+    return policy_doc(name, spec)
 
 
 def make_bundle(*docs: Doc) -> Bundle:
@@ -174,13 +153,7 @@ def make_bundle(*docs: Doc) -> Bundle:
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "ModelRoute"}
     extra = [route(n, p, q) for n, p, q in (("chat", "1.00", "2.00"), ("cheap", "0.10", "0.20"))]
     all_docs = list(docs) + [r for r in extra if r["metadata"]["name"] not in names]
-    parsed, problems = parse_documents(yaml.safe_dump_all(all_docs).encode(), "test")
-    assert not problems, problems
-    return compile_bundle(
-        [d.resource for d in parsed],
-        namespace=NAMESPACE,
-        generated_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
+    return compile_docs(all_docs, revision=0, generated_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -195,26 +168,10 @@ def bundle_of() -> Callable[..., Bundle]:
 
 
 def sidecar_route(name: str, base_url: str, price: str = "1.00") -> dict[str, Any]:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": base_url,
-                    "pricing": {
-                        "inputPerMillionTokensUSD": price,
-                        "outputPerMillionTokensUSD": price,
-                    },
-                }
-            ],
-            "retry": {"attempts": 1},
-        },
-    }
+    pricing = {"inputPerMillionTokensUSD": price, "outputPerMillionTokensUSD": price}
+    main = backend_doc("main", "openai", base_url, "gpt-4o-mini", pricing=pricing)
+    del main["weight"]
+    return route_doc(name, [main], retry={"attempts": 1})
 
 
 class Sidecar:
@@ -258,21 +215,9 @@ def sidecar_with(tmp_path: Path, fake: FakeProvider) -> Callable[..., Any]:
         docs = [
             sidecar_route("chat", fake.openai_base_url),
             sidecar_route("cheap", fake.openai_base_url, "0.10"),
-            {
-                "apiVersion": "aigw.dev/v1alpha1",
-                "kind": "AIPolicy",
-                "metadata": {"name": "app", "namespace": NAMESPACE},
-                "spec": spec,
-            },
+            policy_doc("app", spec),
         ]
-        parsed, problems = parse_documents(
-            "\n---\n".join(json.dumps(d) for d in docs).encode(), "t"
-        )
-        assert not problems
-        bundle = compile_bundle(
-            [d.resource for d in parsed], namespace=NAMESPACE,
-            generated_at=datetime(2026, 11, 27, tzinfo=UTC), revision=1,
-        )  # fmt: skip
+        bundle = compile_docs(docs)
         path = tmp_path / "bundle.json"
         path.write_bytes(bundle.to_json_bytes())
         values: dict[str, Any] = {

@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from aigw_fakeprovider import FakeProvider
+from support.redis import RedisServer
 
 from .conftest import HELLO, Sidecar, use_case
-from .shared_state import RedisServer
 
 CACHED = {
     "tenant": "team-a",

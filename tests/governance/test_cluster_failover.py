@@ -33,8 +33,7 @@ from aigw_sidecar.governance import (
     Usage,
 )
 from aigw_sidecar.governance.resp_cluster import key_slot
-
-from .shared_state import Cluster, SharedRedis
+from support.redis import Cluster, SharedRedis
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
 BODY: dict[str, Any] = {

@@ -14,8 +14,7 @@ from typing import Any
 
 from aigw_contract import Bundle
 from aigw_sidecar.governance import Claims, Governor, ManualClock, PodIdentity, RedisStore, Usage
-
-from .shared_state import SharedRedis
+from support.redis import SharedRedis
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
 BODY: dict[str, Any] = {

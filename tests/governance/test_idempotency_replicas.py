@@ -19,9 +19,9 @@ import pytest
 
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer, SidecarSettings
+from support.redis import RedisServer
 
 from .conftest import make_bundle, policy, sidecar_route
-from .shared_state import RedisServer
 
 DUPLICATES = 50
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "refund order 1234"}]}

@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 
 from aigw_contract import Bundle
-
-from .shared_state import SharedRedis
+from support.redis import SharedRedis
 
 WORKER = Path(__file__).with_name("engine_worker.py")
 PROCESSES = 4

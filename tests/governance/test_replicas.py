@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -25,6 +24,7 @@ import redis
 
 from aigw_contract import Bundle
 from aigw_fakeprovider import FakeProvider
+from support import free_port
 
 AIGW = Path(sys.executable).with_name("aigw")
 SIDECARS = 4
@@ -32,13 +32,6 @@ PER_SIDECAR = 100
 R = 100
 BODY = {"model": "chat", "max_tokens": 91, "messages": [{"role": "user", "content": "hello"}]}
 LATENCY_MS = 8000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def route_doc(base_url: str) -> dict[str, Any]:

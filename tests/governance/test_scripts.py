@@ -21,8 +21,7 @@ from aigw_sidecar.governance import (
 )
 from aigw_sidecar.governance.redis_scripts import RECONCILE, RENEW, RESERVE
 from aigw_sidecar.governance.resp import RespClient, RespError, Script
-
-from .shared_state import RedisServer
+from support.redis import RedisServer
 
 NOW = 1_900_000_000.0
 H, Z = "aigw:{t:x}:c", "aigw:{t:x}:cc:t"

@@ -22,9 +22,9 @@ import pytest
 
 from aigw_sidecar.app_keys import GOVERN
 from aigw_sidecar.governance import Governor
+from support.redis import RedisServer
 
 from .conftest import HELLO, Sidecar, counter_values, use_case
-from .shared_state import RedisServer
 
 LONG = {"model": "chat", "messages": [{"role": "user", "content": "one two three four five"}]}
 
@@ -303,6 +303,7 @@ async def test_readonly_during_a_failover_follows_the_fail_mode(
         other.remove()
 
 
+@pytest.mark.redis  # starts its own redis-server node
 async def test_an_error_reply_of_a_cluster_node_follows_the_fail_mode(
     sidecar_with: Callable[..., Any], tmp_path: Path
 ) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aigw_operator.webhookconfig import webhook_configuration
+from support import free_port, wait_for
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -77,25 +76,8 @@ OPERATOR_NS = "aigw-op-system"
 """Not the chart tests' aigw-system: every test tier shares one control plane per session."""
 TEAM_NS = "op-team-a"
 """Where the quickstart examples (written for team-a) are applied."""
+__all__ = ["free_port", "wait_for"]  # re-exported from support for this folder
 WEBHOOK_CONFIG = "aigw-sidecar-injector"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """Poll until probe() is truthy; the timeout only bounds a hang (it asserts no speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -107,8 +89,8 @@ class OperatorProcess:
     priority: int
     webhook: bool
     extra_args: tuple[str, ...] = ()
-    health_port: int = field(default_factory=_free_port)
-    webhook_port: int = field(default_factory=_free_port)
+    health_port: int = field(default_factory=free_port)
+    webhook_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -11,7 +11,6 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any
@@ -24,21 +23,13 @@ from aigw_operator.bundles import configmap_files
 from aigw_operator.kube import KubeClient, load_credentials
 from aigw_sidecar.bundle_store import BundleStore
 from aigw_sidecar.metrics import Metrics as SidecarMetrics
+from support import wait_for
 
 pytestmark = pytest.mark.k8s
 
 NS = "op-team-a"  # the quickstart examples, moved out of the chart tests' team-a
 POLICIES = f"/apis/aigw.dev/v1alpha1/namespaces/{NS}/aipolicies"
 POINTER = f"/api/v1/namespaces/{NS}/configmaps/aigw-bundle"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 def pointer(cluster: Any) -> dict[str, Any] | None:

@@ -4,10 +4,11 @@ over to the other (kopf peering, both as the chart's ServiceAccount)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from support import wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -24,15 +25,6 @@ spec:
       baseURL: http://vllm:8000/v1
       pricing: {inputPerMillionTokensUSD: "0.02", outputPerMillionTokensUSD: "0.05"}
 """
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def revision(cluster: Any) -> int:

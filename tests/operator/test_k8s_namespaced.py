@@ -4,13 +4,13 @@ Roles in the watched namespace only, a KopfPeering there, nothing cluster-wide."
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from support import wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -29,15 +29,6 @@ spec:
       baseURL: http://vllm:8000/v1
       pricing: {inputPerMillionTokensUSD: "0.02", outputPerMillionTokensUSD: "0.05"}
 """
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def sa_kubeconfig(plane: Any, path: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,20 +16,12 @@ import pytest
 
 from aigw_operator import SidecarSettings
 from aigw_operator.inject import plan_injection
+from support import wait_for
 
 pytestmark = pytest.mark.k8s
 
 Golden = Callable[[str, Any], None]
 NS = "op-team-a"  # has a bundle whose routes reference the Secret provider-keys
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import yaml
 
 from aigw_contract import MAX_BUNDLE_BYTES, AIPolicySpec
-from aigw_contract.enforcement import pending_fields, unenforced
+from aigw_contract.enforcement import unenforced
+from aigw_contract.field_status import FIELD_STATUS, NotEnforced
 from aigw_operator.evaluate import evaluate
 from aigw_operator.status import Outcome, desired_status, newly_invalid, newly_warned
 
@@ -133,42 +135,37 @@ def test_transition_time_moves_only_when_the_status_changes() -> None:
 def test_settings_not_enforced_yet_set_the_warning_condition() -> None:
     items = bodies()
     policy = by_name(items, "support-assistant")
-    # A setting that does something once a field is enforced: every feature that lands
-    # flips fields to enforced, so take the ones still pending from the registry itself.
-    _set_every_pending_field(policy)
-    expected = unenforced("AIPolicy", AIPolicySpec.model_validate(policy["spec"])).short
+    use_case = policy["spec"]["useCases"][0]
+    semantic = {"enabled": True, "embeddingsRoute": "chat"}
+    use_case["cache"] = {"exact": {"enabled": True}, "semantic": semantic}
+    spec = AIPolicySpec.model_validate(policy["spec"])
+    # Every field of this release is enforced, so the real table warns about nothing; the
+    # condition is built from the verdict, here the one a table with two pending fields gives.
+    assert unenforced("AIPolicy", spec).short == ()
+    table = {
+        **FIELD_STATUS["AIPolicy"],
+        "spec.useCases[].cache.exact.enabled": NotEnforced(noop=(False,)),
+        "spec.useCases[].cache.semantic.enabled": NotEnforced(noop=(False,)),
+    }
+    expected = unenforced("AIPolicy", spec, statuses=table).short
+    assert len(expected) == 2
     evaluation = evaluate(items, namespace="team-a", generated_at=WHEN)
-    outcome = Outcome(evaluation, revision=4, published=True)
+    key = "AIPolicy/support-assistant"
+    verdict = replace(evaluation.verdicts[key], not_enforced=expected)
+    outcome = Outcome(
+        replace(evaluation, verdicts={**evaluation.verdicts, key: verdict}), 4, published=True
+    )
     status = desired_status(policy, outcome, WHEN)
     warning = conditions(status)["Warning"]
-    if not expected:  # every switch of the policy is enforced: nothing to warn about
-        assert warning["status"] == "False"
-        return
     assert (warning["status"], warning["reason"]) == ("True", "NotEnforced")
-    for setting in expected[:5]:
+    for setting in expected:
         assert setting in warning["message"]
-    if len(expected) > 5:
-        assert f"(and {len(expected) - 5} more)" in warning["message"]
     assert conditions(status)["Ready"]["status"] == "True"  # in force all the same
     assert newly_warned(policy, status) == warning
     policy["status"] = status
     assert newly_warned(policy, desired_status(policy, outcome, WHEN)) is None  # no repeat
-
-
-def _set_every_pending_field(policy: dict[str, Any]) -> None:
-    """Give the first use case a value that would act for each boolean field still pending
-    (``enabled: true`` of a feature not built yet)."""
-    use_case = policy["spec"]["useCases"][0]
-    for pending in pending_fields("AIPolicy"):
-        path = pending.field.path
-        prefix = "spec.useCases[]."
-        if not path.startswith(prefix) or False not in pending.status.noop:
-            continue
-        node = use_case
-        *parents, leaf = path.removeprefix(prefix).split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = True
+    plain = Outcome(evaluation, revision=4, published=True)  # the real table: all enforced
+    assert conditions(desired_status(policy, plain, WHEN))["Warning"]["status"] == "False"
 
 
 def test_defaults_alone_do_not_warn_but_are_stated() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +24,9 @@ from aigw_operator.webhook import (
     webhook_app,
 )
 from aigw_operator.webhookconfig import webhook_configuration
+from support import free_port
 
 Patcher = Callable[[Any, list[dict[str, Any]]], Any]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def review(pod: dict[str, Any], operation: str = "CREATE") -> dict[str, Any]:

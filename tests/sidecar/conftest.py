@@ -7,11 +7,8 @@ fake provider and nothing else.
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,74 +17,27 @@ import anthropic
 import openai
 import pytest
 
-from aigw_contract import compile_bundle, parse_documents
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer, SidecarSettings
+from support import NAMESPACE, backend_doc, bundle_bytes, policy_doc, route_doc, wait_until
 
 CANARY_OPENAI = "sk-canary-openai-5b1e0d9f"
 CANARY_ANTHROPIC = "sk-ant-canary-77c2a4e1"
 APP_KEY = "app-key-must-not-travel"
-NAMESPACE = "team-a"
 HELLO_BODY: dict[str, Any] = {
     "model": "chat",
     "messages": [{"role": "user", "content": "hello there"}],
 }
 
 
-def backend(
-    name: str,
-    provider: str,
-    base_url: str,
-    model: str,
-    *,
-    key: str | None = None,
-    weight: int = 1,
-    api_version: str | None = None,
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "name": name,
-        "provider": provider,
-        "model": model,
-        "baseURL": base_url,
-        "weight": weight,
-        "pricing": {"inputPerMillionTokensUSD": "1.50", "outputPerMillionTokensUSD": "6.00"},
-    }
-    if key is not None:
-        spec["credentialSecretRef"] = {"name": "provider-keys", "key": key}
-    if api_version is not None:
-        spec["apiVersion"] = api_version
-    return spec
-
-
-def route(name: str, backends: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"backends": backends, **spec},
-    }
+backend = backend_doc
+route = route_doc
+__all__ = ["NAMESPACE", "backend", "bundle_bytes", "route"]  # re-exported from support
 
 
 def policy(routes: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "AIPolicy",
-        "metadata": {"name": "app", "namespace": NAMESPACE},
-        "spec": {"useCases": [{"name": "default", "routes": routes}]},
-    }
-
-
-def bundle_bytes(docs: list[dict[str, Any]], revision: int = 1) -> bytes:
-    text = "\n---\n".join(json.dumps(d) for d in docs).encode()
-    parsed, problems = parse_documents(text, "test")
-    assert not problems, problems
-    bundle = compile_bundle(
-        [d.resource for d in parsed],
-        namespace=NAMESPACE,
-        generated_at=datetime(2026, 11, 27, tzinfo=UTC),
-        revision=revision,
-    )
-    return bundle.to_json_bytes()
+    """The one AIPolicy of these tests: use case ``default`` granting ``routes``."""
+    return policy_doc("app", {"useCases": [{"name": "default", "routes": routes}]})
 
 
 @dataclass
@@ -131,12 +81,12 @@ class Gateway:
 
     async def wait_status(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Poll /aigw/status until ``predicate`` holds (bounded, never a timed assertion)."""
-        async with asyncio.timeout(10):
-            while True:
-                status = await self.status()
-                if predicate(status):
-                    return status
-                await asyncio.sleep(0.02)
+
+        async def probe() -> dict[str, Any] | None:
+            status = await self.status()
+            return status if predicate(status) else None
+
+        return await wait_until("/aigw/status to match", probe)
 
     async def wait_revision(self, revision: int) -> dict[str, Any]:
         return await self.wait_status(lambda s: s["bundle"]["revision"] == revision)

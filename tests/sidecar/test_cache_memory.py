@@ -126,3 +126,21 @@ async def test_the_cache_key_is_never_exposed(
     for text in seen:
         assert keys[0] not in text
         assert keys[0][:16] not in text
+
+
+def test_the_vector_index_stays_within_its_bound() -> None:
+    from aigw_sidecar.cache import VectorIndex
+
+    bound = 64 * 1024
+    index = VectorIndex(bound)
+    rng = random.Random(14)
+    for i in range(3_000):  # many partitions (distinct system prompts), some with vectors
+        part = f"p{rng.randrange(1_000)}"
+        index.candidates("ns:t", part)
+        if i % 3 == 0:
+            unit = index.unit([rng.random() for _ in range(64)])
+            index.add("ns:t", part, f"e{i}", unit, ttl_s=60)
+        assert index.bytes <= bound
+    held = sum(c.nbytes for c in index._parts.values())
+    assert index.bytes == held
+    assert len(index._parts) < 1_000

@@ -1,4 +1,5 @@
-"""/aigw/status lists what the loaded bundle asks for that this sidecar does not enforce yet."""
+"""/aigw/status lists what the loaded bundle asks for that this sidecar does not enforce yet:
+nothing, for a bundle that uses caching, redaction and residency (every field is enforced)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from .conftest import Gateway, bundle_bytes
 
 
-async def test_status_lists_settings_not_enforced_yet(
+async def test_status_lists_no_unenforced_settings_for_a_bundle_using_every_feature(
     gateway: Gateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     status = await gateway.status()
@@ -20,14 +21,12 @@ async def test_status_lists_settings_not_enforced_yet(
     policy["spec"]["useCases"][0]["cache"] = {"exact": {"enabled": True}, "semantic": semantic}
     policy["spec"]["useCases"][0]["redaction"] = {"profile": "off", "mode": "hash"}  # no-op
     chat = next(d for d in resources if d["metadata"]["name"] == "chat")
-    chat["spec"]["backends"][0]["pricing"]["cachedInputPerMillionTokensUSD"] = "0.10"
+    chat["spec"]["backends"][0]["region"] = "eu-west-1"  # enforced (residency): no warning
     caplog.set_level(logging.WARNING)
     gateway.write_bundle(bundle_bytes([*resources, policy], revision=2))
     status = await gateway.wait_revision(2)
-    assert status["bundle"]["warnings"] == [
-        'ModelRoute/chat: spec.backends[0].pricing.cachedInputPerMillionTokensUSD: "0.10" is'
-        " not enforced yet: accepted, but it has no effect (see docs/policy-reference.md)",
-    ]
-    assert not any("redaction" in d for d in status["bundle"]["inactiveDefaults"])
-    (logged,) = [r for r in caplog.records if "not enforced yet" in r.getMessage()]
-    assert "1 setting(s)" in logged.getMessage()
+    # Every field of this release is enforced (the warning rule itself is tested on a
+    # what-if table in tests/contract/test_field_status.py).
+    assert status["bundle"]["warnings"] == []
+    assert status["bundle"]["inactiveDefaults"] == []
+    assert not [r for r in caplog.records if "not enforced yet" in r.getMessage()]

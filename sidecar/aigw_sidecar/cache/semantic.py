@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 MAX_PROMPT_CHARS = 16_384
+PARTITION_OVERHEAD = 512
+"""Bytes a partition is charged besides its vectors (its key, lists, object headers), so
+that many empty partitions (every distinct system prompt makes one) count against the bound."""
 Json = dict[str, Any]
 
 
@@ -145,7 +148,9 @@ class _Candidates:
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.matrix is None else int(self.matrix.nbytes) + 96 * len(self.ids)
+        matrix = self.matrix  # rows, not ids: callers change ids before the matrix is rebuilt
+        vectors = 0 if matrix is None else int(matrix.nbytes) + 96 * int(matrix.shape[0])
+        return PARTITION_OVERHEAD + vectors
 
 
 class VectorIndex:
@@ -172,6 +177,8 @@ class VectorIndex:
         found = self._parts.get(key)
         if found is None:
             found = self._parts[key] = _Candidates()
+            self.bytes += found.nbytes
+            self._bound(found)
         self._parts.move_to_end(key)
         return found
 
@@ -244,7 +251,7 @@ class VectorIndex:
         while self.bytes > self.max_bytes and self._parts:
             key, oldest = next(iter(self._parts.items()))
             if oldest is keep:  # the newest partition alone is too large: drop its oldest
-                if len(keep.ids) <= 1:
+                if len(keep.ids) <= 1 or keep.matrix is None:
                     break
                 rows = list(keep.matrix)[1:]
                 keep.ids, keep.expires = keep.ids[1:], keep.expires[1:]

@@ -1,4 +1,4 @@
-"""Shared state the way users run it: a TLS redis-server and a Redis Cluster, on loopback.
+"""Real redis-servers for tests: one plain or TLS server, or a Redis Cluster, on loopback.
 
 :func:`make_certificates` writes a throw-away CA, a server certificate for ``redis.test``
 and a client certificate with the ``openssl`` command line. :class:`Cluster` starts
@@ -26,23 +26,17 @@ import redis
 
 from aigw_sidecar.governance import TlsSettings
 
+from .ports import free_port
+
 __all__ = [
     "Cluster",
     "RedisServer",
     "SharedRedis",
     "client_tls",
-    "free_port",
     "make_certificates",
 ]
 
 SERVER_NAME = "redis.test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def free_cluster_port() -> int:
