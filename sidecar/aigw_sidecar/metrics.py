@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from aigw_sidecar.loopmetrics import Counter, Gauge, Histogram
 
 __all__ = ["BackendMetrics", "BreakerMetrics", "CacheMetrics", "Metrics"]
 

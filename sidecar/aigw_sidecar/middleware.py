@@ -101,9 +101,28 @@ def _from_http(exc: web.HTTPException) -> SidecarError:
     return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")
 
 
+_HEAD_ROOM = 16 * 1024
+"""More than the status line and headers of any answer the sidecar writes."""
+
+
 async def _send(request: web.Request, response: web.Response) -> None:
     """Write a whole answer here, bounded by ``send_timeout_s``: aiohttp would wait forever
-    for a caller that stopped reading. Past the bound the connection is dropped."""
+    for a caller that stopped reading. Past the bound the connection is dropped.
+
+    A write waits only when it leaves more than the transport's high-water mark queued for
+    the caller (the transport then pauses its writer): an answer that fits below it, the
+    common case, is written without arming a timer."""
+    transport = request.transport
+    body = response.body
+    if (
+        transport is not None
+        and isinstance(body, bytes)
+        and transport.get_write_buffer_size() + len(body) + _HEAD_ROOM
+        <= transport.get_write_buffer_limits()[1]
+    ):
+        await response.prepare(request)
+        await response.write_eof()
+        return
     try:
         async with asyncio.timeout(request.app[SETTINGS].send_timeout_s):
             await response.prepare(request)

@@ -44,10 +44,17 @@ def test_nginx_proxies_plain_and_streamed_calls_over_one_kept_alive_connection(
                 model="m", messages=[{"role": "user", "content": f"plain {n}"}]
             )
             assert answer.choices[0].message.content == f"Echo: plain {n}"
-        stream = sdk.chat.completions.create(
+        # Read to the end of the body: the SDK stops at [DONE] and may close the connection
+        # before nginx has read the upstream's last chunk, and nginx then drops (RST) the
+        # upstream connection instead of keeping it (the bench's clients read to the end).
+        with sdk.chat.completions.with_streaming_response.create(
             model="m", messages=[{"role": "user", "content": "a streamed answer"}], stream=True
+        ) as response:
+            events = [line.removeprefix("data: ") for line in response.iter_lines() if line]
+        chunks = [json.loads(e) for e in events if e != "[DONE]"]
+        text = "".join(
+            c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]
         )
-        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         assert text == "Echo: a streamed answer"
         states = _states_towards(fake.port)
         assert states.count(ESTABLISHED) == 1  # six calls, one upstream connection

@@ -21,6 +21,7 @@ import http.client
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -432,11 +433,14 @@ def _fuzz_bodies(
 
 
 def _reached_both_sides(seen: list[int]) -> None:
-    """The generated requests were neither all refused nor all served."""
+    """The generated requests were neither all refused nor all served (a strategy that only
+    ever reaches one side would test nothing). Deadline headers among the fuzzed ones make
+    how many are served depend on the machine's load, so the bound is one of each."""
     served = sum(status == 200 for status in seen)
     refused = sum(400 <= status < 500 for status in seen)
-    assert served >= len(seen) // 20, (served, refused)
-    assert refused >= len(seen) // 20, (served, refused)
+    statuses = sorted(Counter(seen).items())
+    assert served >= 1, statuses
+    assert refused >= 1, statuses
 
 
 def _fuzz_headers(sidecar: Threaded, path: str) -> None:

@@ -146,7 +146,9 @@ def test_otel_variables_become_tracing_settings() -> None:
             tracing_from_env({**on, **bad})
 
 
-def test_only_a_traced_sidecar_imports_opentelemetry(tmp_path: Path) -> None:
+def test_only_a_traced_sidecar_loads_the_tracer_and_none_loads_opentelemetry(
+    tmp_path: Path,
+) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -156,7 +158,9 @@ def test_only_a_traced_sidecar_imports_opentelemetry(tmp_path: Path) -> None:
         "tracing = TracingConfig('http://127.0.0.1:1/v1/traces') if sys.argv[1] == 'on' else None\n"
         "create_apps(SidecarSettings(Path('b.json'), telemetry=TelemetryConfig(tracing)))\n"
         "print(sorted({m.split('.')[0] + '.' + m.split('.')[1] for m in sys.modules\n"
-        "              if m.startswith('opentelemetry.')}))\n"
+        "              if m.startswith(('opentelemetry.', 'grpc.'))}\n"
+        "             | {m for m in sys.modules if m.startswith('aigw_sidecar.telemetry.')\n"
+        "                and m.rsplit('.', 1)[1] in ('export', 'otlp', 'spans')}))\n"
     )
     off = subprocess.run(
         [sys.executable, "-c", code, "off"],
@@ -169,4 +173,11 @@ def test_only_a_traced_sidecar_imports_opentelemetry(tmp_path: Path) -> None:
     on = subprocess.run(
         [sys.executable, "-c", code, "on"], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert "opentelemetry.sdk" in on.stdout
+    # The tracer and its OTLP encoder, and still no OpenTelemetry SDK nor gRPC (http/protobuf).
+    assert on.stdout.strip() == str(
+        [
+            "aigw_sidecar.telemetry.export",
+            "aigw_sidecar.telemetry.otlp",
+            "aigw_sidecar.telemetry.spans",
+        ]
+    )

@@ -9,7 +9,9 @@ Never a tenant, user or request id.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+
+from aigw_sidecar.loopmetrics import Counter
 
 from .decisions import Decision
 

@@ -1,9 +1,9 @@
 """Traces: a server span per request, a client span per upstream attempt (docs/telemetry.md).
 
-Imported only when tracing is configured (it imports the OpenTelemetry API).
+Imported only when tracing is configured (with the tracer of :mod:`aigw_sidecar.telemetry.spans`).
 
 :class:`Trace` (``Phase.OBSERVE``, inside the audit step) joins the caller's trace: it
-extracts the W3C ``traceparent``/``tracestate`` of the request (an invalid one starts a new
+parses the W3C ``traceparent``/``tracestate`` of the request (an invalid one starts a new
 trace, a caller cannot break anything with it), starts the ``SERVER`` span at the request's
 start and publishes the ids as ``ctx.state[TRACE]`` (the audit record's ``trace_id``). When
 the request ends (``on_finish``, a stream: at its end) it sets the span's attributes, adds a
@@ -23,12 +23,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from opentelemetry import baggage as otel_baggage
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
 from aigw_sidecar.attempts import Attempt, AttemptMiddleware, CallNext, Stage, Upstream
 from aigw_sidecar.context import AttemptRecord, RequestContext
 from aigw_sidecar.keys import TRACE, TraceIds
@@ -36,17 +30,21 @@ from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.state import Key
 from aigw_sidecar.telemetry import attributes as attrs
 from aigw_sidecar.telemetry import semconv as sc
+from aigw_sidecar.telemetry.spans import Parent, Span, SpanKind, Tracer, parse_traceparent
 
 __all__ = ["AttemptSpan", "Trace"]
 
-_TRACECONTEXT = TraceContextTextMapPropagator()
-_BAGGAGE = W3CBaggagePropagator()
+_ROUTE_ATTRIBUTES = {
+    route: {sc.HTTP_METHOD: "POST", sc.HTTP_ROUTE: route, sc.URL_PATH: route}
+    for route in attrs.HTTP_ROUTES
+}
 
 
 @dataclass(slots=True, eq=False)
 class _Spans:
     server: Span
-    parent: Context
+    parent: Parent
+    """The server span as the parent of the attempt spans."""
     offset_ns: int
     """Add to event-loop time x 1e9 to get Unix time in ns."""
     baggage: str | None
@@ -72,61 +70,52 @@ class Trace(Step):
 
     async def on_request(self, ctx: RequestContext) -> None:
         headers = ctx.headers
-        parent = _TRACECONTEXT.extract(headers)
+        state = ",".join(headers.getall("tracestate")) if "tracestate" in headers else None
+        parent = parse_traceparent(headers.get("traceparent"), state)
         offset = time.time_ns() - int(asyncio.get_running_loop().time() * 1e9)
         route = attrs.http_route(ctx)
-        span = self._tracer.start_span(
+        span = self._tracer.start(
             f"POST {route}",
-            context=parent,
-            kind=SpanKind.SERVER,
-            start_time=int(ctx.started * 1e9) + offset,
-            attributes={sc.HTTP_METHOD: "POST", sc.HTTP_ROUTE: route, sc.URL_PATH: route},
+            SpanKind.SERVER,
+            parent,
+            int(ctx.started * 1e9) + offset,
+            dict(_ROUTE_ATTRIBUTES[route]),
         )
-        context = span.get_span_context()
-        ctx.state[TRACE] = TraceIds(
-            f"{context.trace_id:032x}", f"{context.span_id:016x}", context.trace_flags.sampled
-        )
+        ctx.state[TRACE] = TraceIds(f"{span.trace_id:032x}", f"{span.span_id:016x}", span.recording)
         carried = None
         if self._baggage and "baggage" in headers:
-            entries = otel_baggage.get_all(_BAGGAGE.extract(headers))
-            if entries:
-                carrier: dict[str, str] = {}
-                _BAGGAGE.inject(carrier, _baggage_context(entries))
-                carried = carrier.get("baggage")
-        ctx.state[_SPANS] = _Spans(span, set_span_in_context(span), offset, carried)
+            from aigw_sidecar.telemetry.baggage import passed_on  # noqa: PLC0415 - opt-in
+
+            carried = passed_on(headers.get("baggage"))
+        ctx.state[_SPANS] = _Spans(span, span.as_parent(), offset, carried)
 
     async def on_finish(self, ctx: RequestContext) -> None:
         spans = ctx.state.get(_SPANS)
         if spans is None:
             return
+        tracer = self._tracer
         now = asyncio.get_running_loop().time()
         answering = ctx.attempts[-1] if ctx.answered_by is None and ctx.attempts else None
         for record, span in spans.attempts:
-            if span.is_recording():
-                span.set_attributes(
+            if span.recording:
+                span.attributes.update(
                     attrs.attempt_result_attributes(
                         ctx, record, answered=record is answering, dup=self._dup
                     )
                 )
                 if record.outcome != "ok":
-                    span.set_status(Status(StatusCode.ERROR, record.outcome))
-            span.end(spans.ns(record.ended if record.ended is not None else now))
+                    span.error(record.outcome)
+            tracer.end(span, spans.ns(record.ended if record.ended is not None else now))
         server = spans.server
-        if server.is_recording():
-            server.set_attributes(attrs.request_attributes(ctx))
-            for event in attrs.guardrail_events(ctx):
-                server.add_event(sc.GUARDRAIL_EVENT, event)
+        if server.recording:
+            server.attributes.update(attrs.request_attributes(ctx))
+            at = spans.ns(now)
+            server.events.extend(
+                (sc.GUARDRAIL_EVENT, at, event) for event in attrs.guardrail_events(ctx)
+            )
             if ctx.error_type or ctx.status >= 500:
-                server.set_status(Status(StatusCode.ERROR, ctx.error_type or str(ctx.status)))
-        server.end(spans.ns(now))
-
-
-def _baggage_context(entries: object) -> Context:
-    context = Context()
-    if isinstance(entries, dict):
-        for key, value in entries.items():
-            context = otel_baggage.set_baggage(str(key), str(value), context)
-    return context
+                server.error(ctx.error_type or str(ctx.status))
+        tracer.end(server, spans.ns(now))
 
 
 class AttemptSpan(AttemptMiddleware):
@@ -144,18 +133,20 @@ class AttemptSpan(AttemptMiddleware):
             return await call_next(attempt)
         backend, record = attempt.backend, attempt.record
         operation = sc.OPERATIONS[attempt.ctx.operation]
-        span = self._tracer.start_span(
+        span = self._tracer.start(
             f"{operation} {backend.model}",
-            context=spans.parent,
-            kind=SpanKind.CLIENT,
-            start_time=spans.ns(record.started),
-            attributes=attrs.attempt_attributes(attempt.ctx, backend, record.number)
-            if spans.server.is_recording()
+            SpanKind.CLIENT,
+            spans.parent,
+            spans.ns(record.started),
+            attrs.attempt_attributes(attempt.ctx, backend, record.number)
+            if spans.server.recording
             else None,
         )
         spans.attempts.append((record, span))
         headers = attempt.headers
-        _TRACECONTEXT.inject(headers, set_span_in_context(span))  # traceparent, tracestate
+        headers["traceparent"] = span.traceparent()
+        if span.trace_state:
+            headers["tracestate"] = span.trace_state
         if spans.baggage:
             headers["baggage"] = spans.baggage
         return await call_next(attempt)

@@ -26,6 +26,7 @@ from aigw_sidecar.runtime import RuntimeBackend
 from . import semconv as sc
 
 __all__ = [
+    "HTTP_ROUTES",
     "attempt_attributes",
     "attempt_result_attributes",
     "guardrail_events",
@@ -49,6 +50,10 @@ _NUMBERS = (
     ("frequency_penalty", sc.REQUEST_FREQUENCY_PENALTY),
     ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
 )
+
+
+HTTP_ROUTES = frozenset(_ROUTES.values())
+"""Every ``http.route`` a server span can have."""
 
 
 def http_route(ctx: RequestContext) -> str:

@@ -16,7 +16,9 @@ Never a user, a request id or a prompt.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from aigw_sidecar.loopmetrics import Counter, Gauge, Histogram
 
 __all__ = ["OTHER", "GenAiMetrics", "InferenceChildren"]
 
