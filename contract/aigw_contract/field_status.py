@@ -110,6 +110,7 @@ FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
         "spec.useCases[].idempotency.inFlight": Enforced("aigw_sidecar.steps.idempotency", "tests/sidecar/test_idempotency.py::test_in_flight_duplicates_wait_or_conflict"),
         "spec.useCases[].idempotency.waitMs": Enforced("aigw_sidecar.steps.idempotency", "tests/sidecar/test_idempotency.py::test_in_flight_duplicates_wait_or_conflict"),
         "spec.useCases[].idempotency.storeFailures": Enforced("aigw_sidecar.steps.idempotency", "tests/sidecar/test_idempotency.py::test_failures_are_kept_only_when_the_policy_says_so"),
+        "spec.useCases[].leasing.blockPercent": Enforced("aigw_sidecar.governance.leases", "tests/governance/test_leases.py::test_several_governors_stay_within_the_bound_and_every_remainder_is_credited_back"),
         "spec.failMode": Enforced("aigw_sidecar.governance.governor", "tests/governance/test_state_faults.py::test_readonly_during_a_failover_follows_the_fail_mode"),
         "spec.residency[].name": Enforced("aigw_sidecar.steps.residency", "tests/sidecar/test_routing.py::test_restricted_data_never_reaches_a_backend_outside_its_regions"),
         "spec.residency[].dataClassifications": Enforced("aigw_sidecar.steps.residency", "tests/sidecar/test_routing.py::test_restricted_data_never_reaches_a_backend_outside_its_regions"),

@@ -36,6 +36,7 @@ __all__ = [
     "InFlightAction",
     "LabelSelector",
     "LabelSelectorRequirement",
+    "Leasing",
     "LimitScope",
     "PromptInjection",
     "PromptInjectionMode",
@@ -233,6 +234,28 @@ class Budget(Model):
         if self.on_exhausted is ExhaustionAction.DENY and self.fallback_route:
             raise ValueError("fallbackRoute is only used with onExhausted: fallback")
         return self
+
+
+MAX_BLOCK_PERCENT = 10.0
+"""Largest block a sidecar may lease, in percent of a limit (see :class:`Leasing`)."""
+
+
+class Leasing(Model):
+    """Hot-tenant mode: each sidecar leases blocks of this use case's limits and budgets.
+
+    Instead of one shared-state round trip per call, a sidecar takes a block of every
+    requests/min, tokens/min and budget counter of the use case (``blockPercent`` of each
+    limit) with one reservation, admits calls against it in its own memory, and returns
+    what is left when the block is replaced, unused for a lease period, at a bundle reload,
+    at a budget window's end and at shutdown. Budgets stay exact (a block is counted when
+    it is leased); a rate limit may admit up to ``pods x block`` more than its limit over a
+    minute (docs/governance.md states the bound). Concurrency is never leased. Only in
+    enforce mode; without shared state (one pod) it changes nothing.
+    """
+
+    block_percent: float = Field(ge=0.01, le=MAX_BLOCK_PERCENT)
+    """Size of one block, in percent of each limit (0.01 to 10; rounded down to whole
+    requests, tokens or nano-USD, at least 1): the most a sidecar holds unspent per counter."""
 
 
 class CacheScope(StrEnum):
@@ -477,6 +500,9 @@ class UseCase(Model):
     """What traces may carry (prompt and answer content: off by default)."""
     idempotency: Idempotency = Field(default_factory=Idempotency)
     """Idempotency-Key handling."""
+    leasing: Leasing | None = None
+    """Hot-tenant mode: sidecars lease blocks of the rate limits and budgets and count
+    locally (omit: every call reserves in shared state)."""
 
     @model_validator(mode="after")
     def _unique_budget_names(self) -> Self:
