@@ -103,6 +103,7 @@ FIELD_STATUS: dict[str, dict[str, FieldStatus]] = {
         "spec.useCases[].promptInjection.mode": Enforced("aigw_sidecar.inspection.injection", "tests/sidecar/test_inspection_ingress.py::test_prompt_injection_blocked_in_user_and_retrieved_content"),
         "spec.useCases[].audit.storePrompts": Enforced("aigw_sidecar.audit.record", "tests/sidecar/test_audit_records.py::test_prompts_only_with_store_prompts_after_redaction_and_never_a_secret"),
         "spec.useCases[].audit.retentionDays": Enforced("aigw_sidecar.audit.sinks", "tests/sidecar/test_audit_files.py::test_retention_removes_expired_rotated_files_and_file_keep_bounds_them"),
+        "spec.useCases[].telemetry.captureContent": Enforced("aigw_sidecar.steps.trace_content", "tests/sidecar/test_telemetry_content.py::test_content_on_spans_only_when_the_policy_opts_in_and_always_redacted"),
         "spec.useCases[].audit.onQueueFull": Enforced("aigw_sidecar.audit.log", "tests/sidecar/test_audit_queue.py::test_a_full_queue_follows_on_queue_full"),
         "spec.useCases[].idempotency.enabled": Enforced("aigw_sidecar.steps.idempotency", "tests/sidecar/test_idempotency.py::test_the_same_key_and_body_answer_the_first_result_without_calling_upstream"),
         "spec.useCases[].idempotency.ttlSeconds": Enforced("aigw_sidecar.steps.idempotency", "tests/sidecar/test_idempotency.py::test_a_result_is_kept_for_ttl_seconds"),

@@ -47,6 +47,7 @@ __all__ = [
     "RequestLimits",
     "ResidencyRule",
     "SemanticCache",
+    "TelemetrySettings",
     "UseCase",
 ]
 
@@ -420,6 +421,14 @@ class AuditSettings(Model):
     """Audit queue full: backpressure (the call waits, none lost) or drop (dropped, counted)."""
 
 
+class TelemetrySettings(Model):
+    """What this use case's traces may carry beyond the call's facts (docs/telemetry.md)."""
+
+    capture_content: bool = False
+    """Whether traces carry the prompt and answer (after redaction, size-bounded) as the
+    GenAI input/output message attributes of its inference spans."""
+
+
 class Idempotency(Model):
     """Idempotency-Key handling, with the IETF httpapi draft's semantics.
 
@@ -487,6 +496,8 @@ class UseCase(Model):
     """Prompt-injection checks."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit record settings."""
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """What traces may carry (prompt and answer content: off by default)."""
     idempotency: Idempotency = Field(default_factory=Idempotency)
     """Idempotency-Key handling."""
     leasing: Leasing | None = None
