@@ -9,8 +9,9 @@ block id of its own, and admits calls against the block in memory: no round trip
 
 * **Refill**: when a counter falls below half its block, the pod tops it up to a full
   block in the background (one lease in flight per pool; a call that does not fit waits
-  for it): it reserves ``B - left`` of each counter under a new record, so what a pod
-  holds unspent of a counter is never more than ``B``. What is left is fungible across
+  for it): it reserves ``B - held`` of each counter under a new record, ``held`` being
+  what is unspent plus what its calls in flight reserved, so what a pod holds of a
+  counter is never more than ``B``. What is left is fungible across
   the records it came from (a :class:`Lot`); records it no longer needs are let expire
   (what they held was spent).
 * **Return** (``RECONCILE`` of each record still needed to what was spent of it, the
@@ -276,11 +277,18 @@ class Leases:
         if lot is not None and not lot.usable(now):
             self._retire(pool, lot)
             lot = None
-        left = lot.left if lot is not None else [0] * len(pool.sizes)
+        # What the pod holds of a counter, unspent or reserved by its calls in flight,
+        # stays within one block: the top-up is what is missing of it.
+        held = [0] * len(pool.sizes)
+        if lot is not None:
+            held = [v + t for v, t in zip(lot.left, lot.taken, strict=True)]
         wanted = [
-            replace(counters[i], amount=max(0, size - v), enforce=True)
-            for i, size, v in zip(pool.indices, pool.sizes, left, strict=True)
+            replace(counters[i], amount=max(0, size - h), enforce=True)
+            for i, size, h in zip(pool.indices, pool.sizes, held, strict=True)
         ]
+        if not any(c.amount for c in wanted):
+            pool.refilling = None
+            return  # a full block is held: the calls in flight have it
         rid = self._new_id()
         until = now + self._lease_seconds
         try:
@@ -299,27 +307,32 @@ class Leases:
             if pool.current is not None:
                 self._retire(pool, pool.current)
             return
-        record = Record(rid, wanted)
+        self._adopt(pool, Record(rid, wanted), result.levels, now=now, until=until)
+
+    def _adopt(
+        self, pool: Pool, record: Record, levels: tuple[float, ...], *, now: float, until: float
+    ) -> None:
+        """Add a lease that succeeded to the pool's lot (or start a lot with it)."""
         lot = pool.current
         if lot is None or not lot.usable(now) or pool.closed:
             if lot is not None:
                 self._retire(pool, lot)
+            wanted = record.counters
             ends = min((c.param for c in wanted if c.kind is CounterKind.TOTAL), default=math.inf)
             amounts = [c.amount for c in wanted]
-            lot = Lot(pool.tag, [], amounts, result.levels, until, ends, now, [0] * len(amounts))
+            lot = Lot(pool.tag, [record], amounts, levels, until, ends, now, [0] * len(amounts))
             self._lots.add(lot)
             if pool.closed:
-                lot.records.append(record)
                 self._retire(pool, lot)
                 return
             pool.current = lot
         else:
-            for k, counter in enumerate(wanted):
+            for k, counter in enumerate(record.counters):
                 lot.left[k] += counter.amount
-            lot.base = result.levels
+            lot.base = levels
             lot.held_until = min(lot.held_until, until)
-        lot.records.append(record)
-        lot.prune()
+            lot.records.append(record)
+            lot.prune()
         self._holding()
 
     def _retire(self, pool: Pool | None, lot: Lot) -> None:
