@@ -10,6 +10,12 @@ call (``INFO cpu``), commands per call (``INFO commandstats``) and network bytes
 ceiling of one shard; docs/governance.md turns that into a fleet size.
 
     .venv/bin/python bench/state_capacity.py [--seconds 10] [--processes 2] [--inflight 64]
+        [--tenants 64] [--leasing PERCENT] [--no-concurrency]
+
+``--leasing 1`` turns on hot-tenant mode (``leasing.blockPercent: 1``: each process leases
+blocks of 1% of every rate limit and budget and counts locally; the concurrency limit is
+still reserved per call unless ``--no-concurrency`` drops it); ``--tenants 1`` is one hot
+tenant, every call on one shard.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,13 +48,17 @@ BODY: dict[str, Any] = {
 TENANTS = [f"tenant-{i}" for i in range(64)]
 
 
-def bundle_bytes() -> bytes:
-    use_case = {
+def bundle_bytes(leasing: float | None = None, concurrency: bool = True) -> bytes:
+    use_case: dict[str, Any] = {
         "name": "reply", "routes": ["chat"],
         "rateLimits": {"requestsPerMinute": 10**8, "tokensPerMinute": 10**10, "concurrency": 10**5},
         "budgets": [{"name": "daily", "period": "day", "tokens": 10**15},
                     {"name": "monthly", "period": "month", "costUSD": "999999"}],
     }  # fmt: skip
+    if not concurrency:
+        del use_case["rateLimits"]["concurrency"]
+    if leasing is not None:
+        use_case["leasing"] = {"blockPercent": leasing}
     docs = [
         {"apiVersion": "aigw.dev/v1alpha1", "kind": "AIPolicy",
          "metadata": {"name": "p", "namespace": "team-a"},
@@ -67,12 +78,13 @@ def bundle_bytes() -> bytes:
     return compiled.to_json_bytes()
 
 
-async def client(url: str, seconds: float, inflight: int, start: float) -> int:
+async def client(url: str, seconds: float, inflight: int, start: float, shape: Shape) -> int:
     from aigw_contract import parse_bundle  # noqa: PLC0415 - in the child process
 
     store = RedisStore.from_url(url, timeout=5.0)
     governor = Governor(POD, store)
-    view = governor.view(parse_bundle(bundle_bytes()))
+    view = governor.view(parse_bundle(bundle_bytes(shape.leasing, shape.concurrency)))
+    tenants = TENANTS[: shape.tenants]
     await asyncio.sleep(max(0.0, start - time.time()))  # every process starts at once
     done = 0
     stop = time.monotonic() + seconds
@@ -82,7 +94,7 @@ async def client(url: str, seconds: float, inflight: int, start: float) -> int:
         i = n
         while time.monotonic() < stop:
             i += inflight
-            claims = Claims(tenant=TENANTS[i % len(TENANTS)])
+            claims = Claims(tenant=tenants[i % len(tenants)])
             admission = governor.admit(view, request_id="b", body=BODY, route="chat", claims=claims)
             grant = await governor.limit(view, admission)
             await governor.settle(grant, Usage(admission.constraints.prompt_tokens, 40))
@@ -93,14 +105,25 @@ async def client(url: str, seconds: float, inflight: int, start: float) -> int:
     return done
 
 
-def child(url: str, seconds: float, inflight: int, start: float, out: Any) -> None:
+@dataclass(frozen=True)
+class Shape:
+    """The policy shape of a run."""
+
+    tenants: int
+    leasing: float | None
+    concurrency: bool
+    seconds: float
+    inflight: int
+
+
+def child(url: str, start: float, shape: Shape, out: Any) -> None:
     try:
         import uvloop  # noqa: PLC0415
 
         uvloop.install()
     except ImportError:
         pass
-    out.put(asyncio.run(client(url, seconds, inflight, start)))
+    out.put(asyncio.run(client(url, shape.seconds, shape.inflight, start, shape)))
 
 
 def redis_figures(redis: SyncRedis) -> dict[str, float]:
@@ -120,7 +143,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--tenants", type=int, default=len(TENANTS), choices=range(1, 65))
+    parser.add_argument("--leasing", type=float, default=None, help="blockPercent")
+    parser.add_argument("--no-concurrency", action="store_true")
     args = parser.parse_args()
+    shape = Shape(args.tenants, args.leasing, not args.no_concurrency, args.seconds, args.inflight)
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed"
     with socket.socket() as sock:
@@ -144,7 +171,7 @@ def main() -> None:
         start = time.time() + 3.0
         procs = [
             multiprocessing.get_context("spawn").Process(
-                target=child, args=(url, args.seconds, args.inflight, start, queue)
+                target=child, args=(url, start, shape, queue)
             )
             for _ in range(args.processes)
         ]
@@ -169,6 +196,11 @@ def main() -> None:
             "bytes_in_per_call": round(delta["in"] / calls),
             "bytes_out_per_call": round(delta["out"] / calls),
             "load_average": loadavg,
+            "shape": {
+                "tenants": shape.tenants,
+                "leasing": shape.leasing,
+                "concurrency": shape.concurrency,
+            },
         }
         print(json.dumps(result, indent=2))
     finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 from aigw_operator import OperatorError
 from aigw_operator import settings as s
 from aigw_operator.app import run as run_operator
-from aigw_operator.inject import redis_tls_problems
+from aigw_operator.inject import redaction_key_problems, redis_tls_problems
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
 
@@ -86,6 +86,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sidecar-redis-tls-dir",
         default="/etc/aigw/redis-tls",
         help="where the Redis TLS Secret is mounted; AIGW_SIDECAR_REDIS_TLS_*_FILE must be in it",
+    )
+    add(
+        "--sidecar-redaction-key-secret",
+        help="Secret (in each workload namespace) holding the key of redaction mode hash, "
+        "mounted read-only into injected sidecars only (pods wait for it); without it each "
+        "sidecar draws its own key and hashes match within one pod only",
+    )
+    add(
+        "--sidecar-redaction-key-secret-key",
+        default="key",
+        help="the entry of --sidecar-redaction-key-secret holding the key (at least 16 bytes)",
     )
     add("--sidecar-cpu-request", default="50m")
     add("--sidecar-memory-request", default="64Mi")
@@ -167,6 +178,8 @@ def settings_from_args(args: argparse.Namespace) -> s.OperatorSettings:
             env=_sidecar_env(),
             redis_tls_secret=args.sidecar_redis_tls_secret or None,
             redis_tls_dir=args.sidecar_redis_tls_dir,
+            redaction_key_secret=args.sidecar_redaction_key_secret or None,
+            redaction_key_entry=args.sidecar_redaction_key_secret_key,
             resources=s.Resources(
                 cpu_request=args.sidecar_cpu_request,
                 memory_request=args.sidecar_memory_request,
@@ -219,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         # kopf logs every handler call at INFO: one line per watch event is noise here.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = settings_from_args(args)
-    if problems := redis_tls_problems(settings.sidecar):
+    problems = redis_tls_problems(settings.sidecar) + redaction_key_problems(settings.sidecar)
+    if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2

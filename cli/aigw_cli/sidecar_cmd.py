@@ -290,6 +290,28 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return os.environ.get(_ENV[name]) or None
 
 
+MIN_REDACTION_KEY_BYTES = 16
+"""The shortest redaction key accepted: a shorter one could be guessed, and then every hash
+token dictionary-checked."""
+
+
+def _redaction_key(path: Path) -> tuple[bytes | None, str]:
+    """The key of redaction mode hash from ``path`` (surrounding whitespace dropped), or None
+    and why not. A file that cannot be read, or holds fewer than 16 bytes, is an error, never
+    a silent fallback to a per-process key (hashes would then stop matching across pods);
+    the message names the file and the length, never the content."""
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        return None, f"cannot read the redaction key file {path}: {exc.strerror or exc}"
+    if len(key) < MIN_REDACTION_KEY_BYTES:
+        return None, (
+            f"the redaction key file {path} holds {len(key)} bytes; "
+            f"at least {MIN_REDACTION_KEY_BYTES} are needed"
+        )
+    return key, ""
+
+
 def _cache_store_problem(overrides: dict[str, object]) -> str | None:
     store = overrides.get("cache_store", "auto")
     if store not in ("auto", "memory", "redis"):
@@ -375,11 +397,11 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0912, PLR0915 - one branch
         return 2
     key_file = _pick(args, "redaction_key_file")
     if key_file is not None:
-        try:
-            overrides["redaction_key"] = Path(key_file).read_bytes().strip()
-        except OSError as exc:
-            print(f"error: cannot read the redaction key file {key_file}: {exc}", file=sys.stderr)
+        key, problem = _redaction_key(Path(key_file))
+        if key is None:
+            print(f"error: {problem}", file=sys.stderr)
             return 2
+        overrides["redaction_key"] = key
     for field, env in _POD_ENV.items():
         if os.environ.get(env):
             overrides[field] = os.environ[env]

@@ -36,6 +36,7 @@ __all__ = [
     "InFlightAction",
     "LabelSelector",
     "LabelSelectorRequirement",
+    "Leasing",
     "LimitScope",
     "PromptInjection",
     "PromptInjectionMode",
@@ -46,6 +47,7 @@ __all__ = [
     "RequestLimits",
     "ResidencyRule",
     "SemanticCache",
+    "TelemetrySettings",
     "UseCase",
 ]
 
@@ -234,6 +236,28 @@ class Budget(Model):
         return self
 
 
+MAX_BLOCK_PERCENT = 10.0
+"""Largest block a sidecar may lease, in percent of a limit (see :class:`Leasing`)."""
+
+
+class Leasing(Model):
+    """Hot-tenant mode: each sidecar leases blocks of this use case's limits and budgets.
+
+    Instead of one shared-state round trip per call, a sidecar takes a block of every
+    requests/min, tokens/min and budget counter of the use case (``blockPercent`` of each
+    limit) with one reservation, admits calls against it in its own memory, and returns
+    what is left when the block is replaced, unused for a lease period, at a bundle reload,
+    at a budget window's end and at shutdown. Budgets stay exact (a block is counted when
+    it is leased); a rate limit may admit up to ``pods x block`` more than its limit over a
+    minute (docs/governance.md states the bound). Concurrency is never leased. Only in
+    enforce mode; without shared state (one pod) it changes nothing.
+    """
+
+    block_percent: float = Field(ge=0.01, le=MAX_BLOCK_PERCENT)
+    """Size of one block, in percent of each limit (0.01 to 10; rounded down to whole
+    requests, tokens or nano-USD, at least 1): the most a sidecar holds unspent per counter."""
+
+
 class CacheScope(StrEnum):
     """Who shares the entries of an exact cache (``docs/cache.md``)."""
 
@@ -397,6 +421,14 @@ class AuditSettings(Model):
     """Audit queue full: backpressure (the call waits, none lost) or drop (dropped, counted)."""
 
 
+class TelemetrySettings(Model):
+    """What this use case's traces may carry beyond the call's facts (docs/telemetry.md)."""
+
+    capture_content: bool = False
+    """Whether traces carry the prompt and answer (after redaction, size-bounded) as the
+    GenAI input/output message attributes of its inference spans."""
+
+
 class Idempotency(Model):
     """Idempotency-Key handling, with the IETF httpapi draft's semantics.
 
@@ -464,8 +496,13 @@ class UseCase(Model):
     """Prompt-injection checks."""
     audit: AuditSettings = Field(default_factory=AuditSettings)
     """Audit record settings."""
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    """What traces may carry (prompt and answer content: off by default)."""
     idempotency: Idempotency = Field(default_factory=Idempotency)
     """Idempotency-Key handling."""
+    leasing: Leasing | None = None
+    """Hot-tenant mode: sidecars lease blocks of the rate limits and budgets and count
+    locally (omit: every call reserves in shared state)."""
 
     @model_validator(mode="after")
     def _unique_budget_names(self) -> Self:

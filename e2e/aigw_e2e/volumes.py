@@ -92,6 +92,9 @@ def _source(kind: str, ref: Mapping[str, Any], lookup: Lookup) -> dict[str, byte
     files = _object_files(kind, obj)
     items = ref.get("items")
     if items:
+        missing = [str(i["key"]) for i in items if str(i["key"]) not in files]
+        if missing and not ref.get("optional"):  # the kubelet fails the mount, the pod waits
+            raise MissingSource(f"{kind} {name} has no key {missing[0]}")
         return {str(i["path"]): files[str(i["key"])] for i in items if str(i["key"]) in files}
     return files
 

@@ -27,6 +27,12 @@ is tested against golden files without a cluster. The rules:
   in that directory (:func:`redis_tls_problems`, checked when the operator starts). It is not
   optional: a namespace without the Secret gets pods that wait for it (a ``FailedMount``
   event names it) rather than sidecars that cannot reach Redis;
+* the key of redaction mode ``hash`` comes from the Secret ``redaction_key_secret`` of the
+  pod's namespace (its entry ``redaction_key_entry``), mounted read-only in the sidecar
+  container only and passed as ``--redaction-key-file``: every pod given the same Secret
+  hashes a value to the same token. Not optional either: a pod waits for the Secret (and for
+  that entry) rather than start a sidecar whose tokens would silently match nobody else's
+  (:func:`redaction_key_problems` checks the names when the operator starts);
 * Secret files are mode 0444: the injector sets no ``fsGroup`` (a pod-wide setting), so the
   kubelet writes them as root, and the sidecar runs as a non-root user; only the sidecar
   container mounts them;
@@ -63,6 +69,7 @@ __all__ = [
     "decide",
     "drain_and_grace",
     "plan_injection",
+    "redaction_key_problems",
     "redis_tls_problems",
     "sidecar_container",
 ]
@@ -73,9 +80,18 @@ _PODINFO_VOLUME = "aigw-podinfo"
 _TMP_VOLUME = "aigw-tmp"
 _AUDIT_VOLUME = "aigw-audit"
 _REDIS_TLS_VOLUME = "aigw-redis-tls"
+_REDACTION_KEY_VOLUME = "aigw-redaction-key"
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _REDIS_TLS_ENV = ("AIGW_REDIS_TLS_CA_FILE", "AIGW_REDIS_TLS_CERT_FILE", "AIGW_REDIS_TLS_KEY_FILE")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_OWN_MOUNTS = (names.BUNDLE_MOUNT, names.PODINFO_MOUNT, names.SECRETS_DIR, names.AUDIT_DIR, "/tmp")  # noqa: S108
+_OWN_MOUNTS = (
+    names.BUNDLE_MOUNT,
+    names.PODINFO_MOUNT,
+    names.SECRETS_DIR,
+    names.AUDIT_DIR,
+    names.REDACTION_KEY_MOUNT,
+    "/tmp",  # noqa: S108
+)
 _SECRET_MODE = 0o444
 """Read for everyone in the sidecar container: the files are root's (no fsGroup is set)."""
 DRAIN_MARGIN_S = 5
@@ -164,6 +180,20 @@ def redis_tls_problems(settings: SidecarSettings) -> list[str]:
     return problems
 
 
+def redaction_key_problems(settings: SidecarSettings) -> list[str]:
+    """Why the redaction key Secret cannot be mounted (empty: it can): a Secret name or an
+    entry name the apiserver would refuse."""
+    secret, key = settings.redaction_key_secret, settings.redaction_key_entry
+    if secret is None:
+        return []
+    problems = []
+    if len(secret) > 253 or not _DNS_SUBDOMAIN.fullmatch(secret):
+        problems.append(f"redaction key Secret name {secret!r} is not a DNS-1123 subdomain")
+    if len(key) > 253 or not _SECRET_KEY.fullmatch(key) or key in (".", ".."):
+        problems.append(f"redaction key entry {key!r} is not a valid Secret key")
+    return problems
+
+
 def _nested(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
@@ -214,6 +244,10 @@ def sidecar_container(
         mounts.append(
             {"name": _REDIS_TLS_VOLUME, "mountPath": settings.redis_tls_dir, "readOnly": True}
         )
+    key = settings.redaction_key_secret is not None
+    if key:
+        mount = {"name": _REDACTION_KEY_VOLUME, "mountPath": names.REDACTION_KEY_MOUNT}
+        mounts.append({**mount, "readOnly": True})
     audit = settings.audit_size_limit is not None
     if audit:
         mounts.append({"name": _AUDIT_VOLUME, "mountPath": names.AUDIT_DIR})
@@ -230,6 +264,7 @@ def sidecar_container(
             f"--drain-timeout={drain_s}",
             *(["--status-from-network"] if settings.status_from_network else []),
             *([f"--audit-file={names.AUDIT_FILE}"] if audit else []),
+            *([f"--redaction-key-file={names.REDACTION_KEY_FILE}"] if key else []),
         ],
         "ports": [
             {"name": "aigw-proxy", "containerPort": settings.port, "protocol": "TCP"},
@@ -325,6 +360,14 @@ def _volumes(secrets: Sequence[str], settings: SidecarSettings) -> list[dict[str
     if settings.redis_tls_secret is not None:
         secret = {"secretName": settings.redis_tls_secret, "defaultMode": _SECRET_MODE}
         volumes.append({"name": _REDIS_TLS_VOLUME, "secret": secret})
+    if settings.redaction_key_secret is not None:  # one entry, under a fixed file name
+        item = {"key": settings.redaction_key_entry, "path": "key"}
+        secret = {
+            "secretName": settings.redaction_key_secret,
+            "items": [item],
+            "defaultMode": _SECRET_MODE,
+        }
+        volumes.append({"name": _REDACTION_KEY_VOLUME, "secret": secret})
     # Optional: a Secret for a backend that is not used yet must not keep the pod from starting;
     # the sidecar answers calls to that backend with an authentication error instead.
     volumes += [

@@ -34,6 +34,8 @@ __all__ = [
     "MANAGED_BY",
     "PODINFO_MOUNT",
     "POINTER_NAME",
+    "REDACTION_KEY_FILE",
+    "REDACTION_KEY_MOUNT",
     "ROLLOUT_NAME",
     "SECRETS_DIR",
     "SIDECAR_NAME",
@@ -87,6 +89,10 @@ AUDIT_DIR = "/var/log/aigw"
 AUDIT_FILE = f"{AUDIT_DIR}/audit.jsonl"
 PODINFO_MOUNT = "/etc/aigw/podinfo"
 LABELS_FILE = f"{PODINFO_MOUNT}/labels"
+REDACTION_KEY_MOUNT = "/etc/aigw/redaction-key"
+"""Where the redaction key Secret is mounted in the sidecar container (read-only)."""
+REDACTION_KEY_FILE = f"{REDACTION_KEY_MOUNT}/key"
+"""The sidecar's ``--redaction-key-file``: the Secret's key entry, always under this name."""
 
 ENV_POD_NAMESPACE = "AIGW_POD_NAMESPACE"
 ENV_POD_NAME = "AIGW_POD_NAME"

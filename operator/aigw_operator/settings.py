@@ -76,6 +76,14 @@ class SidecarSettings:
     ``AIGW_REDIS_TLS_*_FILE`` paths of ``env`` must point. None: nothing mounted."""
     redis_tls_dir: str = "/etc/aigw/redis-tls"
     """Where ``redis_tls_secret`` is mounted (a directory of the sidecar container)."""
+    redaction_key_secret: str | None = None
+    """Secret (in each injected pod's namespace) holding the key of redaction mode ``hash``:
+    its entry ``redaction_key_entry`` is mounted read-only in the sidecar container only
+    and passed as ``--redaction-key-file``, so every pod of the namespace (and every
+    namespace given the same key) hashes a value to the same token. Not optional: a pod
+    waits for it. None: each sidecar draws a key of its own (tokens match within a pod)."""
+    redaction_key_entry: str = "key"
+    """The entry of ``redaction_key_secret`` that holds the key (at least 16 bytes)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,10 @@ async def _status(request: web.Request) -> web.Response:
     audit = request.app.get(AUDIT)
     status["audit"] = audit.status() if audit is not None else None
     status["draining"] = request.app[DRAINING].active
+    # Where the key of redaction mode hash came from (never the key): "file" on every pod of
+    # a fleet means their hash tokens join; "per-process" means they match in this pod only.
+    key = request.app[SETTINGS].redaction_key
+    status["redaction"] = {"hashKey": "per-process" if key is None else "file"}
     status["now"] = time.time()
     return _json(status)
 

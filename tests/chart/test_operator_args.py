@@ -339,3 +339,41 @@ def test_a_redis_tls_file_outside_the_mounted_secret_fails_the_render(
     result = helm("template", "aigw", str(CHART), values=values, check=False)
     assert result.returncode != 0
     assert "must be a file in redis.tls.mountPath" in result.stderr
+
+
+@pytest.mark.parametrize("entry", [None, "hash-key"])
+def test_the_redaction_key_secret_reaches_every_injected_sidecar(
+    render: Render, entry: str | None
+) -> None:
+    """sidecar.redactionKey -> operator flags -> the Secret's entry mounted into the sidecar
+    container alone, passed as --redaction-key-file (a flag aigw sidecar reads)."""
+    key: dict[str, Any] = {"secretName": "aigw-redaction-key"}
+    if entry is not None:
+        key["secretKey"] = entry
+    container = _container(render({"sidecar": {"redactionKey": key}}))
+    settings = _settings(container["args"]).sidecar
+    assert settings.redaction_key_secret == "aigw-redaction-key"
+    assert settings.redaction_key_entry == (entry or "key")
+    pod = {
+        "metadata": {"labels": {"aigw.dev/inject": "true"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    }
+    patch = plan_injection(pod, settings, namespace_enabled=False, native=True).patch
+    (sidecar,) = next(op["value"] for op in patch if op["path"] == "/spec/initContainers")
+    (volumes,) = [op["value"] for op in patch if op["path"] == "/spec/volumes"]
+    volume = next(
+        v for v in volumes if v.get("secret", {}).get("secretName") == "aigw-redaction-key"
+    )
+    assert volume["secret"]["items"] == [{"key": entry or "key", "path": "key"}]
+    (flag,) = [a for a in sidecar["args"] if a.startswith("--redaction-key-file=")]
+    parser = argparse.ArgumentParser(prog="aigw sidecar")
+    sidecar_cmd.add_arguments(parser)
+    parsed = parser.parse_args(sidecar["args"])
+    mount = next(m for m in sidecar["volumeMounts"] if m["name"] == volume["name"])
+    assert str(parsed.redaction_key_file) == f"{mount['mountPath']}/key" == flag.split("=", 1)[1]
+
+
+def test_without_a_redaction_key_secret_no_flag_is_passed(render: Render) -> None:
+    container = _container(render())
+    assert not [a for a in container["args"] if "redaction" in a]
+    assert _settings(container["args"]).sidecar.redaction_key_secret is None

@@ -317,3 +317,58 @@ def test_helm_lint_is_clean(helm: Callable[..., Any], values: dict[str, Any]) ->
     assert "1 chart(s) linted, 0 chart(s) failed" in output
     assert "[WARNING]" not in output
     assert "[ERROR]" not in output
+
+
+# -- the redaction key -----------------------------------------------------------------------
+
+GENERATED_KEY = {"secretName": "aigw-redaction-key", "generate": True}
+
+
+def test_a_generated_redaction_key_is_one_key_in_every_watched_namespace(render: Render) -> None:
+    values = {"watchNamespaces": ["team-a", "team-b"], "sidecar": {"redactionKey": GENERATED_KEY}}
+    docs = documents(render(values))
+    secrets = [
+        d
+        for d in docs
+        if d["kind"] == "Secret" and d["metadata"]["name"] == GENERATED_KEY["secretName"]
+    ]
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["team-a", "team-b"]
+    keys = {base64.b64decode(s["data"]["key"]) for s in secrets}
+    assert len(keys) == 1  # tokens join across the namespaces
+    (key,) = keys
+    assert len(key) == 64
+    assert key.isalnum()
+    for secret in secrets:
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # A fresh render (no cluster to look the old one up in) draws a fresh key.
+    again = documents(render(values))
+    assert {
+        base64.b64decode(d["data"]["key"])
+        for d in again
+        if d["kind"] == "Secret" and d["metadata"]["name"] == GENERATED_KEY["secretName"]
+    } != keys
+    assert "--sidecar-redaction-key-secret=aigw-redaction-key" in operator_args(docs)
+
+
+def test_no_redaction_key_secret_is_generated_by_default(render: Render) -> None:
+    values = {"watchNamespaces": ["team-a"], "sidecar": {"redactionKey": {"secretName": "k"}}}
+    docs = documents(render(values))
+    assert not [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == "k"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sidecar": {"redactionKey": GENERATED_KEY}}, "needs watchNamespaces"),
+        (
+            {"watchNamespaces": ["a"], "sidecar": {"redactionKey": {"generate": True}}},
+            "needs sidecar.redactionKey.secretName",
+        ),
+    ],
+)
+def test_a_redaction_key_that_cannot_be_generated_fails_the_render(
+    helm: Callable[..., Any], values: dict[str, Any], message: str
+) -> None:
+    result = helm("template", "aigw", str(CHART), values=values, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -37,6 +37,21 @@ WRONG: list[tuple[dict[str, Any], str, str]] = [
     ({"redis": {"enabled": True, "url": "http://r:6379"}}, "/redis/url", "does not match"),
     ({"redis": {"tls": {"secretName": "Redis_TLS"}}}, "/redis/tls/secretName", "does not match"),
     ({"redis": {"tls": {"mountPath": "certs"}}}, "/redis/tls/mountPath", "does not match"),
+    (
+        {"sidecar": {"redactionKey": {"secretName": "Hash_Key"}}},
+        "/sidecar/redactionKey/secretName",
+        "does not match",
+    ),
+    (
+        {"sidecar": {"redactionKey": {"secretKey": "a/b"}}},
+        "/sidecar/redactionKey/secretKey",
+        "does not match",
+    ),
+    (
+        {"sidecar": {"redactionKey": {"generate": "yes"}}},
+        "/sidecar/redactionKey/generate",
+        "got string, want boolean",
+    ),
     ({"opentelemetry": {"enabled": True}}, "/opentelemetry/endpoint", "minLength"),
     ({"opentelemetry": {"samplingRatio": 2}}, "/opentelemetry/samplingRatio", "maximum"),
     ({"operator": {"replica": 2}}, "/operator", "additional properties 'replica' not allowed"),

@@ -127,6 +127,7 @@ def test_a_minimal_resource_warns_about_nothing_and_has_no_inactive_defaults() -
         ({"redaction": {"profile": "pii", "mode": "block"}}, []),  # enforced fields
         ({"promptInjection": {"mode": "block"}}, []),
         ({"audit": {"storePrompts": True}}, []),  # enforced
+        ({"telemetry": {"captureContent": True}}, []),  # enforced
         ({"qualityTier": "high"}, []),  # enforced: intent routing
         ({"rateLimits": {"requestsPerMinute": 5}, "tools": []}, []),  # enforced fields
     ],

@@ -15,6 +15,7 @@ from aigw_operator.inject import (
     API_KEY_PLACEHOLDER,
     decide,
     plan_injection,
+    redaction_key_problems,
     redis_tls_problems,
 )
 
@@ -312,3 +313,74 @@ def test_redis_tls_settings_that_cannot_work_are_named(
     else:
         assert len(problems) == 1, problems
         assert problem in problems[0]
+
+
+KEYED = SidecarSettings(redaction_key_secret="aigw-redaction-key", redaction_key_entry="hash-key")
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "container"])
+def test_the_redaction_key_secret_is_mounted_into_the_sidecar_alone(
+    native: bool, json_patch: Patcher, golden: Golden
+) -> None:
+    """One entry of the Secret, under a fixed file name, read-only in the sidecar container
+    only, not optional (the pod waits for it), and passed as --redaction-key-file."""
+    original = pod(LABELLED, containers=[{"name": "app", "image": "app:1"}, {"name": "b"}])
+    plan = plan_injection(
+        original, KEYED, namespace_enabled=False, native=native, secrets=["provider-keys"]
+    )
+    injected = json_patch(original, plan.patch)
+    golden(f"pod-redaction-key-{'native' if native else 'container'}", injected)
+    spec = injected["spec"]
+    everything = spec["containers"] + spec.get("initContainers", [])
+    (sidecar,) = [c for c in everything if c["name"] == "aigw-sidecar"]
+    (volume,) = [
+        v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "aigw-redaction-key"
+    ]
+    assert volume["secret"] == {
+        "secretName": "aigw-redaction-key",
+        "items": [{"key": "hash-key", "path": "key"}],
+        "defaultMode": 0o444,  # readable by the non-root sidecar: no fsGroup is set
+    }
+    (mount,) = [m for m in sidecar["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {
+        "name": volume["name"],
+        "mountPath": "/etc/aigw/redaction-key",
+        "readOnly": True,
+    }
+    assert "--redaction-key-file=/etc/aigw/redaction-key/key" in sidecar["args"]
+    apps = [c for c in everything if c["name"] != "aigw-sidecar"]
+    assert all(volume["name"] not in json.dumps(c) for c in apps)
+    assert "fsGroup" not in json.dumps(injected)
+
+
+def test_without_a_redaction_key_secret_each_sidecar_draws_its_own() -> None:
+    plan = plan_injection(pod(LABELLED), SidecarSettings(), namespace_enabled=False, native=True)
+    assert "redaction" not in json.dumps(plan.patch)
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        (KEYED, None),
+        (SidecarSettings(), None),
+        (SidecarSettings(redaction_key_secret="Hash_Key"), "not a DNS-1123 subdomain"),
+        (SidecarSettings(redaction_key_secret="k" * 254), "not a DNS-1123 subdomain"),
+        (SidecarSettings(redaction_key_secret="k", redaction_key_entry="a/b"), "valid Secret key"),
+        (SidecarSettings(redaction_key_secret="k", redaction_key_entry=".."), "valid Secret key"),
+        (SidecarSettings(redaction_key_secret="k", redaction_key_entry=""), "valid Secret key"),
+    ],
+)
+def test_redaction_key_settings_that_cannot_work_are_named(
+    settings: SidecarSettings, problem: str | None
+) -> None:
+    problems = redaction_key_problems(settings)
+    if problem is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1, problems
+        assert problem in problems[0]
+
+
+def test_the_redis_tls_directory_may_not_overlap_the_redaction_key() -> None:
+    settings = SidecarSettings(redis_tls_secret="s", redis_tls_dir="/etc/aigw/redaction-key")
+    assert any("overlaps" in p for p in redis_tls_problems(settings))

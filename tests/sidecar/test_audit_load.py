@@ -10,9 +10,10 @@ such id has exactly one record, with the caller's ``X-Request-Id`` as its correl
 no record has an id no caller got, and the chains verify with ``--strict`` (ended, nothing
 dropped). A call that never got an answer never reached the server, and has no record.
 
-Idempotent replays (a second call with the same ``Idempotency-Key`` and body) are in the
-mix. Not covered yet: cache hits (no cache step has landed); a cache hit is a step that
-answers, which the audit step records like an idempotent replay.
+Answers from a step are in the mix too: idempotent replays (a second call with the same
+``Idempotency-Key`` and body) and exact-cache hits, complete and streamed (one fixed body
+of a use case with the cache on: the first call of each sidecar is a miss, later ones
+hits). Each has its one record, saying which step answered, with no attempt.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from aigw_fakeprovider import FakeProvider
 from .auditing import SidecarProcess, aigw, policy_doc, priced, records, sidecar_process
 from .conftest import route
 
-KINDS = ("ok", "stream", "tenant", "limited", "provider", "bad_json", "disconnect", "ok", "idem")
+KINDS = (
+    *("ok", "stream", "tenant", "limited", "provider", "bad_json", "disconnect", "ok", "idem"),
+    *("hit", "hit_stream"),
+)
 PER_SIDECAR = 240
 
 
@@ -45,6 +49,7 @@ def docs(oai: FakeProvider, slow: FakeProvider) -> list[dict[str, Any]]:
                 "idempotency": {"enabled": True},
             },
             {"name": "limited", "routes": ["chat"], "rateLimits": {"requestsPerMinute": 5}},
+            {"name": "cached", "routes": ["chat"], "cache": {"exact": {"enabled": True}}},
         ]
     }
     return [
@@ -81,6 +86,10 @@ class Load:
             body["model"] = "broken"
         elif kind == "disconnect":
             body = {**body, "model": "slow", "stream": True}
+        elif kind in ("hit", "hit_stream"):  # one body: after the first answer, hits
+            headers["X-AIGW-Use-Case"] = "cached"
+            body["messages"][0]["content"] = "what is cached"
+            body["stream"] = kind == "hit_stream"
         elif kind == "idem":  # two calls share each key: the second is an idempotent replay
             headers["Idempotency-Key"] = f"key-{index // (2 * len(KINDS))}"
         data = b"{oops" if kind == "bad_json" else None
@@ -170,6 +179,12 @@ async def test_records_equal_requests_under_load_and_sigterm(
         replays = [r for r in calls if r["idempotent_replay"]]
         assert replays, "idempotent replays are recorded"
         assert all(r["answered_by"] == "idempotency" and not r["attempts"] for r in replays)
+        hits = [r for r in calls if r["cache"] == "hit"]
+        assert {load.sent[r["correlation"]["x_request_id"]] for r in hits} == {"hit", "hit_stream"}
+        assert all(r["answered_by"] == "cache.answer" and not r["attempts"] for r in hits)
+        assert all(r["status"] == 200 and r["cost_usd"] == "0.000000000" for r in hits)
+        cached = [r for r in calls if load.sent[r["correlation"]["x_request_id"]].startswith("hit")]
+        assert {r["cache"] for r in cached} <= {"hit", "miss"}
         verified = aigw("audit", "verify", "--strict", path)
         assert verified.returncode == 0, verified.stdout
     assert loads[0].unanswered, "the SIGTERM came in the middle of the load"

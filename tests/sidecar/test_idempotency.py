@@ -20,6 +20,9 @@ import pytest
 
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer
+from aigw_sidecar.app_keys import PIPELINE
+from aigw_sidecar.idempotency import MemoryIdempotencyStore
+from aigw_sidecar.steps.idempotency import MAX_RECORD_BYTES, Idempotency
 
 from .conftest import (
     APP_KEY,
@@ -241,3 +244,65 @@ async def test_a_repeated_key_header_is_refused(tmp_path: Path) -> None:
             assert response.status == 400
             assert (await response.json())["error"]["code"] == "duplicate_header"
     assert len(r.fake.recorder) == 0
+
+
+def _pieces(count: int, size: int) -> list[str]:
+    """``count`` stream pieces of ``size`` characters of prose (words, so the redaction
+    window releases them as they come)."""
+    word = "lorem ipsum dolor sit amet "
+    return [(word * (size // len(word) + 1))[:size] for _ in range(count)]
+
+
+async def test_a_huge_streamed_answer_is_not_kept_and_recording_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    """A caller that makes the answer huge (a long stream under an Idempotency-Key) gets it
+    whole, but the sidecar holds at most the bound while recording it (the shared recorder
+    drops what it held at the bound, mid-stream), stores only a small not-kept record, and a
+    duplicate is a 409 that runs nothing; a stream under the bound still replays exactly."""
+    async with rig(tmp_path) as r:
+        (step,) = [s for s in r.server.api[PIPELINE].steps if isinstance(s, Idempotency)]
+        store = step.store
+        assert isinstance(store, MemoryIdempotencyStore)
+        # Under the bound (256 KiB): recorded, stored and replayed chunk for chunk.
+        async with r.client("ok-stream") as client:
+            r.fake.queue_fault(reply_pieces=_pieces(32, 8 << 10))
+            runs = []
+            for _ in range(2):
+                stream = await client.chat.completions.create(
+                    model="chat", messages=HELLO, stream=True
+                )
+                runs.append([c.model_dump() async for c in stream])
+        assert runs[0] == runs[1]
+        assert (
+            sum(len(c["choices"][0]["delta"].get("content") or "") for c in runs[0] if c["choices"])
+            == 32 << 13
+        )
+        assert len(r.fake.recorder) == 1
+        assert 256 << 10 <= step.recording.peak <= MAX_RECORD_BYTES
+        assert step.recording.held == 0  # given back once stored
+        stored = store.bytes
+        assert stored > 256 << 10  # the replayable record
+        # Past the bound (4 MiB): the caller gets every byte; the recorder lets go mid-stream.
+        async with r.client("huge-stream") as client:
+            r.fake.queue_fault(reply_pieces=_pieces(64, 64 << 10))
+            stream = await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+            received = 0
+            held_past_the_bound = []
+            async for chunk in stream:
+                if chunk.choices:
+                    received += len(chunk.choices[0].delta.content or "")
+                if received > 2 * MAX_RECORD_BYTES:  # the sidecar recorded before it sent
+                    held_past_the_bound.append(step.recording.held)
+            assert received == 64 << 16
+            assert held_past_the_bound
+            assert set(held_past_the_bound) == {0}
+            assert MAX_RECORD_BYTES // 2 < step.recording.peak <= MAX_RECORD_BYTES
+            assert store.bytes - stored < 1024  # only the not-kept record
+            # The duplicate is answered without running (and charging) it again.
+            with pytest.raises(openai.ConflictError) as again:
+                await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+            assert again.value.code == "idempotency_result_not_kept"
+            assert again.value.response.headers["x-aigw-idempotent-replay"] == "true"
+        assert len(r.fake.recorder) == 2
+        assert step.recording.held == 0

@@ -52,6 +52,10 @@ The command line of `aigw operator`: the one place where chart values become ope
 - --sidecar-redis-tls-secret={{ . }}
 - --sidecar-redis-tls-dir={{ include "aigw.redisTLSDir" $root }}
 {{- end }}
+{{- with $v.sidecar.redactionKey.secretName }}
+- --sidecar-redaction-key-secret={{ . }}
+- --sidecar-redaction-key-secret-key={{ $v.sidecar.redactionKey.secretKey }}
+{{- end }}
 {{- range $v.operator.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -49,6 +49,7 @@ from .constraints import Constraints, constrain, requested_choices, requested_ma
 from .decisions import Decision, Denied, DenyKind, Verdict
 from .grants import Admission, BundleView, GovernanceSettings, Grant, Usage
 from .identity import Identity, PodIdentity
+from .leases import Leases, Pool
 from .memory_store import MemoryStore
 from .money import Prices
 from .observer import NullObserver, Observer
@@ -100,23 +101,39 @@ class Governor:
         self._active: dict[str, Grant] = {}
         """Reservation id -> grant of a call in progress (renewed while it runs)."""
         self._maintainer: asyncio.Task[None] | None = None
+        self.leases = Leases(
+            store,
+            clock=self.clock,
+            lease_seconds=self.settings.lease_seconds,
+            new_id=self.new_reservation_id,
+            defer=self._defer,
+            holding=self._start_maintenance,
+        )
+        """Hot-tenant mode: the blocks this sidecar leased (:mod:`.leases`)."""
 
     def new_reservation_id(self) -> str:
         """A reservation id: a random per-process prefix and a counter (unique across pods)."""
         return f"{self._prefix}{next(self._ids):08x}"
 
     async def aclose(self) -> None:
-        """Stop renewing, then close the shared store's connection (shutdown)."""
+        """Return leased blocks, stop renewing, then close the shared store's connection
+        (shutdown: after the calls in flight have settled)."""
+        await self.leases.aclose()
         task, self._maintainer = self._maintainer, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if self._pending and self.store is not self.local:
+            await self._replay()  # returns the store could not take yet: one more try
         if isinstance(self.store, RedisStore):
             await self.store.client.aclose()
 
     def view(self, bundle: Bundle) -> BundleView:
-        """Precompute what a newly loaded bundle means for this pod."""
-        return BundleView(bundle, self.pod)
+        """Precompute what a newly loaded bundle means for this pod; blocks leased under
+        the previous bundle are returned (once their calls settle)."""
+        view = BundleView(bundle, self.pod)
+        self.leases.retire_except(view)
+        return view
 
     # -- before the call -------------------------------------------------------------------
 
@@ -196,6 +213,12 @@ class Governor:
             )
             if not counters:
                 return Grant(admission, None, counters, roles, ())
+            if enforce and not degraded and self.store is not self.local:
+                pool = self.leases.pool(view, identity, counters)
+                if pool is not None:
+                    leased = await self._leased(pool, admission, counters, roles, now)
+                    if leased is not None:
+                        return leased
             store, result = await self._reserve(identity, admission, counters, now, enforce)
             if result.ok:
                 self._record_over(admission, counters, roles, result.over, degraded)
@@ -230,6 +253,41 @@ class Governor:
                 continue
             self.observer.limit_decision(counter.name, Verdict.BLOCKED.value)
             raise denial(counter, role, result.retry_after, now)
+
+    async def _leased(
+        self,
+        pool: Pool,
+        admission: Admission,
+        counters: list[Counter],
+        roles: list[Role],
+        now: float,
+    ) -> Grant | None:
+        """Hot-tenant mode: admit against a leased block (None: reserve per call)."""
+        share = await self.leases.take(pool, counters, roles, now)
+        if share is None:
+            return None
+        grant = Grant(admission, None, [], [], (), share=share)
+        if not pool.rest:
+            return grant
+        rest = [counters[i] for i in pool.rest]
+        rest_roles = [roles[i] for i in pool.rest]
+        try:
+            store, result = await self._reserve(admission.identity, admission, rest, now, True)
+        except BaseException:
+            self.leases.give_back(share)
+            raise
+        if not result.ok:
+            self.leases.give_back(share)
+            counter = rest[result.failed]
+            self.observer.limit_decision(counter.name, Verdict.BLOCKED.value)
+            raise denial(counter, rest_roles[result.failed], result.retry_after, now)
+        grant.store, grant.counters, grant.roles = store, rest, rest_roles
+        grant.levels = result.levels
+        grant.held_until = now + self.settings.lease_seconds
+        if not result.duplicate:
+            self._active[admission.reservation_id] = grant
+            self._start_maintenance()
+        return grant
 
     async def _reserve(
         self,
@@ -335,15 +393,23 @@ class Governor:
         ``prices`` are the serving backend's (the route's worst case when unknown).
         Settling twice does nothing the second time.
         """
-        if grant.settled or grant.store is None:
-            grant.settled = True
+        if grant.settled:
             return
         grant.settled = True
+        share = grant.share
+        if grant.store is None and share is None:
+            return
         tokens = usage.total if usage is not None else 0
         cost = 0
         if usage is not None:
             price = prices or grant.admission.prices
             cost = price.cost_of(usage)
+        if share is not None:
+            self.leases.settle(
+                share, [min(settled_amount(r, tokens, cost), MAX_AMOUNT) for r in share.roles]
+            )
+        if grant.store is None:
+            return
         # Provider-reported usage is bounded like everything else that reaches a store.
         actual = [min(settled_amount(role, tokens, cost), MAX_AMOUNT) for role in grant.roles]
         tag = tag_of(grant.admission.identity)
@@ -400,11 +466,12 @@ class Governor:
         ends by itself when there is nothing left to do."""
         interval = self.settings.lease_seconds / 3
         retry = min(interval, 0.5)
-        while self._active or self._pending:
+        while self._active or self._pending or self.leases.held:
             if self._pending and await self._replay():
                 continue
             await asyncio.sleep(retry if self._pending else interval)
             now = self.clock.now()
+            await self.leases.maintain(now, 2 * interval)
             due = [g for g in self._active.values() if g.held_until - now < 2 * interval]
             for grant in due:
                 await self._renew(grant, now)

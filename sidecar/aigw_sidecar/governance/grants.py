@@ -13,6 +13,7 @@ from aigw_contract import Bundle, DataClassification, EnforcementMode
 from .constraints import Constraints
 from .decisions import Decision, Verdict
 from .identity import Identity, PodIdentity, PolicyIndex
+from .leases import Share
 from .money import Prices, route_worst_prices
 from .plan import PlanCache, Role, Unit
 from .store import Counter, Store
@@ -93,12 +94,19 @@ class Grant:
     settled: bool = False
     held_until: float = 0.0
     """When the store lets the reservation go unless it is renewed (the governor's clock)."""
+    share: Share | None = None
+    """Hot-tenant mode: what the call took from a leased block (its leased counters);
+    ``counters`` then holds only what is still reserved per call (concurrency)."""
 
     def budget_remaining(self) -> tuple[int | None, int | None]:
         """Smallest remaining (tokens, nano-USD) over this request's budgets."""
         tokens: int | None = None
         money: int | None = None
-        for counter, role, level in zip(self.counters, self.roles, self.levels, strict=True):
+        rows = list(zip(self.counters, self.roles, self.levels, strict=True))
+        if self.share is not None:
+            share = self.share
+            rows += zip(share.counters, share.roles, share.levels, strict=True)
+        for counter, role, level in rows:
             if role.budget is None:
                 continue
             left = max(0, counter.limit - int(level))

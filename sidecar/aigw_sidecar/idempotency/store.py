@@ -146,5 +146,10 @@ class MemoryIdempotencyStore:
         if self._live(key, time.monotonic()) == marker:
             self._drop(key)
 
+    @property
+    def bytes(self) -> int:
+        """Bytes of keys and records held now (at most ``max_bytes``)."""
+        return self._bytes
+
     def __len__(self) -> int:
         return len(self._entries)

@@ -107,10 +107,12 @@ def telemetry_steps(services: Services) -> list[Plugin]:
     tracing = services.tracing
     if tracing is not None:
         from .trace import AttemptSpan, Trace  # noqa: PLC0415 - imports OpenTelemetry
+        from .trace_content import TraceContent  # noqa: PLC0415 - only with tracing
 
         dup = services.settings.telemetry.semconv == "dup"
         found.append(Trace(tracing.tracer, baggage=tracing.config.baggage, dup=dup))
         found.append(AttemptSpan(tracing.tracer))
+        found.append(TraceContent())
     return found
 
 

@@ -126,7 +126,7 @@ class Governance:
         usage = ctx.usage if ctx.answered_by is None else None
         prices = ctx.backend.prices if ctx.backend is not None and usage is not None else None
         settling = self.governor.settle(grant, usage, prices)
-        if not self._background:
+        if not self._background or grant.store is None:  # memory, or a leased block only
             await settling
             return True
         task = asyncio.create_task(settling)
@@ -253,7 +253,7 @@ class Limit(Step):
                 route_to(ctx, route, step=self.name, reason=f"budget spent: {route.name}")
         _warning_header(ctx, admission.warnings)
         _budget_headers(grant, ctx.response_headers)
-        if grant.store is not None:
+        if grant.store is not None or grant.share is not None:
             ctx.state[GRANT] = grant
 
     async def on_response(self, ctx: RequestContext) -> None:

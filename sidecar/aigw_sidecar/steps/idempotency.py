@@ -10,6 +10,13 @@ endpoint and the canonical body after admission). Then, before inspection, limit
   answer's inspection, or every chunk of a stream), and a failure is kept only with
   ``storeFailures`` (never a 429 or 503, which mean "try later"; never a stream cut after
   its first byte), otherwise the key is freed and the next duplicate runs again;
+- a success too large to keep (a stream past :data:`MAX_RECORD_BYTES` as the shared
+  :class:`~.recording.Recorder` estimates it, or a record past it once serialised) is not
+  stored: the recorder drops what it held at the bound, and the key keeps a small
+  *not kept* record for ``ttlSeconds`` instead, so a duplicate gets 409
+  ``idempotency_result_not_kept`` and is never run (and charged) a second time. All
+  recordings in flight share one :class:`~.recording.RecordingBudget` (``recording``), so
+  many concurrent long streams cannot add up past it either;
 - the key holds a result with the same fingerprint: that result is the answer
   (``ctx.answer``: no upstream call, no reservation, no budget charge; a stream is replayed
   as a stream), marked ``X-AIGW-Idempotent-Replay: true`` with the first call's route,
@@ -23,8 +30,8 @@ endpoint and the canonical body after admission). Then, before inspection, limit
 The store is the pod's memory, or Redis when the sidecar has one (every sidecar of the
 tenant shares the keys). Store failures follow the policy's ``failMode``: ``open`` runs the
 request without idempotency (logged, counted), ``closed`` answers 503 ``state_unavailable``.
-Metrics: ``aigw_idempotency_total{outcome}`` (stored, replayed, mismatch, conflict, waited,
-not_stored, store_unavailable).
+Metrics: ``aigw_idempotency_total{outcome}`` (stored, not_kept, replayed, mismatch, conflict,
+waited, not_stored, store_unavailable).
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ import contextlib
 import hashlib
 import logging
 import math
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +49,7 @@ from prometheus_client import Counter
 
 from aigw_contract import FailMode, InFlightAction
 from aigw_sidecar import errors
+from aigw_sidecar.cache.replay import replay
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import (
     IdempotencyConflict,
@@ -59,15 +66,18 @@ from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform
 
+from .recording import Recorder, RecordingBudget
 from .route import request_claims
 
-__all__ = ["Idempotency"]
+__all__ = ["MAX_RECORD_BYTES", "RECORDING_BUDGET_BYTES", "Idempotency"]
 
 _log = logging.getLogger("aigw.idempotency")
 _KEPT_HEADERS = ("X-AIGW-Route", "X-AIGW-Backend", "X-AIGW-Cost-USD")
-_MAX_CHUNKS = 20_000
-_MAX_RECORD_BYTES = 1 << 20
-"""A larger result is not kept (the key is freed): replays are for ordinary answers."""
+MAX_RECORD_BYTES = 1 << 20
+"""A larger result is not kept (a not-kept record answers duplicates): replays are for
+ordinary answers."""
+RECORDING_BUDGET_BYTES = 16 << 20
+"""What all streams being recorded for replay may hold together in one sidecar."""
 _LEASE_MARGIN_S = 5.0
 _UNBOUNDED_LEASE_S = 600.0
 _ERRORS: dict[str, type[SidecarError]] = {
@@ -86,34 +96,12 @@ class _Held:
     fingerprint: str
     ttl_s: float
     store_failures: bool
-    batches: list[list[Json]] | None = None
+    recorder: Recorder | None = None
     done: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 _HELD = Key[_Held]("idempotency.held")
-
-
-class _Recorder(StreamTransform):
-    """Keeps every batch of the stream as the caller gets it (after inner transforms)."""
-
-    def __init__(self, held: _Held) -> None:
-        self.held = held
-        held.batches = []
-
-    async def feed(self, batch: list[Json]) -> list[Json]:
-        batches = self.held.batches
-        if batches is not None:
-            if len(batches) < _MAX_CHUNKS:
-                batches.append(batch)
-            else:
-                self.held.batches = None  # too long to keep: not stored
-        return batch
-
-
-async def _replayed(batches: list[list[Json]]) -> AsyncGenerator[list[Json], None]:
-    for batch in batches:
-        yield batch
 
 
 class Idempotency(Step):
@@ -132,6 +120,8 @@ class Idempotency(Step):
         )
         self._local: dict[str, _Held] = {}
         """Keys held by requests of this process (their waiters here wake on ``wake``)."""
+        self.recording = RecordingBudget(RECORDING_BUDGET_BYTES)
+        """Bytes the streams being recorded here hold together (``held``, ``peak``)."""
 
     def _count(self, outcome: str) -> None:
         self._outcomes.labels(outcome).inc()
@@ -223,12 +213,18 @@ class Idempotency(Step):
         headers["X-AIGW-Attempts"] = "0"
         headers["X-AIGW-Idempotent-Replay"] = "true"
         kind = record.get("kind")
+        if kind == "not_kept":
+            raise IdempotencyConflict(
+                "the first request with this Idempotency-Key completed, but its answer was "
+                "too large to keep for replay; send a new key to run the request again",
+                code="idempotency_result_not_kept",
+            )
         if kind == "error":
             error = record["error"]
             cls = _ERRORS.get(error.get("class", ""), SidecarError)
             raise cls(error["message"], code=error["code"], retry_after=error.get("retry_after"))
         if kind == "stream":
-            ctx.answer(self, chunks=_replayed(record["batches"]))
+            ctx.answer(self, chunks=replay(record["batches"]))
         else:
             ctx.answer(self, response=record["response"])
 
@@ -236,16 +232,22 @@ class Idempotency(Step):
         held = ctx.state.get(_HELD)
         if held is None or ctx.answered_by == self.name:
             return None
-        return _Recorder(held)
+        held.recorder = Recorder(MAX_RECORD_BYTES, self.recording)
+        return held.recorder
 
     async def on_response(self, ctx: RequestContext) -> None:
         held = ctx.state.get(_HELD)
         if held is None or ctx.answered_by is not None:
             return
+        recorder = held.recorder
         if ctx.chunks is not None:
-            if held.batches is None:
-                return  # too long to keep; on_finish frees the key
-            record: Json = {"kind": "stream", "batches": held.batches}
+            if recorder is None or not recorder.complete:
+                return  # cut, or not recorded: on_finish frees the key
+            record: Json = (
+                {"kind": "not_kept"}
+                if recorder.overflow
+                else {"kind": "stream", "batches": recorder.batches}
+            )
         else:
             record = {"kind": "json", "response": ctx.response}
         await self._complete(ctx, held, record)
@@ -257,17 +259,20 @@ class Idempotency(Step):
     async def _complete(self, ctx: RequestContext, held: _Held, record: Json) -> None:
         record["headers"] = {k: v for k, v in ctx.response_headers.items() if k in _KEPT_HEADERS}
         payload = done_record(held.fingerprint, orjson.dumps(record))
-        if len(payload) > _MAX_RECORD_BYTES:
-            held.done = True
-            self._count("not_stored")
-            await self._abandon(held)
-            return
+        if held.recorder is not None:
+            held.recorder.release()  # serialised: the batches are no longer needed
+        if record["kind"] != "not_kept" and len(payload) > MAX_RECORD_BYTES:
+            record = {"kind": "not_kept", "headers": record["headers"]}
+            payload = done_record(held.fingerprint, orjson.dumps(record))
         try:
             stored = await self.store.complete(held.key, held.marker, payload, held.ttl_s)
         except StoreUnavailable:
             stored = False
         held.done = True
-        self._count("stored" if stored else "not_stored")
+        if not stored:
+            self._count("not_stored")
+        else:
+            self._count("not_kept" if record["kind"] == "not_kept" else "stored")
 
     async def on_finish(self, ctx: RequestContext) -> None:
         held = ctx.state.get(_HELD)
@@ -293,6 +298,8 @@ class Idempotency(Step):
                     self._count("not_stored")
                     await self._abandon(held)
         finally:
+            if held.recorder is not None:
+                held.recorder.release()
             held.wake.set()
             if self._local.get(held.key) is held:
                 del self._local[held.key]

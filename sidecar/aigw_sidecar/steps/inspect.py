@@ -184,8 +184,13 @@ class Inspect(Step):
             }
         config.prepared[PLANS] = plans
         if any(p.redaction.mode is RedactionMode.HASH for p in plans.values()):
-            source = "configured" if self._i.key_configured else "drawn for this process only"
-            _log.info("redaction mode hash in use; its key is %s", source)
+            if self._i.key_configured:
+                _log.info("redaction mode hash in use; its key is configured")
+            else:  # hash tokens of this pod will not match any other pod's
+                _log.warning(
+                    "redaction mode hash in use without --redaction-key-file: its key is drawn "
+                    "for this process only, so hashes match within this pod only"
+                )
 
     async def on_request(self, ctx: RequestContext) -> None:
         identity = ctx.state.get(IDENTITY)

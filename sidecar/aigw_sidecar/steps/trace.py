@@ -32,6 +32,8 @@ from aigw_sidecar.telemetry import attributes as attrs
 from aigw_sidecar.telemetry import semconv as sc
 from aigw_sidecar.telemetry.spans import Parent, Span, SpanKind, Tracer, parse_traceparent
 
+from .trace_content import CONTENT, Content
+
 __all__ = ["AttemptSpan", "Trace"]
 
 _ROUTE_ATTRIBUTES = {
@@ -96,6 +98,7 @@ class Trace(Step):
         tracer = self._tracer
         now = asyncio.get_running_loop().time()
         answering = ctx.attempts[-1] if ctx.answered_by is None and ctx.attempts else None
+        content = ctx.state.get(CONTENT)
         for record, span in spans.attempts:
             if span.recording:
                 span.attributes.update(
@@ -105,6 +108,8 @@ class Trace(Step):
                 )
                 if record.outcome != "ok":
                     span.error(record.outcome)
+                if content is not None:
+                    _content(span, content, answered=record is answering and record.outcome == "ok")
             tracer.end(span, spans.ns(record.ended if record.ended is not None else now))
         server = spans.server
         if server.recording:
@@ -116,6 +121,21 @@ class Trace(Step):
             if ctx.error_type or ctx.status >= 500:
                 server.error(ctx.error_type or str(ctx.status))
         tracer.end(server, spans.ns(now))
+
+
+def _content(span: Span, content: Content, *, answered: bool) -> None:
+    """The redacted prompt on every inference span of the request, the answer on the one
+    that answered (``telemetry.captureContent``)."""
+    truncated = False
+    if content.input is not None:
+        span.attributes[sc.INPUT_MESSAGES] = content.input.value
+        truncated = content.input.truncated
+    answer = content.answer() if answered else None
+    if answer is not None:
+        span.attributes[sc.OUTPUT_MESSAGES] = answer.value
+        truncated = truncated or answer.truncated
+    if truncated:
+        span.attributes[sc.AIGW_CONTENT_TRUNCATED] = True
 
 
 class AttemptSpan(AttemptMiddleware):

@@ -108,6 +108,7 @@ AIGW_DECISIONS = "aigw.decisions"
 AIGW_ANSWERED_BY = "aigw.answered_by"
 AIGW_ERROR_CODE = "aigw.error.code"
 AIGW_USAGE_ESTIMATED = "aigw.usage.estimated"
+AIGW_CONTENT_TRUNCATED = "aigw.content.truncated"
 
 OPERATIONS = {"chat": "chat", "embeddings": "embeddings", "count_tokens": "count_tokens"}
 """``gen_ai.operation.name`` of each sidecar operation (``count_tokens`` has no predefined
