@@ -18,8 +18,10 @@ member holds its claims, prompt estimate, output bound, choices and tools) goes 
 4. **backend**: the recorded backend when the final route still has it with a positive
    weight, else the final route's heaviest backend (the first among equals): a
    deterministic stand-in for the weighted pick;
-5. **cache eligibility**: the final use case's ``cache.exact.enabled`` for a chat call whose
-   data classification is not ``restricted``.
+5. **cache eligibility**: the cache step's own rule
+   (:func:`aigw_sidecar.cache.eligibility.cache_eligible`) on the final use case's ``cache``
+   settings, the recorded operation, the admitted data classification and a recorded
+   ``Cache-Control: no-store`` (the cache's ``cache_bypass_no_store`` decision).
 
 Projected cost: the recorded usage at the candidate backend's prices (a call blocked under
 the candidate costs nothing; one newly allowed has no recorded usage, so its worst-case
@@ -44,6 +46,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from aigw_contract import Bundle, DataClassification
 from aigw_contract.bundle import BundleRoute
+from aigw_sidecar.cache.eligibility import ASKED_OUTCOMES, cache_eligible
 from aigw_sidecar.claims import QUALITY_TIER
 from aigw_sidecar.context import RequestContext
 from aigw_sidecar.errors import SidecarError
@@ -134,11 +137,17 @@ def outcome_of_record(record: dict[str, Any]) -> Outcome:
         backend=record.get("backend"),
         cost_nano=_nano(record.get("cost_usd")),
         estimate_nano=_nano(request.get("cost_estimate_usd")),
-        cache_eligible=record.get("cache") in ("hit", "miss"),
+        cache_eligible=record.get("cache") in ASKED_OUTCOMES,
         evaluated=replayable(record),
         tenant=record.get("tenant"),
         use_case=record.get("use_case"),
     )
+
+
+def _no_store(record: dict[str, Any]) -> bool:
+    """The caller said ``Cache-Control: no-store`` (the record keeps it as the cache's
+    bypass decision; no other header is recorded)."""
+    return any(d.get("code") == "cache_bypass_no_store" for d in record.get("decisions") or ())
 
 
 def _epoch(text: object) -> float:
@@ -302,10 +311,11 @@ class Simulation:
         usage = _usage(record)
         if usage is not None and prices is not None:
             outcome.cost_nano = prices.cost_of(usage)
-        cache = admission.identity.use_case.cache.exact
-        classification = record["request"]["claims"].get("data_classification", "internal")
-        outcome.cache_eligible = (
-            cache.enabled and record.get("operation") == "chat" and classification != "restricted"
+        outcome.cache_eligible = cache_eligible(
+            admission.identity.use_case.cache,
+            str(record.get("operation")),
+            admission.classification,
+            no_store=_no_store(record),
         )
         pending.grant, pending.prices = grant, prices
         return pending

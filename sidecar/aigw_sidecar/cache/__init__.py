@@ -5,6 +5,8 @@
 - :mod:`.entry`: entries as bytes, checked against their key when read back;
 - :mod:`.replay`: a complete answer from a recorded stream and the reverse;
 - :mod:`.control`: the caller's ``Cache-Control`` directives;
+- :mod:`.eligibility`: whether a request may use the cache at all (the one rule the cache
+  step and ``aigw replay`` share);
 - :mod:`.semantic`: which prompts may match by meaning, their partition, the vector index;
   :mod:`.semantic_store`: the vectors shared through Redis;
 - :mod:`.memory_store` (this pod, bounded in bytes) and :mod:`.redis_store` (shared by the

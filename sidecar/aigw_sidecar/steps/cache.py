@@ -7,7 +7,8 @@ account step, and the limit step releases the reservation):
 
 - :class:`CacheLookup` (``Phase.LIMIT - 10``): decides whether the request may use the cache
   at all (a bypass: the use case's excluded data classifications, ``Cache-Control:
-  no-store``, an operation that is not chat or embeddings), computes the key
+  no-store``, an operation that is not chat or embeddings; the one rule of
+  :mod:`aigw_sidecar.cache.eligibility`, which ``aigw replay`` applies too), computes the key
   (:mod:`aigw_sidecar.cache.key`) over the request as it will be sent upstream (after
   admission's clamp and the prompt's redaction), and, with a shared store, starts reading
   the entry so that the Redis round trip overlaps the limit step's;
@@ -48,6 +49,7 @@ from aigw_sidecar.cache import (
     replay,
     response_of,
 )
+from aigw_sidecar.cache.eligibility import BYPASS_REASONS
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW
 from aigw_sidecar.pipeline import Phase, Step
@@ -133,18 +135,12 @@ class CacheLookup(Step):
         route = ctx.route
         if plan is None or route is None:
             return
-        reason = ""
-        if ctx.operation not in ("chat", "embeddings"):
-            reason = "operation"
-        elif admission.classification in plan.excluded:
-            reason = "classification"
         control = parse_cache_control(ctx.headers.getall("Cache-Control", ()))
-        if not reason and control.no_store:
-            reason = "no_store"
-        if reason:
+        reason = plan.rule.check(ctx.operation, admission.classification, no_store=control.no_store)
+        if reason in BYPASS_REASONS:
             self._c.bypass(ctx, route.name, reason, admission.classification)
             return
-        if not plan.exact and ctx.operation != "chat":
+        if reason:
             return  # the semantic cache answers chat only (its own embeddings included)
         partition = Partition.of(
             identity.namespace, identity.policy.name, plan.scope, identity.tenant, plan.use_case

@@ -33,6 +33,7 @@ from aigw_sidecar.cache import (
     encode_entry,
     fingerprint,
 )
+from aigw_sidecar.cache.eligibility import CacheRule, cache_rule
 from aigw_sidecar.context import Decision, Json, RequestContext
 from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.resp import RespClient
@@ -80,7 +81,8 @@ class CachePlan:
     exact: bool
     ttl_s: int
     scope: str
-    excluded: frozenset[DataClassification]
+    rule: CacheRule
+    """Which requests may use the cache (the rule ``aigw replay`` applies too)."""
     answer_fp: str
     """Fingerprint of the mode, redaction settings and tool allowlist: what changes an
     answer between the provider and the store."""
@@ -99,7 +101,8 @@ def compile_plans(policy: BundlePolicy | None) -> Mapping[str, CachePlan]:
     for use_case in policy.use_cases:
         cache = use_case.cache
         semantic = cache.semantic
-        if not cache.exact.enabled and not semantic.enabled:
+        rule = cache_rule(cache)
+        if rule is None:
             continue
         answer_fp = fingerprint(
             [
@@ -113,7 +116,7 @@ def compile_plans(policy: BundlePolicy | None) -> Mapping[str, CachePlan]:
             cache.exact.enabled,
             cache.exact.ttl_seconds,
             cache.exact.scope.value,
-            frozenset(cache.excluded_classifications) | {DataClassification.RESTRICTED},
+            rule,
             answer_fp,
             SemanticPlan(semantic.threshold, semantic.ttl_seconds, semantic.embeddings_route)
             if semantic.enabled and semantic.embeddings_route is not None
