@@ -4,11 +4,17 @@ the error names the file and the length, never the content."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+
+from aigw_fakeprovider import FakeProvider
+
+from .inspecting import inspecting_gateway
 
 AIGW = Path(sys.executable).with_name("aigw")
 
@@ -48,3 +54,28 @@ def test_a_key_file_that_cannot_serve_stops_the_sidecar(
     assert str(key_file) in result.stderr
     assert "canary" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", [None, b"a-configured-key-canary-0123456789"], ids=["none", "file"])
+async def test_status_and_log_say_where_the_hash_key_came_from(
+    tmp_path: Path,
+    oai_fake: FakeProvider,
+    claude_fake: FakeProvider,
+    caplog: pytest.LogCaptureFixture,
+    key: bytes | None,
+) -> None:
+    """Without a key file, a policy using hash mode is a WARNING (tokens match within this
+    pod only) and /aigw/status says per-process; with one, it says file. Never the key."""
+    settings = {"redaction": {"profile": "pii", "mode": "hash"}}
+    caplog.set_level(logging.INFO, logger="aigw")
+    async with (
+        inspecting_gateway(tmp_path, oai_fake, claude_fake, settings, redaction_key=key) as gw,
+        aiohttp.ClientSession() as session,
+        session.get(f"{gw.admin_url}/aigw/status") as response,
+    ):
+        status = await response.json()
+        text = await response.text()
+    assert status["redaction"] == {"hashKey": "per-process" if key is None else "file"}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "hash" in r.message]
+    assert bool(warnings) == (key is None)
+    assert "canary" not in text + caplog.text
