@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from aigw_e2e import ControlPlane
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -75,16 +76,27 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
+def _explain(cluster: ControlPlane, path: str) -> str:
+    """``kubectl explain``, once the apiserver publishes the CRD's schema: that happens a
+    moment after the CRD is Established (discovery and OpenAPI are refreshed apart)."""
+
+    def explained() -> str | None:
+        result = cluster.run("kubectl", "explain", path, check=False)
+        return result.stdout if result.returncode == 0 else None
+
+    return wait_for(f"kubectl explain {path}", explained, timeout=60, interval=0.5)
+
+
 def test_kubectl_explain_prints_field_descriptions(crds: ControlPlane) -> None:
     crd = _load_all(REPO / "crds" / "aigw.dev_aipolicies.yaml")[0]
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    out = _words(crds.kubectl("explain", "aipolicy.spec").stdout)
+    out = _words(_explain(crds, "aipolicy.spec"))
     assert _words(spec["description"]) in out
     for field, schema in spec["properties"].items():
         assert re.search(rf"\b{field}\b", out), field
         assert _words(schema["description"]) in out, field
 
-    deeper = _words(crds.kubectl("explain", "aipolicy.spec.useCases.budgets").stdout)
+    deeper = _words(_explain(crds, "aipolicy.spec.useCases.budgets"))
     budgets = spec["properties"]["useCases"]["items"]["properties"]["budgets"]["items"]
     assert _words(budgets["properties"]["onExhausted"]["description"]) in deeper
 
