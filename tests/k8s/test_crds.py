@@ -201,6 +201,26 @@ INVALID = [
         id="policy-semantic-threshold",
     ),
     pytest.param(
+        _policy(_set("useCases.0.leasing", {"blockPercent": 0})),  # integer: see Leasing
+        "blockPercent must be > 0",
+        id="policy-lease-block-zero",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.leasing", {"blockPercent": 0.001})),
+        "spec.useCases[0].leasing.blockPercent in body should be greater than or equal to 0.01",
+        id="policy-lease-block-minimum",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.leasing", {"blockPercent": 50})),
+        "spec.useCases[0].leasing.blockPercent in body should be less than or equal to 10",
+        id="policy-lease-block-maximum",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.leasing", {})),
+        "spec.useCases[0].leasing.blockPercent: Required value",
+        id="policy-lease-block-required",
+    ),
+    pytest.param(
         _policy(_set("useCases.0.cache.semantic", {"enabled": True})),
         "a semantic cache needs embeddingsRoute",
         id="cel-semantic-needs-embeddings-route",
