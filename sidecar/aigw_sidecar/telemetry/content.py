@@ -120,9 +120,9 @@ def _message_parts(message: Json) -> list[Json]:
     return parts
 
 
-def _bound(messages: list[Json]) -> Bounded:
+def _bound(messages: list[Json], dropped: bool = False) -> Bounded:
     """Keep the latest messages and text within the bounds, in their order."""
-    budget = _Budget(truncated=len(messages) > MAX_MESSAGES)
+    budget = _Budget(truncated=dropped or len(messages) > MAX_MESSAGES)
     kept: list[Json] = []
     for message in reversed(messages[-MAX_MESSAGES:]):
         if budget.left == 0:
@@ -146,11 +146,11 @@ def input_messages(body: Json) -> Bounded | None:
     if not isinstance(messages, list):
         return None
     found = []
-    for message in messages:
+    for message in messages[-MAX_MESSAGES:]:  # the latest: earlier ones are never kept
         if isinstance(message, dict):
             role = str(message.get("role") or "user")[:32]
             found.append({"role": _ROLES.get(role, role), "parts": _message_parts(message)})
-    return _bound(found) if found else None
+    return _bound(found, len(messages) > MAX_MESSAGES) if found else None
 
 
 def output_messages(choices: Iterable[Any]) -> Bounded | None:
