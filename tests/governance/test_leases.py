@@ -270,3 +270,71 @@ async def test_nothing_a_caller_sends_sizes_or_inflates_a_block(
         assert sorted(counter_values(client, "bu:d:")) == sorted([used, globex])
     finally:
         client.close()
+
+
+async def test_concurrency_is_reserved_per_call_and_a_refused_call_gives_its_share_back(
+    shared_redis: SharedRedis, bundle_of: Callable[..., Bundle], counter_values: ValuesOf
+) -> None:
+    limit = 1_000_000
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    spec = use_case(1.0, budgets=[budget], rateLimits={"concurrency": 1})
+    bundle = bundle_of({"useCases": [spec]})
+    clock = ManualClock(NOW)
+    (governor,) = governors(shared_redis, clock, pods=1)
+    view = governor.view(bundle)
+    try:
+        first = await governor.limit(
+            view, governor.admit(view, request_id="a", body=BODY, route="chat")
+        )
+        assert first.share is not None  # from the block
+        assert first.store is not None  # and the concurrency lease, per call
+        (lot,) = governor.leases.lots()
+        held = list(lot.left)
+        with pytest.raises(Denied) as refused:
+            await governor.limit(
+                view, governor.admit(view, request_id="b", body=BODY, route="chat")
+            )
+        assert refused.value.code == "concurrency_limited"
+        assert lot.left == held  # the refused call's share is back in the block
+        await governor.settle(first, Usage(9, 91))
+        second = await governor.limit(
+            view, governor.admit(view, request_id="c", body=BODY, route="chat")
+        )
+        await governor.settle(second, Usage(9, 91))
+    finally:
+        await governor.aclose()
+    assert counter_values(shared_redis, "bu:d:") == [2 * RESERVATION]
+
+
+async def test_a_pod_spends_the_block_it_holds_while_redis_is_down_then_follows_the_fail_mode(
+    own_redis: Any, bundle_of: Callable[..., Bundle], counter_values: ValuesOf
+) -> None:
+    """Redis stops after a block was leased: the pod admits against what it holds (counted
+    already, so the bound holds) until the block runs out; then the per-call path follows
+    ``failMode: closed`` (503)."""
+    limit = 10_000
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    bundle = bundle_of({"failMode": "closed", "useCases": [use_case(5.0, budgets=[budget])]})
+    assert block_size(limit, 5.0) == 5 * RESERVATION  # a block holds five calls
+    clock = ManualClock(NOW)
+    governor = Governor(POD, RedisStore.from_url(own_redis.url), clock=clock)
+    view = governor.view(bundle)
+    try:
+        assert await call(governor, view) == RESERVATION
+        client = own_redis.client()
+        try:
+            assert counter_values(client, "bu:d:") == [5 * RESERVATION]
+        finally:
+            client.close()
+        own_redis.stop()
+        served = [await call(governor, view) for _ in range(4)]
+        assert served == [RESERVATION] * 4  # the rest of the block, no Redis needed
+        admission = governor.admit(view, request_id="r", body=BODY, route="chat")
+        with pytest.raises(Denied) as refused:
+            await governor.limit(view, admission)
+        assert refused.value.code == "state_unavailable"
+        # The top-up tried while Redis was down is queued for release (in case it ran);
+        # the block, all of it spent, has nothing to return.
+        assert governor.pending == 1
+    finally:
+        await governor.aclose()
