@@ -35,6 +35,7 @@ from aigw_sidecar.governance.leases import block_size
 from support.redis import SharedRedis
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
+HELLO_BODY: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 BODY: dict[str, Any] = {
     "model": "chat",
     "max_tokens": 91,
@@ -221,3 +222,51 @@ def _open_members(shared: SharedRedis) -> list[str]:
         finally:
             client.close()
     return members
+
+
+async def test_nothing_a_caller_sends_sizes_or_inflates_a_block(
+    sidecar_with: Any, redis_server: Any, counter_values: ValuesOf
+) -> None:
+    """Through a real sidecar on a real Redis: the block is the policy's alone. Headers and
+    metadata naming a lease, one caller id on every call, a call larger than a block, a call
+    larger than the budget and a tenant not granted change no block; a granted tenant gets
+    its own block; after the sidecar stops the counter holds what the provider reported."""
+    redis_server.flush()
+    limit = 1_000_000
+    block = block_size(limit, 1.0)
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    spec = {"additionalTenants": ["globex"], "useCases": [use_case(1.0, budgets=[budget])]}
+    hostile = {
+        "X_AIGW_Lease": "100", "X_AIGW_Block_Percent": "100", "X_AIGW_Leasing": "off",
+        "X_Request_Id": "same-id-on-every-call",
+    }  # fmt: skip
+    body = {**HELLO_BODY, "metadata": {"leasing": {"blockPercent": 100}, "block": "999999"}}
+    used = 0
+    client = redis_server.client()
+    try:
+        async with sidecar_with(spec, redis_url=redis_server.url) as sidecar:
+            for _ in range(5):
+                status, headers, payload = await sidecar.post(body, **hostile)
+                assert status == 200, payload
+                used += payload["usage"]["total_tokens"]
+                assert headers["X-AIGW-Budget-Remaining-Tokens"] == str(limit - used)
+            assert counter_values(client, "bu:d:") == [block]  # one block, five local calls
+            status, _, payload = await sidecar.post({**body, "max_tokens": 2 * block}, **hostile)
+            assert status == 200, payload  # larger than a block: reserved per call
+            big = payload["usage"]["total_tokens"]
+            used += big
+            status, _, payload = await sidecar.post({**body, "max_tokens": 2 * limit}, **hostile)
+            assert status == 429, payload  # larger than the budget: refused, nothing counted
+            assert payload["error"]["type"] == "budget_exceeded"
+            status, _, _ = await sidecar.post(body, X_AIGW_Tenant="initech", **hostile)
+            assert status == 403  # not granted: no pool, no block
+            status, _, payload = await sidecar.post(body, X_AIGW_Tenant="globex", **hostile)
+            assert status == 200, payload
+            globex = payload["usage"]["total_tokens"]
+            await asyncio.sleep(0.2)  # per-call settlements run in the background
+            # team-a: its block and the per-call call; globex: a block of its own.
+            assert sorted(counter_values(client, "bu:d:")) == [block, block + big]
+        # Stopped: every block returned; each tenant's counter is what its calls used.
+        assert sorted(counter_values(client, "bu:d:")) == sorted([used, globex])
+    finally:
+        client.close()

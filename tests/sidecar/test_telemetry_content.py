@@ -182,6 +182,14 @@ def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "high tide at noon"},
             {
+                "role": "tool",
+                "tool_call_id": "call_2",
+                "content": [
+                    {"type": "text", "text": "chart:"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            },
+            {
                 "role": "user",
                 "content": [
                     {"type": "text", "text": "and this picture?"},
@@ -196,7 +204,7 @@ def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts
     assert len(found.value) < MAX_TEXT + 1024
     assert "base64" not in found.value
     messages = json.loads(found.value)
-    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user"]
     assert messages[1]["parts"] == [
         {"type": "tool_call", "name": "lookup", "id": "call_1", "arguments": '{"q": "tide"}'}
     ]
@@ -204,6 +212,9 @@ def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts
         {"type": "tool_call_response", "response": "high tide at noon", "id": "call_1"}
     ]
     assert messages[3]["parts"] == [
+        {"type": "tool_call_response", "response": "chart:", "id": "call_2"}
+    ]
+    assert messages[4]["parts"] == [
         {"type": "text", "content": "and this picture?"},
         {"type": "image_url"},
     ]

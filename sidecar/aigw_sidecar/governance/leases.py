@@ -261,6 +261,7 @@ class Leases:
             lot.left[k] += reserved - used
             lot.taken[k] -= reserved
         lot.calls -= 1
+        share.levels = tuple(b - v for b, v in zip(lot.base, lot.left, strict=True))
         if lot.retired and lot.calls == 0:
             self._spawn(self._return(lot))
 

@@ -108,7 +108,10 @@ def _tool_calls(calls: Any) -> list[Json]:
 def _message_parts(message: Json) -> list[Json]:
     role = message.get("role")
     if role in ("tool", "function"):
-        part: Json = {"type": "tool_call_response", "response": _text(message.get("content"))}
+        content = message.get("content")
+        if isinstance(content, list):  # parts: their text only (an image's bytes never)
+            content = "".join(p["content"] for p in _content_parts(content) if "content" in p)
+        part: Json = {"type": "tool_call_response", "response": _text(content)}
         if isinstance(message.get("tool_call_id"), str):
             part["id"] = message["tool_call_id"][:128]
         return [part]
