@@ -266,6 +266,8 @@ async def test_nothing_a_caller_sends_sizes_or_inflates_a_block(
             await asyncio.sleep(0.2)  # per-call settlements run in the background
             # team-a: its block and the per-call call; globex: a block of its own.
             assert sorted(counter_values(client, "bu:d:")) == [block, block + big]
+            metrics = await sidecar.get("/metrics")
+            assert 'aigw_lease_events_total{outcome="leased"} 2.0' in metrics
         # Stopped: every block returned; each tenant's counter is what its calls used.
         assert sorted(counter_values(client, "bu:d:")) == sorted([used, globex])
     finally:

@@ -50,6 +50,7 @@ from dataclasses import replace
 from .clock import Clock
 from .identity import Identity
 from .lots import Lot, Pool, Record, Share, block_size
+from .observer import NullObserver, Observer
 from .plan import Role, tag_of
 from .store import MAX_AMOUNT, Counter, CounterKind, Store, StoreError, StoreUnavailable
 
@@ -75,6 +76,7 @@ class Leases:
         new_id: Callable[[], str],
         defer: _Defer,
         holding: Callable[[], None],
+        observer: Observer | None = None,
     ) -> None:
         """``defer`` queues a settlement the store could not take; ``holding`` is called
         when a block is leased (so the governor's maintenance task renews it)."""
@@ -84,6 +86,7 @@ class Leases:
         self._new_id = new_id
         self._defer = defer
         self._holding = holding
+        self._observer: Observer = observer or NullObserver()
         self._pools: dict[tuple[object, str, str], Pool] = {}
         self._lots: set[Lot] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -217,6 +220,7 @@ class Leases:
             if isinstance(exc, StoreUnavailable) and exc.maybe_applied:
                 self._defer((self._store, pool.tag, rid, wanted, [0] * len(wanted), now))
             pool.next_try = now + REFILL_RETRY_SECONDS
+            self._observer.lease_event("failed")
             return
         finally:
             pool.refilling = None
@@ -224,9 +228,11 @@ class Leases:
             # No full block fits under a limit any more: give the lot back and count per
             # call (exact) until a block fits again.
             pool.next_try = now + REFILL_RETRY_SECONDS
+            self._observer.lease_event("refused")
             if pool.current is not None:
                 self._retire(pool, pool.current)
             return
+        self._observer.lease_event("leased")
         self._adopt(pool, Record(rid, wanted), result.levels, now=now, until=until)
 
     def _adopt(
@@ -286,6 +292,7 @@ class Leases:
             return
         lot.returned = True
         self._lots.discard(lot)
+        self._observer.lease_event("returned")
         now = self._clock.now()
         rest = list(lot.left)
         for n, record in enumerate(reversed(lot.records)):
