@@ -361,6 +361,19 @@ def test_custom_patterns_and_restore_are_accepted_with_defaults(crds: ControlPla
     crds.kubectl("delete", "aipolicy", "custom-patterns", "-n", NS)
 
 
+@pytest.mark.parametrize("percent", [1, 0.01, 2.5, 10])
+def test_lease_blocks_in_range_are_accepted(crds: ControlPlane, percent: float) -> None:
+    """Integers and fractions alike (the CEL rule beside ``minimum`` compares numbers)."""
+    policy = _policy(_set("useCases.0.leasing", {"blockPercent": percent}))
+    policy["metadata"] = {"name": "leasing"}
+    code, stderr = _create(crds, policy)
+    assert code == 0, stderr
+    spec = crds.kubectl_json("get", "aipolicy", "leasing", "-n", NS)["spec"]
+    assert isinstance(spec, dict)
+    assert spec["useCases"][0]["leasing"] == {"blockPercent": percent}
+    crds.kubectl("delete", "aipolicy", "leasing", "-n", NS)
+
+
 def test_cache_settings_are_accepted_with_defaults(crds: ControlPlane) -> None:
     def cache(spec: Obj) -> None:
         use_case = spec["useCases"][0]
