@@ -27,6 +27,7 @@ from aigw_sidecar.governance import (
     GovernanceSettings,
     Governor,
     ManualClock,
+    MemoryStore,
     PodIdentity,
     RedisStore,
     Usage,
@@ -340,3 +341,25 @@ async def test_a_pod_spends_the_block_it_holds_while_redis_is_down_then_follows_
         assert governor.pending == 1
     finally:
         await governor.aclose()
+
+
+async def test_without_shared_state_or_outside_enforce_nothing_is_leased(
+    bundle_of: Callable[..., Bundle], redis_server: Any
+) -> None:
+    """Memory state (one pod) counts per call already; observe and warn count per call so
+    every decision is recorded: neither leases a block."""
+    budget = {"name": "d", "period": "day", "tokens": 1_000_000}
+    clock = ManualClock(NOW)
+    memory = Governor(POD, MemoryStore(), clock=clock)
+    view = memory.view(bundle_of({"useCases": [use_case(1.0, budgets=[budget])]}))
+    assert await call(memory, view) == RESERVATION
+    assert memory.leases.held == 0
+    redis_server.flush()
+    for mode in ("observe", "warn"):
+        shared = Governor(POD, RedisStore.from_url(redis_server.url), clock=clock)
+        try:
+            spec = {"mode": mode, "useCases": [use_case(1.0, budgets=[budget])]}
+            assert await call(shared, shared.view(bundle_of(spec))) == RESERVATION
+            assert shared.leases.held == 0
+        finally:
+            await shared.aclose()
