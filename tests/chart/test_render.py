@@ -305,6 +305,8 @@ LINT_VALUES: list[dict[str, Any]] = [
         "metrics": {"serviceMonitor": {"enabled": True}},
         "networkPolicy": {"enabled": True},
         "crds": {"install": False},
+        "watchNamespaces": ["team-a", "team-b"],
+        "sidecar": {"redactionKey": {"secretName": "aigw-redaction-key", "generate": True}},
     },
 ]
 

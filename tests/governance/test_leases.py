@@ -27,6 +27,7 @@ from aigw_sidecar.governance import (
     GovernanceSettings,
     Governor,
     ManualClock,
+    MemoryStore,
     PodIdentity,
     RedisStore,
     Usage,
@@ -35,6 +36,7 @@ from aigw_sidecar.governance.leases import block_size
 from support.redis import SharedRedis
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
+HELLO_BODY: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 BODY: dict[str, Any] = {
     "model": "chat",
     "max_tokens": 91,
@@ -221,3 +223,143 @@ def _open_members(shared: SharedRedis) -> list[str]:
         finally:
             client.close()
     return members
+
+
+async def test_nothing_a_caller_sends_sizes_or_inflates_a_block(
+    sidecar_with: Any, redis_server: Any, counter_values: ValuesOf
+) -> None:
+    """Through a real sidecar on a real Redis: the block is the policy's alone. Headers and
+    metadata naming a lease, one caller id on every call, a call larger than a block, a call
+    larger than the budget and a tenant not granted change no block; a granted tenant gets
+    its own block; after the sidecar stops the counter holds what the provider reported."""
+    redis_server.flush()
+    limit = 1_000_000
+    block = block_size(limit, 1.0)
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    spec = {"additionalTenants": ["globex"], "useCases": [use_case(1.0, budgets=[budget])]}
+    hostile = {
+        "X_AIGW_Lease": "100", "X_AIGW_Block_Percent": "100", "X_AIGW_Leasing": "off",
+        "X_Request_Id": "same-id-on-every-call",
+    }  # fmt: skip
+    body = {**HELLO_BODY, "metadata": {"leasing": {"blockPercent": 100}, "block": "999999"}}
+    used = 0
+    client = redis_server.client()
+    try:
+        async with sidecar_with(spec, redis_url=redis_server.url) as sidecar:
+            for _ in range(5):
+                status, headers, payload = await sidecar.post(body, **hostile)
+                assert status == 200, payload
+                used += payload["usage"]["total_tokens"]
+                assert headers["X-AIGW-Budget-Remaining-Tokens"] == str(limit - used)
+            assert counter_values(client, "bu:d:") == [block]  # one block, five local calls
+            status, _, payload = await sidecar.post({**body, "max_tokens": 2 * block}, **hostile)
+            assert status == 200, payload  # larger than a block: reserved per call
+            big = payload["usage"]["total_tokens"]
+            used += big
+            status, _, payload = await sidecar.post({**body, "max_tokens": 2 * limit}, **hostile)
+            assert status == 429, payload  # larger than the budget: refused, nothing counted
+            assert payload["error"]["type"] == "budget_exceeded"
+            status, _, _ = await sidecar.post(body, X_AIGW_Tenant="initech", **hostile)
+            assert status == 403  # not granted: no pool, no block
+            status, _, payload = await sidecar.post(body, X_AIGW_Tenant="globex", **hostile)
+            assert status == 200, payload
+            globex = payload["usage"]["total_tokens"]
+            await asyncio.sleep(0.2)  # per-call settlements run in the background
+            # team-a: its block and the per-call call; globex: a block of its own.
+            assert sorted(counter_values(client, "bu:d:")) == [block, block + big]
+            metrics = await sidecar.get("/metrics")
+            assert 'aigw_lease_events_total{outcome="leased"} 2.0' in metrics
+        # Stopped: every block returned; each tenant's counter is what its calls used.
+        assert sorted(counter_values(client, "bu:d:")) == sorted([used, globex])
+    finally:
+        client.close()
+
+
+async def test_concurrency_is_reserved_per_call_and_a_refused_call_gives_its_share_back(
+    shared_redis: SharedRedis, bundle_of: Callable[..., Bundle], counter_values: ValuesOf
+) -> None:
+    limit = 1_000_000
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    spec = use_case(1.0, budgets=[budget], rateLimits={"concurrency": 1})
+    bundle = bundle_of({"useCases": [spec]})
+    clock = ManualClock(NOW)
+    (governor,) = governors(shared_redis, clock, pods=1)
+    view = governor.view(bundle)
+    try:
+        first = await governor.limit(
+            view, governor.admit(view, request_id="a", body=BODY, route="chat")
+        )
+        assert first.share is not None  # from the block
+        assert first.store is not None  # and the concurrency lease, per call
+        (lot,) = governor.leases.lots()
+        held = list(lot.left)
+        with pytest.raises(Denied) as refused:
+            await governor.limit(
+                view, governor.admit(view, request_id="b", body=BODY, route="chat")
+            )
+        assert refused.value.code == "concurrency_limited"
+        assert lot.left == held  # the refused call's share is back in the block
+        await governor.settle(first, Usage(9, 91))
+        second = await governor.limit(
+            view, governor.admit(view, request_id="c", body=BODY, route="chat")
+        )
+        await governor.settle(second, Usage(9, 91))
+    finally:
+        await governor.aclose()
+    assert counter_values(shared_redis, "bu:d:") == [2 * RESERVATION]
+
+
+async def test_a_pod_spends_the_block_it_holds_while_redis_is_down_then_follows_the_fail_mode(
+    own_redis: Any, bundle_of: Callable[..., Bundle], counter_values: ValuesOf
+) -> None:
+    """Redis stops after a block was leased: the pod admits against what it holds (counted
+    already, so the bound holds) until the block runs out; then the per-call path follows
+    ``failMode: closed`` (503)."""
+    limit = 10_000
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    bundle = bundle_of({"failMode": "closed", "useCases": [use_case(5.0, budgets=[budget])]})
+    assert block_size(limit, 5.0) == 5 * RESERVATION  # a block holds five calls
+    clock = ManualClock(NOW)
+    governor = Governor(POD, RedisStore.from_url(own_redis.url), clock=clock)
+    view = governor.view(bundle)
+    try:
+        assert await call(governor, view) == RESERVATION
+        client = own_redis.client()
+        try:
+            assert counter_values(client, "bu:d:") == [5 * RESERVATION]
+        finally:
+            client.close()
+        own_redis.stop()
+        served = [await call(governor, view) for _ in range(4)]
+        assert served == [RESERVATION] * 4  # the rest of the block, no Redis needed
+        admission = governor.admit(view, request_id="r", body=BODY, route="chat")
+        with pytest.raises(Denied) as refused:
+            await governor.limit(view, admission)
+        assert refused.value.code == "state_unavailable"
+        # The top-up tried while Redis was down is queued for release (in case it ran);
+        # the block, all of it spent, has nothing to return.
+        assert governor.pending == 1
+    finally:
+        await governor.aclose()
+
+
+async def test_without_shared_state_or_outside_enforce_nothing_is_leased(
+    bundle_of: Callable[..., Bundle], redis_server: Any
+) -> None:
+    """Memory state (one pod) counts per call already; observe and warn count per call so
+    every decision is recorded: neither leases a block."""
+    budget = {"name": "d", "period": "day", "tokens": 1_000_000}
+    clock = ManualClock(NOW)
+    memory = Governor(POD, MemoryStore(), clock=clock)
+    view = memory.view(bundle_of({"useCases": [use_case(1.0, budgets=[budget])]}))
+    assert await call(memory, view) == RESERVATION
+    assert memory.leases.held == 0
+    redis_server.flush()
+    for mode in ("observe", "warn"):
+        shared = Governor(POD, RedisStore.from_url(redis_server.url), clock=clock)
+        try:
+            spec = {"mode": mode, "useCases": [use_case(1.0, budgets=[budget])]}
+            assert await call(shared, shared.view(bundle_of(spec))) == RESERVATION
+            assert shared.leases.held == 0
+        finally:
+            await shared.aclose()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from aigw_contract import Bundle
+from aigw_sidecar.governance.leases import block_size
 from support.redis import SharedRedis
 
 WORKER = Path(__file__).with_name("engine_worker.py")
@@ -106,3 +107,29 @@ def test_four_processes_admit_exactly_n(
         assert value == N * 191_000
     else:
         assert value == N * RESERVATION
+
+
+@pytest.mark.slow
+def test_four_processes_leasing_blocks_stay_within_the_bound_and_return_every_remainder(
+    shared_redis: SharedRedis,
+    bundle_of: Callable[..., Bundle],
+    tmp_path: Path,
+    counter_values: Callable[[Any, str], list[float]],
+) -> None:
+    """Hot-tenant mode across 4 real processes: each leases blocks of 5% of a token budget
+    (B = 189 tokens) and admits against them locally. Admitted never passes the limit, at
+    most PROCESSES x B is left unused by a refusal, and once every process has returned its
+    blocks (at exit) the counter holds exactly what the admitted calls used."""
+    limit = N * RESERVATION + RESERVATION - 1
+    block = block_size(limit, 5.0)
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    use_case = {"name": "reply", "routes": ["chat"], "budgets": [budget],
+                "leasing": {"blockPercent": 5}}  # fmt: skip
+    bundle_path = tmp_path / "bundle.json"
+    bundle_path.write_bytes(bundle_of({"useCases": [use_case]}).to_json_bytes())
+    outcomes = run_workers(shared_redis, bundle_path)
+    granted = outcomes["granted"]
+    assert outcomes == Counter({"granted": granted, "budget_exceeded": 400 - granted})
+    assert granted * RESERVATION <= limit
+    assert granted * RESERVATION >= limit - PROCESSES * block - RESERVATION
+    assert counter_values(shared_redis, "bu:d:") == [granted * RESERVATION]

@@ -50,6 +50,9 @@ class Recorder:
     def limit_decision(self, counter: str, verdict: str) -> None:
         self.events.append((counter, verdict))
 
+    def lease_event(self, outcome: str) -> None:
+        self.events.append(("lease", outcome))
+
 
 def governor(url: str, clock: ManualClock, recorder: Recorder | None = None) -> Governor:
     store = RedisStore.from_url(url, timeout=0.5, retry_interval=0.0)

@@ -201,6 +201,26 @@ INVALID = [
         id="policy-semantic-threshold",
     ),
     pytest.param(
+        _policy(_set("useCases.0.leasing", {"blockPercent": 0})),  # integer: see Leasing
+        "blockPercent must be > 0",
+        id="policy-lease-block-zero",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.leasing", {"blockPercent": 0.001})),
+        "spec.useCases[0].leasing.blockPercent in body should be greater than or equal to 0.01",
+        id="policy-lease-block-minimum",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.leasing", {"blockPercent": 50})),
+        "spec.useCases[0].leasing.blockPercent in body should be less than or equal to 10",
+        id="policy-lease-block-maximum",
+    ),
+    pytest.param(
+        _policy(_set("useCases.0.leasing", {})),
+        "spec.useCases[0].leasing.blockPercent: Required value",
+        id="policy-lease-block-required",
+    ),
+    pytest.param(
         _policy(_set("useCases.0.cache.semantic", {"enabled": True})),
         "a semantic cache needs embeddingsRoute",
         id="cel-semantic-needs-embeddings-route",
@@ -339,6 +359,19 @@ def test_custom_patterns_and_restore_are_accepted_with_defaults(crds: ControlPla
     assert redaction["customPatterns"] == [PATTERN]
     assert (redaction["mode"], redaction["restoreInAnswer"]) == ("mask", False)
     crds.kubectl("delete", "aipolicy", "custom-patterns", "-n", NS)
+
+
+@pytest.mark.parametrize("percent", [1, 0.01, 2.5, 10])
+def test_lease_blocks_in_range_are_accepted(crds: ControlPlane, percent: float) -> None:
+    """Integers and fractions alike (the CEL rule beside ``minimum`` compares numbers)."""
+    policy = _policy(_set("useCases.0.leasing", {"blockPercent": percent}))
+    policy["metadata"] = {"name": "leasing"}
+    code, stderr = _create(crds, policy)
+    assert code == 0, stderr
+    spec = crds.kubectl_json("get", "aipolicy", "leasing", "-n", NS)["spec"]
+    assert isinstance(spec, dict)
+    assert spec["useCases"][0]["leasing"] == {"blockPercent": percent}
+    crds.kubectl("delete", "aipolicy", "leasing", "-n", NS)
 
 
 def test_cache_settings_are_accepted_with_defaults(crds: ControlPlane) -> None:

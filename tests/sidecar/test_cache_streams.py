@@ -12,6 +12,8 @@ import openai
 import pytest
 
 from aigw_fakeprovider import FakeProvider
+from aigw_sidecar.app_keys import PIPELINE
+from aigw_sidecar.steps import CacheAnswer
 
 from .caching import Decisions, cache_gateway, cached_use_case, metric, metrics_text
 
@@ -172,3 +174,47 @@ async def test_a_hit_counts_against_requests_per_minute_and_costs_no_budget(
     (budget,) = [r for r in spent["governance"]["counters"] if r["counter"] == "budget:day:tokens"]
     (later,) = [r for r in after["governance"]["counters"] if r["counter"] == "budget:day:tokens"]
     assert later["used"] == budget["used"] > 0  # the hits spent nothing
+
+
+async def test_a_stream_past_the_entry_bound_is_let_go_mid_stream(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> None:
+    """A caller that makes the answer long gets it whole, but the cache's recorder holds at
+    most the entry bound and lets go of it as soon as the stream passes it (the recording
+    budget's accounting), and the answer is not stored; a short stream still is."""
+    bound = 64 << 10
+    async with (
+        cache_gateway(
+            tmp_path, oai_fake, claude_fake, [cached_use_case("default")],
+            cache_max_entry_bytes=bound,
+        ) as gw,
+        gw.openai() as client,
+    ):  # fmt: skip
+        (step,) = [s for s in gw.server.api[PIPELINE].steps if isinstance(s, CacheAnswer)]
+        budget = step.recording
+        oai_fake.queue_fault(reply_pieces=["Twelve ", "ways, ", "give ", "or take ", "one."])
+        assert (await _stream(client))[0] == "miss"
+        assert budget.peak > 0  # a short stream is recorded (and charged)
+        assert (await _stream(client))[0] == "hit"
+        words = "the river bends tonight " * 200
+        oai_fake.queue_fault(reply_pieces=[words[:4096]] * 64)  # 256 KiB
+        long_prompt: Any = [{"role": "user", "content": "the long one"}]
+        stream = await client.chat.completions.create(
+            model="chat", messages=long_prompt, stream=True
+        )
+        received, held = 0, []
+        async for chunk in stream:
+            received += len(chunk.choices[0].delta.content or "" if chunk.choices else "")
+            if received > 2 * bound:  # recorded before it was sent
+                held.append(budget.held)
+        assert received == 64 * 4096
+        assert held
+        assert set(held) == {0}
+        assert budget.peak <= bound  # (a batch past the bound is never taken)
+        again = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=long_prompt, stream=True
+        )
+        assert again.headers["x-aigw-cache"] == "miss"  # not stored
+        async for _ in again.parse():
+            pass
+        assert budget.held == 0

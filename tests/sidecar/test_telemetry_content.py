@@ -3,9 +3,9 @@
 The real ``aigw sidecar`` process exports to the real (Go-built) Collector. A use case that
 opts in gets ``gen_ai.input.messages`` / ``gen_ai.output.messages`` on its inference spans,
 as redaction left them: a secret in the prompt, a secret the provider plants in its answer
-(whole and split across stream chunks) and a caller's e-mail address given back to the caller
-by ``restoreInAnswer`` never reach the Collector, only their placeholders do. A use case that
-does not opt in (the default) sends no content at all.
+(whole, and split across stream chunks to the openai and the anthropic SDK) and a caller's
+e-mail address given back to the caller by ``restoreInAnswer`` never reach the Collector,
+only their placeholders do. A use case that does not opt in (the default) sends no content.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -27,7 +28,8 @@ from .tracing import CLIENT, SERVER, attributes, spans, trace_of, traced_sidecar
 
 PROMPT_SECRET = github_token("promptsecret")
 ANSWER_SECRET = github_token("answersecret")
-TRACES = {name: f"{n:x}" * 32 for n, name in enumerate(("open", "planted", "stream", "closed"), 1)}
+NAMES = ("open", "planted", "stream", "closed", "anthropic")
+TRACES = {name: f"{n:x}" * 32 for n, name in enumerate(NAMES, 1)}
 
 
 def _docs(oai: FakeProvider) -> list[dict[str, Any]]:
@@ -113,7 +115,20 @@ async def test_content_on_spans_only_when_the_policy_opts_in_and_always_redacted
         )
         streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         assert ANSWER_SECRET not in streamed
-        # 4. Not opted in (the default): no content.
+        # 4. The Anthropic SDK (its system parameter; a streamed answer with a planted secret).
+        oai_fake.queue_fault(reply_pieces=(text[:cut], text[cut:]))
+        async with (
+            anthropic.AsyncAnthropic(base_url=sidecar.url, api_key=APP_KEY, max_retries=0) as a,
+            a.messages.stream(
+                model="chat",
+                max_tokens=100,
+                system="You are the lighthouse keeper.",
+                messages=[{"role": "user", "content": prompt}],
+                extra_headers=_headers("open", "anthropic"),
+            ) as events,
+        ):
+            assert ANSWER_SECRET not in await events.get_final_text()
+        # 5. Not opted in (the default): no content.
         closed_prompt = f"quokka note for {EMAIL} with token {PROMPT_SECRET}"
         await client.chat.completions.create(
             model="chat",
@@ -132,7 +147,7 @@ async def test_content_on_spans_only_when_the_policy_opts_in_and_always_redacted
     assert _texts([output]) == [f"Echo: {user}"]  # before the caller's values were restored
     assert "aigw.content.truncated" not in opened
 
-    for trace in ("planted", "stream"):
+    for trace in ("planted", "stream", "anthropic"):
         found = _client_span(otel_collector, trace)
         [output] = json.loads(found["gen_ai.output.messages"])
         assert _texts([output]) == ["the vault token is [TOKEN_2] ok"], trace
@@ -145,7 +160,7 @@ async def test_content_on_spans_only_when_the_policy_opts_in_and_always_redacted
     for secret in (PROMPT_SECRET, ANSWER_SECRET, EMAIL, CANARY_OPENAI, APP_KEY, "quokka"):
         assert secret not in raw
     assert "persimmon" in raw  # the opted-in prompt, redacted, is there
-    assert len(spans(otel_collector.read("traces"))) == 8
+    assert len(spans(otel_collector.read("traces"))) == 10
 
 
 def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts() -> None:
@@ -167,6 +182,14 @@ def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "high tide at noon"},
             {
+                "role": "tool",
+                "tool_call_id": "call_2",
+                "content": [
+                    {"type": "text", "text": "chart:"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            },
+            {
                 "role": "user",
                 "content": [
                     {"type": "text", "text": "and this picture?"},
@@ -181,7 +204,7 @@ def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts
     assert len(found.value) < MAX_TEXT + 1024
     assert "base64" not in found.value
     messages = json.loads(found.value)
-    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user"]
     assert messages[1]["parts"] == [
         {"type": "tool_call", "name": "lookup", "id": "call_1", "arguments": '{"q": "tide"}'}
     ]
@@ -189,6 +212,9 @@ def test_content_is_bounded_keeps_the_latest_turns_and_never_copies_binary_parts
         {"type": "tool_call_response", "response": "high tide at noon", "id": "call_1"}
     ]
     assert messages[3]["parts"] == [
+        {"type": "tool_call_response", "response": "chart:", "id": "call_2"}
+    ]
+    assert messages[4]["parts"] == [
         {"type": "text", "content": "and this picture?"},
         {"type": "image_url"},
     ]

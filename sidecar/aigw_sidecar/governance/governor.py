@@ -108,6 +108,7 @@ class Governor:
             new_id=self.new_reservation_id,
             defer=self._defer,
             holding=self._start_maintenance,
+            observer=self.observer,
         )
         """Hot-tenant mode: the blocks this sidecar leased (:mod:`.leases`)."""
 

@@ -45,11 +45,12 @@ import asyncio
 import logging
 import math
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from dataclasses import replace
 
 from .clock import Clock
 from .identity import Identity
+from .lots import Lot, Pool, Record, Share, block_size
+from .observer import NullObserver, Observer
 from .plan import Role, tag_of
 from .store import MAX_AMOUNT, Counter, CounterKind, Store, StoreError, StoreUnavailable
 
@@ -61,87 +62,6 @@ REFILL_RETRY_SECONDS = 1.0
 _WAITS = 3
 """Leases a call that does not fit waits for before it is counted per call."""
 _Defer = Callable[[tuple[Store, str, str, list[Counter], list[int], float]], None]
-
-
-def block_size(limit: int, percent: float) -> int:
-    """``percent`` of ``limit``, rounded down, at least 1 (computed in decimal)."""
-    return max(1, min(MAX_AMOUNT, int(Decimal(limit) * Decimal(str(percent)) / 100)))
-
-
-@dataclass(slots=True, eq=False)
-class Record:
-    """One lease: a reservation record in the store (``amount``: what it reserved)."""
-
-    rid: str
-    counters: list[Counter]
-
-
-@dataclass(slots=True, eq=False)
-class Lot:
-    """What one pool holds: the amounts left of each leased counter (fungible), and the
-    records still needed to return them, oldest first."""
-
-    tag: str
-    records: list[Record]
-    left: list[int]
-    base: tuple[float, ...]
-    """Each counter's level in the store after the last lease (this lot included)."""
-    held_until: float
-    ends: float
-    """The earliest end of the lot's budget windows (inf: rate limits only)."""
-    last_used: float
-    taken: list[int] = field(default_factory=list)
-    """Amounts of the calls in flight (credited back, or not, when they settle)."""
-    calls: int = 0
-    retired: bool = False
-    returned: bool = False
-
-    def usable(self, now: float) -> bool:
-        return not self.retired and now < self.held_until and now < self.ends
-
-    def prune(self) -> None:
-        """Forget the oldest records whose amounts are all spent (they expire by
-        themselves, counted in full); keep those that cover what is held."""
-        held = [left + taken for left, taken in zip(self.left, self.taken, strict=True)]
-        cover = [0] * len(held)
-        keep = 0
-        for record in reversed(self.records):
-            if all(c >= h for c, h in zip(cover, held, strict=True)):
-                break
-            keep += 1
-            for k, counter in enumerate(record.counters):
-                cover[k] += counter.amount
-        self.records = self.records[len(self.records) - keep :] if keep else []
-
-
-@dataclass(slots=True, eq=False)
-class Share:
-    """What one call took from a lot (its worst case of each leased counter)."""
-
-    lot: Lot
-    amounts: list[int]
-    counters: list[Counter]
-    roles: list[Role]
-    levels: tuple[float, ...]
-    """Estimated level of each counter: the store's at the last lease, minus what is
-    unspent here."""
-
-
-@dataclass(slots=True, eq=False)
-class Pool:
-    """The lot of one (bundle, tenant, use case) in this sidecar."""
-
-    view: object
-    tag: str
-    indices: tuple[int, ...]
-    """Positions of the leased counters in the use case's plan (all but concurrency)."""
-    sizes: tuple[int, ...]
-    rest: tuple[int, ...]
-    """Positions of the counters still reserved per call (concurrency)."""
-    current: Lot | None = None
-    refilling: asyncio.Task[None] | None = None
-    next_try: float = 0.0
-    closed: bool = False
 
 
 class Leases:
@@ -156,6 +76,7 @@ class Leases:
         new_id: Callable[[], str],
         defer: _Defer,
         holding: Callable[[], None],
+        observer: Observer | None = None,
     ) -> None:
         """``defer`` queues a settlement the store could not take; ``holding`` is called
         when a block is leased (so the governor's maintenance task renews it)."""
@@ -165,6 +86,7 @@ class Leases:
         self._new_id = new_id
         self._defer = defer
         self._holding = holding
+        self._observer: Observer = observer or NullObserver()
         self._pools: dict[tuple[object, str, str], Pool] = {}
         self._lots: set[Lot] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -261,6 +183,7 @@ class Leases:
             lot.left[k] += reserved - used
             lot.taken[k] -= reserved
         lot.calls -= 1
+        share.levels = tuple(b - v for b, v in zip(lot.base, lot.left, strict=True))
         if lot.retired and lot.calls == 0:
             self._spawn(self._return(lot))
 
@@ -297,6 +220,7 @@ class Leases:
             if isinstance(exc, StoreUnavailable) and exc.maybe_applied:
                 self._defer((self._store, pool.tag, rid, wanted, [0] * len(wanted), now))
             pool.next_try = now + REFILL_RETRY_SECONDS
+            self._observer.lease_event("failed")
             return
         finally:
             pool.refilling = None
@@ -304,9 +228,11 @@ class Leases:
             # No full block fits under a limit any more: give the lot back and count per
             # call (exact) until a block fits again.
             pool.next_try = now + REFILL_RETRY_SECONDS
+            self._observer.lease_event("refused")
             if pool.current is not None:
                 self._retire(pool, pool.current)
             return
+        self._observer.lease_event("leased")
         self._adopt(pool, Record(rid, wanted), result.levels, now=now, until=until)
 
     def _adopt(
@@ -366,6 +292,7 @@ class Leases:
             return
         lot.returned = True
         self._lots.discard(lot)
+        self._observer.lease_event("returned")
         now = self._clock.now()
         rest = list(lot.left)
         for n, record in enumerate(reversed(lot.records)):

@@ -2,8 +2,9 @@
 
 The engine knows nothing of Prometheus; the sidecar passes an :class:`Observer` that turns
 these calls into counters (``aigw_state_unavailable_total{operation,outcome}``,
-``aigw_limit_decisions_total{counter,verdict}``). Label values are bounded: operations,
-outcomes and verdicts are fixed words and counter names come from the policy (``budget:x``).
+``aigw_limit_decisions_total{counter,verdict}``, ``aigw_lease_events_total{outcome}``).
+Label values are bounded: operations, outcomes and verdicts are fixed words and counter
+names come from the policy (``budget:x``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ class Observer(Protocol):
         the request to its fallback route (fallback)."""
         ...
 
+    def lease_event(self, outcome: str) -> None:
+        """Hot-tenant mode: a block leased or topped up (leased), refused because no full
+        block fits under a limit (refused: calls are counted per call for a while), not
+        leased because the store failed (failed), or given back (returned)."""
+        ...
+
 
 class NullObserver:
     """Reports nothing."""
@@ -36,4 +43,7 @@ class NullObserver:
         return None
 
     def limit_decision(self, counter: str, verdict: str) -> None:
+        return None
+
+    def lease_event(self, outcome: str) -> None:
         return None

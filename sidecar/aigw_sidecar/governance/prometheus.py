@@ -3,7 +3,8 @@
 Label values are bounded by the policy and by fixed words: ``operation`` (reserve, settle),
 ``outcome`` (fail_open, fail_closed, fail_closed_not_enforced, deferred), ``counter``
 (requests_per_minute, tokens_per_minute, concurrency, ``budget:<name>:tokens|usd``),
-``verdict`` (blocked, warned, observed, fallback), ``step`` and ``code`` of a decision.
+``verdict`` (blocked, warned, observed, fallback), ``step`` and ``code`` of a decision,
+the ``outcome`` of a lease (leased, refused, failed, returned).
 Never a tenant, user or request id.
 """
 
@@ -34,6 +35,12 @@ class PrometheusObserver:
             ["counter", "verdict"],
             registry=registry,
         )
+        self.lease_events = Counter(
+            "aigw_lease_events",
+            "Hot-tenant mode: blocks leased, refused (calls counted per call), failed, returned.",
+            ["outcome"],
+            registry=registry,
+        )
         self.decisions = Counter(
             "aigw_policy_decisions",
             "Failed governance checks, by step, code and verdict (blocked, warned, observed).",
@@ -46,6 +53,9 @@ class PrometheusObserver:
 
     def limit_decision(self, counter: str, verdict: str) -> None:
         self.limit_events.labels(counter, verdict).inc()
+
+    def lease_event(self, outcome: str) -> None:
+        self.lease_events.labels(outcome).inc()
 
     def decision(self, decision: Decision) -> None:
         """Count one identify/authorize/constrain decision."""

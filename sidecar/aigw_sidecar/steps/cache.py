@@ -58,7 +58,7 @@ from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform
 
 from .caching import PLANS, ROUTE_FPS, CachePlan, Caching, compile_plans, route_fingerprints
-from .recording import Recorder
+from .recording import Recorder, RecordingBudget
 from .semantic import SemanticLookup
 
 __all__ = ["LOOKUP", "CacheAnswer", "CacheLookup", "Lookup", "cache_steps"]
@@ -160,6 +160,8 @@ class CacheLookup(Step):
         lookup = ctx.state.get(LOOKUP)
         if lookup is None:
             return
+        if lookup.recorder is not None:  # offered (the entry keeps its batches) or dropped
+            lookup.recorder.release()
         pending = lookup.pending
         if pending is not None and not pending.done():  # refused before the answer step
             pending.cancel()
@@ -175,6 +177,11 @@ class CacheAnswer(Step):
 
     def __init__(self, caching: Caching) -> None:
         self._c = caching
+
+    @property
+    def recording(self) -> RecordingBudget:
+        """What the streamed misses being recorded hold together now."""
+        return self._c.recording
 
     async def on_request(self, ctx: RequestContext) -> None:
         lookup = ctx.state.get(LOOKUP)
@@ -304,7 +311,7 @@ class CacheAnswer(Step):
         lookup = ctx.state.get(LOOKUP)
         if lookup is None or not lookup.record or ctx.answered_by is not None:
             return None
-        lookup.recorder = Recorder(self._c.max_entry_bytes)
+        lookup.recorder = Recorder(self._c.max_entry_bytes, self._c.recording)
         return lookup.recorder
 
     async def on_response(self, ctx: RequestContext) -> None:

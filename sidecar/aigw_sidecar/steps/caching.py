@@ -42,6 +42,7 @@ from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
+from .recording import BUDGET_BYTES, RecordingBudget
 from .semantic import Semantic, calls_tools
 
 if TYPE_CHECKING:
@@ -168,6 +169,10 @@ class Caching:
         self.metrics = metrics.cache
         self.store = _store_of(settings, metrics, client)
         self.max_entry_bytes = settings.cache_max_entry_bytes
+        self.recording = RecordingBudget(BUDGET_BYTES)
+        """Bytes the streamed misses being recorded hold together (given back when each
+        request ends; a stored stream's background encode then holds its batches until
+        written)."""
         self.semantic = Semantic(self.store, settings.cache_semantic_max_bytes)
         self._writing: set[asyncio.Task[None]] = set()
         self._logged = -_LOG_EVERY_S

@@ -66,7 +66,7 @@ from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform
 
-from .recording import Recorder, RecordingBudget
+from .recording import BUDGET_BYTES, Recorder, RecordingBudget
 from .route import request_claims
 
 __all__ = ["MAX_RECORD_BYTES", "RECORDING_BUDGET_BYTES", "Idempotency"]
@@ -76,7 +76,7 @@ _KEPT_HEADERS = ("X-AIGW-Route", "X-AIGW-Backend", "X-AIGW-Cost-USD")
 MAX_RECORD_BYTES = 1 << 20
 """A larger result is not kept (a not-kept record answers duplicates): replays are for
 ordinary answers."""
-RECORDING_BUDGET_BYTES = 16 << 20
+RECORDING_BUDGET_BYTES = BUDGET_BYTES
 """What all streams being recorded for replay may hold together in one sidecar."""
 _LEASE_MARGIN_S = 5.0
 _UNBOUNDED_LEASE_S = 600.0

@@ -27,11 +27,16 @@ import orjson
 from aigw_sidecar.context import Json
 from aigw_sidecar.streaming import StreamTransform
 
-__all__ = ["CHUNK_OVERHEAD", "Recorder", "RecordingBudget"]
+__all__ = ["BUDGET_BYTES", "CHUNK_OVERHEAD", "Recorder", "RecordingBudget"]
 
 CHUNK_OVERHEAD = 160
 """Bytes a recorded chunk is assumed to take besides its text (ids, model, the envelope):
 the running estimate that bounds a recording before its exact size is known."""
+
+
+BUDGET_BYTES = 16 << 20
+"""What the streams one step records may hold together in one sidecar (the cache's, and the
+idempotency step's, each have one budget of this size)."""
 
 
 class RecordingBudget:

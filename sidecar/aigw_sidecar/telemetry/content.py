@@ -108,7 +108,10 @@ def _tool_calls(calls: Any) -> list[Json]:
 def _message_parts(message: Json) -> list[Json]:
     role = message.get("role")
     if role in ("tool", "function"):
-        part: Json = {"type": "tool_call_response", "response": _text(message.get("content"))}
+        content = message.get("content")
+        if isinstance(content, list):  # parts: their text only (an image's bytes never)
+            content = "".join(p["content"] for p in _content_parts(content) if "content" in p)
+        part: Json = {"type": "tool_call_response", "response": _text(content)}
         if isinstance(message.get("tool_call_id"), str):
             part["id"] = message["tool_call_id"][:128]
         return [part]
@@ -120,9 +123,9 @@ def _message_parts(message: Json) -> list[Json]:
     return parts
 
 
-def _bound(messages: list[Json]) -> Bounded:
+def _bound(messages: list[Json], dropped: bool = False) -> Bounded:
     """Keep the latest messages and text within the bounds, in their order."""
-    budget = _Budget(truncated=len(messages) > MAX_MESSAGES)
+    budget = _Budget(truncated=dropped or len(messages) > MAX_MESSAGES)
     kept: list[Json] = []
     for message in reversed(messages[-MAX_MESSAGES:]):
         if budget.left == 0:
@@ -146,11 +149,11 @@ def input_messages(body: Json) -> Bounded | None:
     if not isinstance(messages, list):
         return None
     found = []
-    for message in messages:
+    for message in messages[-MAX_MESSAGES:]:  # the latest: earlier ones are never kept
         if isinstance(message, dict):
             role = str(message.get("role") or "user")[:32]
             found.append({"role": _ROLES.get(role, role), "parts": _message_parts(message)})
-    return _bound(found) if found else None
+    return _bound(found, len(messages) > MAX_MESSAGES) if found else None
 
 
 def output_messages(choices: Iterable[Any]) -> Bounded | None:
