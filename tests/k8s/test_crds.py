@@ -202,7 +202,7 @@ INVALID = [
     ),
     pytest.param(
         _policy(_set("useCases.0.leasing", {"blockPercent": 0})),  # an integer: see crdgen
-        'spec.useCases[0].leasing.blockPercent: Invalid value: 0: must be >= 0.01',
+        "spec.useCases[0].leasing.blockPercent: Invalid value: 0: must be >= 0.01",
         id="policy-lease-block-zero",
     ),
     pytest.param(
@@ -212,7 +212,7 @@ INVALID = [
                 {"enabled": True, "threshold": 0, "embeddingsRoute": "chat"},
             )
         ),
-        'spec.useCases[0].cache.semantic.threshold: Invalid value: 0: must be >= 0.5',
+        "spec.useCases[0].cache.semantic.threshold: Invalid value: 0: must be >= 0.5",
         id="policy-semantic-threshold-integer-zero",
     ),
     pytest.param(
