@@ -5,9 +5,11 @@ Runs identify + authorize + constrain (``Governor.admit``), the reservation
 many times, on a policy with requests/min, tokens/min, concurrency and a day token budget
 and a month money budget (5 counters: the realistic heavy case), and prints microseconds
 per request. Redis runs on loopback: its figures include one round trip per reserve and one
-per settle. Runs on uvloop, like the sidecar. Starts its own redis-server on a free port
-unless --redis-url is given. CPU microseconds per request are printed too: on a busy machine
-they are steadier than wall-clock figures.
+per settle; with leased blocks (hot-tenant mode, ``leasing.blockPercent: 1``) only the
+concurrency lease does, and without a concurrency limit no call does. Runs on uvloop, like
+the sidecar. Starts its own redis-server on a free port unless --redis-url is given. CPU
+microseconds per request are printed too: on a busy machine they are steadier than
+wall-clock figures.
 
     .venv/bin/python bench/governance_steps.py [--iterations 20000] [--redis-url URL]
 """
@@ -45,12 +47,16 @@ BODY: dict[str, Any] = {
 HEADERS = CIMultiDictProxy(CIMultiDict({"X-AIGW-Tenant": "acme", "X-AIGW-Use-Case": "reply"}))
 
 
-def bundle(limits: bool) -> Any:
+def bundle(limits: bool, *, leasing: float | None = None, concurrency: bool = True) -> Any:
     use_case: dict[str, Any] = {"name": "reply", "routes": ["chat"], "limits": {"maxTokens": 512}}
     if limits:
         use_case["rateLimits"] = {
             "requestsPerMinute": 10**8, "tokensPerMinute": 10**10, "concurrency": 10**6,
         }  # fmt: skip
+        if not concurrency:
+            del use_case["rateLimits"]["concurrency"]
+        if leasing is not None:
+            use_case["leasing"] = {"blockPercent": leasing}
         use_case["budgets"] = [
             {"name": "daily", "period": "day", "tokens": 10**15},
             {"name": "monthly", "period": "month", "costUSD": "999999999", "scope": "useCase"},
@@ -74,14 +80,19 @@ def bundle(limits: bool) -> Any:
 
 
 async def measure(
-    store: Store, limits: bool, iterations: int
+    store: Store,
+    limits: bool,
+    iterations: int,
+    *,
+    leasing: float | None = None,
+    concurrency: bool = True,
 ) -> tuple[list[float], list[float], float]:
     """Per request: wall-clock microseconds of admit + reserve (what the request waits for
     before the call), of the settlement (with Redis the sidecar runs it in the background),
     and CPU microseconds of all of it (the CPU figure is what this process spent, so it is
     less disturbed by other load on the box)."""
     governor = Governor(POD, store)
-    view = governor.view(bundle(limits))
+    view = governor.view(bundle(limits, leasing=leasing, concurrency=concurrency))
     before: list[float] = []
     after: list[float] = []
     usage = Usage(80, 120)
@@ -168,6 +179,15 @@ async def main() -> None:
             store = RedisStore.from_url(url)
             n = max(1000, args.iterations // 4)
             report("redis, 5 counters", await measure(store, True, n))
+            await store.client.aclose()
+            # Hot-tenant mode: blocks of 1% leased, calls admitted locally; the
+            # concurrency lease (never leased) still goes to Redis per call.
+            store = RedisStore.from_url(url)
+            report("redis, 5 leased (cc per call)", await measure(store, True, n, leasing=1.0))
+            await store.client.aclose()
+            store = RedisStore.from_url(url)
+            leased = await measure(store, True, args.iterations, leasing=1.0, concurrency=False)
+            report("redis, 4 counters leased", leased)
             await store.client.aclose()
         finally:
             if server is not None:

@@ -4,7 +4,8 @@ The pydantic models are the source; ``crds/`` holds their rendering (``aigw crds
 and a test fails when the two differ. The JSON schema pydantic produces is turned into a
 Kubernetes *structural* schema: references inlined, optional wrappers removed, titles
 dropped, descriptions kept (``kubectl explain`` prints them), CEL rules carried over from
-each model's ``x-kubernetes-validations``.
+each model's ``x-kubernetes-validations``, and a CEL rule beside every fractional
+``minimum``/``maximum`` of a number (the apiserver truncates those for integer values).
 """
 
 from __future__ import annotations
@@ -51,7 +52,22 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = _inline(value, defs)
     if "enum" in out and "type" not in out:
         out["type"] = "string"
+    if out.get("type") == "number":
+        _fractional_bounds_as_cel(out)
     return out
+
+
+def _fractional_bounds_as_cel(node: dict[str, Any]) -> None:
+    """The apiserver checks ``minimum``/``maximum`` of an integer value (``0``) against the
+    bound truncated to an integer (0.5 -> 0), so ``threshold: 0`` would pass ``minimum:
+    0.5``; a CEL rule compares numbers as numbers and closes that hole."""
+    rules = []
+    for key, op in (("minimum", ">="), ("maximum", "<=")):
+        bound = node.get(key)
+        if isinstance(bound, float) and not bound.is_integer():
+            rules.append({"rule": f"self {op} {bound!r}", "message": f"must be {op} {bound!r}"})
+    if rules:
+        node["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), *rules]
 
 
 def structural_schema(model: type[Any]) -> dict[str, Any]:

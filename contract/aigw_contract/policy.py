@@ -253,16 +253,6 @@ class Leasing(Model):
     enforce mode; without shared state (one pod) it changes nothing.
     """
 
-    # The apiserver checks ``minimum`` of an integer value against the minimum truncated
-    # to an integer (0.01 -> 0: ``blockPercent: 0`` would pass): CEL compares as numbers.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": "self.blockPercent >= 0.01", "message": "blockPercent must be > 0"}
-            ]
-        }
-    )
-
     block_percent: float = Field(ge=0.01, le=MAX_BLOCK_PERCENT)
     """Size of one block, in percent of each limit (0.01 to 10; rounded down to whole
     requests, tokens or nano-USD, at least 1): the most a sidecar holds unspent per counter."""

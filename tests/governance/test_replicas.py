@@ -164,3 +164,64 @@ async def test_four_sidecars_admit_exactly_n(
             assert 0 < used <= 37 * R + R - 1
     finally:
         client.close()
+
+
+@pytest.mark.slow
+async def test_four_sidecars_leasing_blocks_stay_within_the_bound_and_return_on_sigterm(
+    redis_server: Any,
+    bundle_of: Callable[..., Bundle],
+    tmp_path: Path,
+    counter_values: Callable[[Any, str], list[float]],
+) -> None:
+    """Hot-tenant mode across 4 real sidecars: blocks of 5% of a day budget (B = 189
+    tokens). Admitted worst cases never pass the limit, a refusal leaves at most 4 x B
+    unused, and once SIGTERM has drained every sidecar (returning its blocks) the counter
+    holds exactly the usage the provider reported for the calls it answered."""
+    redis_server.flush()
+    limit = 37 * R + R - 1
+    budget = {"name": "d", "period": "day", "tokens": limit}
+    use_case = {"name": "reply", "routes": ["chat"], "budgets": [budget],
+                "leasing": {"blockPercent": 5}}  # fmt: skip
+    async with FakeProvider("openai") as fake:
+        bundle = bundle_of({"useCases": [use_case]}, routes=(route_doc(fake.openai_base_url),))
+        path = tmp_path / "bundle.json"
+        path.write_bytes(bundle.to_json_bytes())
+        logs: list[IO[bytes]] = []
+        sidecars: list[tuple[Any, str, str]] = []
+        used: list[int] = []
+        try:
+            sidecars = await start_sidecars(path, redis_server.url, tmp_path, logs)
+            fake.queue_fault(latency_ms=LATENCY_MS, count=SIDECARS * PER_SIDECAR)
+            urls = [url for _, url, _ in sidecars]
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def one(url: str) -> str:
+                    async with session.post(f"{url}/v1/chat/completions", json=BODY) as response:
+                        payload = await response.json()
+                        if response.status != 200:
+                            return str(payload["error"]["type"])
+                        used.append(int(payload["usage"]["total_tokens"]))
+                        return "ok"
+
+                outcomes = Counter(
+                    await asyncio.gather(
+                        *(one(urls[i % SIDECARS]) for i in range(SIDECARS * PER_SIDECAR))
+                    )
+                )
+            granted = outcomes["ok"]
+            assert outcomes == Counter({"ok": granted, "budget_exceeded": 400 - granted})
+            assert limit - SIDECARS * 189 - R <= granted * R <= limit
+            assert len(fake.recorder) == granted
+        finally:
+            for proc, _, _ in sidecars:
+                proc.terminate()
+            for proc, _, _ in sidecars:
+                assert await proc.wait() == 0
+            for log in logs:
+                log.close()
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        assert counter_values(client, "bu:d:") == [sum(used)]
+    finally:
+        client.close()

@@ -201,9 +201,19 @@ INVALID = [
         id="policy-semantic-threshold",
     ),
     pytest.param(
-        _policy(_set("useCases.0.leasing", {"blockPercent": 0})),  # integer: see Leasing
-        "blockPercent must be > 0",
+        _policy(_set("useCases.0.leasing", {"blockPercent": 0})),  # an integer: see crdgen
+        "spec.useCases[0].leasing.blockPercent: Invalid value: 0: must be >= 0.01",
         id="policy-lease-block-zero",
+    ),
+    pytest.param(
+        _policy(
+            _set(
+                "useCases.0.cache.semantic",
+                {"enabled": True, "threshold": 0, "embeddingsRoute": "chat"},
+            )
+        ),
+        "spec.useCases[0].cache.semantic.threshold: Invalid value: 0: must be >= 0.5",
+        id="policy-semantic-threshold-integer-zero",
     ),
     pytest.param(
         _policy(_set("useCases.0.leasing", {"blockPercent": 0.001})),

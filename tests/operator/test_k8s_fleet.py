@@ -31,6 +31,7 @@ from aigw_e2e.kubelet import Kubelet
 from aigw_fakeprovider import FakeProvider
 from aigw_fakeprovider.server import FakeProviderThread
 from aigw_operator.bundles import configmap_files
+from support.workloads import deployment_doc
 
 pytestmark = pytest.mark.k8s
 
@@ -130,21 +131,8 @@ def resources(openai_url: str, anthropic_url: str, max_tokens: int) -> str:
 
 
 def deployment(replicas: int) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "fleet", "namespace": NS},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": "fleet"}},
-                "template": {
-                    "metadata": {"labels": {"app": "fleet", "aigw.dev/inject": "true"}},
-                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
-                },
-            },
-        }
-    )
+    labels = {"aigw.dev/inject": "true"}
+    return json.dumps(deployment_doc("fleet", NS, replicas=replicas, labels=labels))
 
 
 class Fleet:

@@ -32,7 +32,9 @@ from openai import OpenAI
 
 from aigw_e2e.kubelet import Kubelet
 from aigw_fakeprovider.server import FakeProviderThread
+from support.bundles import backend_doc, policy_doc, route_doc
 from support.waiting import wait_for
+from support.workloads import deployment_doc, kube_list
 
 pytestmark = pytest.mark.k8s
 
@@ -46,27 +48,12 @@ EMAIL = "jane.canary.7f3e@example.com"
 
 
 def resources(base_url: str) -> str:
-    route = {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": "chat", "namespace": NS},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": base_url,
-                    "pricing": {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"},
-                }
-            ]
-        },
-    }
-    policy = {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "AIPolicy",
-        "metadata": {"name": "hash-app", "namespace": NS},
-        "spec": {
+    pricing = {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"}
+    backend = backend_doc("main", "openai", base_url, "gpt-4o-mini", pricing=pricing)
+    route = route_doc("chat", [backend], namespace=NS)
+    policy = policy_doc(
+        "hash-app",
+        {
             "selector": {"matchLabels": {"app": "hash-app"}},
             "mode": "enforce",
             "useCases": [
@@ -77,27 +64,14 @@ def resources(base_url: str) -> str:
                 }
             ],
         },
-    }
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [route, policy]})
+        namespace=NS,
+    )
+    return kube_list(route, policy)
 
 
 def deployment() -> str:
-    labels = {"app": "hash-app", "aigw.dev/inject": "true"}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "hash-app", "namespace": NS},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "hash-app"}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
-                },
-            },
-        }
-    )
+    labels = {"aigw.dev/inject": "true"}
+    return json.dumps(deployment_doc("hash-app", NS, replicas=2, labels=labels))
 
 
 def secret(entry: str, key: bytes) -> str:

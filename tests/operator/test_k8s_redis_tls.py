@@ -25,8 +25,10 @@ from openai import OpenAI
 
 from aigw_e2e.kubelet import Kubelet
 from aigw_fakeprovider.server import FakeProviderThread
+from support.bundles import backend_doc, policy_doc, route_doc
 from support.redis import SERVER_NAME, RedisServer, make_certificates
 from support.waiting import wait_for
+from support.workloads import deployment_doc, kube_list
 
 pytestmark = pytest.mark.k8s
 
@@ -38,27 +40,12 @@ VENV_BIN = str(Path(sys.executable).parent)
 
 
 def resources(base_url: str) -> str:
-    route = {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "ModelRoute",
-        "metadata": {"name": "chat", "namespace": NS},
-        "spec": {
-            "backends": [
-                {
-                    "name": "main",
-                    "provider": "openai",
-                    "model": "gpt-4o-mini",
-                    "baseURL": base_url,
-                    "pricing": {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"},
-                }
-            ]
-        },
-    }
-    policy = {
-        "apiVersion": "aigw.dev/v1alpha1",
-        "kind": "AIPolicy",
-        "metadata": {"name": "tls-app", "namespace": NS},
-        "spec": {
+    pricing = {"inputPerMillionTokensUSD": "1", "outputPerMillionTokensUSD": "1"}
+    backend = backend_doc("main", "openai", base_url, "gpt-4o-mini", pricing=pricing)
+    route = route_doc("chat", [backend], namespace=NS)
+    policy = policy_doc(
+        "tls-app",
+        {
             "selector": {"matchLabels": {"app": "tls-app"}},
             "failMode": "closed",
             "useCases": [
@@ -69,27 +56,14 @@ def resources(base_url: str) -> str:
                 }
             ],
         },
-    }
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [route, policy]})
+        namespace=NS,
+    )
+    return kube_list(route, policy)
 
 
 def deployment() -> str:
-    labels = {"app": "tls-app", "aigw.dev/inject": "true"}
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "tls-app", "namespace": NS},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "tls-app"}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
-                },
-            },
-        }
-    )
+    labels = {"aigw.dev/inject": "true"}
+    return json.dumps(deployment_doc("tls-app", NS, replicas=1, labels=labels))
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from aigw_operator import SidecarSettings
 from aigw_operator.inject import plan_injection
 from support import wait_for
+from support.workloads import deployment_doc
 
 pytestmark = pytest.mark.k8s
 
@@ -40,29 +41,8 @@ def team_a(aigw_cluster: Any) -> None:
 
 
 def deployment(name: str, namespace: str, labels: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name, **labels}},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "app",
-                                "image": "registry.invalid/app:1",
-                                "env": [{"name": "LOG_LEVEL", "value": "info"}],
-                            }
-                        ]
-                    },
-                },
-            },
-        }
-    )
+    doc = deployment_doc(name, namespace, replicas=2, labels=labels, env={"LOG_LEVEL": "info"})
+    return json.dumps(doc)
 
 
 def pods(cluster: Any, namespace: str, app: str, count: int = 2) -> list[dict[str, Any]]:
