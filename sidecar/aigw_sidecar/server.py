@@ -10,11 +10,22 @@ disconnects cancels its handler and with it the upstream call).
 ready, no new connections, requests in flight finish or are cut, then everything closes.
 :func:`run` is what ``aigw sidecar`` calls: it serves until SIGTERM or SIGINT, drains and
 returns 0.
+
+The cyclic garbage collector (:func:`settle_gc`, once the apps are built and listening):
+everything built at start (modules, the compiled bundle, pydantic and aiohttp machinery:
+~60k objects) is moved out of the collector's reach with :func:`gc.freeze`, and the first
+generation's threshold is raised from 700 to :data:`GC_THRESHOLD`. Measured in the full
+pipeline row of ``make bench`` (every step on, c=16, thread CPU time in the collector's
+callbacks): the collector took 4.9% of the sidecar's CPU with the defaults (a young
+collection every ~15 calls at ~0.6 ms each, a full one scanning the whole start-up heap at
+~45 ms), 0.4% with these settings. Nothing else changes: every cycle is still collected,
+later (at most a few thousand young objects, well under a megabyte, wait longer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import signal
@@ -30,9 +41,11 @@ from .listener import ConnectionLimits, bound_port, listen
 from .settings import SidecarSettings
 from .steps import default_steps
 
-__all__ = ["SidecarServer", "run"]
+__all__ = ["GC_THRESHOLD", "SidecarServer", "run", "settle_gc"]
 
 _log = logging.getLogger(__name__)
+GC_THRESHOLD = (7000, 10, 10)
+"""The collector's thresholds in a serving sidecar (CPython's defaults: 700, 10, 10)."""
 _ADMIN_IDLE_S = 10.0
 """Idle timeout of admin connections (probes and scrapes open one per call or keep it busy)."""
 
@@ -118,6 +131,14 @@ class SidecarServer:
         await self.stop()
 
 
+def settle_gc() -> None:
+    """Freeze what start-up built and raise the young threshold (the module docstring);
+    called once a sidecar serves, never by the tests' in-process gateways."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 async def _serve(settings: SidecarSettings) -> int:
     server = SidecarServer(settings)
     stop = asyncio.Event()
@@ -125,6 +146,7 @@ async def _serve(settings: SidecarSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    settle_gc()
     _log.info(
         "aigw sidecar listening on %s:%d (admin %s:%d), bundle %s",
         settings.host,

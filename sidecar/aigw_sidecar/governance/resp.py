@@ -296,6 +296,20 @@ class RespClient:
     async def _send(self, protocol: _Protocol, *commands: tuple[Arg, ...]) -> Reply:
         """Send ``commands`` back to back; the last one's reply (earlier errors raise)."""
         loop = asyncio.get_running_loop()
+        if len(commands) == 1:  # the hot path (every script call): no lists, no join
+            one: asyncio.Future[Reply] = loop.create_future()
+            protocol.waiters.append(one)
+            protocol.send(_pack(commands[0]))
+            timer = loop.call_later(
+                self.timeout, protocol.fail, ConnectionError("redis did not answer in time")
+            )
+            try:
+                reply = await one
+            finally:
+                timer.cancel()
+            if isinstance(reply, RespError):
+                raise reply
+            return reply
         waiters: list[asyncio.Future[Reply]] = []
         for _ in commands:
             waiter: asyncio.Future[Reply] = loop.create_future()
