@@ -263,6 +263,17 @@ async def replicate(replica: RedisServer, primary: RedisServer | None) -> None:
         client.close()
 
 
+async def replicated(primary: RedisServer) -> None:
+    """Wait (bounded) until the primary's replica has acknowledged every write so far:
+    replication is asynchronous, and a replica promoted before then loses the last ones."""
+    client = primary.client()
+    try:
+        acknowledged = await asyncio.to_thread(client.execute_command, "WAIT", 1, 10_000)
+        assert acknowledged == 1, "the replica did not catch up in 10 s"
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("fail_mode", ["open", "closed"])
 async def test_readonly_during_a_failover_follows_the_fail_mode(
     sidecar_with: Callable[..., Any],
@@ -279,6 +290,7 @@ async def test_readonly_during_a_failover_follows_the_fail_mode(
         async with sidecar_with(spec, redis_url=own_redis.url, redis_timeout_s=0.3) as sidecar:
             before = await calls(sidecar, 4)
             await settled(sidecar)
+            await replicated(own_redis)  # B has every write of A before it is promoted
             await replicate(other, None)  # failover: B is promoted, A follows it (READONLY)
             await replicate(own_redis, other)
             caplog.clear()
