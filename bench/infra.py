@@ -87,7 +87,9 @@ def collector(name: str, binary: Path, cpus: str, work: Path, logs: Path) -> Ite
         "processors": {"batch": {"timeout": "200ms"}},
         "exporters": {"debug": {"verbosity": "basic"}},
         "service": {
-            "telemetry": {"metrics": {"level": "none"}},
+            # The Collector samples its own log lines by default (10 per 10 s, then 1 in
+            # 100): the debug exporter's span counts are read from that log, so no sampling.
+            "telemetry": {"metrics": {"level": "none"}, "logs": {"sampling": {"enabled": False}}},
             "pipelines": {
                 signal: {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["debug"]}
                 for signal in ("traces", "metrics", "logs")
