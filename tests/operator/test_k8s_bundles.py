@@ -190,8 +190,15 @@ def test_100_rapid_edits_give_few_revisions_and_the_last_is_correct(aigw_cluster
     # The debouncer's guarantee (--max-delay-seconds 1): at most one bundle per second of a
     # burst, plus the one after it; not a speed assertion (a slower machine just takes longer).
     assert 1 <= published <= took / 1.0 + 2
-    history = aigw_cluster.get("-n", NS, "configmaps", "-l", "aigw.dev/bundle=history")["items"]
-    assert len(history) <= 5  # garbage-collected down to --keep-revisions
+
+    def collected() -> list[dict[str, Any]] | None:
+        """The history once garbage-collected down to --keep-revisions (the operator
+        deletes old revisions after it has published the new pointer)."""
+        selector = ("-l", "aigw.dev/bundle=history")
+        items: list[dict[str, Any]] = aigw_cluster.get("-n", NS, "configmaps", *selector)["items"]
+        return items if len(items) <= 5 else None
+
+    history = wait_for("the history garbage-collected to 5 revisions", collected, timeout=60)
     assert f"aigw-bundle-{revision(cm)}" in {h["metadata"]["name"] for h in history}
 
 
