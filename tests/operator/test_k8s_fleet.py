@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from aigw_e2e.kubelet import Kubelet
 from aigw_fakeprovider import FakeProvider
 from aigw_fakeprovider.server import FakeProviderThread
 from aigw_operator.bundles import configmap_files
+from support.waiting import wait_for
 from support.workloads import deployment_doc
 
 pytestmark = pytest.mark.k8s
@@ -55,16 +56,6 @@ print(json.dumps({
     "anthropic": [message.headers["x-aigw-route"], message.parse().content[0].text],
 }))
 """
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    """Poll until truthy; the timeout only bounds a hang (it asserts no speed)."""
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def resources(openai_url: str, anthropic_url: str, max_tokens: int) -> str:

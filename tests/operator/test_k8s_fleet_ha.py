@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.k8s
 
@@ -19,15 +19,6 @@ NS = "fleet-ha"
 CONFIG = "aigw-sidecar-injector"
 SECRET = "aigw-webhook-shared-tls"
 OPERATOR_NS = "aigw-op-system"
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    return value
 
 
 def _served_certificate(port: int) -> str:
