@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from aigw_e2e.errors import ControlPlaneError
-from aigw_e2e.processes import Process, free_port, start_process
+from aigw_e2e.processes import Process, free_ports, start_process
 from aigw_e2e.tools import Tools
 
 __all__ = ["Collector"]
@@ -37,8 +37,7 @@ class Collector:
     def __init__(self, tools: Tools, root: Path, *, start_timeout: float = 60.0) -> None:
         self.tools = tools
         self.root = root
-        self.grpc_port = free_port()
-        self.http_port = free_port()
+        self.grpc_port, self.http_port = free_ports(2)
         self.start_timeout = start_timeout
         self.process: Process | None = None
 

@@ -23,7 +23,7 @@ from aigw_e2e import components
 from aigw_e2e.components import Layout, Ports
 from aigw_e2e.errors import ControlPlaneError
 from aigw_e2e.pki import CertificateAuthority, write_service_account_keys
-from aigw_e2e.processes import Process, free_port, http_ok, start_process
+from aigw_e2e.processes import Process, free_ports, http_ok, start_process
 from aigw_e2e.tools import Tools
 
 __all__ = ["ControlPlane"]
@@ -51,7 +51,7 @@ class ControlPlane:
         # kernel kills the components if the thread that started them exits, so start a
         # control plane from a long-lived thread (pytest's main thread).
         self.die_with_parent = die_with_parent
-        self.ports = Ports(*(free_port() for _ in range(6)))
+        self.ports = Ports(*free_ports(6))
         self.processes: list[Process] = []
         # Every pid ever started, kept after stop() so callers can check none is left.
         self.started_pids: list[int] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import ssl
@@ -27,6 +28,7 @@ from aigw_e2e.errors import ControlPlaneError
 __all__ = [
     "Process",
     "free_port",
+    "free_ports",
     "http_ok",
     "pid_alive",
     "start_process",
@@ -38,12 +40,47 @@ _POLL_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1
 
 
+_LISTEN_PORTS_FROM = 10000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _listen_port_range() -> range:
+    """Ports below the kernel's ephemeral range (where outgoing connections take theirs)."""
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(_LISTEN_PORTS_FROM, max(low, _LISTEN_PORTS_FROM + 1000))
+
+
+def free_ports(count: int) -> tuple[int, ...]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now.
+
+    A component binds its port only seconds after the port is chosen, so the port must not be
+    one the kernel hands out meanwhile: binding to port 0 picks from the ephemeral range, the
+    same range every outgoing connection (the apiserver's to etcd, say) takes its source port
+    from, and kwok once lost its port that way ("bind: address already in use"). These ports
+    come from below that range, chosen at random so that concurrent launchers rarely meet.
+    """
+    candidates = _listen_port_range()
+    chosen: list[int] = []
+    rng = random.SystemRandom()
+    while len(chosen) < count:
+        port = rng.choice(candidates)
+        if port in chosen:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+    return tuple(chosen)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """One TCP port on 127.0.0.1 that nothing listens on right now (see free_ports)."""
+    return free_ports(1)[0]
 
 
 def tail(path: Path, lines: int = 40) -> str:

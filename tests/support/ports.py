@@ -1,14 +1,11 @@
-"""Free loopback ports (never fixed ones: the machine is shared)."""
+"""Free loopback ports (never fixed ones: the machine is shared).
+
+The same picker as the control plane's: below the kernel's ephemeral range, so a port chosen
+now is not taken as the source port of some outgoing connection before the server binds it.
+"""
 
 from __future__ import annotations
 
-import socket
+from aigw_e2e.processes import free_port, free_ports
 
-__all__ = ["free_port"]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "free_ports"]
