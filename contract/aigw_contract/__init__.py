@@ -3,7 +3,12 @@ compiled policy bundle that the operator writes and the sidecar reads.
 
 This package is the bottom layer: it imports neither the operator nor the sidecar, nor any
 Kubernetes or HTTP library. See ``errors`` for the error tree.
+
+The compiler and the YAML loader are imported on first use: the sidecar reads compiled
+bundles only, and PyYAML and the compiler are megabytes of resident memory it never needs.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .bundle import (
     BUNDLE_FORMAT_VERSION,
@@ -14,7 +19,6 @@ from .bundle import (
     compute_content_hash,
     parse_bundle,
 )
-from .compiler import compile_bundle
 from .errors import (
     BundleError,
     CompileError,
@@ -24,7 +28,6 @@ from .errors import (
     SourceError,
     UnsupportedBundleFormat,
 )
-from .loader import SourceDocument, load_paths, parse_documents
 from .policy import (
     AIPolicySpec,
     AuditQueueFull,
@@ -88,3 +91,23 @@ __all__ = [
     "parse_bundle",
     "parse_documents",
 ]
+
+if TYPE_CHECKING:
+    from .compiler import compile_bundle
+    from .loader import SourceDocument, load_paths, parse_documents
+
+_LAZY = {
+    "compile_bundle": "compiler",
+    "SourceDocument": "loader",
+    "load_paths": "loader",
+    "parse_documents": "loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aigw_contract' has no attribute {name!r}")
+    from importlib import import_module  # noqa: PLC0415 - lazy on purpose
+
+    return getattr(import_module(f".{module}", __name__), name)

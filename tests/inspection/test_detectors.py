@@ -4,6 +4,8 @@ the custom-pattern rules, and the stream hold-back at every chunk boundary."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from aigw_contract.patterns import check_pattern, max_width
@@ -157,6 +159,25 @@ def test_detector_true_and_false_examples(name: str) -> None:
         assert found == [value], (name, text, found)
     for text in negatives:
         assert list(detector.find(text)) == [], (name, text)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, d in BUILTIN.items() if d.digit or d.words))
+def test_scan_prefilters_never_change_what_is_found(name: str) -> None:
+    """``digit`` and ``words`` only skip a regex that could not have matched: the same
+    findings as the bare regex on every example, on upper case, and on non-ASCII
+    spellings that ``(?i)`` still matches (the long s, the Kelvin sign, Arabic-Indic
+    digits)."""
+    detector = BUILTIN[name]
+    bare = dataclasses.replace(detector, digit=False, words=())
+    positives, negatives = EXAMPLES[name]
+    texts = [t for t, _ in positives] + negatives
+    texts += [t.upper() for t in texts] + [t.swapcase() for t in texts]
+    texts += ["pa\u017fsword: hunter2hunter", "Bearer \u212aabcdefghijklmnopqrstuvwxyz",
+              "aw\u017f secret = AKIAabcdefghijklmnopqrstuvwxyz0123456789ab",
+              "call \u0664\u0661\u0661\u0661 \u0664\u0661\u0661\u0661 \u0664\u0661\u0661\u0661 \u0664\u0661\u0661\u0661",
+              "no digits and no words here at all"]  # fmt: skip
+    for text in texts:
+        assert scan([detector], text) == scan([bare], text), (name, text)
 
 
 def test_checksums() -> None:

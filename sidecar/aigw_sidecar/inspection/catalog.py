@@ -106,6 +106,8 @@ def _d(
     group: int | str = 0,
     check: object = None,
     hint: str = "",
+    digit: bool = False,
+    words: tuple[str, ...] = (),
     flags: int = 0,
 ) -> PatternDetector:
     return PatternDetector(
@@ -117,6 +119,8 @@ def _d(
         group=group,
         check=check,  # type: ignore[arg-type]
         hint=hint,
+        digit=digit,
+        words=words,
     )
 
 
@@ -134,7 +138,7 @@ SECRETS: tuple[PatternDetector, ...] = (
        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b", _TOKEN, hint="A"),
     _d("aws_secret_access_key", "CLOUD_KEY", 0.8,
        r"(?i:aws)[A-Za-z_ .-]{0,24}(?i:secret)[A-Za-z_ .-]{0,24}[\"']?\s{0,3}[:=]\s{0,3}[\"']?"
-       r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", _TOKEN, group="value"),
+       r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", _TOKEN, group="value", words=("aws",)),
     _d("google_api_key", "CLOUD_KEY", 0.9,
        r"\bAIza[0-9A-Za-z_-]{35}" + _END, _TOKEN, hint="AIza"),
     _d("github_token", "TOKEN", 0.99,
@@ -160,7 +164,8 @@ SECRETS: tuple[PatternDetector, ...] = (
        r"(?i:\b(?:password|passwd|pwd|passphrase|secret|api[_-]?key|access[_-]?token"
        r"|auth[_-]?token|client[_-]?secret))[\"']?"
        r"(?:\s{0,3}[:=]|\s{1,3}(?P<is>is)(?:\s{0,2}:)?)\s{0,3}[\"']?"
-       r"(?P<value>[^\s\"',;]{4,200})", _TOKEN, group="value", check=_password_value),
+       r"(?P<value>[^\s\"',;]{4,200})", _TOKEN, group="value", check=_password_value,
+       words=("pass", "pwd", "secret", "api", "token")),
 )  # fmt: skip
 
 PII: tuple[PatternDetector, ...] = (
@@ -168,30 +173,31 @@ PII: tuple[PatternDetector, ...] = (
        r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
        r"[A-Za-z]{2,24}\b", _TOKEN, hint="@"),
     _d("credit_card", "CARD", 0.9,
-       r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])", _spaced(r"0-9 \-", 23), check=_card),
+       r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])", _spaced(r"0-9 \-", 23), check=_card, digit=True),
     _d("iban", "IBAN", 0.95,
        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", _spaced(r"A-Z0-9 ", 42),
-       check=lambda m: iban_ok(m.group(0))),
+       check=lambda m: iban_ok(m.group(0)), digit=True),
     _d("us_ssn", "SSN", 0.85,
        r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])", _spaced(r"0-9 \-", 11),
-       check=lambda m: ssn_ok(m.group(0))),
+       check=lambda m: ssn_ok(m.group(0)), digit=True),
     _d("phone_international", "PHONE", 0.8,
        r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){2,5}(?![\w-])",
        _spaced(r"0-9 +().\-", 24), check=lambda m: 8 <= sum(c.isdigit() for c in m[0]) <= 15,
-       hint="+"),
+       hint="+", digit=True),
     _d("phone_nanp", "PHONE", 0.7,
        r"(?<![\w(+-])(?:\([2-9]\d\d\)\s?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}(?![\w-])",
-       _spaced(r"0-9 ().\-", 16)),
+       _spaced(r"0-9 ().\-", 16), digit=True),
     _d("ipv4", "IP_ADDRESS", 0.8,
        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-       r"(?!\.?\w)", _TOKEN, hint="."),
+       r"(?!\.?\w)", _TOKEN, hint=".", digit=True),
     _d("ipv6", "IP_ADDRESS", 0.7,
        r"(?<![\w:.])[0-9A-Fa-f:]{2,39}(?![\w:])", _TOKEN, check=_ipv6, hint=":"),
 )  # fmt: skip
 
 STRICT_ONLY: tuple[PatternDetector, ...] = (
     _d("bearer_token", "TOKEN", 0.7,
-       r"(?i:\bbearer)\s{1,3}(?P<value>[A-Za-z0-9._~+/-]{20,500}=*)", _TOKEN, group="value"),
+       r"(?i:\bbearer)\s{1,3}(?P<value>[A-Za-z0-9._~+/-]{20,500}=*)", _TOKEN, group="value",
+       words=("bearer",)),
     _d("hex_secret", "TOKEN", 0.5,
        r"(?<![A-Za-z0-9])[0-9a-f]{32,128}(?![A-Za-z0-9])", _TOKEN),
 )  # fmt: skip

@@ -12,6 +12,14 @@ value only) and an optional check (Luhn, mod-97, CRC-32...) that a match must pa
 
 :func:`select` merges the findings of many detectors into non-overlapping ones: the
 earliest start wins, then the longest, then the most confident.
+
+:func:`scan` runs on every prompt and answer, so it skips a detector on facts about the
+text it learns once (not once per detector): a ``hint`` substring that is missing, no
+``\\d`` character at all for a detector whose every match has one (``digit``), and, for
+ASCII text, none of a detector's ``words`` in the lowered text for a case-insensitive
+pattern (``words``; non-ASCII text always runs the regex, since ``(?i)`` also matches
+U+017F for ``s`` and U+212A for ``k``). Each is a necessary condition of a match,
+so skipping never changes what is found.
 """
 
 from __future__ import annotations
@@ -107,6 +115,10 @@ class PatternDetector:
     group: int | str = 0
     check: Check | None = None
     hint: str = ""
+    digit: bool = False
+    """Every match contains a character ``\\d`` matches (text without one is skipped)."""
+    words: tuple[str, ...] = ()
+    """For ASCII text: every match contains one of these (lowercase) in the lowered text."""
 
     def find(self, text: str) -> Iterator[tuple[int, int]]:
         if self.hint and self.hint not in text:
@@ -120,13 +132,29 @@ class PatternDetector:
                 yield start, end
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def scan(detectors: Sequence[Detector], text: str) -> list[Finding]:
     """Every detector's findings in ``text``, unmerged."""
     found: list[Finding] = []
+    has_digit: bool | None = None
+    lowered: str | None = None  # "" when the text is not ASCII (no word prefilter)
     for detector in detectors:
         hint = detector.hint
         if hint and hint not in text:
             continue
+        if type(detector) is PatternDetector:
+            if detector.digit:
+                if has_digit is None:
+                    has_digit = _DIGIT.search(text) is not None
+                if not has_digit:
+                    continue
+            if detector.words:
+                if lowered is None:
+                    lowered = text.lower() if text.isascii() else ""
+                if lowered and not any(w in lowered for w in detector.words):
+                    continue
         try:
             spans = list(detector.find(text))
         except Exception as exc:

@@ -245,24 +245,57 @@ RETRIEVED_RULES: tuple[Rule, ...] = (
 """Extra rules for retrieved and tool content (indirect injection)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _RuleSet:
+    """Rules compiled for one source: each distinct keyword once, with the bit mask of the
+    rules it admits, so a view costs one substring test per keyword (not one per rule and
+    keyword) and only the admitted rules run their regex, in their order."""
+
+    rules: tuple[Rule, ...]
+    keywords: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, rules: Sequence[Rule]) -> _RuleSet:
+        masks: dict[str, int] = {}
+        for index, rule in enumerate(rules):
+            for keyword in rule.keywords:
+                if any(k != keyword and k in keyword for k in rule.keywords):
+                    continue  # a shorter keyword of the same rule is in it: implied
+                masks[keyword] = masks.get(keyword, 0) | 1 << index
+        return cls(tuple(rules), tuple(masks.items()))
+
+    def first(self, view: str) -> Rule | None:
+        """The first rule that matches ``view`` (what ``Rule.matches`` would say)."""
+        admitted = 0
+        for keyword, mask in self.keywords:
+            if keyword in view:
+                admitted |= mask
+        if not admitted:
+            return None
+        for index, rule in enumerate(self.rules):
+            if admitted >> index & 1 and rule.pattern.search(view) is not None:
+                return rule
+        return None
+
+
 class InjectionScanner:
     """The rules (and the classifier, if any) over one text from one source."""
 
     __slots__ = ("_classifier", "_retrieved", "_user")
 
     def __init__(self, classifier: Classifier | None = None) -> None:
-        self._user: Sequence[Rule] = RULES
-        self._retrieved: Sequence[Rule] = (*RULES, *RETRIEVED_RULES)
+        self._user = _RuleSet.of(RULES)
+        self._retrieved = _RuleSet.of((*RULES, *RETRIEVED_RULES))
         self._classifier = classifier
 
     def scan(self, text: str, source: Source) -> InjectionFinding | None:
         """The first finding in ``text`` (one is enough to warn or block), or None."""
         rules = self._retrieved if source == "retrieved" else self._user
         for technique, view in views(text):
-            for rule in rules:
-                if rule.matches(view):
-                    category = rule.category if technique == "plain" else "encoded_payload"
-                    return InjectionFinding(category, rule.name, technique, source)
+            rule = rules.first(view)
+            if rule is not None:
+                category = rule.category if technique == "plain" else "encoded_payload"
+                return InjectionFinding(category, rule.name, technique, source)
         classifier = self._classifier
         if classifier is not None and classifier.score(text) >= classifier.threshold:
             return InjectionFinding("classifier", classifier.name, "classifier", source)

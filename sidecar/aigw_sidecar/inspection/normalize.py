@@ -42,6 +42,8 @@ _CONFUSABLES = str.maketrans(
 )
 _LEET = str.maketrans("013457@$!|", "oieastasil")
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]+[a-z]|\b[013457@$][a-z]{2}")
+_LEET_CHARS = re.compile(r"[013457@$!|]")
+"""Every match of :data:`_LEET_HINT` has one of these: one quick scan skips it for prose."""
 _SPACED = re.compile(r"(?:\b\w[ .\-_*]){3,}\w\b")
 _WS = re.compile(r"\s+")
 _DIGIT = re.compile(r"\d")
@@ -136,7 +138,7 @@ def views(text: str) -> Iterator[View]:
         yield "unicode_obfuscation", plain
     if not text.isascii() and (smuggled := _tags(text)):
         yield "unicode_tags", normalize(smuggled)
-    if _LEET_HINT.search(plain):
+    if _LEET_CHARS.search(plain) and _LEET_HINT.search(plain):
         yield "leetspeak", plain.translate(_LEET)
     if _SPACED.search(plain):
         yield "spaced_letters", re.sub(r"(?<=\b\w)[ .\-_*](?=\w\b)", "", plain)
