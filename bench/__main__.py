@@ -10,7 +10,8 @@ repository (``bench/`` is a folder of scripts, not an installed package). The ru
 3. starts the fake upstream, then each target in turn (an aigw row only once each of its
    steps proved it acts: ``rows.py``), and measures them with fixed durations and request
    counts (see :class:`Plan`): it always stops by itself;
-4. profiles every aigw row under load with py-spy;
+4. profiles every aigw row under load with py-spy (and streamed calls to `aigw` and the
+   broadest row);
 5. writes ``results.json``, ``results.md`` and ``results.png`` (and ``profile-*.md``), and
    exits 1 if a landed step was configured but ignored, or left too little evidence.
 
@@ -46,7 +47,7 @@ import pyspy_profile
 import report
 from aigw import NotBuilt, StepIgnored, missing_flags, start_row
 from infra import nginx_binary
-from load import run_wrk
+from load import run_stream, run_wrk
 from measure import CHAT, Plan, bodies, broadest, measure, soak
 from rows import ALL_STEPS, ROWS, STEPS, Row
 from targets import LITELLM_VERSION, BenchEnv, Target, ensure_litellm, start_target, upstream
@@ -126,34 +127,50 @@ def _machine(litellm: bool) -> dict[str, Any]:
 
 
 def _profile(
-    target: Target, env: BenchEnv, plan: Plan, out: Path, profiles: dict[str, str]
+    target: Target,
+    env: BenchEnv,
+    plan: Plan,
+    out: Path,
+    profiles: dict[str, str],
+    *,
+    stream: bool = False,
 ) -> str | None:
-    """Samples the target under load; the summary lands in ``profiles``; returns a problem."""
+    """Samples the target under load (wrk c=16, or with ``stream`` the streaming client at
+    c=16); the summary lands in ``profiles``; returns a problem."""
     if not target.pid or not plan.profile_s:
         return None
-    body, _ = bodies(target)
-    load = threading.Thread(
-        target=run_wrk,
-        args=(target.url, body, target.headers),
-        kwargs={"connections": 16, "seconds": plan.profile_s + 2, "cpus": env.load_cpu},
-    )
+    body, stream_body = bodies(target)
+    seconds = plan.profile_s + 2
+    if stream:
+        load = threading.Thread(
+            target=run_stream,
+            args=(target.url, stream_body, target.headers),
+            kwargs={"concurrency": 16, "total": 1_000_000, "max_seconds": seconds,
+                    "cpus": env.load_cpu, "python": env.python},
+        )  # fmt: skip
+    else:
+        load = threading.Thread(
+            target=run_wrk,
+            args=(target.url, body, target.headers),
+            kwargs={"connections": 16, "seconds": seconds, "cpus": env.load_cpu},
+        )
+    key = f"{target.key}-stream" if stream else target.key
     load.start()
-    time.sleep(0.5)
-    raw = pyspy_profile.record(
-        target.pid, plan.profile_s, out / "raw" / f"profile-{target.key}.txt"
-    )
+    time.sleep(1.0 if stream else 0.5)  # the streaming client is a Python process: it starts
+    raw = pyspy_profile.record(target.pid, plan.profile_s, out / "raw" / f"profile-{key}.txt")
     load.join()
     if raw is None:
         return "py-spy was not available or could not attach"
     with (
         raw.open("rb") as stacks,
-        gzip.open(out / f"profile-{target.key}.collapsed.gz", "wb") as kept,
+        gzip.open(out / f"profile-{key}.collapsed.gz", "wb") as kept,
     ):
         shutil.copyfileobj(stacks, kept)  # for a flame graph (speedscope, flamegraph.pl)
     summary = pyspy_profile.summarise(raw.read_text().splitlines())
-    title = f"# Profile of {target.label} under wrk c=16 ({plan.profile_s:.0f} s, py-spy)\n\n"
-    (out / f"profile-{target.key}.md").write_text(title + summary)
-    profiles[target.key] = summary
+    load_name = "streamed calls c=16" if stream else "wrk c=16"
+    title = f"# Profile of {target.label} under {load_name} ({plan.profile_s:.0f} s, py-spy)\n\n"
+    (out / f"profile-{key}.md").write_text(title + summary)
+    profiles[key] = summary
     return None
 
 
@@ -353,6 +370,10 @@ def _run(
                 problem = _profile(target, env, plan, out, results["profiles"])
                 if problem:
                     results["skipped"][f"profile {target.key}"] = problem
+                if target.key in ("aigw", results["broadest"]):
+                    problem = _profile(target, env, plan, out, results["profiles"], stream=True)
+                    if problem:
+                        results["skipped"][f"profile {target.key}-stream"] = problem
         results["targets"] = rows
     for target in targets:  # every target has stopped: audit and spans are flushed
         if target.after_stop:

@@ -258,14 +258,15 @@ class PlanCache:
         for template, role in zip(templates, roles, strict=True):
             unit = role.unit
             if unit is Unit.TOKENS:
-                amount, param = tokens, template.param
+                amount = tokens
             elif unit is Unit.NANO_USD:
-                amount, param = cost, template.param
-            else:
-                amount, param = 1, template.param
+                amount = cost
+            else:  # a request, a lease: the template is the counter (frozen: shared as is)
+                counters.append(template)
+                continue
             counters.append(
                 Counter(
-                    template.kind, template.key, template.limit, amount, param,
+                    template.kind, template.key, template.limit, amount, template.param,
                     template.enforce, template.name,
                 )
             )  # fmt: skip

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .redis_scripts import RECONCILE, RENEW, RESERVE
-from .resp import RespClient, RespError, Script, TlsSettings
+from .resp import RespClient, RespError, Script, TlsSettings, array, bulk
 from .resp_cluster import ClusterClient
 from .store import (
     Counter,
@@ -52,6 +52,8 @@ _LEAN_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, OSError, RespEr
 GIVE_UP_SHARE = 0.75
 """Share of the reply timeout after which a reservation may no longer be written."""
 _OFFSET_EVERY = 60.0
+_MAX_ENCODED = 4096
+"""Counters whose encoded arguments are kept (more: the cache starts again)."""
 
 
 def hash_key(tag: str) -> str:
@@ -103,6 +105,17 @@ class RedisStore:
         self._offset = 0.0
         """Server clock minus this process's clock, in seconds."""
         self._offset_at = -_OFFSET_EVERY
+        self._lean = isinstance(client, RespClient | ClusterClient)
+        """Lean client: commands go out encoded here, what a plan repeats encoded once."""
+        self._reserve_head = self._reserve.head(2) if self._lean else b""
+        self._reconcile_head = self._reconcile.head(2) if self._lean else b""
+        self._encoded: dict[tuple[str, str, str, int, float, bool], tuple[bytes, bytes]] = {}
+        """(tag, key, kind, limit, param, enforce) -> a RESERVE counter's arguments before
+        and after its amount, encoded."""
+        self._settling: dict[tuple[str, str, str, float], tuple[bytes, bytes]] = {}
+        """(tag, key, kind, param) -> a RECONCILE counter's arguments around its delta."""
+        self._keys: dict[tuple[str, str], bytes] = {}
+        """(tag, zset key) -> both keys of a script call, encoded."""
 
     @classmethod
     def from_url(
@@ -156,6 +169,83 @@ class RedisStore:
             raise self._unavailable(exc, sent=True) from exc
         return result
 
+    async def _run_packed(self, script: Script, command: bytes, key: str) -> list[bytes]:
+        """:meth:`_run` for a command encoded here (lean clients)."""
+        if time.monotonic() < self._down_until:
+            raise StoreUnavailable("redis is unreachable (retrying shortly)")
+        try:
+            result: list[bytes] = await script.packed(command, key)
+        except self._failures as exc:
+            if "AIGWARG" in str(exc):
+                raise StoreRejected(f"redis refused an argument: {exc}") from exc
+            raise self._unavailable(exc, sent=True) from exc
+        return result
+
+    def _keys_of(self, tag: str, zkey: str) -> bytes:
+        """``KEYS`` of a RESERVE or RECONCILE call (the hash, the zset), encoded."""
+        keys = self._keys.get((tag, zkey))
+        if keys is None:
+            if len(self._keys) > _MAX_ENCODED:
+                self._keys.clear()
+            keys = self._keys[tag, zkey] = bulk(hash_key(tag)) + bulk(zkey)
+        return keys
+
+    def _reserve_command(
+        self, tag: str, zkey: str, zname: str, args: list[str], counters: Sequence[Counter]
+    ) -> bytes:
+        """The RESERVE call, encoded: each counter's fixed arguments from the cache."""
+        encoded = self._encoded
+        if len(encoded) > _MAX_ENCODED:
+            encoded.clear()
+        hkey = hash_key(tag)
+        parts = [array(10 + 6 * len(counters)), self._reserve_head, self._keys_of(tag, zkey)]
+        parts += [bulk(a) for a in args]
+        parts.append(bulk(zname))
+        prefix = hkey[:-1]
+        for c in counters:
+            kind = c.kind
+            ident = (tag, c.key, kind, c.limit, c.param, c.enforce)
+            fixed = encoded.get(ident)
+            if fixed is None:
+                field = "" if kind is CounterKind.LEASE else c.key.removeprefix(prefix)
+                fixed = encoded[ident] = (
+                    bulk(kind.value) + bulk(field) + bulk(str(c.limit)),
+                    bulk(repr(c.param)) + bulk("1" if c.enforce else "0"),
+                )
+            parts += (fixed[0], bulk(str(c.amount)), fixed[1])
+        return b"".join(parts)
+
+    def _reconcile_command(
+        self,
+        tag: str,
+        zkey: str,
+        args: list[str],
+        counters: Sequence[Counter],
+        actual: Sequence[int],
+    ) -> bytes:
+        """The RECONCILE call, encoded: each counter's fixed arguments from the cache."""
+        settling = self._settling
+        if len(settling) > _MAX_ENCODED:
+            settling.clear()
+        hkey = hash_key(tag)
+        parts = [array(7 + 4 * len(counters)), self._reconcile_head, self._keys_of(tag, zkey)]
+        parts += [bulk(a) for a in args]
+        prefix = hkey[:-1]
+        for c, amount in zip(counters, actual, strict=True):
+            kind = c.kind
+            ident = (tag, c.key, kind, c.param)
+            fixed = settling.get(ident)
+            if fixed is None:
+                lease = kind is CounterKind.LEASE
+                field = "" if lease else c.key.removeprefix(prefix)
+                fixed = settling[ident] = (
+                    bulk(kind.value) + bulk(field),
+                    bulk("0" if lease else repr(c.param)),
+                )
+            delta = -1 if kind is CounterKind.LEASE else amount - c.amount
+            parts += (fixed[0], bulk(str(delta)), fixed[1])
+        return b"".join(parts)
+
     async def _deadline_ms(self, key: str) -> int:
         """The give-up deadline of a reservation sent now, on the server's clock (measured
         on the node that owns ``key``: in a cluster, the one that runs the script)."""
@@ -179,8 +269,26 @@ class RedisStore:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
         prefix = f"aigw:{{{tag}}}:"
         zkey, zname = zset_of(tag, counters)
-        deadline = await self._deadline_ms(hash_key(tag))
-        args = [repr(now), str(deadline), request_id, repr(until), zname]
+        if time.monotonic() - self._offset_at < _OFFSET_EVERY:  # no await on the hot path
+            deadline = int((time.time() + self._offset + self._give_up) * 1000)
+        else:
+            deadline = await self._deadline_ms(hash_key(tag))
+        if self._lean:
+            head = [repr(now), str(deadline), request_id, repr(until)]
+            command = self._reserve_command(tag, zkey, zname, head, counters)
+            raw = await self._run_packed(self._reserve, command, hash_key(tag))
+        else:
+            raw = await self._run(
+                self._reserve,
+                [hash_key(tag), zkey],
+                self._args(
+                    prefix, [repr(now), str(deadline), request_id, repr(until), zname], counters
+                ),
+            )
+        return self._reserved(raw)
+
+    @staticmethod
+    def _args(prefix: str, args: list[str], counters: Sequence[Counter]) -> list[str]:
         for c in counters:
             args += [
                 c.kind.value,
@@ -190,7 +298,9 @@ class RedisStore:
                 repr(c.param),
                 "1" if c.enforce else "0",
             ]
-        raw = await self._run(self._reserve, [hash_key(tag), zkey], args)
+        return args
+
+    def _reserved(self, raw: list[bytes]) -> ReserveResult:
         try:
             status = raw[0]
             if status == b"3":
@@ -225,15 +335,21 @@ class RedisStore:
         actual: Sequence[int],
         now: float,
     ) -> tuple[float, ...] | None:
-        prefix = f"aigw:{{{tag}}}:"
         zkey, _ = zset_of(tag, counters)
+        if self._lean:
+            command = self._reconcile_command(tag, zkey, [repr(now), request_id], counters, actual)
+            raw = await self._run_packed(self._reconcile, command, hash_key(tag))
+            return self._reconciled(raw)
+        prefix = f"aigw:{{{tag}}}:"
         args = [repr(now), request_id]
         for c, amount in zip(counters, actual, strict=True):
             lease = c.kind is CounterKind.LEASE
             delta = -1 if lease else amount - c.amount
             args += [c.kind.value, "" if lease else c.key.removeprefix(prefix), str(delta)]
             args.append("0" if lease else repr(c.param))
-        raw = await self._run(self._reconcile, [hash_key(tag), zkey], args)
+        return self._reconciled(await self._run(self._reconcile, [hash_key(tag), zkey], args))
+
+    def _reconciled(self, raw: list[bytes]) -> tuple[float, ...] | None:
         try:
             if raw[0] == b"0":
                 return None

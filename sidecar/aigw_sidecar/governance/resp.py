@@ -46,7 +46,7 @@ try:  # the C reader, when installed (a dependency of aigw; the Python one is th
 except ImportError:  # pragma: no cover - exercised where the wheel is missing
     hiredis = None  # type: ignore[assignment]
 
-__all__ = ["Commands", "RespClient", "RespError", "Script", "TlsSettings"]
+__all__ = ["Commands", "RespClient", "RespError", "Script", "TlsSettings", "array", "bulk"]
 
 Reply = Any
 Arg = bytes | str | int | float
@@ -56,6 +56,8 @@ class Commands(Protocol):
     """What the store needs of a client: one node (:class:`RespClient`) or a cluster."""
 
     async def command(self, *args: Arg, key: str | None = None) -> Reply: ...
+
+    async def packed(self, *commands: bytes, key: str | None = None) -> Reply: ...
 
     async def aclose(self) -> None: ...
 
@@ -108,6 +110,19 @@ def _encode(args: tuple[Arg, ...]) -> bytes:
     return "".join(out).encode("latin-1")
 
 
+def bulk(text: str) -> bytes:
+    """One RESP bulk string: pieces of a command encoded ahead (:func:`array` heads them).
+    The governance store encodes what a plan repeats once and only the per-call values
+    per call (a reservation's 37 arguments re-encoded per call cost more than its parse)."""
+    data = text.encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def array(count: int) -> bytes:
+    """The header of a command of ``count`` bulk strings."""
+    return b"*%d\r\n" % count
+
+
 _pack: Callable[[tuple[Arg, ...]], bytes] = (
     hiredis.pack_command if hiredis is not None else _encode  # type: ignore[assignment]
 )
@@ -156,6 +171,11 @@ class _Protocol(asyncio.Protocol):
         """Done once ``connection_lost`` ran (a TLS close needs a round trip first)."""
         """Done once ``connection_made`` ran (uvloop may return from create_connection first)."""
         self.waiters: deque[asyncio.Future[Reply]] = deque()
+        self.deadlines: deque[float] = deque()
+        """Loop time by which each waiter's reply is due (same order as ``waiters``; the
+        newest ones, when a waiter was queued without :meth:`expect`)."""
+        self.watchdog: asyncio.TimerHandle | None = None
+        """One timer per connection, at the oldest waiter's deadline (not one per command)."""
         self.buf = bytearray()
         self.closed = False
         self.outgoing: list[bytes] = []
@@ -170,6 +190,25 @@ class _Protocol(asyncio.Protocol):
         if not self.outgoing:
             asyncio.get_running_loop().call_soon(self.flush)
         self.outgoing.append(data)
+
+    def expect(self, waiter: asyncio.Future[Reply], due: float) -> None:
+        """Queue ``waiter`` for the next reply, due by loop time ``due``: past it, the
+        connection fails (every waiter with it)."""
+        self.waiters.append(waiter)
+        self.deadlines.append(due)
+        if self.watchdog is None:
+            self.watchdog = asyncio.get_running_loop().call_at(due, self._check)
+
+    def _check(self) -> None:
+        self.watchdog = None
+        if self.closed or not self.deadlines:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.deadlines[0]
+        if due <= loop.time():
+            self.fail(ConnectionError("redis did not answer in time"))
+            return
+        self.watchdog = loop.call_at(due, self._check)
 
     def flush(self) -> None:
         data, self.outgoing = self.outgoing, []
@@ -196,6 +235,8 @@ class _Protocol(asyncio.Protocol):
                     break
                 pos = pos_next
                 waiter = self.waiters.popleft()
+                if len(self.deadlines) > len(self.waiters):  # the deadline of that waiter
+                    self.deadlines.popleft()
                 if not waiter.done():
                     waiter.set_result(reply)
         except (ConnectionError, ValueError) as exc:
@@ -212,6 +253,8 @@ class _Protocol(asyncio.Protocol):
                 if reply is False:
                     break
                 waiter = self.waiters.popleft()
+                if len(self.deadlines) > len(self.waiters):  # the deadline of that waiter
+                    self.deadlines.popleft()
                 if not waiter.done():
                     waiter.set_result(reply)
         except (ConnectionError, ValueError) as exc:
@@ -224,6 +267,10 @@ class _Protocol(asyncio.Protocol):
 
     def fail(self, exc: Exception) -> None:
         self.closed = True
+        self.deadlines.clear()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -293,36 +340,28 @@ class RespClient:
                 await self._send(protocol, ("SELECT", self.db))
             return protocol
 
-    async def _send(self, protocol: _Protocol, *commands: tuple[Arg, ...]) -> Reply:
-        """Send ``commands`` back to back; the last one's reply (earlier errors raise)."""
+    async def _send(self, protocol: _Protocol, *commands: tuple[Arg, ...] | bytes) -> Reply:
+        """Send ``commands`` (argument tuples, or commands already encoded) back to back;
+        the last one's reply (earlier errors raise). The connection's watchdog fails it
+        when a reply is not in within ``timeout``."""
         loop = asyncio.get_running_loop()
+        due = loop.time() + self.timeout
         if len(commands) == 1:  # the hot path (every script call): no lists, no join
+            command = commands[0]
             one: asyncio.Future[Reply] = loop.create_future()
-            protocol.waiters.append(one)
-            protocol.send(_pack(commands[0]))
-            timer = loop.call_later(
-                self.timeout, protocol.fail, ConnectionError("redis did not answer in time")
-            )
-            try:
-                reply = await one
-            finally:
-                timer.cancel()
+            protocol.expect(one, due)
+            protocol.send(command if isinstance(command, bytes) else _pack(command))
+            reply = await one
             if isinstance(reply, RespError):
                 raise reply
             return reply
         waiters: list[asyncio.Future[Reply]] = []
         for _ in commands:
             waiter: asyncio.Future[Reply] = loop.create_future()
-            protocol.waiters.append(waiter)
+            protocol.expect(waiter, due)
             waiters.append(waiter)
-        protocol.send(b"".join(_pack(args) for args in commands))
-        timer = loop.call_later(
-            self.timeout, protocol.fail, ConnectionError("redis did not answer in time")
-        )
-        try:
-            replies = [await waiter for waiter in waiters]
-        finally:
-            timer.cancel()
+        protocol.send(b"".join(c if isinstance(c, bytes) else _pack(c) for c in commands))
+        replies = [await waiter for waiter in waiters]
         for reply in replies:
             if isinstance(reply, RespError):
                 raise reply
@@ -336,6 +375,14 @@ class RespClient:
     async def command_after(self, first: tuple[Arg, ...], *args: Arg) -> Reply:
         """``first`` then ``args``, adjacent on the connection (``ASKING`` + a command)."""
         return await self._send(await self._connection(), first, args)
+
+    async def packed(self, *commands: bytes, key: str | None = None) -> Reply:
+        """Like :meth:`command` for commands already RESP-encoded (:func:`bulk`), sent
+        back to back; the last one's reply. ``key`` routes in a cluster."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._connection()
+        return await self._send(protocol, *commands)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -360,6 +407,21 @@ class Script:
         self.client = client
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
+
+    def head(self, numkeys: int) -> bytes:
+        """``EVALSHA sha numkeys`` as bulk strings: what every call of it starts with (the
+        array header, which counts all arguments, comes before)."""
+        return bulk("EVALSHA") + bulk(self.sha) + bulk(str(numkeys))
+
+    async def packed(self, command: bytes, key: str | None) -> Reply:
+        """Run an ``EVALSHA`` of this script already encoded (:meth:`head` and the rest)."""
+        try:
+            return await self.client.packed(command, key=key)
+        except RespError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.client.command("SCRIPT", "LOAD", self.source, key=key)
+        return await self.client.packed(command, key=key)
 
     async def __call__(self, keys: list[str], args: list[str]) -> Reply:
         key = keys[0] if keys else None

@@ -29,12 +29,13 @@ import random
 import time
 from urllib.parse import unquote, urlparse
 
-from .resp import Arg, Reply, RespClient, RespError, TlsSettings
+from .resp import Arg, Reply, RespClient, RespError, TlsSettings, _pack
 
 __all__ = ["ClusterClient", "key_slot"]
 
 SLOTS = 16384
 _MAX_REDIRECTS = 3
+_ASKING = _pack(("ASKING",))
 _REFRESH_EVERY = 0.5
 """Least time between two full slot-map refreshes (seconds)."""
 
@@ -140,6 +141,10 @@ class ClusterClient:
     async def command(self, *args: Arg, key: str | None = None) -> Reply:
         """Send ``args`` to the node owning ``key`` (any node when None), following
         MOVED/ASK; ConnectionError when no node can answer."""
+        return await self.packed(_pack(args), key=key)
+
+    async def packed(self, *commands: bytes, key: str | None = None) -> Reply:
+        """Like :meth:`command` for commands already encoded (the last one's reply)."""
         await self._ensure_map()
         if key is None:
             address = next((a for a in self._owner if a is not None), self._seeds[0])
@@ -152,8 +157,8 @@ class ClusterClient:
             client = self.node(address)
             try:
                 if asking:
-                    return await client.command_after(("ASKING",), *args)
-                return await client.command(*args)
+                    return await client.packed(_ASKING, *commands)
+                return await client.packed(*commands)
             except RespError as exc:
                 text = str(exc)
                 kind, _, rest = text.partition(" ")

@@ -33,7 +33,9 @@ _TOKEN = Hold(token=True)
 
 
 def _spaced(chars: str, max_length: int) -> Hold:
-    return Hold(charset=re.compile(f"[{chars}]*\\Z"), max_length=max_length)
+    return Hold(
+        charset=re.compile(f"[{chars}]*\\Z"), max_length=max_length, last=re.compile(f"[{chars}]")
+    )
 
 
 _END = r"(?![A-Za-z0-9_-])"

@@ -57,12 +57,19 @@ class Hold:
     charset: re.Pattern[str] | None = None
     """A pattern matching the trailing run, e.g. ``[0-9 -]*\\Z``."""
     max_length: int = 0
+    last: re.Pattern[str] | None = None
+    """When ``charset`` is a run of one character class (``[0-9 -]*\\Z``): that class
+    (``[0-9 -]``). Text whose last character is outside it has an empty trailing run, so
+    the search is skipped (a stream's prose mostly ends in a letter)."""
 
     def start(self, text: str, token_start: int) -> int:
         """The earliest index of ``text`` an incomplete match may start at."""
         end = len(text)
         if self.token:
             return token_start
+        last = self.last
+        if last is not None and (end == 0 or last.match(text, end - 1) is None):
+            return end
         floor = max(0, end - self.max_length)
         if self.charset is None:
             return floor

@@ -41,7 +41,7 @@ def _content(holder: Json, key: str, source: str, rewrite: Rewrite) -> None:
         if value and (new := rewrite(value, source)) is not None:
             holder[key] = new
         return
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # a tuple too: the answer walk reads the original
         for part in value:
             if isinstance(part, dict):
                 _part(part, source, rewrite)
@@ -129,23 +129,67 @@ def rewrite_request(body: Json, rewrite: Rewrite) -> None:
             _calls(message, rewrite)
 
 
+def _message(message: Json, rewrite: Rewrite) -> None:
+    _content(message, "content", "content", rewrite)
+    _calls(message, rewrite)
+
+
+class _Noted:
+    """A rewrite whose results are noted in order, then replayed on a copy."""
+
+    __slots__ = ("_replay", "_rewrite", "results")
+
+    def __init__(self, rewrite: Rewrite) -> None:
+        self._rewrite = rewrite
+        self.results: list[str | None] = []
+        self._replay: Iterator[str | None] = iter(())
+
+    def note(self, text: str, source: str) -> None:
+        self.results.append(self._rewrite(text, source))
+
+    def again(self, text: str, source: str) -> str | None:
+        for result in self._replay:  # the next noted result (the copy is walked in order)
+            return result
+        return self._rewrite(text, source)  # not reached: the copy holds the same texts
+
+    @property
+    def changed(self) -> bool:
+        return any(r is not None for r in self.results)
+
+    def replay(self, message: Json) -> Json:
+        self._replay = iter(self.results)
+        copy: Json = json.loads(json.dumps(message))
+        _message(copy, self.again)
+        return copy
+
+
 def rewrite_answer(response: Json, rewrite: Rewrite) -> Json:
-    """A copy of a canonical chat completion with its texts through ``rewrite`` (the
-    original is left alone: a cache may hold it)."""
+    """A chat completion with its texts through ``rewrite``: the same object when nothing
+    changed, else a copy (the original is left alone: a cache may hold it).
+
+    Each message is walked once with ``rewrite`` (its results noted, the message left as it
+    is); only a message with a change is copied and walked again, replaying the noted
+    results in order (the walk's order does not depend on them, and it reads a tuple as it
+    reads the list the copy makes of it), so ``rewrite`` runs once per text and an
+    unchanged answer is neither copied nor serialised."""
     choices = response.get("choices")
     if not isinstance(choices, list):
         return response
     out_choices = []
+    changed = False
     for choice in choices:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             out_choices.append(choice)
             continue
-        copy = json.loads(json.dumps(message))
-        _content(copy, "content", "content", rewrite)
-        _calls(copy, rewrite)
-        out_choices.append({**choice, "message": copy})
-    return {**response, "choices": out_choices}
+        noted = _Noted(rewrite)
+        _message(message, noted.note)
+        if not noted.changed:
+            out_choices.append(choice)
+            continue
+        out_choices.append({**choice, "message": noted.replay(message)})
+        changed = True
+    return {**response, "choices": out_choices} if changed else response
 
 
 def answer_tool_names(response: Json) -> list[str]:
