@@ -114,6 +114,8 @@ class RedisStore:
         and after its amount, encoded."""
         self._settling: dict[tuple[str, str, str, float], tuple[bytes, bytes]] = {}
         """(tag, key, kind, param) -> a RECONCILE counter's arguments around its delta."""
+        self._keys: dict[tuple[str, str], bytes] = {}
+        """(tag, zset key) -> both keys of a script call, encoded."""
 
     @classmethod
     def from_url(
@@ -179,6 +181,15 @@ class RedisStore:
             raise self._unavailable(exc, sent=True) from exc
         return result
 
+    def _keys_of(self, tag: str, zkey: str) -> bytes:
+        """``KEYS`` of a RESERVE or RECONCILE call (the hash, the zset), encoded."""
+        keys = self._keys.get((tag, zkey))
+        if keys is None:
+            if len(self._keys) > _MAX_ENCODED:
+                self._keys.clear()
+            keys = self._keys[tag, zkey] = bulk(hash_key(tag)) + bulk(zkey)
+        return keys
+
     def _reserve_command(
         self, tag: str, zkey: str, zname: str, args: list[str], counters: Sequence[Counter]
     ) -> bytes:
@@ -187,7 +198,7 @@ class RedisStore:
         if len(encoded) > _MAX_ENCODED:
             encoded.clear()
         hkey = hash_key(tag)
-        parts = [array(10 + 6 * len(counters)), self._reserve_head, bulk(hkey), bulk(zkey)]
+        parts = [array(10 + 6 * len(counters)), self._reserve_head, self._keys_of(tag, zkey)]
         parts += [bulk(a) for a in args]
         parts.append(bulk(zname))
         prefix = hkey[:-1]
@@ -217,7 +228,7 @@ class RedisStore:
         if len(settling) > _MAX_ENCODED:
             settling.clear()
         hkey = hash_key(tag)
-        parts = [array(7 + 4 * len(counters)), self._reconcile_head, bulk(hkey), bulk(zkey)]
+        parts = [array(7 + 4 * len(counters)), self._reconcile_head, self._keys_of(tag, zkey)]
         parts += [bulk(a) for a in args]
         prefix = hkey[:-1]
         for c, amount in zip(counters, actual, strict=True):
