@@ -47,7 +47,9 @@ _LEET_CHARS = re.compile(r"[013457@$!|]")
 _SPACED = re.compile(r"(?:\b\w[ .\-_*]){3,}\w\b")
 _WS = re.compile(r"\s+")
 _DIGIT = re.compile(r"\d")
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}")
+"""A match starts where a run starts (the greedy run is taken whole, so no later match can
+start inside it): the look-behind spares a retry at every character of every word."""
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}[\s:]?){12,}")
 _ESCAPES = re.compile(
     r"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}|&#x?[0-9a-fA-F]{2,5};){6,}"

@@ -205,8 +205,11 @@ class Inspect(Step):
         if plan.injection is not PromptInjectionMode.OFF and ctx.operation == "chat":
             self._injection(ctx, plan, report)
         if plan.redaction.active:
-            tenant_key = Replacer.tenant_key(self._i.key, identity.tenant)
-            replacer = Replacer(plan.redaction.mode, tenant_key)
+            mode = plan.redaction.mode
+            # Only hashes use the tenant's key: mask and block skip its HMAC.
+            hashing = mode is RedactionMode.HASH
+            tenant_key = Replacer.tenant_key(self._i.key, identity.tenant) if hashing else b""
+            replacer = Replacer(mode, tenant_key)
             ctx.state[REPLACER] = replacer
             try:
                 self._redact(ctx, plan, report, replacer)
