@@ -39,7 +39,7 @@ async def _read(request: web.Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"the request body is larger than {limit} bytes")
-        if size >= LARGE_BODY_BYTES and LARGE_BODY not in request:
+        if size >= LARGE_BODY_BYTES and not request.get(LARGE_BODY, False):
             request[LARGE_BODY] = True  # the middleware trims the heap after it ends
             request.app[HEAP].enter()
         chunks.append(chunk)

@@ -177,7 +177,8 @@ def _release(request: web.Request) -> None:
     keeps its last request reachable until the next one arrives), and give a large body's
     memory back to the system (:mod:`.memory`)."""
     request.pop(CONTEXT, None)
-    if request.pop(LARGE_BODY, False):
+    if request[LARGE_BODY]:  # always set (the middleware starts it False): no KeyError raised
+        request[LARGE_BODY] = False
         request.app[HEAP].leave()
 
 
@@ -187,6 +188,7 @@ async def error_middleware(  # noqa: PLR0915 - every outcome in one place
 ) -> web.StreamResponse:
     metrics = request.app[METRICS]
     request[REQUEST_ID] = new_request_id(request)
+    request[LARGE_BODY] = False  # so that reading it never raises KeyError (Mapping mixins do)
     began = asyncio.get_running_loop().time()
     metrics.in_flight.inc()
     in_flight = request.app[IN_FLIGHT]
