@@ -11,7 +11,14 @@ Parsing and encoding use hiredis's C reader and ``pack_command`` (the redis orga
 parser, a 0.9 MB extension: about 1 MB of RSS) when it is installed, as it is by default:
 measured on this machine, parsing a RESERVE reply takes 3.5 us against 32 us in Python and
 encoding its command 14 us against 30 us (load average 12; the ratio is what counts). The
-Python parser and encoder below stay as the fallback and produce the same results.
+Python parser and encoder below stay as the fallback and produce the same results. The
+governance store goes further for its two per-call scripts: it sends them already encoded
+(:meth:`RespClient.packed`, :func:`bulk`), each counter's fixed arguments encoded once per
+plan, so per call only the time, the reservation id and the amounts are (~7 us against ~11
+us for the 37 arguments of a typical RESERVE, measured with timeit on this machine).
+
+Reply deadlines: one watchdog timer per connection, armed at the oldest waiter's deadline
+and moved along as replies come in, instead of a timer created and cancelled per command.
 
 Writes are coalesced: commands issued in the same event-loop turn (concurrent requests)
 leave in one ``write`` at the end of that turn, so a burst costs one system call and, on
