@@ -182,7 +182,9 @@ def _release(request: web.Request) -> None:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def error_middleware(  # noqa: PLR0915 - every outcome in one place
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
     metrics = request.app[METRICS]
     request[REQUEST_ID] = new_request_id(request)
     began = asyncio.get_running_loop().time()
@@ -237,4 +239,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
-        await _finish(request, status, error_type, began)
+        if CONTEXT in request or request.method != "POST" or request.app.get(AUDIT) is None:
+            _release(request)  # nothing for _audit_bare to record: no coroutine to run
+        else:
+            await _finish(request, status, error_type, began)

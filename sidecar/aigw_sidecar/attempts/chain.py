@@ -162,8 +162,11 @@ class BackendStates:
 
 
 def _bind(middleware: AttemptMiddleware, call_next: CallNext) -> CallNext:
-    async def call(attempt: Attempt) -> Upstream:
-        return await middleware(attempt, call_next)
+    """``call_next`` of the middleware outside ``middleware``: a plain function handing back
+    the middleware's own coroutine, so a layer of the onion adds no coroutine of its own."""
+
+    def call(attempt: Attempt) -> Awaitable[Upstream]:
+        return middleware(attempt, call_next)
 
     return call
 
