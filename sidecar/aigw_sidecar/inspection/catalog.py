@@ -42,9 +42,11 @@ _END = r"(?![A-Za-z0-9_-])"
 _PEM_HEADER = Hold(
     charset=re.compile(r"-----BEGIN[A-Z0-9 ]{0,50}-{0,5}\Z|-{1,5}(?:B(?:E(?:G(?:I(?:N)?)?)?)?)?\Z"),
     max_length=72,
+    last=re.compile(r"[A-Z0-9 \-]"),
 )
 """A private key block is held from a header in progress (``-----BEGIN RSA PRIV``); once
-the header is complete, the match runs to the end of the text until its END line."""
+the header is complete, the match runs to the end of the text until its END line. Every
+header in progress ends in a capital, a digit, a space or a dash (``last``)."""
 _PLACEHOLDER_WORDS = frozenset(
     [
         "required",

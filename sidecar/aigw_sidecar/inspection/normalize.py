@@ -44,7 +44,10 @@ _LEET = str.maketrans("013457@$!|", "oieastasil")
 _LEET_HINT = re.compile(r"[a-z][013457@$!|]+[a-z]|\b[013457@$][a-z]{2}")
 _LEET_CHARS = re.compile(r"[013457@$!|]")
 """Every match of :data:`_LEET_HINT` has one of these: one quick scan skips it for prose."""
-_SPACED = re.compile(r"(?:\b\w[ .\-_*]){3,}\w\b")
+_SPACED = re.compile(r"\b\w[ .\-_*]\b\w[ .\-_*]\b\w[ .\-_*]\w\b")
+"""Whether the text has ``(?:\\b\\w[ .\\-_*]){3,}\\w\\b`` (three single-character words and a
+fourth): a match with more repeats has one with exactly three at its last three, so the
+search answers the same, without the regex engine's repeat bookkeeping at every character."""
 _WS = re.compile(r"\s+")
 _DIGIT = re.compile(r"\d")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{24,}={0,2}")

@@ -49,10 +49,28 @@ class HoldOverflow(Exception):
     """An unfinished match grew past :data:`MAX_HOLD`: nothing more can be released safely."""
 
 
+def _tail(holds: Sequence[Hold]) -> re.Pattern[str] | None:
+    """One class of every character a non-token hold's run can end in (the union of their
+    ``last``), or None when a hold has none (a custom pattern: held by width)."""
+    spaced = [h for h in holds if not h.token]
+    if not spaced or any(h.last is None for h in spaced):
+        return None
+    return re.compile("[" + "".join(h.last.pattern[1:-1] for h in spaced if h.last) + "]")
+
+
 class TextChannel:
     """One streamed text, redacted with a hold-back (see the module docstring)."""
 
-    __slots__ = ("_buffer", "_context", "_detectors", "_holds", "_on_finding", "_replace")
+    __slots__ = (
+        "_buffer",
+        "_context",
+        "_detectors",
+        "_holds",
+        "_on_finding",
+        "_replace",
+        "_tail",
+        "_token",
+    )
 
     def __init__(
         self,
@@ -67,6 +85,8 @@ class TextChannel:
         self._on_finding = on_finding
         self._buffer = ""
         self._context = ""
+        self._token = any(h.token for h in holds)
+        self._tail = _tail(holds)
 
     @property
     def held(self) -> int:
@@ -89,9 +109,14 @@ class TextChannel:
         token = _TRAILING_TOKEN.search(full, base)
         token_start = token.start() if token is not None else end
         token_start = max(token_start, end - TOKEN_CAP)
-        cut = end
-        for hold in self._holds:
-            cut = min(cut, hold.start(full, token_start))
+        tail = self._tail
+        if tail is not None and tail.match(full, end - 1) is None:
+            # the last character ends no run of a spaced hold: each would say ``end``
+            cut = token_start if self._token else end
+        else:
+            cut = end
+            for hold in self._holds:
+                cut = min(cut, hold.start(full, token_start))
         for finding in findings:
             if finding.end >= end or finding.start < cut < finding.end:
                 cut = min(cut, finding.start)
