@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aigw_fakeprovider import FakeProviderThread
+from aigw_fakeprovider import FakeProviderSettings, FakeProviderThread
 from load import UNIQUE, run_stream, run_wrk, unique_word
 from measure import soak_chunk_seconds
 
@@ -28,7 +28,10 @@ def _prompts(fake: object) -> list[str]:
 
 @needs_wrk
 def test_wrk_sends_a_new_number_in_every_request_and_counts_its_whole_duration() -> None:
-    with FakeProviderThread("openai", api_key=KEY) as fake:
+    # The recorder keeps every exchange: on a quiet machine wrk sends over 10,000 (its default
+    # bound) in its second, and the check below needs all of them.
+    settings = FakeProviderSettings("openai", KEY, record_limit=1_000_000)
+    with FakeProviderThread("openai", settings=settings) as fake:
         url = f"{fake.openai_base_url}/chat/completions"
         result = run_wrk(url, _body(f"n {UNIQUE}"), HEADERS, connections=2, seconds=1, cpus="0-63")
         prompts = _prompts(fake)
