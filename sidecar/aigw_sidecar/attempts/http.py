@@ -67,6 +67,19 @@ class HttpCall:
         self._metrics = metrics
         self._counter = counter
 
+    async def __call__(self, attempt: Attempt) -> Upstream:
+        try:
+            upstream = await self._attempt(attempt)
+        except SidecarError as exc:
+            self._failed(attempt, exc)
+            raise
+        except asyncio.CancelledError:
+            self._ended(attempt, "cancelled")
+            raise
+        if upstream.response is not None:
+            self._ended(attempt, "ok")
+        return upstream
+
     def _failed(self, attempt: Attempt, exc: SidecarError) -> None:
         record = attempt.record
         if isinstance(exc, UpstreamFailure):
@@ -86,114 +99,102 @@ class HttpCall:
         else:
             self._metrics.upstream_attempts.labels(route, backend, outcome).inc()
 
-    async def __call__(self, attempt: Attempt) -> Upstream:  # noqa: PLR0912, PLR0915 - one place
-        # One coroutine for the whole attempt (no inner one to create and resume through).
+    async def _attempt(self, attempt: Attempt) -> Upstream:  # noqa: PLR0912, PLR0915 - one place
+        ctx, route, backend = attempt.ctx, attempt.route, attempt.backend
+        if backend.credential_problem:
+            raise UpstreamUnavailable(
+                f"backend {backend.name} has no usable credential", code="credential_unavailable"
+            )
+        adapter = backend.adapter
+        carriage = ctx.state.get(CARRIAGE)
+        headers = attempt.headers
+        if (
+            carriage is not None
+            and carriage.anthropic_beta
+            and backend.provider is Provider.ANTHROPIC
+        ):
+            headers["anthropic-beta"] = carriage.anthropic_beta
+        if ctx.operation == "chat":
+            _check_supported(ctx, adapter, backend, carriage)
+            url = backend.chat_url
+            data = adapter.chat_request(
+                ctx.body, backend.model, stream=ctx.stream, carriage=carriage
+            )
+        elif ctx.operation == "count_tokens":
+            if backend.count_tokens_url is None:  # no such endpoint: the one estimator counts
+                attempt.record.outcome = "ok"
+                tokens = count_prompt(ctx.body, self._counter)
+                return Upstream(attempt, response={"input_tokens": tokens})
+            url = backend.count_tokens_url
+            data = adapter.count_tokens_request(ctx.body, backend.model, carriage)
+        else:
+            if backend.embeddings_url is None:
+                raise UnsupportedOperation(
+                    f"route {route.name} cannot serve embeddings (backend {backend.name})"
+                )
+            url = backend.embeddings_url
+            data = adapter.embeddings_request(ctx.body, backend.model)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        remaining = ctx.deadline - began
+        if remaining <= 0:
+            raise UpstreamTimeout("the request deadline passed before the upstream call")
+        post = self._session.post
         try:
-            ctx, route, backend = attempt.ctx, attempt.route, attempt.backend
-            if backend.credential_problem:
-                raise UpstreamUnavailable(
-                    f"backend {backend.name} has no usable credential",
-                    code="credential_unavailable",
-                )
-            adapter = backend.adapter
-            carriage = ctx.state.get(CARRIAGE)
-            headers = attempt.headers
-            if (
-                carriage is not None
-                and carriage.anthropic_beta
-                and backend.provider is Provider.ANTHROPIC
-            ):
-                headers["anthropic-beta"] = carriage.anthropic_beta
-            if ctx.operation == "chat":
-                _check_supported(ctx, adapter, backend, carriage)
-                url = backend.chat_url
-                data = adapter.chat_request(
-                    ctx.body, backend.model, stream=ctx.stream, carriage=carriage
-                )
-            elif ctx.operation == "count_tokens":
-                if backend.count_tokens_url is None:  # no such endpoint: the one estimator counts
-                    attempt.record.outcome = "ok"
-                    tokens = count_prompt(ctx.body, self._counter)
-                    return Upstream(attempt, response={"input_tokens": tokens})
-                url = backend.count_tokens_url
-                data = adapter.count_tokens_request(ctx.body, backend.model, carriage)
+            if ctx.stream:  # connect, then the first byte by the deadline, then idle per chunk
+                async with asyncio.timeout(min(route.request_s, remaining)):
+                    response = await post(
+                        url, data=data, headers=headers, timeout=route.stream_timeout
+                    )
             else:
-                if backend.embeddings_url is None:
-                    raise UnsupportedOperation(
-                        f"route {route.name} cannot serve embeddings (backend {backend.name})"
-                    )
-                url = backend.embeddings_url
-                data = adapter.embeddings_request(ctx.body, backend.model)
-            loop = asyncio.get_running_loop()
-            began = loop.time()
-            remaining = ctx.deadline - began
-            if remaining <= 0:
-                raise UpstreamTimeout("the request deadline passed before the upstream call")
-            post = self._session.post
-            try:
-                if ctx.stream:  # connect, then the first byte by the deadline, then idle per chunk
-                    async with asyncio.timeout(min(route.request_s, remaining)):
-                        response = await post(
-                            url, data=data, headers=headers, timeout=route.stream_timeout
-                        )
-                else:
-                    timeout = (
-                        route.timeout
-                        if remaining >= route.request_s
-                        else ClientTimeout(total=remaining, connect=route.connect_s)
-                    )
-                    response = await post(url, data=data, headers=headers, timeout=timeout)
-            except TimeoutError:
-                raise UpstreamTimeout(f"backend {backend.name} did not answer in time") from None
-            except (aiohttp.ClientError, OSError):
-                raise UpstreamUnavailable(f"backend {backend.name} is unreachable") from None
-            latency = loop.time() - began
-            attempt.record.latency_s = latency
-            self._metrics.backend(route.name, backend.name).upstream_seconds.observe(latency)
-            if response.status >= 300:
-                try:
-                    raw = await _read(response, backend)
-                finally:
-                    response.release()
-                raise map_upstream_error(
-                    response.status,
-                    raw,
-                    response.headers,
-                    backend=backend.name,
-                    scrubber=ctx.config.scrubber,
+                timeout = (
+                    route.timeout
+                    if remaining >= route.request_s
+                    else ClientTimeout(total=remaining, connect=route.connect_s)
                 )
-            if ctx.stream:
-                output = ctx.output
-                if output is None:
-                    output = ctx.output = OutputCounter(self._counter)
-                chunks = self._chunks(
-                    attempt, response, adapter.stream_decoder(backend.model), output
-                )
-                try:
-                    first = await anext(chunks, None)
-                except BaseException:
-                    await chunks.aclose()
-                    raise
-                attempt.record.first_chunk_s = loop.time() - began
-                return Upstream(attempt, chunks=_prefixed(first, chunks))
+                response = await post(url, data=data, headers=headers, timeout=timeout)
+        except TimeoutError:
+            raise UpstreamTimeout(f"backend {backend.name} did not answer in time") from None
+        except (aiohttp.ClientError, OSError):
+            raise UpstreamUnavailable(f"backend {backend.name} is unreachable") from None
+        latency = loop.time() - began
+        attempt.record.latency_s = latency
+        self._metrics.backend(route.name, backend.name).upstream_seconds.observe(latency)
+        if response.status >= 300:
             try:
                 raw = await _read(response, backend)
             finally:
                 response.release()
-            if ctx.operation == "embeddings":
-                answer = adapter.embeddings_response(raw)
-            elif ctx.operation == "count_tokens":
-                answer = _count(raw)
-            else:
-                answer = adapter.chat_response(raw)
-            self._ended(attempt, "ok")
-            return Upstream(attempt, response=answer)
-        except SidecarError as exc:
-            self._failed(attempt, exc)
-            raise
-        except asyncio.CancelledError:
-            self._ended(attempt, "cancelled")
-            raise
+            raise map_upstream_error(
+                response.status,
+                raw,
+                response.headers,
+                backend=backend.name,
+                scrubber=ctx.config.scrubber,
+            )
+        if ctx.stream:
+            output = ctx.output
+            if output is None:
+                output = ctx.output = OutputCounter(self._counter)
+            chunks = self._chunks(attempt, response, adapter.stream_decoder(backend.model), output)
+            try:
+                first = await anext(chunks, None)
+            except BaseException:
+                await chunks.aclose()
+                raise
+            attempt.record.first_chunk_s = loop.time() - began
+            return Upstream(attempt, chunks=_prefixed(first, chunks))
+        try:
+            raw = await _read(response, backend)
+        finally:
+            response.release()
+        if ctx.operation == "embeddings":
+            answer = adapter.embeddings_response(raw)
+        elif ctx.operation == "count_tokens":
+            answer = _count(raw)
+        else:
+            answer = adapter.chat_response(raw)
+        return Upstream(attempt, response=answer)
 
     async def _chunks(
         self,
