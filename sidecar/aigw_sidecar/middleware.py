@@ -145,12 +145,15 @@ def _record(metrics: Metrics, request: web.Request, status: int, error: str, beg
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
+def _needs_bare_record(request: web.Request) -> bool:
+    """A call that never reached the pipeline (no bundle yet, unknown endpoint) with an
+    audit log to record it in; the pipeline's audit step records every other one."""
+    return CONTEXT not in request and request.method == "POST" and AUDIT in request.app
+
+
 async def _audit_bare(request: web.Request, status: int, error_type: str, began: float) -> None:
-    """The record of a call that never reached the pipeline (no bundle yet, unknown
-    endpoint); the pipeline's audit step records every other one."""
-    audit = request.app.get(AUDIT)
-    if audit is None or request.method != "POST" or CONTEXT in request:
-        return
+    """The record of a call :func:`_needs_bare_record` says the pipeline did not record."""
+    audit = request.app[AUDIT]
     record = bare_record(
         request[REQUEST_ID],
         request.path,
@@ -241,7 +244,7 @@ async def error_middleware(  # noqa: PLR0915 - every outcome in one place
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
-        if CONTEXT in request or request.method != "POST" or request.app.get(AUDIT) is None:
-            _release(request)  # nothing for _audit_bare to record: no coroutine to run
-        else:
+        if _needs_bare_record(request):
             await _finish(request, status, error_type, began)
+        else:
+            _release(request)  # no coroutine to run on the common path
