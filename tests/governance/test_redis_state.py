@@ -142,7 +142,8 @@ async def test_resp_replies_split_across_reads_reach_the_right_waiters() -> None
     loop = asyncio.get_running_loop()
     protocol = _Protocol()
     waiters = [loop.create_future() for _ in range(4)]
-    protocol.waiters.extend(waiters)
+    for waiter in waiters:
+        protocol.expect(waiter, loop.time() + 60)
     wire = b"*3\r\n$1\r\n1\r\n:-1\r\n$-1\r\n+OK\r\n-NOSCRIPT no script\r\n*0\r\n"
     for i in range(len(wire)):
         protocol.data_received(wire[i : i + 1])

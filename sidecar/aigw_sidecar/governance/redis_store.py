@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .redis_scripts import RECONCILE, RENEW, RESERVE
 from .resp import RespClient, RespError, Script, TlsSettings, array, bulk
@@ -54,11 +54,29 @@ GIVE_UP_SHARE = 0.75
 _OFFSET_EVERY = 60.0
 _MAX_ENCODED = 4096
 """Counters whose encoded arguments are kept (more: the cache starts again)."""
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def hash_key(tag: str) -> str:
     """The hash of every bucket and budget of one ``{namespace:tenant}`` tag."""
     return f"aigw:{{{tag}}}:c"
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """``value``, kept under ``key`` in a cache of at most :data:`_MAX_ENCODED` entries (a
+    full cache starts again)."""
+    if len(cache) >= _MAX_ENCODED:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _field_of(tag: str, counter: Counter) -> str:
+    """The counter's field in the tag's hash (a lease counts in its own zset: none)."""
+    if counter.kind is CounterKind.LEASE:
+        return ""
+    return counter.key.removeprefix(hash_key(tag)[:-1])
 
 
 def zset_of(tag: str, counters: Sequence[Counter]) -> tuple[str, str]:
@@ -185,9 +203,7 @@ class RedisStore:
         """``KEYS`` of a RESERVE or RECONCILE call (the hash, the zset), encoded."""
         keys = self._keys.get((tag, zkey))
         if keys is None:
-            if len(self._keys) > _MAX_ENCODED:
-                self._keys.clear()
-            keys = self._keys[tag, zkey] = bulk(hash_key(tag)) + bulk(zkey)
+            keys = _remember(self._keys, (tag, zkey), bulk(hash_key(tag)) + bulk(zkey))
         return keys
 
     def _reserve_command(
@@ -195,22 +211,20 @@ class RedisStore:
     ) -> bytes:
         """The RESERVE call, encoded: each counter's fixed arguments from the cache."""
         encoded = self._encoded
-        if len(encoded) > _MAX_ENCODED:
-            encoded.clear()
-        hkey = hash_key(tag)
         parts = [array(10 + 6 * len(counters)), self._reserve_head, self._keys_of(tag, zkey)]
         parts += [bulk(a) for a in args]
         parts.append(bulk(zname))
-        prefix = hkey[:-1]
         for c in counters:
-            kind = c.kind
-            ident = (tag, c.key, kind, c.limit, c.param, c.enforce)
+            ident = (tag, c.key, c.kind, c.limit, c.param, c.enforce)
             fixed = encoded.get(ident)
             if fixed is None:
-                field = "" if kind is CounterKind.LEASE else c.key.removeprefix(prefix)
-                fixed = encoded[ident] = (
-                    bulk(kind.value) + bulk(field) + bulk(str(c.limit)),
-                    bulk(repr(c.param)) + bulk("1" if c.enforce else "0"),
+                fixed = _remember(
+                    encoded,
+                    ident,
+                    (
+                        bulk(c.kind.value) + bulk(_field_of(tag, c)) + bulk(str(c.limit)),
+                        bulk(repr(c.param)) + bulk("1" if c.enforce else "0"),
+                    ),
                 )
             parts += (fixed[0], bulk(str(c.amount)), fixed[1])
         return b"".join(parts)
@@ -225,24 +239,22 @@ class RedisStore:
     ) -> bytes:
         """The RECONCILE call, encoded: each counter's fixed arguments from the cache."""
         settling = self._settling
-        if len(settling) > _MAX_ENCODED:
-            settling.clear()
-        hkey = hash_key(tag)
         parts = [array(7 + 4 * len(counters)), self._reconcile_head, self._keys_of(tag, zkey)]
         parts += [bulk(a) for a in args]
-        prefix = hkey[:-1]
         for c, amount in zip(counters, actual, strict=True):
-            kind = c.kind
-            ident = (tag, c.key, kind, c.param)
+            lease = c.kind is CounterKind.LEASE
+            ident = (tag, c.key, c.kind, c.param)
             fixed = settling.get(ident)
             if fixed is None:
-                lease = kind is CounterKind.LEASE
-                field = "" if lease else c.key.removeprefix(prefix)
-                fixed = settling[ident] = (
-                    bulk(kind.value) + bulk(field),
-                    bulk("0" if lease else repr(c.param)),
+                fixed = _remember(
+                    settling,
+                    ident,
+                    (
+                        bulk(c.kind.value) + bulk(_field_of(tag, c)),
+                        bulk("0" if lease else repr(c.param)),
+                    ),
                 )
-            delta = -1 if kind is CounterKind.LEASE else amount - c.amount
+            delta = -1 if lease else amount - c.amount
             parts += (fixed[0], bulk(str(delta)), fixed[1])
         return b"".join(parts)
 

@@ -179,8 +179,7 @@ class _Protocol(asyncio.Protocol):
         """Done once ``connection_made`` ran (uvloop may return from create_connection first)."""
         self.waiters: deque[asyncio.Future[Reply]] = deque()
         self.deadlines: deque[float] = deque()
-        """Loop time by which each waiter's reply is due (same order as ``waiters``; the
-        newest ones, when a waiter was queued without :meth:`expect`)."""
+        """Loop time by which each waiter's reply is due (one per waiter, same order)."""
         self.watchdog: asyncio.TimerHandle | None = None
         """One timer per connection, at the oldest waiter's deadline (not one per command)."""
         self.buf = bytearray()
@@ -205,6 +204,11 @@ class _Protocol(asyncio.Protocol):
         self.deadlines.append(due)
         if self.watchdog is None:
             self.watchdog = asyncio.get_running_loop().call_at(due, self._check)
+
+    def _next_waiter(self) -> asyncio.Future[Reply]:
+        """The waiter the reply just parsed is for (its deadline goes with it)."""
+        self.deadlines.popleft()
+        return self.waiters.popleft()
 
     def _check(self) -> None:
         self.watchdog = None
@@ -241,9 +245,7 @@ class _Protocol(asyncio.Protocol):
                 if reply is _INCOMPLETE:
                     break
                 pos = pos_next
-                waiter = self.waiters.popleft()
-                if len(self.deadlines) > len(self.waiters):  # the deadline of that waiter
-                    self.deadlines.popleft()
+                waiter = self._next_waiter()
                 if not waiter.done():
                     waiter.set_result(reply)
         except (ConnectionError, ValueError) as exc:
@@ -259,9 +261,7 @@ class _Protocol(asyncio.Protocol):
                 reply = reader.gets()
                 if reply is False:
                     break
-                waiter = self.waiters.popleft()
-                if len(self.deadlines) > len(self.waiters):  # the deadline of that waiter
-                    self.deadlines.popleft()
+                waiter = self._next_waiter()
                 if not waiter.done():
                     waiter.set_result(reply)
         except (ConnectionError, ValueError) as exc:
