@@ -46,3 +46,21 @@ def test_tls_and_cluster_redis_urls_import_nothing_heavy_either() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split("\n")[:2] == ["RespClient ClusterClient ClusterClient", "[]"]
+
+
+def test_the_sidecar_does_not_load_the_compiler_or_yaml() -> None:
+    # The sidecar reads compiled bundles: the contract's compiler and YAML loader (and
+    # PyYAML) are imported on first use only, by the CLI and the operator.
+    code = (
+        "import sys, aigw_sidecar.server, aigw_contract\n"
+        "lazy = ('yaml', 'aigw_contract.compiler', 'aigw_contract.loader')\n"
+        "print(sorted(m for m in lazy if m in sys.modules))\n"
+        "print(aigw_contract.compile_bundle.__module__, aigw_contract.load_paths.__module__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == [
+        "[]",
+        "aigw_contract.compiler aigw_contract.loader",
+    ]
