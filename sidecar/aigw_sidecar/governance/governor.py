@@ -92,6 +92,8 @@ class Governor:
         self.pod = pod
         self.store = store
         self.settings = settings or GovernanceSettings()
+        self._default_classification = DataClassification(self.settings.default_data_classification)
+        """Of a request that claims none (an enum made once, not per call)."""
         self.clock: Clock = clock or SystemClock()
         self.counter: TokenCounter = counter or EstimateCounter()
         self.observer: Observer = observer or NullObserver()
@@ -169,9 +171,7 @@ class Governor:
         decisions = [
             Decision.for_mode(mode, "identify", "claim_not_granted", v) for v in identity.violations
         ]
-        classification = claims.data_classification or DataClassification(
-            self.settings.default_data_classification
-        )
+        classification = claims.data_classification or self._default_classification
         decisions += authorize(
             identity.use_case,
             mode,
