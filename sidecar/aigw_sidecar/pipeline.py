@@ -25,6 +25,12 @@ nothing per request or chunk.
 
 - ``prepare(config)``: once per bundle load, before the swap; write per-bundle state into
   ``config.prepared[KEY]``; raising refuses the bundle (the last good one stays).
+- ``active(config)``: once per bundle load, after every step's ``prepare`` (so it may read
+  what they prepared): whether the step can act at all under this bundle. False only when
+  the bundle guarantees that every hook of the step would do nothing for any request (no
+  use case turns its feature on); then none of its hooks is called for requests under
+  this bundle. Default True. Steps that must see every call (audit, metrics, accounting,
+  governance) keep the default.
 - ``on_request(ctx)``: in order. Raise a :class:`~aigw_sidecar.errors.SidecarError` to
   refuse; call ``ctx.answer(self, response=... | chunks=...)`` to answer without calling
   upstream (the walk stops after this step).
@@ -40,18 +46,30 @@ refused or answered) gets neither ``stream_transform``, ``on_response`` nor ``on
 The step that answered does get them, and every step sees who answered in
 ``ctx.answered_by`` (None: upstream did). A step without ``on_request`` counts as reached
 once the walk passes its place.
+
+**The walk of a bundle**: the hook tuples (on_request before and after decoding,
+stream_transform, on_response, on_finish) are built once per bundle in :meth:`Pipeline.prepare`
+from the steps that are active under it, and kept in ``config.prepared`` under the
+pipeline's own key, so a step that is off costs no coroutine per request. Each entry keeps
+the step's index among all steps, so ``ctx.reached`` and "unwind only what ran" mean the
+same whatever is active (an inactive step is passed like a step without that hook). A
+request walks the walk of the config it started with (``ctx.config``) from start to end,
+even if a reload swaps another bundle in meanwhile; a config this pipeline never prepared
+gets the walk of every step.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar
 
 from .attempts.chain import AttemptChain
 from .context import Json, RequestContext
 from .runtime import RuntimeConfig
+from .state import Key
 from .streaming import StreamTransform
 
 __all__ = ["Decode", "Phase", "Pipeline", "Step"]
@@ -84,6 +102,12 @@ class Step:
     def prepare(self, config: RuntimeConfig) -> None:
         """Per-bundle state into ``config.prepared[KEY]``; raise to refuse the bundle."""
 
+    def active(self, config: RuntimeConfig) -> bool:
+        """Whether this step can act at all under ``config`` (after every ``prepare``):
+        False only when no request under this bundle could make a hook do anything; then
+        none of its hooks is called under it."""
+        return True
+
     async def on_request(self, ctx: RequestContext) -> None:
         """Before the call. Raise to refuse; ``ctx.answer(self, ...)`` to answer."""
 
@@ -103,22 +127,43 @@ def _overrides(step: Step, hook: str) -> bool:
 
 
 Decode = Callable[[], Awaitable[Json]]
+_Hooks = tuple[tuple[int, Step], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """The hooks one bundle calls, each with its step's index among all steps."""
+
+    early: _Hooks
+    """``on_request`` before the body is decoded, in order."""
+    late: _Hooks
+    """``on_request`` after, in order."""
+    transform: _Hooks
+    """``stream_transform``, innermost first (and so are the two below)."""
+    response: _Hooks
+    finish: _Hooks
+    names: tuple[str, ...]
+    """The active steps, in walk order."""
+
+    @classmethod
+    def of(cls, ordered: Sequence[Step], active: Sequence[bool]) -> _Walk:
+        indexed = [(i, s) for i, s in enumerate(ordered) if active[i]]
+        request = [(i, s) for i, s in indexed if _overrides(s, "on_request")]
+        backwards = indexed[::-1]
+        return cls(
+            names=tuple(s.name for _, s in indexed),
+            early=tuple((i, s) for i, s in request if s.phase < Phase.DECODE),
+            late=tuple((i, s) for i, s in request if s.phase >= Phase.DECODE),
+            transform=tuple((i, s) for i, s in backwards if _overrides(s, "stream_transform")),
+            response=tuple((i, s) for i, s in backwards if _overrides(s, "on_response")),
+            finish=tuple((i, s) for i, s in backwards if _overrides(s, "on_finish")),
+        )
 
 
 class Pipeline:
     """The steps in walk order and the attempt chain behind them."""
 
-    __slots__ = (
-        "_early",
-        "_finish",
-        "_late",
-        "_prepare",
-        "_response",
-        "_transform",
-        "chain",
-        "decode_reach",
-        "steps",
-    )
+    __slots__ = ("_all", "_key", "_prepare", "chain", "decode_reach", "steps")
 
     def __init__(self, steps: Sequence[Step], chain: AttemptChain) -> None:
         ordered = tuple(sorted(steps, key=lambda s: s.phase))
@@ -127,32 +172,40 @@ class Pipeline:
             raise ValueError(f"pipeline step names must be unique: {names}")
         self.steps = ordered
         self.chain = chain
-        indexed = list(enumerate(ordered))
-        request = [(i, s) for i, s in indexed if _overrides(s, "on_request")]
-        self._early = tuple((i, s) for i, s in request if s.phase < Phase.DECODE)
-        self._late = tuple((i, s) for i, s in request if s.phase >= Phase.DECODE)
         self.decode_reach = sum(1 for s in ordered if s.phase < Phase.DECODE)
         """Steps reached once the walk gets to decoding the body."""
-        backwards = indexed[::-1]
         self._prepare = tuple(s for s in ordered if _overrides(s, "prepare"))
-        self._transform = tuple((i, s) for i, s in backwards if _overrides(s, "stream_transform"))
-        self._response = tuple((i, s) for i, s in backwards if _overrides(s, "on_response"))
-        self._finish = tuple((i, s) for i, s in backwards if _overrides(s, "on_finish"))
+        self._all = _Walk.of(ordered, [True] * len(ordered))
+        """The walk of every step: a config this pipeline did not prepare."""
+        self._key = Key[_Walk]("pipeline.walk")
+        """This pipeline's walk in ``config.prepared`` (one key per pipeline)."""
 
     def prepare(self, config: RuntimeConfig) -> None:
-        """Every step's and middleware's per-bundle state (before the swap)."""
+        """Every step's and middleware's per-bundle state (before the swap), then the walk
+        of the steps active under this bundle."""
         for step in self._prepare:
             step.prepare(config)
         self.chain.prepare(config)
+        active = [step.active(config) for step in self.steps]
+        config.prepared[self._key] = self._all if all(active) else _Walk.of(self.steps, active)
+
+    def active(self, config: RuntimeConfig) -> tuple[str, ...]:
+        """The names of the steps active under ``config`` (their hooks run), in walk order."""
+        return self._walk(config).names
+
+    def _walk(self, config: RuntimeConfig) -> _Walk:
+        walk = config.prepared.get(self._key)
+        return self._all if walk is None else walk
 
     async def run(self, ctx: RequestContext, decode: Decode) -> None:
         """The request walk (and, for a complete answer, its response side)."""
-        for index, step in self._early:
+        walk = self._walk(ctx.config)
+        for index, step in walk.early:
             ctx.reached = index + 1
             await step.on_request(ctx)
         ctx.reached = self.decode_reach
         ctx.set_body(await decode())
-        for index, step in self._late:
+        for index, step in walk.late:
             ctx.reached = index + 1
             await step.on_request(ctx)
             if ctx.answered_by is not None:
@@ -168,7 +221,7 @@ class Pipeline:
     async def respond(self, ctx: RequestContext) -> None:
         """The response side: ``on_response`` of every step reached, innermost first."""
         reached = ctx.reached
-        for index, step in self._response:
+        for index, step in self._walk(ctx.config).response:
             if index < reached:
                 await step.on_response(ctx)
 
@@ -179,7 +232,7 @@ class Pipeline:
         assert chunks is not None
         reached = ctx.reached
         transforms: list[StreamTransform] = []
-        for index, step in self._transform:
+        for index, step in self._walk(ctx.config).transform:
             if index < reached:
                 transform = step.stream_transform(ctx)
                 if transform is not None:
@@ -191,7 +244,7 @@ class Pipeline:
     async def finish(self, ctx: RequestContext) -> None:
         """``on_finish`` of every step reached; a failing hook is logged, never raised."""
         reached = ctx.reached
-        for index, step in self._finish:
+        for index, step in self._walk(ctx.config).finish:
             if index < reached:
                 try:
                     await step.on_finish(ctx)

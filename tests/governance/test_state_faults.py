@@ -46,9 +46,9 @@ def governor_of(sidecar: Sidecar) -> Governor:
 
 async def settled(sidecar: Sidecar) -> None:
     """Wait (bounded) until background settlements and deferred replays are done."""
-    govern = sidecar.server.api[GOVERN]
+    governor = governor_of(sidecar)
     for _ in range(1000):
-        if not (govern._settling or governor_of(sidecar).pending):
+        if not (governor.settling or governor.pending):
             return
         await asyncio.sleep(0.02)
     pytest.fail("settlements still pending after 20 s")

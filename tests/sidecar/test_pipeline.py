@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -26,8 +29,16 @@ from aigw_sidecar import (
     default_steps,
     with_text,
 )
+from aigw_sidecar.app_keys import PIPELINE
 
-from .conftest import Gateway, bundle_bytes, sidecar_settings, standard_docs, write_secrets
+from .conftest import (
+    Gateway,
+    bundle_bytes,
+    route,
+    sidecar_settings,
+    standard_docs,
+    write_secrets,
+)
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
@@ -119,3 +130,218 @@ async def test_a_step_that_refuses_a_bundle_keeps_the_last_good_one(
     assert status["bundle"]["revision"] == 1
     gateway.write_bundle(bundle_bytes(gateway.docs, revision=14))
     await gateway.wait_revision(14)
+
+
+SWITCH_ROUTE = "loud"
+"""The route whose presence in the bundle turns :class:`Switch` on."""
+
+
+@dataclass
+class Journal:
+    hooks: list[tuple[str, str]] = field(default_factory=list)
+
+    def of(self, step: str) -> list[str]:
+        return [hook for name, hook in self.hooks if name == step]
+
+
+class Probe(Step):
+    """Records every hook the pipeline calls on it."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        self.journal.hooks.append((self.name, "on_request"))
+
+    def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
+        self.journal.hooks.append((self.name, "stream_transform"))
+        return None
+
+    async def on_response(self, ctx: RequestContext) -> None:
+        self.journal.hooks.append((self.name, "on_response"))
+
+    async def on_finish(self, ctx: RequestContext) -> None:
+        self.journal.hooks.append((self.name, "on_finish"))
+
+
+class Switch(Probe):
+    """Can act only under a bundle with the route ``loud``."""
+
+    name = "switch"
+    phase = Phase.INSPECT
+
+    def active(self, config: RuntimeConfig) -> bool:
+        return SWITCH_ROUTE in config.routes
+
+
+class Gate(Probe):
+    """Before the switch: holds a request carrying ``X-Test-Gate`` until released; refuses
+    one carrying ``X-Test-Refuse``."""
+
+    name = "gate"
+    phase = Phase.ROUTE + 1
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(journal)
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        await super().on_request(ctx)
+        if "X-Test-Gate" in ctx.headers:
+            self.entered.set()
+            await self.release.wait()
+
+
+class Refuse(Probe):
+    """After the switch: refuses a request carrying ``X-Test-Refuse``."""
+
+    name = "refuse"
+    phase = Phase.LIMIT + 10
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        await super().on_request(ctx)
+        if "X-Test-Refuse" in ctx.headers:
+            raise PermissionDenied("refused by the test", code="test_refused")
+
+
+class Inner(Probe):
+    """After the refusing step: never reached by a refused request."""
+
+    name = "inner"
+    phase = Phase.ANSWER + 10
+
+
+@dataclass
+class Switched:
+    gateway: Gateway
+    journal: Journal
+    gate: Gate
+
+    def active(self) -> tuple[str, ...]:
+        config = self.gateway.server.store.current
+        assert config is not None
+        return self.gateway.server.api[PIPELINE].active(config)
+
+    async def switch_on(self) -> None:
+        docs = [*self.gateway.docs, route(SWITCH_ROUTE, self.gateway.docs[0]["spec"]["backends"])]
+        self.gateway.write_bundle(bundle_bytes(docs, revision=2))
+        await self.gateway.wait_revision(2)
+
+
+@pytest.fixture
+async def switched(
+    tmp_path: Path, oai_fake: FakeProvider, claude_fake: FakeProvider
+) -> AsyncIterator[Switched]:
+    journal = Journal()
+    gate = Gate(journal)
+
+    def steps(services: Services) -> Sequence[Plugin]:
+        return [*default_steps(services), gate, Switch(journal), Refuse(journal), Inner(journal)]
+
+    docs = standard_docs(oai_fake, claude_fake)
+    path = tmp_path / "bundle.json"
+    path.write_bytes(bundle_bytes(docs))
+    settings = sidecar_settings(path, write_secrets(tmp_path))
+    async with SidecarServer(settings, steps=steps) as server:
+        yield Switched(Gateway(server, oai_fake, claude_fake, path, docs), journal, gate)
+
+
+async def test_an_inactive_step_is_skipped_until_a_reload_turns_it_on(switched: Switched) -> None:
+    journal = switched.journal
+    assert "switch" not in switched.active()
+    async with switched.gateway.openai() as client:
+        await client.chat.completions.create(model="chat", messages=HELLO)
+        stream = await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+        assert [c async for c in stream]
+    assert journal.of("switch") == []
+    assert journal.of("inner") == [
+        "on_request", "on_response", "on_finish",
+        "on_request", "stream_transform", "on_response", "on_finish",
+    ]  # fmt: skip
+
+    await switched.switch_on()
+    assert "switch" in switched.active()
+    async with switched.gateway.openai() as client:
+        await client.chat.completions.create(model="chat", messages=HELLO)
+        stream = await client.chat.completions.create(model="chat", messages=HELLO, stream=True)
+        assert [c async for c in stream]
+    assert journal.of("switch") == [
+        "on_request", "on_response", "on_finish",
+        "on_request", "stream_transform", "on_response", "on_finish",
+    ]  # fmt: skip
+
+
+async def test_unwinding_covers_only_the_steps_reached(switched: Switched) -> None:
+    journal = switched.journal
+    refuse = {"X-Test-Refuse": "1"}
+    async with switched.gateway.openai() as client:
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(model="chat", messages=HELLO, extra_headers=refuse)
+        await switched.switch_on()
+        with pytest.raises(openai.PermissionDeniedError):
+            await client.chat.completions.create(model="chat", messages=HELLO, extra_headers=refuse)
+    assert journal.of("inner") == []  # never reached: not one hook, not even on_finish
+    assert journal.of("refuse") == ["on_request", "on_finish"] * 2
+    assert journal.of("switch") == ["on_request", "on_finish"]  # the second bundle only
+    assert journal.of("gate") == ["on_request", "on_finish"] * 2
+
+
+async def test_a_request_keeps_the_walk_of_the_bundle_it_started_with(
+    switched: Switched,
+) -> None:
+    async with switched.gateway.openai() as client:
+        call = asyncio.create_task(
+            client.chat.completions.create(
+                model="chat", messages=HELLO, extra_headers={"X-Test-Gate": "1"}
+            )
+        )
+        await switched.gate.entered.wait()
+        await switched.switch_on()  # swapped in while the request is in the gate
+        switched.gate.release.set()
+        await call
+    assert switched.journal.of("switch") == []  # neither its on_finish nor its on_response
+    assert switched.journal.of("inner") == ["on_request", "on_response", "on_finish"]
+
+
+@pytest.mark.parametrize(
+    ("use_case", "inactive"),
+    [
+        ({}, {"cache", "cache.answer"}),  # the defaults redact secrets and check injections
+        (
+            {
+                "redaction": {"profile": "off"},
+                "promptInjection": {"mode": "off"},
+                "idempotency": {"enabled": False},
+            },
+            {"cache", "cache.answer", "inspect", "inspect-answer", "idempotency"},
+        ),
+        (
+            {
+                "redaction": {"profile": "off"},
+                "promptInjection": {"mode": "off"},
+                "tools": ["lookup"],
+                "cache": {"exact": {"enabled": True}},
+            },
+            set(),
+        ),
+    ],
+)
+async def test_the_builtin_steps_a_bundle_turns_off_are_inactive(
+    tmp_path: Path,
+    oai_fake: FakeProvider,
+    claude_fake: FakeProvider,
+    use_case: dict[str, Any],
+    inactive: set[str],
+) -> None:
+    docs = standard_docs(oai_fake, claude_fake)
+    docs[-1]["spec"]["useCases"][0].update(use_case)
+    path = tmp_path / "bundle.json"
+    path.write_bytes(bundle_bytes(docs))
+    async with SidecarServer(sidecar_settings(path, write_secrets(tmp_path))) as server:
+        config = server.store.current
+        assert config is not None
+        pipeline = server.api[PIPELINE]
+        active = set(pipeline.active(config))
+        assert {s.name for s in pipeline.steps} - active == inactive
+        assert {"admit", "limit", "account", "route", "residency", "telemetry.metrics"} <= active

@@ -31,6 +31,7 @@ background once it answers again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import secrets
@@ -54,7 +55,7 @@ from .memory_store import MemoryStore
 from .money import Prices
 from .observer import NullObserver, Observer
 from .plan import Role, denial, settled_amount, tag_of
-from .redis_store import RedisStore
+from .redis_store import RedisStore, ScriptNotLoaded
 from .store import MAX_AMOUNT, Counter, Store, StoreError, StoreRejected, StoreUnavailable
 from .tokens import EstimateCounter, TokenCounter, count_prompt
 
@@ -70,6 +71,8 @@ __all__ = [
 log = logging.getLogger("aigw.governance")
 _Pending = tuple[Store, str, str, list[Counter], list[int], float]
 """A deferred settlement: store, tag, reservation id, counters, actual amounts, time."""
+_Job = tuple[str, str, list[int], float]
+"""A settlement to send: tag, reservation id, actual amounts, time."""
 _NO_CLAIMS = Claims()
 
 
@@ -89,6 +92,8 @@ class Governor:
         self.pod = pod
         self.store = store
         self.settings = settings or GovernanceSettings()
+        self._default_classification = DataClassification(self.settings.default_data_classification)
+        """Of a request that claims none (an enum made once, not per call)."""
         self.clock: Clock = clock or SystemClock()
         self.counter: TokenCounter = counter or EstimateCounter()
         self.observer: Observer = observer or NullObserver()
@@ -101,6 +106,8 @@ class Governor:
         self._active: dict[str, Grant] = {}
         """Reservation id -> grant of a call in progress (renewed while it runs)."""
         self._maintainer: asyncio.Task[None] | None = None
+        self._settling: set[asyncio.Future[Any]] = set()
+        """Settlements of :meth:`settle_soon` in flight: reply futures, or tasks."""
         self.leases = Leases(
             store,
             clock=self.clock,
@@ -117,8 +124,9 @@ class Governor:
         return f"{self._prefix}{next(self._ids):08x}"
 
     async def aclose(self) -> None:
-        """Return leased blocks, stop renewing, then close the shared store's connection
-        (shutdown: after the calls in flight have settled)."""
+        """Wait for the settlements in flight, return leased blocks, stop renewing, then
+        close the shared store's connection (shutdown: after the calls in flight ended)."""
+        await self.settled()
         await self.leases.aclose()
         task, self._maintainer = self._maintainer, None
         if task is not None:
@@ -163,9 +171,7 @@ class Governor:
         decisions = [
             Decision.for_mode(mode, "identify", "claim_not_granted", v) for v in identity.violations
         ]
-        classification = claims.data_classification or DataClassification(
-            self.settings.default_data_classification
-        )
+        classification = claims.data_classification or self._default_classification
         decisions += authorize(
             identity.use_case,
             mode,
@@ -394,12 +400,86 @@ class Governor:
         ``prices`` are the serving backend's (the route's worst case when unknown).
         Settling twice does nothing the second time.
         """
-        if grant.settled:
+        job = self._settlement(grant, usage, prices)
+        if job is not None:
+            await self._reconcile(grant, job)
+
+    def settle_soon(self, grant: Grant, usage: Usage | None, prices: Prices | None = None) -> None:
+        """:meth:`settle` without waiting for the store (the sidecar answers first): the
+        same settlement and failure handling, finished in the background; :meth:`settled`
+        and :meth:`aclose` wait for it.
+
+        With Redis the command goes out now and the reply's callback finishes it (no task,
+        no coroutine per call); what cannot go out at once (no open connection, a
+        cluster, NOSCRIPT) runs :meth:`settle`'s path in a task.
+        """
+        try:  # a failure is logged, as the task's was: never the call's error
+            job = self._settlement(grant, usage, prices)
+            if job is None:
+                return
+            store = grant.store
+            reply = None
+            if isinstance(store, RedisStore):
+                tag, rid, actual, now = job
+                reply = store.reconcile_nowait(tag, rid, grant.counters, actual, now)
+        except Exception:
+            log.exception("settling a reservation failed")
             return
+        if reply is None:
+            self._settle_in_task(grant, job)
+            return
+        self._settling.add(reply)
+        reply.add_done_callback(functools.partial(self._replied, grant, job))
+
+    @property
+    def settling(self) -> int:
+        """Settlements started by :meth:`settle_soon` and not finished yet."""
+        return len(self._settling)
+
+    async def settled(self) -> None:
+        """Wait until every settlement :meth:`settle_soon` started is finished."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    def _settle_in_task(self, grant: Grant, job: _Job) -> None:
+        task = asyncio.get_running_loop().create_task(self._reconcile(grant, job))
+        self._settling.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settling a reservation failed", exc_info=task.exception())
+
+    def _replied(self, grant: Grant, job: _Job, reply: asyncio.Future[Any]) -> None:
+        """The end of a settlement sent by :meth:`settle_soon` (the reply's callback)."""
+        try:
+            store = grant.store
+            assert isinstance(store, RedisStore)
+            try:
+                levels = store.reconciled_reply(reply)
+            except ScriptNotLoaded:  # tracked before the reply is let go: no gap for drain
+                self._settle_in_task(grant, job)
+                return
+            except (StoreRejected, StoreUnavailable) as exc:
+                self._settle_failed(grant, job, exc)
+                return
+            if levels is not None:
+                grant.levels = levels
+        except Exception:
+            log.exception("settling a reservation failed")
+        finally:
+            self._settling.discard(reply)
+
+    def _settlement(self, grant: Grant, usage: Usage | None, prices: Prices | None) -> _Job | None:
+        """Mark ``grant`` settled and settle its leased share; what the store is still to
+        be told (None: nothing, or settled before)."""
+        if grant.settled:
+            return None
         grant.settled = True
         share = grant.share
         if grant.store is None and share is None:
-            return
+            return None
         tokens = usage.total if usage is not None else 0
         cost = 0
         if usage is not None:
@@ -410,27 +490,40 @@ class Governor:
                 share, [min(settled_amount(r, tokens, cost), MAX_AMOUNT) for r in share.roles]
             )
         if grant.store is None:
-            return
+            return None
         # Provider-reported usage is bounded like everything else that reaches a store.
         actual = [min(settled_amount(role, tokens, cost), MAX_AMOUNT) for role in grant.roles]
-        tag = tag_of(grant.admission.identity)
-        now = self.clock.now()
         rid = grant.admission.reservation_id
         self._active.pop(rid, None)
+        return tag_of(grant.admission.identity), rid, actual, self.clock.now()
+
+    async def _reconcile(self, grant: Grant, job: _Job) -> None:
+        """Tell the store (``grant.store``, not None) what the call consumed."""
+        store = grant.store
+        assert store is not None
+        tag, rid, actual, now = job
         try:
-            levels = await grant.store.reconcile(tag, rid, grant.counters, actual, now)
-        except StoreRejected as exc:
-            log.error("state store refused the settlement of %s: %s", rid, exc)
-            return
-        except StoreUnavailable as exc:
-            self.observer.state_unavailable("settle", "deferred")
-            self._log_unavailable(
-                logging.WARNING, "deferred", f"state store failed ({exc}): settlement deferred"
-            )
-            self._defer((grant.store, tag, rid, grant.counters, actual, now))
+            levels = await store.reconcile(tag, rid, grant.counters, actual, now)
+        except (StoreRejected, StoreUnavailable) as exc:
+            self._settle_failed(grant, job, exc)
             return
         if levels is not None:
             grant.levels = levels
+
+    def _settle_failed(
+        self, grant: Grant, job: _Job, exc: StoreRejected | StoreUnavailable
+    ) -> None:
+        """A refused settlement is logged; one the store could not take waits for it."""
+        tag, rid, actual, now = job
+        if not isinstance(exc, StoreUnavailable):
+            log.error("state store refused the settlement of %s: %s", rid, exc)
+            return
+        assert grant.store is not None
+        self.observer.state_unavailable("settle", "deferred")
+        self._log_unavailable(
+            logging.WARNING, "deferred", f"state store failed ({exc}): settlement deferred"
+        )
+        self._defer((grant.store, tag, rid, grant.counters, actual, now))
 
     def _defer(self, entry: _Pending) -> None:
         """Queue a settlement (or a compensating release) until the store answers again."""

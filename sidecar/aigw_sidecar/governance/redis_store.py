@@ -46,7 +46,7 @@ from .store import (
 if TYPE_CHECKING:  # redis-py is imported only where it is used: see .redis_py
     from redis.asyncio import Redis
 
-__all__ = ["GIVE_UP_SHARE", "RedisStore", "hash_key", "zset_of"]
+__all__ = ["GIVE_UP_SHARE", "RedisStore", "ScriptNotLoaded", "hash_key", "zset_of"]
 
 _LEAN_FAILURES: tuple[type[BaseException], ...] = (TimeoutError, OSError, RespError, ValueError)
 GIVE_UP_SHARE = 0.75
@@ -56,6 +56,11 @@ _MAX_ENCODED = 4096
 """Counters whose encoded arguments are kept (more: the cache starts again)."""
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+
+
+class ScriptNotLoaded(Exception):
+    """The server answered NOSCRIPT to a command sent by :meth:`RedisStore.reconcile_nowait`
+    (nothing ran): :meth:`RedisStore.reconcile` loads the script and sends it again."""
 
 
 def hash_key(tag: str) -> str:
@@ -360,6 +365,40 @@ class RedisStore:
             args += [c.kind.value, "" if lease else c.key.removeprefix(prefix), str(delta)]
             args.append("0" if lease else repr(c.param))
         return self._reconciled(await self._run(self._reconcile, [hash_key(tag), zkey], args))
+
+    def reconcile_nowait(
+        self,
+        tag: str,
+        request_id: str,
+        counters: Sequence[Counter],
+        actual: Sequence[int],
+        now: float,
+    ) -> asyncio.Future[Any] | None:
+        """:meth:`reconcile` without a coroutine (the settlement of every call): the command
+        sent now, the future of its reply for :meth:`reconciled_reply`; None when it cannot
+        go out at once (not one lean node's open connection, or backing off after a
+        failure): then :meth:`reconcile`."""
+        client = self._client
+        if not isinstance(client, RespClient) or time.monotonic() < self._down_until:
+            return None
+        zkey, _ = zset_of(tag, counters)
+        command = self._reconcile_command(tag, zkey, [repr(now), request_id], counters, actual)
+        return client.packed_nowait(command)
+
+    def reconciled_reply(self, reply: asyncio.Future[Any]) -> tuple[float, ...] | None:
+        """What :meth:`reconcile` returns or raises, from a done future of
+        :meth:`reconcile_nowait`; :class:`ScriptNotLoaded` for NOSCRIPT."""
+        try:
+            raw = reply.result()
+            if isinstance(raw, RespError):
+                raise raw
+        except self._failures as exc:
+            if isinstance(exc, RespError) and str(exc).startswith("NOSCRIPT"):
+                raise ScriptNotLoaded(str(exc)) from exc
+            if "AIGWARG" in str(exc):
+                raise StoreRejected(f"redis refused an argument: {exc}") from exc
+            raise self._unavailable(exc, sent=True) from exc
+        return self._reconciled(raw)
 
     def _reconciled(self, raw: list[bytes]) -> tuple[float, ...] | None:
         try:

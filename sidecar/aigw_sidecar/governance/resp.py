@@ -391,6 +391,27 @@ class RespClient:
             protocol = await self._connection()
         return await self._send(protocol, *commands)
 
+    def packed_nowait(self, command: bytes) -> asyncio.Future[Reply] | None:
+        """Send one command already encoded now, without a coroutine: the future of its
+        reply (an error reply is its result, a :class:`RespError`, not raised; a lost or
+        timed-out connection its exception), or None when no connection is open (then
+        :meth:`packed` connects). For a caller that finishes in the future's callback."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            return None
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[Reply] = loop.create_future()
+        protocol.expect(reply, loop.time() + self.timeout)
+        protocol.send(command)
+        return reply
+
+    def command_nowait(self, *args: Arg) -> asyncio.Future[Reply] | None:
+        """:meth:`command` without a coroutine, as :meth:`packed_nowait` sends."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            return None
+        return self.packed_nowait(_pack(args))
+
     async def aclose(self) -> None:
         self._closed = True
         protocol, self._protocol = self._protocol, None

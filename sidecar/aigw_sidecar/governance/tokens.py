@@ -122,12 +122,12 @@ def _count_value(value: Any, counter: TokenCounter) -> int:
         node = stack.pop()
         if isinstance(node, str):
             total += counter.count(node)
-        elif isinstance(node, Mapping):
+        elif isinstance(node, dict) or isinstance(node, Mapping):  # noqa: SIM101 - dict: no ABC check
             kind = node.get("type")
             if isinstance(kind, str) and kind in _IMAGE_TYPES:
                 total += IMAGE_TOKENS
             else:
-                stack.extend(v for k, v in node.items() if k not in _SKIP_KEYS)
+                stack += [v for k, v in node.items() if k not in _SKIP_KEYS]
         elif isinstance(node, list):
             if node and all(isinstance(v, int) for v in node):
                 total += len(node)  # embeddings input given as token ids

@@ -110,7 +110,7 @@ def _d(
     group: int | str = 0,
     check: object = None,
     hint: str = "",
-    digit: bool = False,
+    digits: int = 0,
     words: tuple[str, ...] = (),
     flags: int = 0,
 ) -> PatternDetector:
@@ -123,7 +123,7 @@ def _d(
         group=group,
         check=check,  # type: ignore[arg-type]
         hint=hint,
-        digit=digit,
+        digits=digits,
         words=words,
     )
 
@@ -177,23 +177,23 @@ PII: tuple[PatternDetector, ...] = (
        r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
        r"[A-Za-z]{2,24}\b", _TOKEN, hint="@"),
     _d("credit_card", "CARD", 0.9,
-       r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])", _spaced(r"0-9 \-", 23), check=_card, digit=True),
+       r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])", _spaced(r"0-9 \-", 23), check=_card, digits=12),
     _d("iban", "IBAN", 0.95,
        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", _spaced(r"A-Z0-9 ", 42),
-       check=lambda m: iban_ok(m.group(0)), digit=True),
+       check=lambda m: iban_ok(m.group(0)), digits=2),
     _d("us_ssn", "SSN", 0.85,
        r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])", _spaced(r"0-9 \-", 11),
-       check=lambda m: ssn_ok(m.group(0)), digit=True),
+       check=lambda m: ssn_ok(m.group(0)), digits=9),
     _d("phone_international", "PHONE", 0.8,
        r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){2,5}(?![\w-])",
        _spaced(r"0-9 +().\-", 24), check=lambda m: 8 <= sum(c.isdigit() for c in m[0]) <= 15,
-       hint="+", digit=True),
+       hint="+", digits=8),
     _d("phone_nanp", "PHONE", 0.7,
        r"(?<![\w(+-])(?:\([2-9]\d\d\)\s?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}(?![\w-])",
-       _spaced(r"0-9 ().\-", 16), digit=True),
+       _spaced(r"0-9 ().\-", 16), digits=10),
     _d("ipv4", "IP_ADDRESS", 0.8,
        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-       r"(?!\.?\w)", _TOKEN, hint=".", digit=True),
+       r"(?!\.?\w)", _TOKEN, hint=".", digits=4),
     _d("ipv6", "IP_ADDRESS", 0.7,
        r"(?<![\w:.])[0-9A-Fa-f:]{2,39}(?![\w:])", _TOKEN, check=_ipv6, hint=":"),
 )  # fmt: skip

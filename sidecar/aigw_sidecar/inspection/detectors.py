@@ -14,8 +14,9 @@ value only) and an optional check (Luhn, mod-97, CRC-32...) that a match must pa
 earliest start wins, then the longest, then the most confident.
 
 :func:`scan` runs on every prompt and answer, so it skips a detector on facts about the
-text it learns once (not once per detector): a ``hint`` substring that is missing, no
-``\\d`` character at all for a detector whose every match has one (``digit``), and, for
+text it learns once (not once per detector): a ``hint`` substring that is missing, fewer
+``\\d`` characters than every match of a detector has (``digits``: a card number has at
+least 12, a US phone number 10; most prompts have a handful at most), and, for
 ASCII text, none of a detector's ``words`` in the lowered text for a case-insensitive
 pattern (``words``; non-ASCII text always runs the regex, since ``(?i)`` also matches
 U+017F for ``s`` and U+212A for ``k``). Each is a necessary condition of a match,
@@ -122,8 +123,9 @@ class PatternDetector:
     group: int | str = 0
     check: Check | None = None
     hint: str = ""
-    digit: bool = False
-    """Every match contains a character ``\\d`` matches (text without one is skipped)."""
+    digits: int = 0
+    """Every finding contains at least this many characters ``\\d`` matches (text with fewer
+    is skipped; 0: no such bound)."""
     words: tuple[str, ...] = ()
     """For ASCII text: every match contains one of these (lowercase) in the lowered text."""
 
@@ -145,17 +147,17 @@ _DIGIT = re.compile(r"\d")
 def scan(detectors: Sequence[Detector], text: str) -> list[Finding]:
     """Every detector's findings in ``text``, unmerged."""
     found: list[Finding] = []
-    has_digit: bool | None = None
+    digit_count = -1  # counted on first need
     lowered: str | None = None  # "" when the text is not ASCII (no word prefilter)
     for detector in detectors:
         hint = detector.hint
         if hint and hint not in text:
             continue
         if type(detector) is PatternDetector:
-            if detector.digit:
-                if has_digit is None:
-                    has_digit = _DIGIT.search(text) is not None
-                if not has_digit:
+            if detector.digits:
+                if digit_count < 0:
+                    digit_count = len(_DIGIT.findall(text))
+                if digit_count < detector.digits:
                     continue
             if detector.words:
                 if lowered is None:

@@ -108,6 +108,13 @@ def _route_key(ctx: RequestContext, route: RuntimeRoute, plan: CachePlan, part: 
     )
 
 
+def _caching_on(config: RuntimeConfig) -> bool:
+    """Whether a use case has a cache plan (none: the lookup never starts one, and the
+    answer step acts only on a lookup)."""
+    plans = config.prepared.get(PLANS)
+    return plans is None or bool(plans)
+
+
 class CacheLookup(Step):
     """Bypass or not; the key; the shared store's read started early."""
 
@@ -124,6 +131,9 @@ class CacheLookup(Step):
         config.prepared[PLANS] = plans
         config.prepared[ROUTE_FPS] = route_fingerprints(config)
         self._c.semantic.prepare(any(p.semantic is not None for p in plans.values()))
+
+    def active(self, config: RuntimeConfig) -> bool:
+        return _caching_on(config)
 
     async def on_request(self, ctx: RequestContext) -> None:
         admission = ctx.state.get(ADMISSION)
@@ -182,6 +192,9 @@ class CacheAnswer(Step):
     def recording(self) -> RecordingBudget:
         """What the streamed misses being recorded hold together now."""
         return self._c.recording
+
+    def active(self, config: RuntimeConfig) -> bool:
+        return _caching_on(config)
 
     async def on_request(self, ctx: RequestContext) -> None:
         lookup = ctx.state.get(LOOKUP)

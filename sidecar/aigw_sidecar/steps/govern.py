@@ -16,8 +16,9 @@ reservation in ``ctx.state[GRANT]``. It is settled exactly once: to the call's u
 account step computed it (provider-reported, or estimated with the one estimator), to
 nothing when no upstream call answered (a failure, or a step such as a cache hit that
 answered: not billed), to what was streamed for a stream cut mid-way. With Redis state the
-settlement runs in a background task, so the answer does not wait for that round trip
-(shutdown waits for them).
+settlement is sent as the call ends and finished when Redis replies, so the answer does not
+wait for that round trip (:meth:`~aigw_sidecar.governance.Governor.settle_soon`; shutdown
+waits for them).
 """
 
 from __future__ import annotations
@@ -90,7 +91,6 @@ class Governance:
         self.observer = observer
         self._view: tuple[object, BundleView] | None = None
         self._background = not isinstance(governor.store, MemoryStore)
-        self._settling: set[asyncio.Task[None]] = set()
         self.admit = Admit(self)
         self.limit = Limit(self)
 
@@ -125,25 +125,15 @@ class Governance:
         or in the background (shared state). True when it is already done."""
         usage = ctx.usage if ctx.answered_by is None else None
         prices = ctx.backend.prices if ctx.backend is not None and usage is not None else None
-        settling = self.governor.settle(grant, usage, prices)
         if not self._background or grant.store is None:  # memory, or a leased block only
-            await settling
+            await self.governor.settle(grant, usage, prices)
             return True
-        task = asyncio.create_task(settling)
-        self._settling.add(task)
-        task.add_done_callback(self._settled)
+        self.governor.settle_soon(grant, usage, prices)
         return False
-
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._settling.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("settling a reservation failed", exc_info=task.exception())
 
     async def drain(self) -> None:
         """Wait for background settlements (shutdown), then close the shared store."""
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
-        await self.governor.aclose()
+        await self.governor.aclose()  # which waits for the settlements first
 
 
 def _deny(ctx: RequestContext, step: str, denied: Denied, governance: Governance) -> SidecarError:

@@ -60,9 +60,10 @@ from aigw_sidecar.errors import (
 from aigw_sidecar.governance import StoreUnavailable
 from aigw_sidecar.governance.plan import tag_of
 from aigw_sidecar.idempotency import Found, IdempotencyStore, done_record, pending_marker
-from aigw_sidecar.keys import IDENTITY
+from aigw_sidecar.keys import GOVERNANCE_VIEW, IDENTITY
 from aigw_sidecar.metrics import Metrics
 from aigw_sidecar.pipeline import Phase, Step
+from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform
 
@@ -125,6 +126,15 @@ class Idempotency(Step):
 
     def _count(self, outcome: str) -> None:
         self._outcomes.labels(outcome).inc()
+
+    def active(self, config: RuntimeConfig) -> bool:
+        """Only when a use case of the governing policy enables idempotency (every request's
+        use case is one of them; with no policy, admit refuses every request)."""
+        view = config.prepared.get(GOVERNANCE_VIEW)
+        if view is None:
+            return True
+        policy = view.index.policy
+        return policy is not None and any(u.idempotency.enabled for u in policy.use_cases)
 
     async def on_request(self, ctx: RequestContext) -> None:
         identity = ctx.state.get(IDENTITY)

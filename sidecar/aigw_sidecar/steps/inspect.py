@@ -123,6 +123,17 @@ class Inspection:
     def plan(self, ctx: RequestContext) -> UseCaseInspection | None:
         return ctx.state.get(PLAN)
 
+    def active(self, config: RuntimeConfig) -> bool:
+        """Whether any use case's plan inspects anything (injection checks, redaction
+        detectors, a tool allowlist); else neither step can find or change anything."""
+        plans = config.prepared.get(PLANS)
+        if plans is None:
+            return True
+        return any(
+            p.injection is not PromptInjectionMode.OFF or p.redaction.active or p.tools is not None
+            for p in plans.values()
+        )
+
     def warn(self, ctx: RequestContext, text: str) -> None:
         header = ctx.response_headers.get("X-AIGW-Warning")
         text = "".join(c if c.isprintable() and c.isascii() else "?" for c in text)
@@ -191,6 +202,9 @@ class Inspect(Step):
                     "redaction mode hash in use without --redaction-key-file: its key is drawn "
                     "for this process only, so hashes match within this pod only"
                 )
+
+    def active(self, config: RuntimeConfig) -> bool:
+        return self._i.active(config)
 
     async def on_request(self, ctx: RequestContext) -> None:
         identity = ctx.state.get(IDENTITY)
@@ -322,6 +336,9 @@ class InspectAnswer(Step):
 
     def __init__(self, inspection: Inspection) -> None:
         self._i = inspection
+
+    def active(self, config: RuntimeConfig) -> bool:
+        return self._i.active(config)
 
     def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
         plan = ctx.state.get(PLAN)

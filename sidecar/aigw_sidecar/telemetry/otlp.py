@@ -1,6 +1,8 @@
 """OTLP traces on the wire: the protobuf encoding of a batch of spans, and its two transports.
 
-Runs in the export thread only (:mod:`.export`). The encoding is written out by hand from the
+Spans are encoded on the event loop as they end (:meth:`Encoder.span`, a few microseconds
+each); the export thread (:mod:`.export`) only joins a batch (:meth:`Encoder.request_of`) and
+sends it. The encoding is written out by hand from the
 OTLP protocol's message definitions (``opentelemetry/proto/trace/v1/trace.proto``,
 ``common/v1/common.proto``, ``collector/trace/v1/trace_service.proto``): an
 ``ExportTraceServiceRequest`` of one ``ResourceSpans`` (the sidecar's resource, encoded once)
@@ -189,9 +191,12 @@ class Encoder:
 
     def request(self, spans: Sequence[Span]) -> bytes:
         """The ``ExportTraceServiceRequest`` of ``spans``."""
-        scope_spans = _bytes_field(
-            2, self._scope + b"".join(self.span(s) for s in spans) + self._schema
-        )
+        return self.request_of([self.span(s) for s in spans])
+
+    def request_of(self, encoded: Sequence[bytes]) -> bytes:
+        """The ``ExportTraceServiceRequest`` of spans already encoded by :meth:`span`; reads
+        only what ``__init__`` built, so any thread may call it."""
+        scope_spans = _bytes_field(2, self._scope + b"".join(encoded) + self._schema)
         return _bytes_field(1, self._resource + scope_spans)
 
 
