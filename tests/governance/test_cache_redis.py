@@ -8,13 +8,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 import redis
+from multidict import CIMultiDict, CIMultiDictProxy
+from prometheus_client import generate_latest
 
+from aigw_contract.policy import CacheSettings, ExactCache
 from aigw_fakeprovider import FakeProvider
+from aigw_sidecar.cache import entry_key
+from aigw_sidecar.cache.control import CacheControl
+from aigw_sidecar.cache.eligibility import cache_rule
+from aigw_sidecar.cache.key import Partition
+from aigw_sidecar.context import RequestContext
+from aigw_sidecar.governance.resp import RespClient
+from aigw_sidecar.metrics import Metrics
+from aigw_sidecar.settings import SidecarSettings
+from aigw_sidecar.steps.cache import Lookup
+from aigw_sidecar.steps.caching import CachePlan, Caching
+from support.ports import free_port
 from support.redis import RedisServer
 
 from .conftest import HELLO, Sidecar, use_case
@@ -187,3 +202,72 @@ async def test_a_new_sidecar_warms_its_semantic_index_from_redis(
         assert payload["choices"][0]["message"]["content"] == f"Echo: {asked}"
     chats = [e for e in fake.recorder.exchanges if e.path.endswith("/chat/completions")]
     assert len(chats) == 1
+
+
+def _miss(tmp_path: Path, url: str) -> tuple[Caching, Metrics, RespClient, Lookup, RequestContext]:
+    """A Redis-backed cache and one exact miss to offer to it."""
+    metrics = Metrics()
+    client = RespClient(url, timeout=10.0)
+    caching = Caching(SidecarSettings(bundle_path=tmp_path, cache_store="redis"), metrics, client)
+    rule = cache_rule(CacheSettings(exact=ExactCache(enabled=True)))
+    assert rule is not None
+    plan = CachePlan("reply", True, 120, "useCase", rule, "fp")
+    partition = Partition.of("team-a", "p", "useCase", "team-a", "reply")
+    lookup = Lookup(plan, partition, "chat", "k1", CacheControl())
+    ctx = RequestContext(
+        request_id="r",
+        api="openai",
+        operation="chat",
+        headers=CIMultiDictProxy(CIMultiDict()),
+        config=None,  # type: ignore[arg-type] # offer reads nothing of it
+        started=0.0,
+    )
+    return caching, metrics, client, lookup, ctx
+
+
+ANSWER: dict[str, Any] = {"choices": [{"message": {"content": "hi"}}]}
+
+
+async def test_a_miss_is_written_by_one_set_whose_reply_the_drain_waits_for(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """A complete answer's entry: its SET sent as the answer is offered (no task per miss),
+    counted when Redis replies, and the drain waits for that reply (Redis frozen meanwhile:
+    a drain that did not wait would close the client first and count a failure)."""
+    caching, metrics, client, lookup, ctx = _miss(tmp_path, own_redis.url)
+    try:
+        await client.command("PING")  # the connection is open: the SET goes out at once
+        tasks = len(asyncio.all_tasks())
+        caching.offer(ctx, lookup, response=ANSWER)
+        assert len(asyncio.all_tasks()) == tasks
+        own_redis.freeze()
+        try:
+            drain = asyncio.create_task(caching.drain())
+            await asyncio.sleep(0.2)  # let the drain get as far as it can meanwhile
+        finally:
+            own_redis.thaw()
+        await drain
+        text = generate_latest(metrics.registry).decode()
+        assert 'aigw_cache_writes_total{outcome="stored",route="chat"} 1.0' in text
+        assert 'outcome="store_unavailable"' not in text
+    finally:
+        await client.aclose()
+    assert list(_keys(own_redis)) == [entry_key(lookup.partition.tag, "k1")]
+
+
+async def test_a_miss_write_redis_refuses_is_counted_as_before(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    caching, metrics, client, lookup, ctx = _miss(tmp_path, own_redis.url)
+    try:
+        await client.command("REPLICAOF", "127.0.0.1", free_port())  # READONLY from now on
+        caching.offer(ctx, lookup, response=ANSWER)
+        await caching.drain()
+        text = generate_latest(metrics.registry).decode()
+        assert 'aigw_cache_writes_total{outcome="store_unavailable",route="chat"} 1.0' in text
+        assert 'aigw_cache_store_errors_total{operation="put",store="redis"} 1.0' in text
+        assert 'outcome="stored"' not in text
+    finally:
+        await client.command("REPLICAOF", "NO", "ONE")
+        await client.aclose()
+    assert _keys(own_redis) == {}

@@ -22,6 +22,7 @@ set of settings.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -72,6 +73,34 @@ class RedisCache:
             if self._lean:
                 return await self._client.command(*args)
             return await self._client.execute_command(*args)
+        except self._failures as exc:
+            self._down_until = time.monotonic() + self._retry_interval
+            raise CacheStoreDown(f"redis failed: {type(exc).__name__}") from exc
+
+    def put_nowait(
+        self, tag: str, key: str, value: bytes, ttl_s: float
+    ) -> asyncio.Future[Any] | None:
+        """:meth:`put` without a coroutine (a miss's complete answer): the ``SET`` sent now,
+        the future of its reply for :meth:`put_reply`; None when it cannot go out at once
+        (not the lean client's open connection, backing off, or too large): then
+        :meth:`put`."""
+        if not self._lean or len(value) > self.max_entry_bytes:
+            return None
+        if time.monotonic() < self._down_until:
+            return None
+        ttl_ms = max(1, int(ttl_s * 1000))
+        reply: asyncio.Future[Any] | None = self._client.command_nowait(
+            "SET", entry_key(tag, key), value, "PX", ttl_ms
+        )
+        return reply
+
+    def put_reply(self, reply: asyncio.Future[Any]) -> None:
+        """Raise :class:`CacheStoreDown` if the ``SET`` of :meth:`put_nowait` failed, as
+        :meth:`put` would."""
+        try:
+            raw = reply.result()
+            if isinstance(raw, RespError):
+                raise raw
         except self._failures as exc:
             self._down_until = time.monotonic() + self._retry_interval
             raise CacheStoreDown(f"redis failed: {type(exc).__name__}") from exc

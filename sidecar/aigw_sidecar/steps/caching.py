@@ -16,6 +16,7 @@ the fingerprint of its backends (provider, model, endpoint).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -174,7 +175,8 @@ class Caching:
         request ends; a stored stream's background encode then holds its batches until
         written)."""
         self.semantic = Semantic(self.store, settings.cache_semantic_max_bytes)
-        self._writing: set[asyncio.Task[None]] = set()
+        self._writing: set[asyncio.Future[Any]] = set()
+        """Writes in flight: Redis replies awaited by a callback, or tasks."""
         self._logged = -_LOG_EVERY_S
 
     # -- decisions -------------------------------------------------------------------------
@@ -243,8 +245,11 @@ class Caching:
         if lookup.plan.exact:
             entry = Entry(lookup.key, lookup.partition.tag, created, cost, name, response, batches)
             data = self._encode_now(ctx, lookup, entry)
-            if data is not None and isinstance(self.store, MemoryCache):
+            store = self.store
+            if data is not None and isinstance(store, MemoryCache):
                 self._put_memory(ctx, lookup, data)
+            elif data is not None and isinstance(store, RedisCache):
+                self._put_soon(store, lookup, entry, data)
             elif data is not None or response is None:
                 self._background(self._put(lookup, entry, data))
         sem, plan = lookup.semantic, lookup.plan.semantic
@@ -318,12 +323,40 @@ class Caching:
         else:
             self.metrics.writes.labels(lookup.route, "too_large").inc()
 
+    def _put_soon(self, store: RedisCache, lookup: Lookup, entry: Entry, data: bytes) -> None:
+        """Write a complete answer's entry: its ``SET`` sent now and counted in the reply's
+        callback (no task per miss), else (not sent at once) in a background task."""
+        reply = store.put_nowait(lookup.partition.tag, lookup.key, data, lookup.plan.ttl_s)
+        if reply is None:
+            self._background(self._put(lookup, entry, data))
+            return
+        self._writing.add(reply)
+        reply.add_done_callback(functools.partial(self._put_replied, lookup, len(data)))
+
+    def _put_replied(self, lookup: Lookup, size: int, reply: asyncio.Future[Any]) -> None:
+        """The end of a write sent by :meth:`RedisCache.put_nowait` (the reply's callback):
+        counted as :meth:`_put` counts it."""
+        try:
+            store = self.store
+            assert isinstance(store, RedisCache)
+            try:
+                store.put_reply(reply)
+            except CacheStoreDown as down:
+                self.store_failed("put", down)
+                self.metrics.writes.labels(lookup.route, "store_unavailable").inc()
+                return
+            self._stored(lookup, size)
+        except Exception:  # noqa: BLE001 - logged with its traceback, as a task's failure is
+            _log.exception("writing a cache entry failed")
+        finally:
+            self._writing.discard(reply)
+
     def _background(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
         self._writing.add(task)
         task.add_done_callback(self._written)
 
-    def _written(self, task: asyncio.Task[None]) -> None:
+    def _written(self, task: asyncio.Future[Any]) -> None:
         self._writing.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error("writing a cache entry failed", exc_info=task.exception())
@@ -334,5 +367,5 @@ class Caching:
 
     async def drain(self) -> None:
         """Wait for entries still being written (shutdown, before the Redis client closes)."""
-        if self._writing:
+        while self._writing:
             await asyncio.gather(*self._writing, return_exceptions=True)
