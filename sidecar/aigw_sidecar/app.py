@@ -6,8 +6,10 @@ owns the lifecycle: first the pooled upstream :class:`aiohttp.ClientSession` and
 built on it (the plug-in factory's steps and attempt middlewares, governance always added,
 the HTTP call as the attempt chain's terminal), then the bundle (initial load, prepared by
 the pipeline's steps, then the reload watcher task). Tests start the
-apps in-process with :class:`aiohttp.web.AppRunner`; ``aigw sidecar`` with
-:mod:`aigw_sidecar.server`.
+apps through :class:`~aigw_sidecar.server.SidecarServer`, as ``aigw sidecar`` does
+(:mod:`aigw_sidecar.server`): the API application is served by
+:class:`~aigw_sidecar.dispatch.ApiRunner` (aiohttp's low-level server, no router or
+middleware), the admin application by :class:`aiohttp.web.AppRunner`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from . import handlers
 from .admin import add_admin_routes
 from .app_keys import (
     AUDIT,
@@ -35,6 +36,7 @@ from .app_keys import (
     PIPELINE,
     REQUEST_IDS,
     RNG,
+    SERVER,
     SETTINGS,
     STORE,
     TRACING,
@@ -49,7 +51,6 @@ from .governance import RedisStore
 from .idempotency import IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore
 from .memory import HeapTrimmer
 from .metrics import Metrics
-from .middleware import error_middleware
 from .pipeline import Pipeline, Step
 from .rollout import add_rollout_route
 from .settings import SidecarSettings
@@ -220,7 +221,7 @@ def _tracing(settings: SidecarSettings, metrics: Metrics) -> Tracing | None:
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = "aigw"  # not aiohttp's name and version
+    response.headers["Server"] = SERVER  # not aiohttp's name and version
 
 
 def create_apps(
@@ -235,13 +236,12 @@ def create_apps(
     draining = Draining()
     rng = rng if rng is not None else random.Random(settings.seed)  # noqa: S311 - not crypto
 
-    api = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    api = web.Application()  # served by dispatch.ApiRunner: its keys and lifecycle only
     admin = web.Application()
     govern = build_governance(settings, metrics)
     states = BackendStates()
     for app in (api, admin):
         app[BACKEND_STATES] = states
-        app.on_response_prepare.append(_server_header)
         app[GOVERN] = govern
         app[SETTINGS] = settings
         app[STORE] = store
@@ -266,11 +266,7 @@ def create_apps(
     api.cleanup_ctx.append(_tracing_ctx)
     api.cleanup_ctx.append(_upstream_ctx(steps))  # the pipeline first: loads prepare it
     api.cleanup_ctx.append(_bundle_ctx)
-    api.router.add_post("/v1/chat/completions", handlers.chat_completions)
-    api.router.add_post("/v1/embeddings", handlers.embeddings)
-    api.router.add_get("/v1/models", handlers.list_models)
-    api.router.add_post("/v1/messages", handlers.messages)
-    api.router.add_post("/v1/messages/count_tokens", handlers.count_tokens)
+    admin.on_response_prepare.append(_server_header)
     add_admin_routes(admin)
     add_rollout_route(admin)
     return api, admin

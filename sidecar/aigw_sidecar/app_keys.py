@@ -41,6 +41,7 @@ __all__ = [
     "REQUEST_ID",
     "REQUEST_IDS",
     "RNG",
+    "SERVER",
     "SETTINGS",
     "STORE",
     "TRACING",
@@ -48,6 +49,9 @@ __all__ = [
     "RequestIds",
     "correlation_id",
 ]
+
+SERVER = "aigw"
+"""The ``Server`` header of every answer: not aiohttp's name and version."""
 
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

@@ -28,7 +28,7 @@ from .validate import parse_json_object
 __all__ = ["read_json_body"]
 
 
-async def _read(request: web.Request, limit: int) -> bytes:
+async def _read(request: web.BaseRequest, app: web.Application, limit: int) -> bytes:
     """The body, read here rather than with ``request.read()``: aiohttp would keep a copy on
     the request, which an idle keep-alive connection keeps reachable until its next request
     (a maximum-size body per idle connection)."""
@@ -41,24 +41,24 @@ async def _read(request: web.Request, limit: int) -> bytes:
             raise BodyTooLarge(f"the request body is larger than {limit} bytes")
         if size >= LARGE_BODY_BYTES and not request.get(LARGE_BODY, False):
             request[LARGE_BODY] = True  # the middleware trims the heap after it ends
-            request.app[HEAP].enter()
+            app[HEAP].enter()
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def read_json_body(request: web.Request) -> Json:
+async def read_json_body(request: web.BaseRequest, app: web.Application) -> Json:
     """The request's body as a JSON object, or a typed 4xx."""
-    settings = request.app[SETTINGS]
+    settings = app[SETTINGS]
     limit = settings.max_body_bytes
     length = request.content_length
     if length is not None and length > limit:
         raise BodyTooLarge(f"the request body is larger than {limit} bytes")
     try:
         if request.content.is_eof():  # all of it has arrived: nothing to wait for, no timer
-            raw = await _read(request, limit)
+            raw = await _read(request, app, limit)
         else:
             async with asyncio.timeout(settings.body_timeout_s):
-                raw = await _read(request, limit)
+                raw = await _read(request, app, limit)
     except TimeoutError:
         raise BodyTimeout(
             f"the request body did not arrive within {settings.body_timeout_s:g} s"

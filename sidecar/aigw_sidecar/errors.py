@@ -10,6 +10,7 @@
     │   ├── RouteNotFound             invalid_request       404  ``model`` names no route
     │   ├── EndpointNotFound          invalid_request       404  no such path
     │   ├── MethodNotAllowed          invalid_request       405
+    │   ├── ExpectationFailed         invalid_request       417  not ``Expect: 100-continue``
     │   ├── IdempotencyConflict       invalid_request       409  the key's request is in flight
     │   ├── IdempotencyMismatch       invalid_request       422  the key came with another body
     │   └── UnsupportedOperation      invalid_request       400  e.g. embeddings on Anthropic
@@ -54,6 +55,7 @@ __all__ = [
     "ContentBlocked",
     "CostLimitExceeded",
     "EndpointNotFound",
+    "ExpectationFailed",
     "IdempotencyConflict",
     "IdempotencyMismatch",
     "InvalidRequest",
@@ -148,6 +150,11 @@ class EndpointNotFound(InvalidRequest):
 class MethodNotAllowed(InvalidRequest):
     status = 405
     default_code = "method_not_allowed"
+
+
+class ExpectationFailed(InvalidRequest):
+    status = 417
+    default_code = "expectation_failed"
 
 
 class IdempotencyConflict(InvalidRequest):

@@ -29,6 +29,7 @@ from .app_keys import (
     METRICS,
     PIPELINE,
     REQUEST_ID,
+    SERVER,
     SETTINGS,
     STORE,
     correlation_id,
@@ -53,16 +54,18 @@ __all__ = ["chat_completions", "count_tokens", "embeddings", "list_models", "mes
 _JSON = "application/json"
 
 
-def _body_reader(request: web.Request, frontend: Frontend, ctx: RequestContext) -> Decode:
+def _body_reader(
+    request: web.BaseRequest, app: web.Application, frontend: Frontend, ctx: RequestContext
+) -> Decode:
     async def decode() -> Json:
-        return frontend.decode(await read_json_body(request), ctx)
+        return frontend.decode(await read_json_body(request, app), ctx)
 
     return decode
 
 
-def _loaded_config(request: web.Request) -> RuntimeConfig:
+def _loaded_config(app: web.Application) -> RuntimeConfig:
     """The bundle in force; 503 until the first valid one is loaded."""
-    config = request.app[STORE].current
+    config = app[STORE].current
     if config is None:
         raise NotReady("the gateway has no valid policy bundle loaded yet", retry_after=1)
     return config
@@ -73,6 +76,7 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
         "X-AIGW-Request-Id": ctx.request_id,
         "X-AIGW-Policy-Version": ctx.config.policy_version,
         "X-AIGW-Cache": ctx.cache,
+        "Server": SERVER,
     }
     caller_id = correlation_id(ctx.headers)
     if caller_id is not None:
@@ -81,8 +85,10 @@ def _base_headers(ctx: RequestContext) -> dict[str, str]:
     return headers
 
 
-async def _serve(request: web.Request, frontend: Frontend) -> web.StreamResponse:
-    config = _loaded_config(request)
+async def _serve(
+    request: web.BaseRequest, app: web.Application, frontend: Frontend
+) -> web.StreamResponse:
+    config = _loaded_config(app)
     ctx = RequestContext(
         request_id=request[REQUEST_ID],
         api=frontend.api,
@@ -92,11 +98,11 @@ async def _serve(request: web.Request, frontend: Frontend) -> web.StreamResponse
         started=asyncio.get_running_loop().time(),
     )
     request[CONTEXT] = ctx
-    pipeline = request.app[PIPELINE]
+    pipeline = app[PIPELINE]
     try:
-        await pipeline.run(ctx, _body_reader(request, frontend, ctx))
+        await pipeline.run(ctx, _body_reader(request, app, frontend, ctx))
         if ctx.chunks is not None:
-            return await _stream(request, ctx, pipeline, frontend)
+            return await _stream(request, app, ctx, pipeline, frontend)
         answer = ctx.response
         assert answer is not None, "the pipeline always answers or raises"
         ctx.status = 200
@@ -121,14 +127,18 @@ async def _serve(request: web.Request, frontend: Frontend) -> web.StreamResponse
 
 
 async def _stream(
-    request: web.Request, ctx: RequestContext, pipeline: Pipeline, frontend: Frontend
+    request: web.BaseRequest,
+    app: web.Application,
+    ctx: RequestContext,
+    pipeline: Pipeline,
+    frontend: Frontend,
 ) -> web.StreamResponse:
     chunks = pipeline.stream(ctx)
     async with _closing(chunks):
         first = await anext(chunks, None)
         ctx.first_token_at = asyncio.get_running_loop().time()
         if ctx.route is not None:
-            request.app[METRICS].time_to_first_token.labels(ctx.route.name).observe(
+            app[METRICS].time_to_first_token.labels(ctx.route.name).observe(
                 ctx.first_token_at - ctx.started
             )
         response = web.StreamResponse(headers=_base_headers(ctx))
@@ -137,7 +147,7 @@ async def _stream(
         await response.prepare(request)
         ctx.status = 200
         encoder = frontend.stream_encoder(ctx)
-        send = _sender(request, response)
+        send = _sender(request, app, response)
         try:
             deadline = ctx.deadline if math.isfinite(ctx.deadline) else None
             try:
@@ -166,7 +176,7 @@ async def _stream(
             return response
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if not request.app[IN_FLIGHT].was_cut(task):
+            if not app[IN_FLIGHT].was_cut(task):
                 raise
             assert task is not None
             task.uncancel()  # the drain's cut: end the stream with a typed event, not silence
@@ -180,13 +190,13 @@ async def _stream(
 
 
 def _sender(
-    request: web.Request, response: web.StreamResponse
+    request: web.BaseRequest, app: web.Application, response: web.StreamResponse
 ) -> Callable[[bytes], Awaitable[None]]:
     """``response.write`` bounded by ``send_timeout_s`` when it may have to wait. A write
     waits only when it leaves more than the transport's high-water mark queued for the
     caller (the transport then pauses its writer), so the common case, a small batch and
     nothing queued, costs no timer."""
-    timeout = request.app[SETTINGS].send_timeout_s
+    timeout = app[SETTINGS].send_timeout_s
     transport = request.transport
     high = transport.get_write_buffer_limits()[1] if transport is not None else 0
     framing = 64  # chunked-encoding framing aiohttp adds to each write
@@ -214,29 +224,29 @@ async def _closing(chunks: AsyncIterator[list[Json]]) -> AsyncGenerator[None, No
             await chunks.aclose()
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+async def chat_completions(request: web.BaseRequest, app: web.Application) -> web.StreamResponse:
     """``POST /v1/chat/completions``."""
-    return await _serve(request, OPENAI_CHAT)
+    return await _serve(request, app, OPENAI_CHAT)
 
 
-async def embeddings(request: web.Request) -> web.StreamResponse:
+async def embeddings(request: web.BaseRequest, app: web.Application) -> web.StreamResponse:
     """``POST /v1/embeddings``."""
-    return await _serve(request, OPENAI_EMBEDDINGS)
+    return await _serve(request, app, OPENAI_EMBEDDINGS)
 
 
-async def messages(request: web.Request) -> web.StreamResponse:
+async def messages(request: web.BaseRequest, app: web.Application) -> web.StreamResponse:
     """``POST /v1/messages`` (Anthropic-compatible)."""
-    return await _serve(request, ANTHROPIC_MESSAGES)
+    return await _serve(request, app, ANTHROPIC_MESSAGES)
 
 
-async def count_tokens(request: web.Request) -> web.StreamResponse:
+async def count_tokens(request: web.BaseRequest, app: web.Application) -> web.StreamResponse:
     """``POST /v1/messages/count_tokens`` (Anthropic-compatible)."""
-    return await _serve(request, ANTHROPIC_COUNT_TOKENS)
+    return await _serve(request, app, ANTHROPIC_COUNT_TOKENS)
 
 
-async def list_models(request: web.Request) -> web.Response:
+async def list_models(request: web.BaseRequest, app: web.Application) -> web.Response:
     """``GET /v1/models``: the routes this workload may use (Anthropic shape for its SDK)."""
-    config = _loaded_config(request)
+    config = _loaded_config(app)
     bodies = config.prepared.get(MODELS) or (config.models_openai, config.models_anthropic)
     return web.Response(
         body=bodies[1] if "anthropic-version" in request.headers else bodies[0],
@@ -244,5 +254,6 @@ async def list_models(request: web.Request) -> web.Response:
         headers={
             "X-AIGW-Request-Id": request[REQUEST_ID],
             "X-AIGW-Policy-Version": config.policy_version,
+            "Server": SERVER,
         },
     )

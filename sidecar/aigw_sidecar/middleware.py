@@ -1,9 +1,11 @@
-"""The one middleware: request id, in-flight gauge, request metrics, and errors -> responses.
+"""The one wrapper of every API call (:func:`serve`): request id, in-flight gauge, request
+metrics, the audit record of a call the pipeline never saw, and errors -> responses.
 
-Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
+:mod:`.dispatch` calls it around every endpoint (it was an aiohttp middleware; the API port
+now runs on aiohttp's low-level server). Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
 rendered in the caller's API shape (Anthropic on ``/v1/messages``, OpenAI elsewhere) with
-``Retry-After`` when it has one; aiohttp's own HTTP errors (unknown path, wrong method, body
-too large) become the matching typed error; a request the drain cut before its answer began
+``Retry-After`` when it has one; aiohttp's own HTTP errors (a body too large) become the
+matching typed error; a request the drain cut before its answer began
 gets a 503 ``shutting_down``; anything else is a bug: logged with the request id, answered
 with a generic 500 that carries no detail. A whole (not streamed) answer is written here
 too, bounded by ``send_timeout_s``, so a caller that stops reading cannot hold it forever.
@@ -13,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from aigw_contract import AuditQueueFull
 
@@ -28,6 +30,7 @@ from .app_keys import (
     METRICS,
     REQUEST_ID,
     REQUEST_IDS,
+    SERVER,
     SETTINGS,
     STORE,
     correlation_id,
@@ -45,21 +48,26 @@ from .errors import (
 )
 from .metrics import Metrics
 
-__all__ = ["error_middleware", "error_response", "new_request_id"]
+ApiHandler = Callable[[web.BaseRequest, web.Application], Awaitable[web.StreamResponse]]
+"""An endpoint: the request and the API application it is served by."""
+
+__all__ = ["ApiHandler", "error_response", "new_request_id", "serve"]
 
 _log = logging.getLogger(__name__)
 
 
-def new_request_id(request: web.Request) -> str:
+def new_request_id(request: web.BaseRequest, app: web.Application) -> str:
     """A fresh id the sidecar generates for every request (``X-AIGW-Request-Id``).
 
     Never the caller's ``X-Request-Id``: a caller can send one id on many calls, and what
     is keyed by the request id (per-request state, reservations) must not be shared.
     """
-    return request.app[REQUEST_IDS].next()
+    return app[REQUEST_IDS].next()
 
 
-def error_response(request: web.Request, error: SidecarError) -> web.Response:
+def error_response(
+    request: web.BaseRequest, app: web.Application, error: SidecarError
+) -> web.Response:
     """``error`` as a response in the shape of the endpoint the caller used."""
     request_id = request.get(REQUEST_ID, "")
     if request.path.startswith("/v1/messages"):
@@ -71,6 +79,7 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
         response.force_close()
     headers = response.headers
     headers["X-AIGW-Request-Id"] = request_id
+    headers["Server"] = SERVER
     caller_id = correlation_id(request.headers)
     if caller_id is not None:
         headers["X-Request-Id"] = caller_id
@@ -81,7 +90,7 @@ def error_response(request: web.Request, error: SidecarError) -> web.Response:
     ctx = request.get(CONTEXT)
     # A request that got as far as a context reports the bundle it ran under, not one a
     # reload swapped in since.
-    config = ctx.config if ctx is not None else request.app[STORE].current
+    config = ctx.config if ctx is not None else app[STORE].current
     if config is not None:
         headers["X-AIGW-Policy-Version"] = config.policy_version
     if ctx is not None:
@@ -105,7 +114,7 @@ _HEAD_ROOM = 16 * 1024
 """More than the status line and headers of any answer the sidecar writes."""
 
 
-async def _send(request: web.Request, response: web.Response) -> None:
+async def _send(request: web.BaseRequest, app: web.Application, response: web.Response) -> None:
     """Write a whole answer here, bounded by ``send_timeout_s``: aiohttp would wait forever
     for a caller that stopped reading. Past the bound the connection is dropped.
 
@@ -124,7 +133,7 @@ async def _send(request: web.Request, response: web.Response) -> None:
         await response.write_eof()
         return
     try:
-        async with asyncio.timeout(request.app[SETTINGS].send_timeout_s):
+        async with asyncio.timeout(app[SETTINGS].send_timeout_s):
             await response.prepare(request)
             await response.write_eof()
     except TimeoutError:
@@ -134,7 +143,9 @@ async def _send(request: web.Request, response: web.Response) -> None:
         raise ConnectionResetError("the caller stopped reading the answer") from None
 
 
-def _record(metrics: Metrics, request: web.Request, status: int, error: str, began: float) -> None:
+def _record(
+    metrics: Metrics, request: web.BaseRequest, status: int, error: str, began: float
+) -> None:
     ctx = request.get(CONTEXT)
     route = ""
     if ctx is not None:
@@ -145,15 +156,17 @@ def _record(metrics: Metrics, request: web.Request, status: int, error: str, beg
     metrics.count_request(route, status, error, asyncio.get_running_loop().time() - began)
 
 
-def _needs_bare_record(request: web.Request) -> bool:
+def _needs_bare_record(request: web.BaseRequest, app: web.Application) -> bool:
     """A call that never reached the pipeline (no bundle yet, unknown endpoint) with an
     audit log to record it in; the pipeline's audit step records every other one."""
-    return CONTEXT not in request and request.method == "POST" and AUDIT in request.app
+    return CONTEXT not in request and request.method == "POST" and AUDIT in app
 
 
-async def _audit_bare(request: web.Request, status: int, error_type: str, began: float) -> None:
+async def _audit_bare(
+    request: web.BaseRequest, app: web.Application, status: int, error_type: str, began: float
+) -> None:
     """The record of a call :func:`_needs_bare_record` says the pipeline did not record."""
-    audit = request.app[AUDIT]
+    audit = app[AUDIT]
     record = bare_record(
         request[REQUEST_ID],
         request.path,
@@ -168,53 +181,55 @@ async def _audit_bare(request: web.Request, status: int, error_type: str, began:
         await waiting
 
 
-async def _finish(request: web.Request, status: int, error_type: str, began: float) -> None:
+async def _finish(
+    request: web.BaseRequest, app: web.Application, status: int, error_type: str, began: float
+) -> None:
     try:
-        await _audit_bare(request, status, error_type, began)
+        await _audit_bare(request, app, status, error_type, began)
     finally:
-        _release(request)
+        _release(request, app)
 
 
-def _release(request: web.Request) -> None:
+def _release(request: web.BaseRequest, app: web.Application) -> None:
     """The call is over: let its body and context go now (an idle keep-alive connection
     keeps its last request reachable until the next one arrives), and give a large body's
     memory back to the system (:mod:`.memory`)."""
     request.pop(CONTEXT, None)
     if request[LARGE_BODY]:  # always set (the middleware starts it False): no KeyError raised
         request[LARGE_BODY] = False
-        request.app[HEAP].leave()
+        app[HEAP].leave()
 
 
-@web.middleware
-async def error_middleware(  # noqa: PLR0915 - every outcome in one place
-    request: web.Request, handler: Handler
+async def serve(  # noqa: PLR0915 - every outcome in one place
+    request: web.BaseRequest, app: web.Application, handler: ApiHandler
 ) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    request[REQUEST_ID] = new_request_id(request)
+    """``handler``'s answer to ``request``, every outcome of it typed, counted and recorded."""
+    metrics = app[METRICS]
+    request[REQUEST_ID] = new_request_id(request, app)
     request[LARGE_BODY] = False  # so that reading it never raises KeyError (Mapping mixins do)
     began = asyncio.get_running_loop().time()
     metrics.in_flight.inc()
-    in_flight = request.app[IN_FLIGHT]
+    in_flight = app[IN_FLIGHT]
     task = asyncio.current_task()
     assert task is not None
     in_flight.enter(task)
     status, error_type = 500, "upstream_error"
     try:
         try:
-            response = await handler(request)
+            response = await handler(request, app)
         except SidecarError as exc:
-            response = error_response(request, exc)
+            response = error_response(request, app, exc)
             error_type = exc.type
         except web.HTTPException as exc:
             mapped = _from_http(exc)
-            response = error_response(request, mapped)
+            response = error_response(request, app, mapped)
             error_type = mapped.type
         except asyncio.CancelledError:
             if not in_flight.was_cut(task) or request.writer.output_size > 0:
                 error_type, status = "client_disconnected", 499
                 raise
             task.uncancel()  # cut by the drain before its answer began: say so, typed
-            response = error_response(request, shutting_down())
+            response = error_response(request, app, shutting_down())
             response.force_close()
             error_type = "upstream_unavailable"
         except ConnectionResetError:
@@ -228,14 +243,14 @@ async def error_middleware(  # noqa: PLR0915 - every outcome in one place
                 correlation_id(request.headers),
             )
             response = error_response(
-                request, SidecarError("internal error in the gateway", code="internal_error")
+                request, app, SidecarError("internal error in the gateway", code="internal_error")
             )
         else:
             error_type = ""
         status = response.status
         if isinstance(response, web.Response) and not response.prepared:
             try:
-                await _send(request, response)
+                await _send(request, app, response)
             except ConnectionResetError:
                 status, error_type = 499, "client_disconnected"
                 raise
@@ -244,7 +259,7 @@ async def error_middleware(  # noqa: PLR0915 - every outcome in one place
         in_flight.leave(task)
         metrics.in_flight.dec()
         _record(metrics, request, status, error_type, began)
-        if _needs_bare_record(request):
-            await _finish(request, status, error_type, began)
+        if _needs_bare_record(request, app):
+            await _finish(request, app, status, error_type, began)
         else:
-            _release(request)  # no coroutine to run on the common path
+            _release(request, app)  # no coroutine to run on the common path

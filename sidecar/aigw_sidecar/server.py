@@ -38,6 +38,7 @@ from aiohttp import web
 
 from .app import StepsFactory, create_apps
 from .app_keys import DRAINING, IN_FLIGHT, STORE
+from .dispatch import ApiRunner
 from .drain import cut_seconds
 from .listener import ConnectionLimits, bound_port, listen
 from .settings import SidecarSettings
@@ -66,7 +67,7 @@ class SidecarServer:
         self.api, self.admin = create_apps(settings, rng=rng, steps=steps)
         self.store = self.api[STORE]
         # The drain is the sidecar's own (stop()); aiohttp's shutdown only closes what is left.
-        self._api_runner = web.AppRunner(
+        self._api_runner = ApiRunner(
             self.api, handler_cancellation=True, shutdown_timeout=0.1, access_log=None
         )
         self._admin_runner = web.AppRunner(self.admin, access_log=None, shutdown_timeout=0.1)

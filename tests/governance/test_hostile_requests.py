@@ -210,6 +210,9 @@ CASES = [
     case("dot-segments", request(path=b"/v1/../v1/chat/completions"), 200, 404),
     case("query-string", request(path=CHAT + b"?debug=1"), 200),
     case("expect-continue", request(headers=(b"Expect: 100-continue",)), 200),
+    case("expect-unknown", request(headers=(b"Expect: 200-ok",)), 417, code="expectation_failed"),
+    case("encoded-slash", request(path=b"/v1/chat%2Fcompletions"), 404, code="unknown_endpoint"),
+    case("trailing-slash", request(path=CHAT + b"/"), 404, code="unknown_endpoint"),
     case(
         "pipelined-garbage",
         request(length=False).replace(

@@ -231,6 +231,16 @@ async def test_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
         assert (await response.json())["error"]["code"] == "body_too_large"
 
 
+async def test_the_models_endpoint_answers_head_without_a_body(gateway: Gateway) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.head(f"{gateway.url}/v1/models") as response,
+    ):
+        assert response.status == 200
+        assert response.headers["Server"] == "aigw"
+        assert await response.read() == b""
+
+
 async def test_no_software_versions_in_headers(gateway: Gateway) -> None:
     async with aiohttp.ClientSession() as session:
         for url in (
