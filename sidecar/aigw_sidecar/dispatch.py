@@ -83,7 +83,7 @@ def api_handler(
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         methods = table.get(request.rel_url.path_safe)
         handler = _not_found if methods is None else methods.get(request.method, _not_allowed)
-        if "Expect" in request.headers:
+        if request.headers.get("Expect"):
             handler = _expecting(handler)
         return await serve(request, app, handler)
 
