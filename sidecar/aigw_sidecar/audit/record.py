@@ -264,6 +264,7 @@ def call_record(
     wall = time.time()
     started = ctx.started
     duration = now - started
+    start_time, end_time = _span(wall, duration)
     get = ctx.state.get
     identity = get(IDENTITY)
     settings = identity.use_case.audit if identity is not None else audit_settings(ctx)
@@ -297,8 +298,8 @@ def call_record(
         "correlation": correlation,
         "trace_id": trace_id,
         "span_id": span_id,
-        "time": _iso(wall - duration),
-        "end_time": _iso(wall),
+        "time": start_time,
+        "end_time": end_time,
         "duration_ms": round(duration * 1000, 3),
         "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 3),
         "retention_days": settings.retention_days,
@@ -384,6 +385,7 @@ def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a 
     """The record of a request that never reached the pipeline (no bundle loaded yet, an
     unknown endpoint or method): a call all the same."""
     wall = time.time()
+    start_time, end_time = _span(wall, duration)
     correlation, trace_id = _correlation(headers)
     return {
         "schema": SCHEMA,
@@ -391,8 +393,8 @@ def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a 
         "id": request_id,
         "correlation": correlation,
         "trace_id": trace_id,
-        "time": _iso(wall - duration),
-        "end_time": _iso(wall),
+        "time": start_time,
+        "end_time": end_time,
         "duration_ms": round(duration * 1000, 3),
         "retention_days": _DEFAULTS.retention_days,
         "pod": pod.info,
@@ -416,6 +418,13 @@ def _second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-def _iso(wall: float) -> str:
-    seconds = int(wall)
-    return f"{_second(seconds)}.{int((wall - seconds) * 1_000_000):06d}Z"
+def _span(wall: float, duration: float) -> tuple[str, str]:
+    """The start (``wall - duration``) and end (``wall``) as ISO 8601 UTC, microseconds."""
+    start = wall - duration
+    start_s, end_s = int(start), int(wall)
+    end_second = _second(end_s)
+    start_second = end_second if start_s == end_s else _second(start_s)
+    return (
+        f"{start_second}.{int((start - start_s) * 1_000_000):06d}Z",
+        f"{end_second}.{int((wall - end_s) * 1_000_000):06d}Z",
+    )
