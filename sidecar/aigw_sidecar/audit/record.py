@@ -114,16 +114,19 @@ def _use_case(ctx: RequestContext, claims: Claims | None) -> UseCase | None:
 class UserHasher:
     """The keyed hash of a user id: HMAC-SHA256 under the sidecar's audit key, 128 bits."""
 
-    __slots__ = ("_key", "key_id")
+    __slots__ = ("_keyed", "key_id")
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        """The MAC with the key absorbed and no message: each user's hash starts from a copy
+        (half the cost of keying a new one per call)."""
         self.key_id = hashlib.sha256(b"aigw-audit-key-id:" + key).hexdigest()[:8]
         """Names the key (not secret): hashes under the same key id are comparable."""
 
     def __call__(self, user: str) -> str:
-        digest = hmac.digest(self._key, user.encode("utf-8"), "sha256").hex()[:32]
-        return f"hmac-sha256:{self.key_id}:{digest}"
+        mac = self._keyed.copy()
+        mac.update(user.encode("utf-8"))
+        return f"hmac-sha256:{self.key_id}:{mac.hexdigest()[:32]}"
 
 
 @dataclass(frozen=True, slots=True)
