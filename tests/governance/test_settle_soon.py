@@ -134,7 +134,7 @@ async def test_a_settlement_redis_refuses_is_counted_deferred_and_replayed(
         client.close()
 
 
-async def test_a_settlement_answered_noscript_loads_the_script_and_settles_once(
+async def test_calls_answered_noscript_load_the_script_and_count_once(
     own_redis: RedisServer, bundle_of: Callable[..., Bundle]
 ) -> None:
     recorder = Recorder()
@@ -149,6 +149,15 @@ async def test_a_settlement_answered_noscript_loads_the_script_and_settles_once(
         assert recorder.events[events:] == []  # nothing deferred or failed
         assert held_leases(client) == 0
         assert counter_values(client, "bu:d:") == [20.0]
+        client.script_flush()  # and a reservation answered NOSCRIPT: loaded, counted once
+        view = gov.view(bundle_of({"useCases": [LIMITS]}))
+        claims = Claims(tenant="team-a")
+        admission = gov.admit(view, request_id="next", body=BODY, route="chat", claims=claims)
+        second = await gov.limit(view, admission)
+        assert second.store is gov.store  # in Redis, not this pod's memory
+        assert recorder.events[events:] == []
+        assert held_leases(client) == 1
+        assert counter_values(client, "bu:d:") == [120.0]
     finally:
         client.close()
         await gov.aclose()
