@@ -112,6 +112,24 @@ def test_observe_mode_records_an_ungranted_claim_and_goes_on(
     assert admission.warnings == []
 
 
+def test_a_bundle_view_resolves_a_claim_the_same_every_time(
+    bundle_of: Callable[..., Bundle],
+) -> None:
+    index = Governor(POD, MemoryStore()).view(bundle_of(with_mode("observe"))).index
+    for _ in range(2):  # the second time from the granted pairs the first one kept
+        eu = index.identify("acme-eu", "batch", enforce=True)
+        assert (eu.tenant, eu.use_case.name, eu.violations) == ("acme-eu", "batch", ())
+        assert index.identify(None, None, enforce=True).use_case.name == "reply"
+        ungranted = index.identify("globex", "admin", enforce=False)
+        assert ungranted.tenant == "acme"
+        assert ungranted.violations == (
+            "tenant 'globex' not granted",
+            "use case 'admin' not granted",
+        )
+        with pytest.raises(Denied):
+            index.identify("globex", None, enforce=True)
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "code"),
     [

@@ -54,6 +54,9 @@ async def test_genai_and_tenant_metrics_of_a_call_and_a_stream(
         async with session.post(url, json={**HELLO_BODY, "stream": True}) as response:
             assert response.status == 200
             await response.read()
+        oai_fake.queue_fault(status=400)  # the provider refuses it: not retried
+        async with session.post(url, json=HELLO_BODY) as response:
+            assert response.status == 400
         async with session.get(f"http://127.0.0.1:{server.admin_port}/metrics") as response:
             text = await response.text()
     samples = _samples(text)
@@ -78,6 +81,7 @@ async def test_genai_and_tenant_metrics_of_a_call_and_a_stream(
     assert _value(samples, "gen_ai_client_inference_operation_input_tokens_count", **genai) == 2
     tenant = {"tenant": "team-a", "use_case": "default"}
     assert _value(samples, "aigw_tenant_requests_total", **tenant, status_class="2xx") == 2
+    assert _value(samples, "aigw_tenant_requests_total", **tenant, status_class="4xx") == 1
     assert _value(samples, "aigw_tenant_tokens_total", **tenant, kind="prompt") == 6
     assert _value(samples, "aigw_tenant_cost_usd_total", **tenant) > 0
     legacy = (

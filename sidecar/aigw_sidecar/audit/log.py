@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 import time
@@ -164,11 +165,12 @@ class AuditLog:
             if not self._closing and len(self._queue) < _BATCH:
                 await asyncio.sleep(_LINGER_S)
             self._wake.clear()
-            while self._queue:
-                batch = [self._queue[i] for i in range(min(_BATCH, len(self._queue)))]
+            queue = self._queue
+            while queue:
+                batch = list(itertools.islice(queue, _BATCH))
                 await self._write(batch)
                 for _ in batch:
-                    self._queue.popleft()
+                    queue.popleft()
                 self._room.set()
             self._idle.set()
             if self._closing:
@@ -177,17 +179,18 @@ class AuditLog:
     async def _write(self, batch: list[Json]) -> None:
         lines = []
         retention = 0
+        seal = self.chainer.next
         for record in batch:
             if self._dropped:
                 record["dropped"] = self._dropped
                 self._dropped = 0
             retention = max(retention, record.get("retention_days") or 0)
             try:
-                lines.append(self.chainer.next(record))
+                lines.append(seal(record))
             except TypeError as exc:  # a bug in a record builder: keep the call, say so
                 _log.error("audit record of %s is not JSON: %s", record.get("id"), exc)
                 stub = {k: record.get(k) for k in ("schema", "kind", "id", "time", "status")}
-                lines.append(self.chainer.next({**stub, "unserializable": True}))
+                lines.append(seal({**stub, "unserializable": True}))
         attempts = 0
         pending = list(self.sinks)
         while pending:

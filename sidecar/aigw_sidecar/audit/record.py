@@ -34,7 +34,9 @@ from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import SidecarError
 from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.claims import Claims
+from aigw_sidecar.governance.grants import Grant
 from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION, TRACE
+from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
@@ -48,6 +50,7 @@ __all__ = [
     "bare_record",
     "call_record",
     "safe_name",
+    "stores_prompts",
 ]
 
 SCHEMA = "aigw.audit/v1"
@@ -119,7 +122,7 @@ class UserHasher:
         """Names the key (not secret): hashes under the same key id are comparable."""
 
     def __call__(self, user: str) -> str:
-        digest = hmac.new(self._key, user.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        digest = hmac.digest(self._key, user.encode("utf-8"), "sha256").hex()[:32]
         return f"hmac-sha256:{self.key_id}:{digest}"
 
 
@@ -157,6 +160,19 @@ def audit_settings(ctx: RequestContext) -> AuditSettings:
     return _DEFAULTS
 
 
+def stores_prompts(config: RuntimeConfig) -> bool:
+    """Whether :func:`audit_settings` can have ``storePrompts`` on for any call under
+    ``config``: a use case of the governing policy stores them (every call's settings are
+    one of its use cases', or the contract's defaults without a policy)."""
+    view = config.prepared.get(GOVERNANCE_VIEW)
+    if view is None:
+        return True
+    policy = view.index.policy
+    if policy is None:
+        return _DEFAULTS.store_prompts
+    return any(use_case.audit.store_prompts for use_case in policy.use_cases)
+
+
 def _correlation(headers: Mapping[str, str]) -> tuple[Json, str | None]:
     found: Json = {}
     trace_id = None
@@ -175,39 +191,59 @@ def _claims(claims: Claims | None, hasher: UserHasher, body: Json) -> tuple[Json
     out: Json = {}
     if claims is not None:
         user = claims.user
-        for name in ("tenant", "use_case", "channel", "quality_tier", "region"):
-            value = getattr(claims, name)
-            if value is not None:
-                out[name] = value
-        if claims.data_classification is not None:
-            out["data_classification"] = claims.data_classification.value
+        if (tenant := claims.tenant) is not None:
+            out["tenant"] = tenant
+        if (use_case := claims.use_case) is not None:
+            out["use_case"] = use_case
+        if (channel := claims.channel) is not None:
+            out["channel"] = channel
+        if (quality_tier := claims.quality_tier) is not None:
+            out["quality_tier"] = quality_tier
+        if (region := claims.region) is not None:
+            out["region"] = region
+        if (classification := claims.data_classification) is not None:
+            out["data_classification"] = classification  # a StrEnum: written as its value
         if claims.max_cost_nusd is not None:
             out["max_cost_usd"] = format_usd(claims.max_cost_nusd)
         if claims.max_latency_ms is not None:
             out["max_latency_ms"] = claims.max_latency_ms
-    if user is None and isinstance(body.get("user"), str):
-        user = body["user"]
+    if user is None and isinstance(body_user := body.get("user"), str):
+        user = body_user
     return out, hasher(user) if user else None
 
 
-def _limits(ctx: RequestContext) -> list[Json]:
-    grant = ctx.state.get(GRANT)
+def _limits(grant: Grant | None) -> list[Json]:
     if grant is None:
         return []
-    out = []
-    for counter, role, level in zip(grant.counters, grant.roles, grant.levels, strict=True):
-        used = int(level)
-        out.append(
-            {
-                "name": counter.name,
-                "unit": role.unit.value,
-                "limit": counter.limit,
-                "used": used,
-                "remaining": max(0, counter.limit - used),
-                "enforced": counter.enforce,
-            }
-        )
-    return out
+    return [
+        {
+            "name": counter.name,
+            "unit": role.unit,
+            "limit": counter.limit,
+            "used": (used := int(level)),
+            "remaining": counter.limit - used if counter.limit > used else 0,
+            "enforced": counter.enforce,
+        }
+        for counter, role, level in zip(grant.counters, grant.roles, grant.levels, strict=True)
+    ]
+
+
+def _decisions(
+    ctx: RequestContext, claims: Claims | None, mode: EnforcementMode, facts: Facts | None
+) -> list[Json]:
+    use_case = _use_case(ctx, claims)
+    allowed_tools = use_case.tools if use_case is not None else None
+    return [
+        {
+            "step": d.step,
+            "action": d.action,
+            "code": d.code or None,
+            "reason": _reason(d, allowed_tools, facts),
+            "mode": mode,
+            "would_have_blocked": d.action in _WOULD_BLOCK,
+        }
+        for d in ctx.decisions
+    ]
 
 
 def _bounded(value: Any, limit: int) -> Any:
@@ -241,25 +277,35 @@ def call_record(
     (a stream's text, or the answer's messages), else None.
     """
     wall = time.time()
-    duration = now - ctx.started
-    settings = audit_settings(ctx)
+    started = ctx.started
+    duration = now - started
+    start_time, end_time = _span(wall, duration)
+    get = ctx.state.get
+    identity = get(IDENTITY)
+    settings = identity.use_case.audit if identity is not None else audit_settings(ctx)
     correlation, trace_id = _correlation(ctx.headers)
     span_id = None
-    trace = ctx.state.get(TRACE)
+    trace = get(TRACE)
     if trace is not None:  # tracing on: the request's own trace (the caller's, or a new one)
         trace_id, span_id = trace.trace_id, trace.span_id
-    identity = ctx.state.get(IDENTITY)
-    admission = ctx.state.get(ADMISSION)
-    facts = ctx.state.get(FACTS)
-    inspection = ctx.state.get(INSPECTION)
+    admission = get(ADMISSION)
+    facts = get(FACTS)
+    inspection = get(INSPECTION)
     claimed, user_hash = _claims(claims, hasher, ctx.body)
-    use_case = _use_case(ctx, claims) if ctx.decisions else None
-    allowed_tools = use_case.tools if use_case is not None else None
-    policy = identity.policy if identity is not None else None
-    mode = policy.mode if policy is not None else EnforcementMode.ENFORCE
     backend = ctx.backend
     usage = ctx.usage
     error = ctx.error
+    first_token_at = ctx.first_token_at
+    answered_by = ctx.answered_by
+    # The enum members below are StrEnums: orjson writes each as its value.
+    if identity is not None:
+        policy = identity.policy
+        mode = policy.mode
+        policy_name: str | None = policy.name
+        policy_mode: EnforcementMode | None = mode
+    else:
+        mode = EnforcementMode.ENFORCE
+        policy_name = policy_mode = None
     record: Json = {
         "schema": SCHEMA,
         "kind": "call",
@@ -267,12 +313,10 @@ def call_record(
         "correlation": correlation,
         "trace_id": trace_id,
         "span_id": span_id,
-        "time": _iso(wall - duration),
-        "end_time": _iso(wall),
+        "time": start_time,
+        "end_time": end_time,
         "duration_ms": round(duration * 1000, 3),
-        "ttft_ms": None
-        if ctx.first_token_at is None
-        else round((ctx.first_token_at - ctx.started) * 1000, 3),
+        "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 3),
         "retention_days": settings.retention_days,
         "pod": pod.info,
         "tenant": identity.tenant if identity else None,
@@ -285,7 +329,7 @@ def call_record(
         "requested_model": safe_name(ctx.requested_model) if ctx.requested_model else None,
         "route": ctx.route.name if ctx.route else None,
         "backend": backend.name if backend else None,
-        "provider": backend.provider.value if backend else None,
+        "provider": backend.provider if backend else None,
         "model": backend.model if backend else None,
         "attempts": [
             {
@@ -294,15 +338,15 @@ def call_record(
                 "provider": a.provider,
                 "model": a.model,
                 "outcome": a.outcome,
-                "error_class": a.error_class.value if a.error_class else None,
+                "error_class": a.error_class or None,
                 "code": a.code or None,
-                "latency_ms": round(a.latency_s * 1000, 3) if a.latency_s is not None else None,
+                "latency_ms": None if a.latency_s is None else round(a.latency_s * 1000, 3),
             }
             for a in ctx.attempts
         ],
         "cache": ctx.cache,
-        "answered_by": ctx.answered_by,
-        "idempotent_replay": ctx.answered_by == "idempotency",
+        "answered_by": answered_by,
+        "idempotent_replay": answered_by == "idempotency",
         "usage": None
         if usage is None
         else {
@@ -312,23 +356,13 @@ def call_record(
             "cache_write": usage.cache_write_tokens,
             "estimated": usage.estimated,
         },
-        "cost_usd": format_usd(ctx.cost_nano) if ctx.cost_nano is not None else None,
-        "limits": _limits(ctx),
-        "decisions": [
-            {
-                "step": d.step,
-                "action": d.action,
-                "code": d.code or None,
-                "reason": _reason(d, allowed_tools, facts),
-                "mode": mode.value,
-                "would_have_blocked": d.action in _WOULD_BLOCK,
-            }
-            for d in ctx.decisions
-        ],
-        "findings": inspection.as_list() if inspection is not None else [],
+        "cost_usd": None if ctx.cost_nano is None else format_usd(ctx.cost_nano),
+        "limits": _limits(get(GRANT)),
+        "decisions": _decisions(ctx, claims, mode, facts) if ctx.decisions else [],
+        "findings": [] if inspection is None else inspection.as_list(),
         "policy": {
-            "name": policy.name if policy else None,
-            "mode": policy.mode.value if policy else None,
+            "name": policy_name,
+            "mode": policy_mode,
             "version": ctx.config.policy_version,
             "revision": ctx.config.revision,
         },
@@ -337,13 +371,15 @@ def call_record(
         "error_code": error.code if isinstance(error, SidecarError) else None,
         "request": {
             "claims": claimed if claims is not None or not ctx.body else None,
-            "prompt_tokens": admission.constraints.prompt_tokens if admission else prompt_tokens,
+            "prompt_tokens": prompt_tokens
+            if admission is None
+            else admission.constraints.prompt_tokens,
             "max_tokens": facts.max_tokens if facts else None,
             "n": facts.choices if facts else 1,
             "tools": [_tool(t) for t in facts.tools] if facts else [],
-            "cost_estimate_usd": format_usd(admission.constraints.estimated_cost_nusd)
-            if admission
-            else None,
+            "cost_estimate_usd": None
+            if admission is None
+            else format_usd(admission.constraints.estimated_cost_nusd),
         },
     }
     if settings.store_prompts and ctx.body:
@@ -364,6 +400,7 @@ def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a 
     """The record of a request that never reached the pipeline (no bundle loaded yet, an
     unknown endpoint or method): a call all the same."""
     wall = time.time()
+    start_time, end_time = _span(wall, duration)
     correlation, trace_id = _correlation(headers)
     return {
         "schema": SCHEMA,
@@ -371,8 +408,8 @@ def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a 
         "id": request_id,
         "correlation": correlation,
         "trace_id": trace_id,
-        "time": _iso(wall - duration),
-        "end_time": _iso(wall),
+        "time": start_time,
+        "end_time": end_time,
         "duration_ms": round(duration * 1000, 3),
         "retention_days": _DEFAULTS.retention_days,
         "pod": pod.info,
@@ -396,6 +433,13 @@ def _second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-def _iso(wall: float) -> str:
-    seconds = int(wall)
-    return f"{_second(seconds)}.{int((wall - seconds) * 1_000_000):06d}Z"
+def _span(wall: float, duration: float) -> tuple[str, str]:
+    """The start (``wall - duration``) and end (``wall``) as ISO 8601 UTC, microseconds."""
+    start = wall - duration
+    start_s, end_s = int(start), int(wall)
+    end_second = _second(end_s)
+    start_second = end_second if start_s == end_s else _second(start_s)
+    return (
+        f"{start_second}.{int((start - start_s) * 1_000_000):06d}Z",
+        f"{end_second}.{int((wall - end_s) * 1_000_000):06d}Z",
+    )

@@ -83,7 +83,7 @@ def specificity(selector: LabelSelector) -> int:
 class PolicyIndex:
     """The policy governing one pod under one bundle, with its use cases by name."""
 
-    __slots__ = ("_tenants", "_use_cases", "namespace", "pod", "policy")
+    __slots__ = ("_granted", "_tenants", "_use_cases", "namespace", "pod", "policy")
 
     def __init__(self, bundle: Bundle, pod: PodIdentity) -> None:
         self.pod = pod
@@ -97,6 +97,9 @@ class PolicyIndex:
         self.policy: BundlePolicy | None = matching[0] if matching else None
         self._use_cases: dict[str, UseCase] = {}
         self._tenants: frozenset[str] = frozenset()
+        self._granted: dict[tuple[str, str], Identity] = {}
+        """The identity of each granted (tenant, use case) pair, made on first use: it is
+        immutable, and the pairs are bounded by the policy."""
         if self.policy is not None:
             self._use_cases = {u.name: u for u in self.policy.use_cases}
             self._tenants = frozenset([self.policy.tenant, *self.policy.additional_tenants])
@@ -115,8 +118,12 @@ class PolicyIndex:
                 code="no_policy",
                 step="identify",
             )
-        violations: list[str] = []
         chosen_tenant = tenant or policy.tenant
+        name = use_case or policy.default_use_case
+        granted = self._granted.get((chosen_tenant, name))
+        if granted is not None:
+            return granted
+        violations: list[str] = []
         if chosen_tenant not in self._tenants:
             if enforce:
                 raise Denied(
@@ -127,7 +134,6 @@ class PolicyIndex:
                 )
             violations.append(f"tenant {chosen_tenant!r} not granted")
             chosen_tenant = policy.tenant
-        name = use_case or policy.default_use_case
         spec = self._use_cases.get(name)
         if spec is None:
             if enforce:
@@ -139,7 +145,7 @@ class PolicyIndex:
                 )
             violations.append(f"use case {name!r} not granted")
             spec = self._use_cases[policy.default_use_case]
-        return Identity(
+        identity = Identity(
             namespace=self.namespace,
             tenant=chosen_tenant,
             app=self.pod.app,
@@ -147,3 +153,6 @@ class PolicyIndex:
             use_case=spec,
             violations=tuple(violations),
         )
+        if not violations:
+            self._granted[chosen_tenant, name] = identity
+        return identity

@@ -51,13 +51,13 @@ def _int(value: Any) -> int:
 
 def usage_of(raw: Any) -> Usage | None:
     """The :class:`Usage` of an OpenAI-shaped ``usage`` object; None if it is not one."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict) and not isinstance(raw, Mapping):  # dict: no ABC check
         return None
     prompt = _int(raw.get("prompt_tokens"))
     completion = _int(raw.get("completion_tokens"))
     details = raw.get("prompt_tokens_details")
     cached = written = 0
-    if isinstance(details, Mapping):
+    if details is not None and isinstance(details, Mapping):
         cached = _int(details.get("cached_tokens"))
         written = _int(details.get("cache_creation_tokens"))
     cached = min(cached, prompt)

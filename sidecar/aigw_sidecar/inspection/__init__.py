@@ -4,7 +4,16 @@ tool-call allowlist on the way out. Pure logic (no HTTP): the steps in
 """
 
 from .catalog import BUILTIN, PROFILES, profile_detectors
-from .detectors import Detector, DetectorFailed, Finding, Hold, PatternDetector, scan, select
+from .detectors import (
+    Detector,
+    DetectorFailed,
+    DetectorTable,
+    Finding,
+    Hold,
+    PatternDetector,
+    scan,
+    select,
+)
 from .injection import Classifier, InjectionFinding, InjectionScanner, Source
 from .plan import UseCaseInspection, compile_custom, compile_policy, compile_use_case
 from .redactor import PLACEHOLDER, RedactionPlan, Replacer, apply, redact
@@ -19,6 +28,7 @@ __all__ = [
     "Classifier",
     "Detector",
     "DetectorFailed",
+    "DetectorTable",
     "Finding",
     "Hold",
     "HoldOverflow",

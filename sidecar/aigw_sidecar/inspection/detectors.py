@@ -30,7 +30,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Detector", "DetectorFailed", "Finding", "Hold", "PatternDetector", "scan", "select"]
+__all__ = [
+    "Detector",
+    "DetectorFailed",
+    "DetectorTable",
+    "Finding",
+    "Hold",
+    "PatternDetector",
+    "scan",
+    "select",
+]
 
 
 class DetectorFailed(Exception):
@@ -144,33 +153,62 @@ class PatternDetector:
 _DIGIT = re.compile(r"\d")
 
 
-def scan(detectors: Sequence[Detector], text: str) -> list[Finding]:
-    """Every detector's findings in ``text``, unmerged."""
-    found: list[Finding] = []
-    digit_count = -1  # counted on first need
-    lowered: str | None = None  # "" when the text is not ASCII (no word prefilter)
-    for detector in detectors:
-        hint = detector.hint
-        if hint and hint not in text:
-            continue
-        if type(detector) is PatternDetector:
-            if detector.digits:
+class DetectorTable:
+    """Detectors compiled for :func:`scan`, once per redaction plan: each detector's
+    prefilters read into one row (its hint, its digit bound, one regex of its words), so a
+    scan walks plain tuples instead of loading attributes and testing words one by one."""
+
+    __slots__ = ("_rows", "detectors")
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors = tuple(detectors)
+        rows: list[tuple[str, int, re.Pattern[str] | None, Detector]] = []
+        for detector in self.detectors:
+            digits, words = 0, None
+            if type(detector) is PatternDetector:
+                digits = detector.digits
+                if detector.words:
+                    words = re.compile("|".join(re.escape(w) for w in detector.words))
+            rows.append((detector.hint, digits, words, detector))
+        self._rows = tuple(rows)
+
+    def __len__(self) -> int:
+        return len(self.detectors)
+
+    def scan(self, text: str) -> list[Finding]:
+        """Every detector's findings in ``text``, unmerged."""
+        found: list[Finding] = []
+        digit_count = -1  # counted on first need
+        lowered: str | None = None  # "" when the text is not ASCII (no word prefilter)
+        for hint, digits, words, detector in self._rows:
+            if hint and hint not in text:
+                continue
+            if digits:
                 if digit_count < 0:
                     digit_count = len(_DIGIT.findall(text))
-                if digit_count < detector.digits:
+                if digit_count < digits:
                     continue
-            if detector.words:
+            if words is not None:
                 if lowered is None:
                     lowered = text.lower() if text.isascii() else ""
-                if lowered and not any(w in lowered for w in detector.words):
+                if lowered and words.search(lowered) is None:
                     continue
-        try:
-            spans = list(detector.find(text))
-        except Exception as exc:
-            raise DetectorFailed(detector.name) from exc
-        for start, end in spans:
-            found.append(Finding(start, end, detector.name, detector.category, detector.confidence))
-    return found
+            try:
+                spans = list(detector.find(text))
+            except Exception as exc:
+                raise DetectorFailed(detector.name) from exc
+            for start, end in spans:
+                found.append(
+                    Finding(start, end, detector.name, detector.category, detector.confidence)
+                )
+        return found
+
+
+def scan(detectors: Sequence[Detector] | DetectorTable, text: str) -> list[Finding]:
+    """Every detector's findings in ``text``, unmerged (pass a plan's :class:`DetectorTable`
+    on the hot path; a plain sequence is compiled for this one call)."""
+    table = detectors if isinstance(detectors, DetectorTable) else DetectorTable(detectors)
+    return table.scan(text)
 
 
 def select(findings: Iterable[Finding]) -> list[Finding]:

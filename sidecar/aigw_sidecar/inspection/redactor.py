@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from aigw_contract.policy import RedactionMode
 
-from .detectors import Detector, Finding, Hold, scan, select
+from .detectors import Detector, DetectorTable, Finding, Hold, scan, select
 
 __all__ = ["PLACEHOLDER", "RedactionPlan", "Replacer", "apply", "redact"]
 
@@ -44,9 +44,12 @@ class RedactionPlan:
     mode: RedactionMode
     restore: bool = False
     holds: tuple[Hold, ...] = field(init=False)
+    table: DetectorTable = field(init=False, repr=False, compare=False)
+    """The detectors compiled for :func:`~.detectors.scan` (pass this on the hot path)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "holds", tuple(dict.fromkeys(d.hold for d in self.detectors)))
+        object.__setattr__(self, "table", DetectorTable(self.detectors))
 
     @property
     def active(self) -> bool:
@@ -135,7 +138,7 @@ def apply(
 
 
 def redact(
-    text: str, detectors: Sequence[Detector], replacer: Replacer
+    text: str, detectors: Sequence[Detector] | DetectorTable, replacer: Replacer
 ) -> tuple[str, list[Finding]]:
     """``text`` with every finding replaced, and the findings."""
     findings = select(scan(detectors, text))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from .detectors import Detector, Finding, Hold, scan, select
+from .detectors import Detector, DetectorTable, Finding, Hold, scan, select
 from .redactor import apply
 
 __all__ = ["CONTEXT", "MAX_HOLD", "TOKEN_CAP", "HoldOverflow", "RestoreChannel", "TextChannel"]
@@ -74,12 +74,14 @@ class TextChannel:
 
     def __init__(
         self,
-        detectors: Sequence[Detector],
+        detectors: Sequence[Detector] | DetectorTable,
         holds: Sequence[Hold],
         replace: Callable[[str, str], str],
         on_finding: Callable[[Finding], None],
     ) -> None:
-        self._detectors = detectors
+        self._detectors = (
+            detectors if isinstance(detectors, DetectorTable) else DetectorTable(detectors)
+        )
         self._holds = holds
         self._replace = replace
         self._on_finding = on_finding

@@ -24,6 +24,7 @@ import asyncio
 from aigw_sidecar.context import RequestContext
 from aigw_sidecar.governance import NANO, Usage
 from aigw_sidecar.keys import GRANT, IDENTITY
+from aigw_sidecar.loopmetrics import Counter
 from aigw_sidecar.pipeline import Phase, Step
 from aigw_sidecar.telemetry import GenAiMetrics
 from aigw_sidecar.telemetry import semconv as sc
@@ -31,6 +32,8 @@ from aigw_sidecar.telemetry import semconv as sc
 __all__ = ["GenAiMetricsStep"]
 
 _NOT_CALLED = ("circuit_open", "pending")
+_STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
+"""``status // 100`` -> the status class label; anything else (0, 600+) is ``other``."""
 
 
 class GenAiMetricsStep(Step):
@@ -41,6 +44,10 @@ class GenAiMetricsStep(Step):
 
     def __init__(self, metrics: GenAiMetrics) -> None:
         self._metrics = metrics
+        self._requests: dict[tuple[str, str, str], Counter] = {}
+        """``aigw_tenant_requests_total`` children by their (capped) label values."""
+        self._spend: dict[tuple[str, str], tuple[Counter, Counter, Counter]] = {}
+        """The prompt-token, completion-token and cost children of a (capped) pair."""
 
     async def on_finish(self, ctx: RequestContext) -> None:
         operation = sc.OPERATIONS[ctx.operation]
@@ -57,14 +64,16 @@ class GenAiMetricsStep(Step):
 
     def _attempts(self, ctx: RequestContext, operation: str) -> None:
         metrics = self._metrics
-        now = asyncio.get_running_loop().time()
         for record in ctx.attempts:
             if record.outcome in _NOT_CALLED:
                 continue
             provider = sc.PROVIDER_NAMES.get(record.provider, record.provider)
             error = "" if record.outcome == "ok" else record.outcome
             duration, legacy = metrics.durations(operation, provider, record.model, error)
-            seconds = (record.ended if record.ended is not None else now) - record.started
+            ended = record.ended
+            if ended is None:
+                ended = asyncio.get_running_loop().time()
+            seconds = ended - record.started
             duration.observe(seconds)
             if legacy is not None:
                 legacy.observe(seconds)
@@ -94,17 +103,26 @@ class GenAiMetricsStep(Step):
         self, ctx: RequestContext, tenant_name: str, use_case_name: str, usage: Usage | None
     ) -> None:
         metrics = self._metrics
-        tenant, use_case = metrics.tenant(tenant_name, use_case_name)
-        status = ctx.status
-        status_class = f"{status // 100}xx" if 100 <= status < 600 else "other"
-        metrics.tenant_requests.labels(tenant, use_case, status_class).inc()
+        pair = metrics.tenant(tenant_name, use_case_name)
+        tenant, use_case = pair
+        labels = (tenant, use_case, _STATUS_CLASSES.get(ctx.status // 100, "other"))
+        requests = self._requests.get(labels)
+        if requests is None:
+            requests = self._requests[labels] = metrics.tenant_requests.labels(*labels)
+        requests.inc()
         if usage is not None:
-            metrics.tenant_tokens.labels(tenant, use_case, "prompt").inc(usage.prompt_tokens)
-            metrics.tenant_tokens.labels(tenant, use_case, "completion").inc(
-                usage.completion_tokens
-            )
+            spend = self._spend.get(pair)
+            if spend is None:
+                spend = self._spend[pair] = (
+                    metrics.tenant_tokens.labels(tenant, use_case, "prompt"),
+                    metrics.tenant_tokens.labels(tenant, use_case, "completion"),
+                    metrics.tenant_cost.labels(tenant, use_case),
+                )
+            prompt, completion, cost = spend
+            prompt.inc(usage.prompt_tokens)
+            completion.inc(usage.completion_tokens)
             if ctx.cost_nano:
-                metrics.tenant_cost.labels(tenant, use_case).inc(ctx.cost_nano / NANO)
+                cost.inc(ctx.cost_nano / NANO)
         grant = ctx.state.get(GRANT)
         if grant is None:
             return

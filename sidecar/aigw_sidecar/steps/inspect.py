@@ -272,7 +272,7 @@ class Inspect(Step):
         report: InspectionReport,
         replacer: Replacer,
     ) -> None:
-        detectors = plan.redaction.detectors
+        detectors = plan.redaction.table
         change, action = plan.redaction_changes_text, plan.redaction_action
 
         def rewrite(text: str, source: str) -> str | None:
@@ -359,7 +359,7 @@ class InspectAnswer(Step):
         if not plan.redaction.active:
             return
         replacer = ctx.state.get(REPLACER) or Replacer(plan.redaction.mode, self._i.key)
-        detectors = plan.redaction.detectors
+        detectors = plan.redaction.table
         change, action = plan.redaction_changes_text, plan.redaction_action
         replace = replacer.answer_replacement
 

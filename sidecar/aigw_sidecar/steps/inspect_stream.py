@@ -142,7 +142,7 @@ class AnswerStream(StreamTransform):
                 self._found(finding, source)
 
             entry = (
-                TextChannel(redaction.detectors, redaction.holds, self._replace, found),
+                TextChannel(redaction.table, redaction.holds, self._replace, found),
                 source,
             )
             self._channels[key] = entry
