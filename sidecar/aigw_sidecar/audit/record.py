@@ -36,6 +36,7 @@ from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.claims import Claims
 from aigw_sidecar.governance.grants import Grant
 from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION, TRACE
+from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
@@ -49,6 +50,7 @@ __all__ = [
     "bare_record",
     "call_record",
     "safe_name",
+    "stores_prompts",
 ]
 
 SCHEMA = "aigw.audit/v1"
@@ -156,6 +158,19 @@ def audit_settings(ctx: RequestContext) -> AuditSettings:
             if use_case.name == policy.default_use_case:
                 return use_case.audit
     return _DEFAULTS
+
+
+def stores_prompts(config: RuntimeConfig) -> bool:
+    """Whether :func:`audit_settings` can have ``storePrompts`` on for any call under
+    ``config``: a use case of the governing policy stores them (every call's settings are
+    one of its use cases', or the contract's defaults without a policy)."""
+    view = config.prepared.get(GOVERNANCE_VIEW)
+    if view is None:
+        return True
+    policy = view.index.policy
+    if policy is None:
+        return _DEFAULTS.store_prompts
+    return any(use_case.audit.store_prompts for use_case in policy.use_cases)
 
 
 def _correlation(headers: Mapping[str, str]) -> tuple[Json, str | None]:
