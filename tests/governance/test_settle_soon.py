@@ -6,6 +6,7 @@ deferred as a waited-for settlement's is, NOSCRIPT loads the script and settles.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -107,6 +108,32 @@ async def test_the_drain_waits_for_a_settlement_in_flight_and_no_task_runs_it(
         assert counter_values(client, "bu:d:") == [20.0]  # settled to the usage, once
         gov.settle_soon(grant, Usage(50, 50))  # settling twice does nothing
         assert gov.settling == 0
+    finally:
+        client.close()
+
+
+async def test_a_cancelled_wait_leaves_the_settlement_running(
+    own_redis: RedisServer, bundle_of: Callable[..., Bundle]
+) -> None:
+    recorder = Recorder()
+    gov, grant = await reserved(own_redis, bundle_of, recorder=recorder, timeout=10.0)
+    client = own_redis.client()
+    try:
+        own_redis.freeze()
+        try:
+            gov.settle_soon(grant, Usage(10, 10))
+            waiter = asyncio.create_task(gov.settled())
+            await asyncio.sleep(0)  # the waiter is waiting
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+            assert gov.settling == 1  # the reply is still awaited, not cancelled with it
+        finally:
+            own_redis.thaw()
+        await gov.aclose()
+        assert recorder.events == []
+        assert held_leases(client) == 0
+        assert counter_values(client, "bu:d:") == [20.0]
     finally:
         client.close()
 
