@@ -6,6 +6,7 @@ deferred as a waited-for settlement's is, NOSCRIPT loads the script and settles.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,32 @@ async def test_the_drain_waits_for_a_settlement_in_flight_and_no_task_runs_it(
         client.close()
 
 
+async def test_a_cancelled_wait_leaves_the_settlement_running(
+    own_redis: RedisServer, bundle_of: Callable[..., Bundle]
+) -> None:
+    recorder = Recorder()
+    gov, grant = await reserved(own_redis, bundle_of, recorder=recorder, timeout=10.0)
+    client = own_redis.client()
+    try:
+        own_redis.freeze()
+        try:
+            gov.settle_soon(grant, Usage(10, 10))
+            waiter = asyncio.create_task(gov.settled())
+            await asyncio.sleep(0)  # the waiter is waiting
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+            assert gov.settling == 1  # the reply is still awaited, not cancelled with it
+        finally:
+            own_redis.thaw()
+        await gov.aclose()
+        assert recorder.events == []
+        assert held_leases(client) == 0
+        assert counter_values(client, "bu:d:") == [20.0]
+    finally:
+        client.close()
+
+
 async def test_a_settlement_redis_refuses_is_counted_deferred_and_replayed(
     own_redis: RedisServer, bundle_of: Callable[..., Bundle], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -134,7 +161,7 @@ async def test_a_settlement_redis_refuses_is_counted_deferred_and_replayed(
         client.close()
 
 
-async def test_a_settlement_answered_noscript_loads_the_script_and_settles_once(
+async def test_calls_answered_noscript_load_the_script_and_count_once(
     own_redis: RedisServer, bundle_of: Callable[..., Bundle]
 ) -> None:
     recorder = Recorder()
@@ -149,6 +176,15 @@ async def test_a_settlement_answered_noscript_loads_the_script_and_settles_once(
         assert recorder.events[events:] == []  # nothing deferred or failed
         assert held_leases(client) == 0
         assert counter_values(client, "bu:d:") == [20.0]
+        client.script_flush()  # and a reservation answered NOSCRIPT: loaded, counted once
+        view = gov.view(bundle_of({"useCases": [LIMITS]}))
+        claims = Claims(tenant="team-a")
+        admission = gov.admit(view, request_id="next", body=BODY, route="chat", claims=claims)
+        second = await gov.limit(view, admission)
+        assert second.store is gov.store  # in Redis, not this pod's memory
+        assert recorder.events[events:] == []
+        assert held_leases(client) == 1
+        assert counter_values(client, "bu:d:") == [120.0]
     finally:
         client.close()
         await gov.aclose()

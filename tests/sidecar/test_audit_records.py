@@ -15,6 +15,7 @@ import pytest
 
 from aigw_fakeprovider import FakeProvider
 from aigw_sidecar import SidecarServer
+from aigw_sidecar.app_keys import PIPELINE
 from aigw_sidecar.settings import AuditConfig
 
 from .auditing import aigw, audit_files, audited_gateway, policy_doc, priced, records
@@ -257,6 +258,11 @@ async def test_prompts_only_with_store_prompts_after_redaction_and_never_a_secre
         use_case = spec[-1]["spec"]["useCases"][0]
         use_case["redaction"] = {"profile": "pii", "mode": "mask", "restoreInAnswer": True}
         async with audited_gateway(run, spec, oai_fake, claude_fake) as (gateway, path):
+            config = gateway.server.store.current
+            assert config is not None
+            active = gateway.server.api[PIPELINE].active(config)
+            assert {"audit", "audit.facts"} <= set(active)
+            assert ("audit.answer" in active) is store  # its hooks run only when prompts are kept
             client = gateway.openai()
             complete = await client.chat.completions.create(model="chat", messages=_hello(prompt))
             assert PII_EMAIL in (

@@ -36,6 +36,7 @@ from aigw_sidecar.governance import format_usd
 from aigw_sidecar.governance.claims import Claims
 from aigw_sidecar.governance.grants import Grant
 from aigw_sidecar.keys import ADMISSION, GOVERNANCE_VIEW, GRANT, IDENTITY, INSPECTION, TRACE
+from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.settings import SidecarSettings
 from aigw_sidecar.state import Key
 
@@ -49,6 +50,7 @@ __all__ = [
     "bare_record",
     "call_record",
     "safe_name",
+    "stores_prompts",
 ]
 
 SCHEMA = "aigw.audit/v1"
@@ -112,16 +114,19 @@ def _use_case(ctx: RequestContext, claims: Claims | None) -> UseCase | None:
 class UserHasher:
     """The keyed hash of a user id: HMAC-SHA256 under the sidecar's audit key, 128 bits."""
 
-    __slots__ = ("_key", "key_id")
+    __slots__ = ("_keyed", "key_id")
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        """The MAC with the key absorbed and no message: each user's hash starts from a copy
+        (half the cost of keying a new one per call)."""
         self.key_id = hashlib.sha256(b"aigw-audit-key-id:" + key).hexdigest()[:8]
         """Names the key (not secret): hashes under the same key id are comparable."""
 
     def __call__(self, user: str) -> str:
-        digest = hmac.digest(self._key, user.encode("utf-8"), "sha256").hex()[:32]
-        return f"hmac-sha256:{self.key_id}:{digest}"
+        mac = self._keyed.copy()
+        mac.update(user.encode("utf-8"))
+        return f"hmac-sha256:{self.key_id}:{mac.hexdigest()[:32]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,19 @@ def audit_settings(ctx: RequestContext) -> AuditSettings:
             if use_case.name == policy.default_use_case:
                 return use_case.audit
     return _DEFAULTS
+
+
+def stores_prompts(config: RuntimeConfig) -> bool:
+    """Whether :func:`audit_settings` can have ``storePrompts`` on for any call under
+    ``config``: a use case of the governing policy stores them (every call's settings are
+    one of its use cases', or the contract's defaults without a policy)."""
+    view = config.prepared.get(GOVERNANCE_VIEW)
+    if view is None:
+        return True
+    policy = view.index.policy
+    if policy is None:
+        return _DEFAULTS.store_prompts
+    return any(use_case.audit.store_prompts for use_case in policy.use_cases)
 
 
 def _correlation(headers: Mapping[str, str]) -> tuple[Json, str | None]:
@@ -264,6 +282,7 @@ def call_record(
     wall = time.time()
     started = ctx.started
     duration = now - started
+    start_time, end_time = _span(wall, duration)
     get = ctx.state.get
     identity = get(IDENTITY)
     settings = identity.use_case.audit if identity is not None else audit_settings(ctx)
@@ -297,8 +316,8 @@ def call_record(
         "correlation": correlation,
         "trace_id": trace_id,
         "span_id": span_id,
-        "time": _iso(wall - duration),
-        "end_time": _iso(wall),
+        "time": start_time,
+        "end_time": end_time,
         "duration_ms": round(duration * 1000, 3),
         "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 3),
         "retention_days": settings.retention_days,
@@ -384,6 +403,7 @@ def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a 
     """The record of a request that never reached the pipeline (no bundle loaded yet, an
     unknown endpoint or method): a call all the same."""
     wall = time.time()
+    start_time, end_time = _span(wall, duration)
     correlation, trace_id = _correlation(headers)
     return {
         "schema": SCHEMA,
@@ -391,8 +411,8 @@ def bare_record(  # noqa: PLR0917 - the few facts of a request that never got a 
         "id": request_id,
         "correlation": correlation,
         "trace_id": trace_id,
-        "time": _iso(wall - duration),
-        "end_time": _iso(wall),
+        "time": start_time,
+        "end_time": end_time,
         "duration_ms": round(duration * 1000, 3),
         "retention_days": _DEFAULTS.retention_days,
         "pod": pod.info,
@@ -416,6 +436,13 @@ def _second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-def _iso(wall: float) -> str:
-    seconds = int(wall)
-    return f"{_second(seconds)}.{int((wall - seconds) * 1_000_000):06d}Z"
+def _span(wall: float, duration: float) -> tuple[str, str]:
+    """The start (``wall - duration``) and end (``wall``) as ISO 8601 UTC, microseconds."""
+    start = wall - duration
+    start_s, end_s = int(start), int(wall)
+    end_second = _second(end_s)
+    start_second = end_second if start_s == end_s else _second(start_s)
+    return (
+        f"{start_second}.{int((start - start_s) * 1_000_000):06d}Z",
+        f"{end_second}.{int((wall - end_s) * 1_000_000):06d}Z",
+    )

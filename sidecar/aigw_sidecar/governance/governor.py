@@ -437,9 +437,10 @@ class Governor:
         return len(self._settling)
 
     async def settled(self) -> None:
-        """Wait until every settlement :meth:`settle_soon` started is finished."""
+        """Wait until every settlement :meth:`settle_soon` started is finished (a waiter
+        that is cancelled leaves them running: cancelling a reply would lose its outcome)."""
         while self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+            await asyncio.wait(set(self._settling))
 
     def _settle_in_task(self, grant: Grant, job: _Job) -> None:
         task = asyncio.get_running_loop().create_task(self._reconcile(grant, job))

@@ -54,6 +54,10 @@ GIVE_UP_SHARE = 0.75
 _OFFSET_EVERY = 60.0
 _MAX_ENCODED = 4096
 """Counters whose encoded arguments are kept (more: the cache starts again)."""
+_ONE = bulk("1")
+"""The amount of a request or a lease, encoded."""
+_DELTAS = {d: bulk(str(d)) for d in (-1, 0)}
+"""A lease's end and a request's settlement (no change), encoded."""
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -196,8 +200,19 @@ class RedisStore:
         """:meth:`_run` for a command encoded here (lean clients)."""
         if time.monotonic() < self._down_until:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
+        client = self._client
         try:
-            result: list[bytes] = await script.packed(command, key)
+            # The open connection's reply awaited here: three coroutines fewer per call.
+            reply = client.packed_nowait(command) if isinstance(client, RespClient) else None
+            if reply is None:
+                result: list[bytes] = await script.packed(command, key)
+            else:
+                answer = await reply
+                if isinstance(answer, RespError):
+                    if not str(answer).startswith("NOSCRIPT"):
+                        raise answer
+                    answer = await script.loaded(command, key)
+                result = answer
         except self._failures as exc:
             if "AIGWARG" in str(exc):
                 raise StoreRejected(f"redis refused an argument: {exc}") from exc
@@ -217,7 +232,7 @@ class RedisStore:
         """The RESERVE call, encoded: each counter's fixed arguments from the cache."""
         encoded = self._encoded
         parts = [array(10 + 6 * len(counters)), self._reserve_head, self._keys_of(tag, zkey)]
-        parts += [bulk(a) for a in args]
+        parts += map(bulk, args)
         parts.append(bulk(zname))
         for c in counters:
             ident = (tag, c.key, c.kind, c.limit, c.param, c.enforce)
@@ -231,7 +246,8 @@ class RedisStore:
                         bulk(repr(c.param)) + bulk("1" if c.enforce else "0"),
                     ),
                 )
-            parts += (fixed[0], bulk(str(c.amount)), fixed[1])
+            amount = c.amount
+            parts += (fixed[0], _ONE if amount == 1 else bulk(str(amount)), fixed[1])
         return b"".join(parts)
 
     def _reconcile_command(
@@ -245,7 +261,7 @@ class RedisStore:
         """The RECONCILE call, encoded: each counter's fixed arguments from the cache."""
         settling = self._settling
         parts = [array(7 + 4 * len(counters)), self._reconcile_head, self._keys_of(tag, zkey)]
-        parts += [bulk(a) for a in args]
+        parts += map(bulk, args)
         for c, amount in zip(counters, actual, strict=True):
             lease = c.kind is CounterKind.LEASE
             ident = (tag, c.key, c.kind, c.param)
@@ -260,7 +276,7 @@ class RedisStore:
                     ),
                 )
             delta = -1 if lease else amount - c.amount
-            parts += (fixed[0], bulk(str(delta)), fixed[1])
+            parts += (fixed[0], _DELTAS.get(delta) or bulk(str(delta)), fixed[1])
         return b"".join(parts)
 
     async def _deadline_ms(self, key: str) -> int:
@@ -282,11 +298,11 @@ class RedisStore:
         self, tag: str, request_id: str, counters: Sequence[Counter], now: float, until: float
     ) -> ReserveResult:
         check_counters(counters, now, until)
-        if time.monotonic() < self._down_until:
+        mono = time.monotonic()
+        if mono < self._down_until:
             raise StoreUnavailable("redis is unreachable (retrying shortly)")
-        prefix = f"aigw:{{{tag}}}:"
         zkey, zname = zset_of(tag, counters)
-        if time.monotonic() - self._offset_at < _OFFSET_EVERY:  # no await on the hot path
+        if mono - self._offset_at < _OFFSET_EVERY:  # no await on the hot path
             deadline = int((time.time() + self._offset + self._give_up) * 1000)
         else:
             deadline = await self._deadline_ms(hash_key(tag))
@@ -299,7 +315,9 @@ class RedisStore:
                 self._reserve,
                 [hash_key(tag), zkey],
                 self._args(
-                    prefix, [repr(now), str(deadline), request_id, repr(until), zname], counters
+                    f"aigw:{{{tag}}}:",
+                    [repr(now), str(deadline), request_id, repr(until), zname],
+                    counters,
                 ),
             )
         return self._reserved(raw)
@@ -329,7 +347,7 @@ class RedisStore:
                 ok=status != b"0",
                 failed=int(raw[1]),
                 retry_after=float(raw[2]),
-                levels=tuple(float(v) for v in raw[4:]),
+                levels=tuple(map(float, raw[4:])),
                 over=over,
                 duplicate=status == b"2",
             )
@@ -404,7 +422,7 @@ class RedisStore:
         try:
             if raw[0] == b"0":
                 return None
-            return tuple(float(v) for v in raw[1:])
+            return tuple(map(float, raw[1:]))
         except (IndexError, TypeError, ValueError) as exc:
             raise self._unavailable(exc, sent=True) from exc
 

@@ -448,6 +448,10 @@ class Script:
         except RespError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
+        return await self.loaded(command, key)
+
+    async def loaded(self, command: bytes, key: str | None) -> Reply:
+        """Load the script (the server answered NOSCRIPT) and run ``command`` again."""
         await self.client.command("SCRIPT", "LOAD", self.source, key=key)
         return await self.client.packed(command, key=key)
 

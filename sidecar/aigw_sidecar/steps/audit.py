@@ -9,7 +9,8 @@ record (:func:`~aigw_sidecar.audit.record.call_record`) and offers it to the sid
 With ``storePrompts`` on, :class:`AuditAnswer` keeps the answer as it was after the answer's
 redaction and before the prompt's placeholders were restored for the caller (it sits just
 inside ``Phase.INSPECT``: its transform and ``on_response`` see the answer between the two),
-so a stored answer never holds what redaction took out.
+so a stored answer never holds what redaction took out. Under a bundle where no use case
+stores prompts it is inactive (none of its hooks runs).
 
 :class:`AuditFacts` (once the body is decoded, before routing) notes what the request asked
 for before any step rewrites the body (a clamped ``max_tokens``, a redacted prompt): the
@@ -24,7 +25,7 @@ import copy
 from typing import Any
 
 from aigw_sidecar.audit import AuditLog, PodInfo, UserHasher
-from aigw_sidecar.audit.record import FACTS, Facts, audit_settings, call_record
+from aigw_sidecar.audit.record import FACTS, Facts, audit_settings, call_record, stores_prompts
 from aigw_sidecar.claims import parse_claims
 from aigw_sidecar.context import Json, RequestContext
 from aigw_sidecar.errors import InvalidRequest
@@ -34,6 +35,7 @@ from aigw_sidecar.governance.constraints import requested_max_tokens
 from aigw_sidecar.governance.tokens import count_prompt
 from aigw_sidecar.keys import ADMISSION, CLAIMS
 from aigw_sidecar.pipeline import Phase, Step
+from aigw_sidecar.runtime import RuntimeConfig
 from aigw_sidecar.state import Key
 from aigw_sidecar.streaming import StreamTransform, chunk_text
 
@@ -107,6 +109,9 @@ class AuditAnswer(Step):
 
     name = "audit.answer"
     phase = Phase.INSPECT + 10
+
+    def active(self, config: RuntimeConfig) -> bool:
+        return stores_prompts(config)
 
     def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
         if not audit_settings(ctx).store_prompts:

@@ -367,5 +367,5 @@ class Caching:
 
     async def drain(self) -> None:
         """Wait for entries still being written (shutdown, before the Redis client closes)."""
-        while self._writing:
-            await asyncio.gather(*self._writing, return_exceptions=True)
+        while self._writing:  # cancelled, it leaves them running (their counts with them)
+            await asyncio.wait(set(self._writing))

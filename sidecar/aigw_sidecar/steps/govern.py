@@ -236,13 +236,15 @@ class Limit(Step):
             grant = await self._g.governor.limit(self._g.view(ctx.config), admission)
         except Denied as denied:
             raise _deny(ctx, self.name, denied, self._g) from None
-        self._g.record(ctx, admission.decisions[recorded:])
+        if len(admission.decisions) > recorded:
+            self._g.record(ctx, admission.decisions[recorded:])
         if grant.degraded_to is not None:
             route = ctx.config.routes.get(grant.degraded_to)
             if route is not None:
                 route_to(ctx, route, step=self.name, reason=f"budget spent: {route.name}")
         _warning_header(ctx, admission.warnings)
-        _budget_headers(grant, ctx.response_headers)
+        if grant.counters or grant.share is not None:  # else no budget to report
+            _budget_headers(grant, ctx.response_headers)
         if grant.store is not None or grant.share is not None:
             ctx.state[GRANT] = grant
 
