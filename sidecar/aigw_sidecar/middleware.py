@@ -2,13 +2,14 @@
 metrics, the audit record of a call the pipeline never saw, and errors -> responses.
 
 :mod:`.dispatch` calls it around every endpoint (it was an aiohttp middleware; the API port
-now runs on aiohttp's low-level server). Every exception a handler raises ends here. A :class:`~aigw_sidecar.errors.SidecarError` is
-rendered in the caller's API shape (Anthropic on ``/v1/messages``, OpenAI elsewhere) with
-``Retry-After`` when it has one; aiohttp's own HTTP errors (a body too large) become the
-matching typed error; a request the drain cut before its answer began
-gets a 503 ``shutting_down``; anything else is a bug: logged with the request id, answered
-with a generic 500 that carries no detail. A whole (not streamed) answer is written here
-too, bounded by ``send_timeout_s``, so a caller that stops reading cannot hold it forever.
+now runs on aiohttp's low-level server). Every exception a handler raises ends here. A
+:class:`~aigw_sidecar.errors.SidecarError` is rendered in the caller's API shape (Anthropic
+on ``/v1/messages``, OpenAI elsewhere) with ``Retry-After`` when it has one; aiohttp's own
+HTTP errors (a body too large) become the matching typed error; a request the drain cut
+before its answer began gets a 503 ``shutting_down``; anything else is a bug: logged with
+the request id, answered with a generic 500 that carries no detail. A whole (not streamed)
+answer is written here too, bounded by ``send_timeout_s``, so a caller that stops reading
+cannot hold it forever.
 """
 
 from __future__ import annotations
