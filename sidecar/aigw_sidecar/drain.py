@@ -8,12 +8,12 @@ sidecar drains itself instead, in one budget of ``drain_timeout_s`` (see
 1. ``/readyz`` turns 503, the listening sockets close, idle keep-alive connections close;
 2. requests in flight get until ``drain_timeout_s - cut_s`` to finish;
 3. what is still running is cancelled: a request whose answer has not started gets a 503
-   ``upstream_unavailable``/``shutting_down`` with ``Retry-After`` (the error middleware), a
+   ``upstream_unavailable``/``shutting_down`` with ``Retry-After`` (``middleware.serve``), a
    stream ends with that error as an event in the caller's format, and ``cut_s`` is what
    that may take;
 4. aiohttp's shutdown then finds nothing left to wait for.
 
-The error middleware registers every API request's task in :class:`InFlight`.
+``middleware.serve`` registers every API request's task in :class:`InFlight`.
 """
 
 from __future__ import annotations

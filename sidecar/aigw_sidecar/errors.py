@@ -2,7 +2,7 @@
 
 ::
 
-    SidecarError                      type / status / code, rendered by the error middleware
+    SidecarError                      type / status / code, rendered by middleware.serve
     ├── InvalidRequest                invalid_request       400  bad JSON, wrong types, bad headers
     │   ├── BodyTooLarge              invalid_request       413
     │   ├── BodyTimeout               invalid_request       408  the body did not arrive in time

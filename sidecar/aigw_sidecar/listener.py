@@ -7,7 +7,7 @@ aiohttp/3.x``) and echoes the offending bytes, logged as an ERROR with a traceba
 request: a hostile caller could fill the log. :class:`Protocol` answers those with the
 sidecar's own JSON error (``invalid_request``/``malformed_http``, ``Server: aigw``, nothing
 of the request echoed, the connection closed) and logs them at DEBUG; an exception that
-escaped the application (a bug: the error middleware catches everything) becomes a bare
+escaped the application (a bug: ``middleware.serve`` catches everything) becomes a bare
 JSON 500, logged with its traceback.
 
 :func:`listen` binds one address with that protocol, for an :class:`aiohttp.web.AppRunner`
