@@ -32,7 +32,7 @@ from aigw_sidecar.governance import (
     RedisStore,
     Usage,
 )
-from aigw_sidecar.governance.resp_cluster import key_slot
+from aigw_sidecar.governance.resp_cluster import ClusterClient, key_slot
 from support.redis import Cluster, SharedRedis
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
@@ -82,7 +82,7 @@ async def test_a_master_killed_under_load(
         "useCases": [{"name": "reply", "routes": ["chat"], "rateLimits": {"concurrency": 64},
                       "budgets": [BUDGET]}],
     }  # fmt: skip
-    store = RedisStore.from_url(replicated_cluster.url, timeout=0.3, retry_interval=0.2)
+    store = RedisStore.from_url(replicated_cluster.url, timeout=1.0, retry_interval=0.2)
     governor = Governor(POD, store)
     view = governor.view(bundle_of(spec))
     outcomes: Counter[str] = Counter()
@@ -166,3 +166,55 @@ async def test_a_master_killed_under_load(
     else:
         assert outcomes["team-a open"] > 0
         assert outcomes["team-a refused"] == 0
+
+
+@pytest.mark.slow
+async def test_a_failed_slot_map_refresh_keeps_the_other_shards_serving(tmp_path: Path) -> None:
+    """After a master dies the map is stale; when the refresh that follows fails too (here no
+    node lets this user run ``CLUSTER SLOTS``), the map already known still routes the other
+    masters' keys: their commands go out, only the dead master's fail."""
+    cluster = Cluster(tmp_path, masters=3)
+    client: ClusterClient | None = None
+    try:
+        cluster.start()
+        keys: dict[int, str] = {}
+        for n in range(200):
+            key = f"{{k{n}}}:x"
+            keys.setdefault(owner_of(cluster, key).port, key)
+            if len(keys) == 3:
+                break
+        for node in cluster.nodes:
+            admin = node.client()
+            try:
+                admin.execute_command(  # type: ignore[no-untyped-call]
+                    "ACL", "SETUSER", "probe", "on", ">probe-password", "allkeys", "allchannels",
+                    "+@all",
+                )  # fmt: skip
+            finally:
+                admin.close()
+        seeds = ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes[:2])
+        client = ClusterClient(
+            f"redis+cluster://probe:probe-password@{seeds}", timeout=1.0, retry_interval=0.2
+        )
+        for key in keys.values():
+            assert await client.command("SET", key, "1", key=key) == b"OK"
+        for node in cluster.nodes:
+            admin = node.client()
+            try:
+                admin.execute_command("ACL", "SETUSER", "probe", "-cluster")  # type: ignore[no-untyped-call]
+            finally:
+                admin.close()
+        victim = next(n for n in cluster.nodes if n.port in keys)
+        victim.kill()
+        dead_key = keys[victim.port]
+        with pytest.raises(ConnectionError):
+            await client.command("GET", dead_key, key=dead_key)  # the map is stale now
+        await asyncio.sleep(0.7)  # past the least time between two refreshes
+        for port, key in keys.items():
+            if port == victim.port:
+                continue
+            assert await client.command("GET", key, key=key) == b"1"
+    finally:
+        if client is not None:
+            await client.aclose()
+        cluster.remove()

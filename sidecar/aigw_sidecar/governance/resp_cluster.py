@@ -13,7 +13,8 @@ once and refreshed in full in the background) and ``ASK`` (a slot migrating: ``A
 and the command go to the target node back to back, the map unchanged). A node that cannot
 be reached, or ``CLUSTERDOWN``/``TRYAGAIN``, fails the command (the policy's fail mode
 applies) and marks the map stale, so the next command asks the cluster again: after a
-failover the promoted replica is found without a restart. A node that failed is skipped
+failover the promoted replica is found without a restart (a refresh that fails keeps the
+map it had, so the other shards' commands still go out). A node that failed is skipped
 for ``retry_interval`` seconds (its commands fail at once, without network I/O) while the
 other nodes' tenants are served as usual: an outage of one shard is one shard's.
 
@@ -133,7 +134,13 @@ class ClusterClient:
             return  # refreshed a moment ago: use what we know until the next attempt
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
-        await asyncio.shield(self._refreshing)
+        try:
+            await asyncio.shield(self._refreshing)
+        except (ConnectionError, OSError):
+            if not any(self._owner):
+                raise  # nothing known yet: no node to send the command to
+            # The map we know still routes every shard that did not move: a failed refresh
+            # must not fail their tenants too. It stays stale, so it is tried again.
 
     def _mark_stale(self) -> None:
         self._stale = True
