@@ -33,8 +33,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from . import handlers
 from .app_keys import SETTINGS
-from .errors import EndpointNotFound, ExpectationFailed, MethodNotAllowed
-from .middleware import ApiHandler, serve
+from .errors import ExpectationFailed
+from .middleware import ApiHandler, endpoint_not_found, method_not_allowed, serve
 
 __all__ = ["ENDPOINTS", "ApiRunner", "api_handler"]
 
@@ -49,13 +49,11 @@ ENDPOINTS: Mapping[str, Mapping[str, ApiHandler]] = {
 
 
 async def _not_found(request: web.BaseRequest, app: web.Application) -> web.StreamResponse:
-    raise EndpointNotFound(
-        "no such endpoint; see /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages"
-    )
+    raise endpoint_not_found()
 
 
 async def _not_allowed(request: web.BaseRequest, app: web.Application) -> web.StreamResponse:
-    raise MethodNotAllowed("method not allowed on this endpoint")
+    raise method_not_allowed()
 
 
 def _expecting(handler: ApiHandler) -> ApiHandler:

@@ -52,7 +52,14 @@ from .metrics import Metrics
 ApiHandler = Callable[[web.BaseRequest, web.Application], Awaitable[web.StreamResponse]]
 """An endpoint: the request and the API application it is served by."""
 
-__all__ = ["ApiHandler", "error_response", "new_request_id", "serve"]
+__all__ = [
+    "ApiHandler",
+    "endpoint_not_found",
+    "error_response",
+    "method_not_allowed",
+    "new_request_id",
+    "serve",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -99,13 +106,23 @@ def error_response(
     return response
 
 
+def endpoint_not_found() -> EndpointNotFound:
+    """The answer to a path the API does not serve."""
+    return EndpointNotFound(
+        "no such endpoint; see /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages"
+    )
+
+
+def method_not_allowed() -> MethodNotAllowed:
+    """The answer to a method a served path does not take."""
+    return MethodNotAllowed("method not allowed on this endpoint")
+
+
 def _from_http(exc: web.HTTPException) -> SidecarError:
     if exc.status == 404:
-        return EndpointNotFound(
-            "no such endpoint; see /v1/chat/completions, /v1/embeddings, /v1/models, /v1/messages"
-        )
+        return endpoint_not_found()
     if exc.status == 405:
-        return MethodNotAllowed("method not allowed on this endpoint")
+        return method_not_allowed()
     if exc.status == 413:
         return BodyTooLarge("the request body is too large")
     return InvalidRequest(exc.reason or "invalid request", code=f"http_{exc.status}")

@@ -74,8 +74,12 @@ class RedisCache:
                 return await self._client.command(*args)
             return await self._client.execute_command(*args)
         except self._failures as exc:
-            self._down_until = time.monotonic() + self._retry_interval
-            raise CacheStoreDown(f"redis failed: {type(exc).__name__}") from exc
+            raise self._down(exc) from exc
+
+    def _down(self, exc: BaseException) -> CacheStoreDown:
+        """Back off for ``retry_interval``: the error of a command Redis did not serve."""
+        self._down_until = time.monotonic() + self._retry_interval
+        return CacheStoreDown(f"redis failed: {type(exc).__name__}")
 
     def put_nowait(
         self, tag: str, key: str, value: bytes, ttl_s: float
@@ -102,8 +106,7 @@ class RedisCache:
             if isinstance(raw, RespError):
                 raise raw
         except self._failures as exc:
-            self._down_until = time.monotonic() + self._retry_interval
-            raise CacheStoreDown(f"redis failed: {type(exc).__name__}") from exc
+            raise self._down(exc) from exc
 
     async def get(self, tag: str, key: str) -> bytes | None:
         reply = await self.command("GET", entry_key(tag, key))

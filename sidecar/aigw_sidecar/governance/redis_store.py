@@ -184,6 +184,13 @@ class RedisStore:
         error.maybe_applied = sent
         return error
 
+    def _script_failed(self, exc: BaseException) -> StoreRejected | StoreUnavailable:
+        """The store's error for a script call that failed: an argument the script refused,
+        or Redis that cannot be used now."""
+        if "AIGWARG" in str(exc):
+            return StoreRejected(f"redis refused an argument: {exc}")
+        return self._unavailable(exc, sent=True)
+
     async def _run(self, script: Any, keys: list[str], args: list[str]) -> list[bytes]:
         # Monotonic time: the back-off must not depend on the injectable wall clock.
         if time.monotonic() < self._down_until:
@@ -191,9 +198,7 @@ class RedisStore:
         try:
             result: list[bytes] = await script(keys=keys, args=args)
         except self._failures as exc:
-            if "AIGWARG" in str(exc):
-                raise StoreRejected(f"redis refused an argument: {exc}") from exc
-            raise self._unavailable(exc, sent=True) from exc
+            raise self._script_failed(exc) from exc
         return result
 
     async def _run_packed(self, script: Script, command: bytes, key: str) -> list[bytes]:
@@ -214,9 +219,7 @@ class RedisStore:
                     answer = await script.loaded(command, key)
                 result = answer
         except self._failures as exc:
-            if "AIGWARG" in str(exc):
-                raise StoreRejected(f"redis refused an argument: {exc}") from exc
-            raise self._unavailable(exc, sent=True) from exc
+            raise self._script_failed(exc) from exc
         return result
 
     def _keys_of(self, tag: str, zkey: str) -> bytes:
@@ -370,11 +373,11 @@ class RedisStore:
         actual: Sequence[int],
         now: float,
     ) -> tuple[float, ...] | None:
-        zkey, _ = zset_of(tag, counters)
         if self._lean:
-            command = self._reconcile_command(tag, zkey, [repr(now), request_id], counters, actual)
+            command = self._reconcile_packed(tag, request_id, counters, actual, now)
             raw = await self._run_packed(self._reconcile, command, hash_key(tag))
             return self._reconciled(raw)
+        zkey, _ = zset_of(tag, counters)
         prefix = f"aigw:{{{tag}}}:"
         args = [repr(now), request_id]
         for c, amount in zip(counters, actual, strict=True):
@@ -399,9 +402,19 @@ class RedisStore:
         client = self._client
         if not isinstance(client, RespClient) or time.monotonic() < self._down_until:
             return None
+        return client.packed_nowait(self._reconcile_packed(tag, request_id, counters, actual, now))
+
+    def _reconcile_packed(
+        self,
+        tag: str,
+        request_id: str,
+        counters: Sequence[Counter],
+        actual: Sequence[int],
+        now: float,
+    ) -> bytes:
+        """The RECONCILE call of :meth:`reconcile` for a lean client, encoded."""
         zkey, _ = zset_of(tag, counters)
-        command = self._reconcile_command(tag, zkey, [repr(now), request_id], counters, actual)
-        return client.packed_nowait(command)
+        return self._reconcile_command(tag, zkey, [repr(now), request_id], counters, actual)
 
     def reconciled_reply(self, reply: asyncio.Future[Any]) -> tuple[float, ...] | None:
         """What :meth:`reconcile` returns or raises, from a done future of
@@ -413,9 +426,7 @@ class RedisStore:
         except self._failures as exc:
             if isinstance(exc, RespError) and str(exc).startswith("NOSCRIPT"):
                 raise ScriptNotLoaded(str(exc)) from exc
-            if "AIGWARG" in str(exc):
-                raise StoreRejected(f"redis refused an argument: {exc}") from exc
-            raise self._unavailable(exc, sent=True) from exc
+            raise self._script_failed(exc) from exc
         return self._reconciled(raw)
 
     def _reconciled(self, raw: list[bytes]) -> tuple[float, ...] | None:

@@ -407,9 +407,6 @@ class RespClient:
 
     def command_nowait(self, *args: Arg) -> asyncio.Future[Reply] | None:
         """:meth:`command` without a coroutine, as :meth:`packed_nowait` sends."""
-        protocol = self._protocol
-        if protocol is None or protocol.closed:
-            return None
         return self.packed_nowait(_pack(args))
 
     async def aclose(self) -> None:
