@@ -22,6 +22,7 @@ from aigw_sidecar.governance import (
     RedisStore,
     Usage,
 )
+from support.observers import Recorder
 
 POD = PodIdentity("team-a", "sa", {"app": "support"})
 BODY: dict[str, Any] = {
@@ -38,20 +39,6 @@ LIMITS: dict[str, Any] = {
         {"name": "m", "period": "month", "costUSD": "5", "scope": "useCase"},
     ],
 }
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def state_unavailable(self, operation: str, outcome: str) -> None:
-        self.events.append((operation, outcome))
-
-    def limit_decision(self, counter: str, verdict: str) -> None:
-        self.events.append((counter, verdict))
-
-    def lease_event(self, outcome: str) -> None:
-        self.events.append(("lease", outcome))
 
 
 def governor(url: str, clock: ManualClock, recorder: Recorder | None = None) -> Governor:

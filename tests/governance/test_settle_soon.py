@@ -25,6 +25,7 @@ from aigw_sidecar.governance import (
     Usage,
 )
 from aigw_sidecar.steps.govern import Governance
+from support.observers import Recorder
 from support.ports import free_port
 from support.redis import RedisServer
 from support.waiting import wait_until
@@ -43,22 +44,6 @@ LIMITS: dict[str, Any] = {
     "rateLimits": {"requestsPerMinute": 100, "tokensPerMinute": 10_000, "concurrency": 10},
     "budgets": [{"name": "d", "period": "day", "tokens": 1000}],
 }
-
-
-class Recorder:
-    """The governor's observer: what it counted, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def state_unavailable(self, operation: str, outcome: str) -> None:
-        self.events.append((operation, outcome))
-
-    def limit_decision(self, counter: str, verdict: str) -> None:
-        self.events.append((counter, verdict))
-
-    def lease_event(self, outcome: str) -> None:
-        self.events.append(("lease", outcome))
 
 
 def held_leases(client: redis.Redis) -> int:

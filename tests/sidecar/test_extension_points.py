@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from aigw_sidecar import (
     Upstream,
     default_steps,
 )
+from support.probes import Journal, Probe
 
 from .conftest import (
     Gateway,
@@ -55,47 +56,12 @@ PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": WORDS}]
 CANNED = "from the replay step"
 
 
-@dataclass
-class Journal:
-    """What the test steps and middlewares saw."""
-
-    hooks: list[tuple[str, str]] = field(default_factory=list)
-    answered_by: list[str | None] = field(default_factory=list)
-    attempts: list[tuple[int, str]] = field(default_factory=list)
-    records: list[list[tuple[str, str]]] = field(default_factory=list)
-
-    def of(self, step: str) -> list[str]:
-        return [hook for name, hook in self.hooks if name == step]
-
-
-class _Probe(Step):
-    """Records every hook the pipeline calls on it."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    async def on_request(self, ctx: RequestContext) -> None:
-        self.journal.hooks.append((self.name, "on_request"))
-
-    def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
-        self.journal.hooks.append((self.name, "stream_transform"))
-        return None
-
-    async def on_response(self, ctx: RequestContext) -> None:
-        self.journal.hooks.append((self.name, "on_response"))
-        self.journal.answered_by.append(ctx.answered_by)
-
-    async def on_finish(self, ctx: RequestContext) -> None:
-        self.journal.hooks.append((self.name, "on_finish"))
-        self.journal.records.append([(r.backend, r.outcome) for r in ctx.attempts])
-
-
-class Outer(_Probe):
+class Outer(Probe):
     name = "probe-outer"
     phase = Phase.INSPECT
 
 
-class Inner(_Probe):
+class Inner(Probe):
     name = "probe-inner"
     phase = Phase.ANSWER + 10
 
@@ -110,7 +76,7 @@ def _canned_chunks() -> AsyncIterator[list[Json]]:
     return chunks()
 
 
-class Replay(_Probe):
+class Replay(Probe):
     """Answers requests carrying ``X-Test-Replay`` without calling upstream."""
 
     name = "replay"

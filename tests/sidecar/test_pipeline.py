@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from aigw_sidecar import (
     with_text,
 )
 from aigw_sidecar.app_keys import PIPELINE
+from support.probes import Journal, Probe
 
 from .conftest import (
     Gateway,
@@ -134,34 +135,6 @@ async def test_a_step_that_refuses_a_bundle_keeps_the_last_good_one(
 
 SWITCH_ROUTE = "loud"
 """The route whose presence in the bundle turns :class:`Switch` on."""
-
-
-@dataclass
-class Journal:
-    hooks: list[tuple[str, str]] = field(default_factory=list)
-
-    def of(self, step: str) -> list[str]:
-        return [hook for name, hook in self.hooks if name == step]
-
-
-class Probe(Step):
-    """Records every hook the pipeline calls on it."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-
-    async def on_request(self, ctx: RequestContext) -> None:
-        self.journal.hooks.append((self.name, "on_request"))
-
-    def stream_transform(self, ctx: RequestContext) -> StreamTransform | None:
-        self.journal.hooks.append((self.name, "stream_transform"))
-        return None
-
-    async def on_response(self, ctx: RequestContext) -> None:
-        self.journal.hooks.append((self.name, "on_response"))
-
-    async def on_finish(self, ctx: RequestContext) -> None:
-        self.journal.hooks.append((self.name, "on_finish"))
 
 
 class Switch(Probe):
