@@ -90,16 +90,21 @@ class CircuitBreaker(AttemptMiddleware):
             if probe:
                 health.released()
             raise
-        health.succeeded(attempt.record.latency_s)
-        if upstream.chunks is not None:
-            upstream.chunks = _watched(upstream.chunks, attempt, health)
+        if upstream.chunks is None:
+            health.succeeded(attempt.record.latency_s)
+        else:
+            # A stream's head is not yet health: a backend that cuts every stream mid-way
+            # would otherwise reset the failure count with each new stream's first bytes and
+            # never trip the breaker under concurrency. Only a stream that ends cleanly counts.
+            upstream.chunks = _watched(upstream.chunks, attempt, health, probe=probe)
         return upstream
 
 
 async def _watched(
-    chunks: AsyncIterator[list[Json]], attempt: Attempt, health: Health
+    chunks: AsyncIterator[list[Json]], attempt: Attempt, health: Health, *, probe: bool
 ) -> AsyncGenerator[list[Json], None]:
-    """A stream whose failure after its first batch still counts against the backend."""
+    """A stream whose failure after its first batch still counts against the backend; its
+    success counts when it ends cleanly."""
     try:
         async for batch in chunks:
             yield batch
@@ -107,8 +112,16 @@ async def _watched(
         if exc.error_class in _HEALTH_FAILURES:
             plan = attempt.route.plan
             now = asyncio.get_running_loop().time()
-            health.failed(now, plan.breaker_failures, plan.breaker_open_s)
+            health.failed(now, plan.breaker_failures, plan.breaker_open_s, probe=probe)
+        elif probe:
+            health.released()
         raise
+    except BaseException:
+        if probe:
+            health.released()
+        raise
+    else:
+        health.succeeded(attempt.record.latency_s)
     finally:
         if isinstance(chunks, AsyncGenerator):
             await chunks.aclose()
