@@ -235,6 +235,18 @@ async def test_a_stream_failing_after_its_first_byte_ends_with_a_typed_event(
         assert all(r.backend == "good" for r in results if r.ok)
 
 
+async def test_streams_cut_one_after_another_open_the_circuit(tmp_path: Path) -> None:
+    # Each stream's head arrives after the previous stream's cut: if a head counted as a
+    # success it would reset the run of failures and the circuit would never open.
+    async with running(tmp_path, lambda bad, good: [resilient_route(bad, good)]) as rig:
+        rig.bad.queue_fault(count=100, cut_after_chunks=2)
+        async with rig.client() as client:
+            results = [await call(client, stream=True) for _ in range(12)]
+        assert len(rig.bad.recorder) == 5  # consecutiveFailures: 5
+        assert [r.ok for r in results] == [False] * 5 + [True] * 7
+        assert all(r.backend == "good" for r in results[5:])
+
+
 @pytest.mark.parametrize(
     ("fault", "status"),
     [({"status": 400}, 400), ({"status": 422}, 400), ({"status": 500}, 502)],

@@ -29,6 +29,7 @@ from aigw_contract import ErrorClass
 from aigw_sidecar.context import Json
 from aigw_sidecar.errors import SidecarError, UpstreamFailure, UpstreamUnavailable
 from aigw_sidecar.metrics import Metrics
+from aigw_sidecar.runtime import AttemptPlan
 
 from .chain import Attempt, AttemptMiddleware, CallNext, Stage, Upstream
 from .health import HEALTH, Health
@@ -78,10 +79,7 @@ class CircuitBreaker(AttemptMiddleware):
                 health.back_off(
                     now, exc.wait_s, rate_limited=exc.error_class is ErrorClass.RATE_LIMITED
                 )
-            if exc.error_class in _HEALTH_FAILURES:
-                health.failed(now, plan.breaker_failures, plan.breaker_open_s, probe=probe)
-            elif probe:
-                health.released()
+            _judge(health, exc, plan, now, probe=probe)
             raise
         except SidecarError:  # the provider answered (a 4xx): it is up
             health.succeeded(None)
@@ -109,12 +107,7 @@ async def _watched(
         async for batch in chunks:
             yield batch
     except UpstreamFailure as exc:
-        if exc.error_class in _HEALTH_FAILURES:
-            plan = attempt.route.plan
-            now = asyncio.get_running_loop().time()
-            health.failed(now, plan.breaker_failures, plan.breaker_open_s, probe=probe)
-        elif probe:
-            health.released()
+        _judge(health, exc, attempt.route.plan, asyncio.get_running_loop().time(), probe=probe)
         raise
     except BaseException:
         if probe:
@@ -125,3 +118,14 @@ async def _watched(
     finally:
         if isinstance(chunks, AsyncGenerator):
             await chunks.aclose()
+
+
+def _judge(
+    health: Health, exc: UpstreamFailure, plan: AttemptPlan, now: float, *, probe: bool
+) -> None:
+    """A failed attempt or stream: a health failure counts against the backend; any other
+    failure ends a half-open probe without a verdict."""
+    if exc.error_class in _HEALTH_FAILURES:
+        health.failed(now, plan.breaker_failures, plan.breaker_open_s, probe=probe)
+    elif probe:
+        health.released()
